@@ -1,0 +1,61 @@
+//! Commands: what a caller asks for, in the imperative. Built by [`crate::prepare`] where
+//! they need argon2 work, so that the serial writer never hashes.
+
+use std::net::IpAddr;
+
+use crate::password::{PasswordHash, Verification};
+use crate::{AccountId, Actor, SessionId};
+
+/// How a successful login is delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginMode {
+    /// A `__Host-tessera_session` cookie.
+    Session,
+}
+
+/// The outcome of checking a presented password, computed off the writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordCheck {
+    /// `None` when the username named no account (the decoy hash was checked instead).
+    pub account: Option<AccountId>,
+    /// The hash the password was checked against. If the account's hash differs by the time
+    /// the writer decides, the password changed in between and the check counts for nothing.
+    pub checked_hash: PasswordHash,
+    pub outcome: Verification,
+    /// A fresh hash under the current parameters, made when the stored one was stale.
+    pub rehash: Option<PasswordHash>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Register { username: String, email: Option<String>, password_hash: PasswordHash },
+    Login { check: PasswordCheck, mode: LoginMode, client: Option<IpAddr> },
+    /// Record that a session was used, if the last record is older than the touch interval.
+    TouchSession { session: SessionId },
+    Logout { session: SessionId },
+    /// End one of the holder's own sessions.
+    RevokeSession { account: AccountId, session: SessionId },
+    ChangePassword {
+        check: PasswordCheck,
+        new_hash: PasswordHash,
+        /// The session the request came through: it survives, under a fresh id.
+        current_session: Option<SessionId>,
+        client: Option<IpAddr>,
+    },
+    DisableAccount { account: AccountId, by: Actor },
+}
+
+impl Command {
+    /// The command's name, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Register { .. } => "register",
+            Self::Login { .. } => "login",
+            Self::TouchSession { .. } => "touch_session",
+            Self::Logout { .. } => "logout",
+            Self::RevokeSession { .. } => "revoke_session",
+            Self::ChangePassword { .. } => "change_password",
+            Self::DisableAccount { .. } => "disable_account",
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The Tessera domain: every rule about accounts, passwords and sessions, as pure functions.
+//!
+//! # What this crate owns
+//! - The commands a caller can ask for ([`Command`]), the events that record what happened
+//!   ([`Event`]), and the refusals a caller can get ([`Rejection`], with stable numeric codes).
+//! - [`decide`]: given the current [`Views`], a command and an [`Env`], the [`Decision`] —
+//!   the events to append and the reply. A decision may record events *and* refuse (a failed
+//!   login is a fact the log keeps even though the caller gets an error).
+//! - [`Views::apply`]: folds one recorded event into the views. Views are a pure function of
+//!   the log, so they can be rebuilt and compared at any time.
+//! - The CPU-heavy, order-independent work that runs before a decision ([`prepare`]):
+//!   hashing and verifying passwords with argon2id.
+//!
+//! # What this crate must not do
+//! No clock, no OS randomness, no files, no sockets, no threads, no async. Time and randomness
+//! arrive through [`Env`]; the workspace `clippy.toml` bans the usual ways around that. The
+//! same code therefore runs under the server, the deterministic simulator and property tests.
+//!
+//! # How to drive it
+//! 1. Run [`prepare`] work (password hashing or verification) wherever CPU is cheap.
+//! 2. Serially, per command: `let d = decide(&views, cmd, &mut env)`; append `d.events`
+//!    durably; `views.apply(at, &event)` for each; then hand `d.reply` to the caller.
+//!    The storage crate's writer does exactly this, in batches.
+
+pub mod account;
+pub mod command;
+pub mod decide;
+pub mod env;
+pub mod event;
+pub mod id;
+pub mod invariant;
+pub mod password;
+pub mod policy;
+pub mod prepare;
+pub mod rejection;
+pub mod secret;
+pub mod session;
+pub mod time;
+pub mod view;
+
+pub use command::{Command, LoginMode, PasswordCheck};
+pub use decide::{Decision, Reply, decide};
+pub use env::Env;
+pub use event::{Actor, Event, LoginFailure, Pending, SessionEndReason};
+pub use id::{AccountId, SessionId, StreamId};
+pub use policy::Policy;
+pub use rejection::Rejection;
+pub use time::Timestamp;
+pub use view::{ViewKey, ViewRecord, Views};

@@ -1,0 +1,191 @@
+//! Password rules and argon2id hashing.
+//!
+//! The policy is the tutorial's (at least 12 characters with an upper-case letter, a
+//! lower-case letter and a digit), configurable, plus a maximum length so that nobody can
+//! make argon2 chew on a megabyte. Hashes are argon2id PHC strings (RFC 9106; OWASP Password
+//! Storage Cheat Sheet parameters by default).
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash as Phc};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Argon2Params;
+
+/// The rules a new password must meet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordPolicy {
+    pub min_chars: usize,
+    /// Counted in bytes of UTF-8: what argon2 actually reads.
+    pub max_bytes: usize,
+    pub require_upper: bool,
+    pub require_lower: bool,
+    pub require_digit: bool,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self { min_chars: 12, max_bytes: 1024, require_upper: true, require_lower: true, require_digit: true }
+    }
+}
+
+impl PasswordPolicy {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_chars == 0 || self.max_bytes < self.min_chars || self.max_bytes > 64 * 1024 {
+            return Err("password limits: need 0 < min_chars <= max_bytes <= 65536".into());
+        }
+        Ok(())
+    }
+
+    /// Every rule the password breaks, so that the caller can fix them all at once.
+    pub fn problems(&self, password: &str) -> Vec<PasswordProblem> {
+        let mut problems = Vec::new();
+        if password.len() > self.max_bytes {
+            // Nothing else is worth checking on an absurd input.
+            problems.push(PasswordProblem::TooLong { max_bytes: self.max_bytes });
+            return problems;
+        }
+        if password.chars().count() < self.min_chars {
+            problems.push(PasswordProblem::TooShort { min_chars: self.min_chars });
+        }
+        if self.require_upper && !password.chars().any(char::is_uppercase) {
+            problems.push(PasswordProblem::NoUpper);
+        }
+        if self.require_lower && !password.chars().any(char::is_lowercase) {
+            problems.push(PasswordProblem::NoLower);
+        }
+        if self.require_digit && !password.chars().any(|c| c.is_ascii_digit()) {
+            problems.push(PasswordProblem::NoDigit);
+        }
+        problems
+    }
+}
+
+/// One broken password rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum PasswordProblem {
+    #[error("password must be at least {min_chars} characters")]
+    TooShort { min_chars: usize },
+    #[error("password must be at most {max_bytes} bytes")]
+    TooLong { max_bytes: usize },
+    #[error("password must contain an upper-case letter")]
+    NoUpper,
+    #[error("password must contain a lower-case letter")]
+    NoLower,
+    #[error("password must contain a digit")]
+    NoDigit,
+}
+
+impl PasswordProblem {
+    /// A stable machine-readable name for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooShort { .. } => "password_too_short",
+            Self::TooLong { .. } => "password_too_long",
+            Self::NoUpper => "password_needs_upper",
+            Self::NoLower => "password_needs_lower",
+            Self::NoDigit => "password_needs_digit",
+        }
+    }
+}
+
+/// An argon2id PHC string. Not a secret in itself, but an offline-attack target, so `Debug`
+/// shows only its parameters.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordHash(pub String);
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let params: Vec<&str> = self.0.split('$').take(4).collect();
+        write!(f, "PasswordHash({}$…)", params.join("$"))
+    }
+}
+
+/// Hashing failed: only possible with parameters argon2 refuses, which policy validation
+/// catches at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(String);
+
+pub(crate) fn params(p: &Argon2Params) -> Result<Params, HashError> {
+    Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|e| HashError(e.to_string()))
+}
+
+fn hasher(p: &Argon2Params) -> Result<Argon2<'static>, HashError> {
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params(p)?))
+}
+
+/// Hashes `password` with a 16-byte salt the caller drew from its RNG.
+pub fn hash(password: &str, salt: [u8; 16], cost: &Argon2Params) -> Result<PasswordHash, HashError> {
+    let phc = hasher(cost)?.hash_password_with_salt(password.as_bytes(), &salt).map_err(|e| HashError(e.to_string()))?;
+    Ok(PasswordHash(phc.to_string()))
+}
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    Mismatch,
+    /// The password is right; `stale` says the hash was made under other parameters than
+    /// the policy's and should be replaced.
+    Match { stale: bool },
+}
+
+/// Checks `password` against `stored`. A stored hash that cannot be parsed is a mismatch,
+/// never a panic: a corrupt record must not open the account.
+pub fn verify(password: &str, stored: &PasswordHash, cost: &Argon2Params) -> Verification {
+    let Ok(parsed) = Phc::new(&stored.0) else {
+        return Verification::Mismatch;
+    };
+    let Ok(argon) = hasher(cost) else {
+        return Verification::Mismatch;
+    };
+    if argon.verify_password(password.as_bytes(), &parsed).is_err() {
+        return Verification::Mismatch;
+    }
+    let current = params(cost).ok();
+    let stored_params = Params::try_from(&parsed).ok();
+    let same_alg = parsed.algorithm.as_str() == argon2::ARGON2ID_IDENT.as_str();
+    let stale = !same_alg
+        || match (current, stored_params) {
+            (Some(c), Some(s)) => c.m_cost() != s.m_cost() || c.t_cost() != s.t_cost() || c.p_cost() != s.p_cost(),
+            _ => true,
+        };
+    Verification::Match { stale }
+}
+
+/// A hash of a password nobody knows, under the given parameters. Logins for unknown
+/// usernames verify against it so that they take as long as a real wrong password.
+pub fn decoy_hash(cost: &Argon2Params) -> Result<PasswordHash, HashError> {
+    hash("decoy password that no account has: 7f3a9c", *b"tessera-decoy-01", cost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tutorial_policy_lists_every_problem() {
+        let p = PasswordPolicy::default();
+        assert_eq!(
+            p.problems("short"),
+            vec![PasswordProblem::TooShort { min_chars: 12 }, PasswordProblem::NoUpper, PasswordProblem::NoDigit]
+        );
+        assert!(p.problems("Correct horse 9 battery").is_empty());
+        assert_eq!(p.problems(&"A1a".repeat(400)), vec![PasswordProblem::TooLong { max_bytes: 1024 }]);
+        // Characters, not bytes, count toward the minimum.
+        assert_eq!(p.problems("Ééééééééééé1"), vec![]);
+    }
+
+    #[test]
+    fn hash_verify_and_staleness() {
+        let fast = Argon2Params::INSECURE_FAST;
+        let h = hash("Correct horse 9", [1; 16], &fast).expect("valid params");
+        assert!(h.0.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert_eq!(verify("Correct horse 9", &h, &fast), Verification::Match { stale: false });
+        assert_eq!(verify("correct horse 9", &h, &fast), Verification::Mismatch);
+        let stronger = Argon2Params { memory_kib: 128, ..fast };
+        assert_eq!(verify("Correct horse 9", &h, &stronger), Verification::Match { stale: true });
+        assert_eq!(verify("x", &PasswordHash("garbage".into()), &fast), Verification::Mismatch);
+        assert!(!format!("{h:?}").contains(h.0.rsplit('$').next().unwrap_or("?")));
+    }
+}

@@ -1,0 +1,89 @@
+//! The tunable rules: lifetimes, argon2 cost, password and username limits.
+//!
+//! Defaults follow the tutorial and OWASP: argon2id m=19456 KiB, t=2, p=1 (OWASP Password
+//! Storage Cheat Sheet minimum); sessions 30 minutes idle and 12 hours absolute (OWASP
+//! Session Management Cheat Sheet ranges for a low-risk application).
+
+use serde::{Deserialize, Serialize};
+
+use crate::password::PasswordPolicy;
+
+/// Argon2id cost parameters. Hashes made under other parameters are upgraded on the next
+/// successful login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Argon2Params {
+    /// OWASP's minimum for argon2id.
+    pub const OWASP: Self = Self { memory_kib: 19_456, iterations: 2, parallelism: 1 };
+    /// For tests and the simulator only: fast, and far too weak for real passwords.
+    pub const INSECURE_FAST: Self = Self { memory_kib: 64, iterations: 1, parallelism: 1 };
+}
+
+impl Default for Argon2Params {
+    fn default() -> Self {
+        Self::OWASP
+    }
+}
+
+/// Session lifetimes, enforced lazily from the caller's time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionPolicy {
+    pub idle_timeout_ms: u64,
+    pub absolute_lifetime_ms: u64,
+    /// Activity is recorded at most this often per session, so that a busy session does not
+    /// write an event per request. The idle deadline is therefore exact to within this.
+    pub touch_interval_ms: u64,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle_timeout_ms: 30 * 60 * 1000,
+            absolute_lifetime_ms: 12 * 60 * 60 * 1000,
+            touch_interval_ms: 60 * 1000,
+        }
+    }
+}
+
+impl SessionPolicy {
+    /// The touch interval must be well inside the idle timeout, or an active session could
+    /// expire between two recorded touches.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.idle_timeout_ms == 0 || self.absolute_lifetime_ms == 0 {
+            return Err("session timeouts must be positive".into());
+        }
+        if self.touch_interval_ms.saturating_mul(4) > self.idle_timeout_ms {
+            return Err("session touch_interval_ms must be at most a quarter of idle_timeout_ms".into());
+        }
+        Ok(())
+    }
+}
+
+/// Every rule a decision consults that an operator may tune.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub argon2: Argon2Params,
+    pub password: PasswordPolicy,
+    pub session: SessionPolicy,
+}
+
+impl Policy {
+    /// A policy for tests and the simulator: real rules, cheap hashing.
+    pub fn fast_for_tests() -> Self {
+        Self { argon2: Argon2Params::INSECURE_FAST, ..Self::default() }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.session.validate()?;
+        self.password.validate()?;
+        crate::password::params(&self.argon2).map(|_| ()).map_err(|e| format!("argon2 parameters: {e}"))
+    }
+}

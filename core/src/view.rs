@@ -1,0 +1,237 @@
+//! Views: the current state, folded from the log by [`Views::apply`].
+//!
+//! The views are both what reads consult (is this session live? which account has this
+//! username?) and the aggregate state decisions are made against: with one writer, the
+//! views it maintains are always current for it. Storage persists the primary records
+//! (accounts, usernames, sessions) in one tree each, keyed as [`ViewKey`] says; the indexes
+//! (by secret digest, by account, by deadline) are derived when the records are loaded.
+//!
+//! Expired sessions are dropped when an event recorded at or after their deadline is
+//! applied. That uses only the envelope's time, so a rebuild from the log drops exactly the
+//! same sessions, and the views stay as large as the number of live sessions.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::account::{AccountView, username_key};
+use crate::event::Event;
+use crate::secret::SecretDigest;
+use crate::session::SessionView;
+use crate::{AccountId, SessionId, Timestamp};
+
+/// The key of one persisted view record.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViewKey {
+    Account(AccountId),
+    /// The normalised (lower-case) username.
+    Username(String),
+    Session(SessionId),
+}
+
+/// One persisted view record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ViewRecord {
+    Account(AccountView),
+    Username(AccountId),
+    Session(SessionView),
+}
+
+/// An event the views cannot apply: the log contradicts itself. Only a corrupt or tampered
+/// log (whose hash chain was also forged) or a bug can produce one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {kind} cannot apply: {why}")]
+pub struct ApplyError {
+    pub kind: &'static str,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Views {
+    pub(crate) accounts: HashMap<AccountId, AccountView>,
+    pub(crate) usernames: HashMap<String, AccountId>,
+    pub(crate) sessions: HashMap<SessionId, SessionView>,
+    pub(crate) by_digest: HashMap<SecretDigest, SessionId>,
+    pub(crate) by_account: HashMap<AccountId, BTreeSet<SessionId>>,
+    pub(crate) by_deadline: BTreeSet<(Timestamp, SessionId)>,
+}
+
+impl Views {
+    pub fn account(&self, id: &AccountId) -> Option<&AccountView> {
+        self.accounts.get(id)
+    }
+
+    pub fn account_by_username(&self, username: &str) -> Option<&AccountView> {
+        let key = username_key(username).ok()?;
+        self.usernames.get(&key).and_then(|id| self.accounts.get(id))
+    }
+
+    pub fn session(&self, id: &SessionId) -> Option<&SessionView> {
+        self.sessions.get(id)
+    }
+
+    pub fn session_by_digest(&self, digest: &SecretDigest) -> Option<&SessionView> {
+        self.by_digest.get(digest).and_then(|id| self.sessions.get(id))
+    }
+
+    /// The account's sessions that have not ended. Some may be past their deadline and not
+    /// yet dropped: callers check [`SessionView::is_live`].
+    pub fn sessions_of(&self, account: &AccountId) -> impl Iterator<Item = &SessionView> {
+        self.by_account.get(account).into_iter().flatten().filter_map(|id| self.sessions.get(id))
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Every persisted key, in a stable order, for comparing two sets of views.
+    pub fn keys(&self) -> Vec<ViewKey> {
+        let mut keys: Vec<ViewKey> = self
+            .accounts
+            .keys()
+            .map(|k| ViewKey::Account(*k))
+            .chain(self.usernames.keys().map(|k| ViewKey::Username(k.clone())))
+            .chain(self.sessions.keys().map(|k| ViewKey::Session(*k)))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The record stored under `key`, or `None` if it was removed.
+    pub fn record(&self, key: &ViewKey) -> Option<ViewRecord> {
+        match key {
+            ViewKey::Account(id) => self.accounts.get(id).cloned().map(ViewRecord::Account),
+            ViewKey::Username(name) => self.usernames.get(name).copied().map(ViewRecord::Username),
+            ViewKey::Session(id) => self.sessions.get(id).cloned().map(ViewRecord::Session),
+        }
+    }
+
+    /// Inserts a persisted record while loading, deriving the indexes.
+    pub fn load(&mut self, key: ViewKey, record: ViewRecord) -> Result<(), ApplyError> {
+        match (key, record) {
+            (ViewKey::Account(id), ViewRecord::Account(a)) if a.id == id => {
+                self.accounts.insert(id, a);
+            }
+            (ViewKey::Username(name), ViewRecord::Username(id)) => {
+                self.usernames.insert(name, id);
+            }
+            (ViewKey::Session(id), ViewRecord::Session(s)) if s.id == id => self.insert_session(s),
+            (key, _) => return Err(ApplyError { kind: "load", why: format!("record does not match its key {key:?}") }),
+        }
+        Ok(())
+    }
+
+    fn insert_session(&mut self, s: SessionView) {
+        self.by_digest.insert(s.secret_digest, s.id);
+        self.by_account.entry(s.account).or_default().insert(s.id);
+        self.by_deadline.insert((s.deadline(), s.id));
+        self.sessions.insert(s.id, s);
+    }
+
+    fn remove_session(&mut self, id: &SessionId, touched: &mut Vec<ViewKey>) -> Option<SessionView> {
+        let s = self.sessions.remove(id)?;
+        self.by_digest.remove(&s.secret_digest);
+        if let Some(set) = self.by_account.get_mut(&s.account) {
+            set.remove(id);
+            if set.is_empty() {
+                self.by_account.remove(&s.account);
+            }
+        }
+        self.by_deadline.remove(&(s.deadline(), s.id));
+        touched.push(ViewKey::Session(*id));
+        Some(s)
+    }
+
+    /// Drops every session whose deadline is at or before `at`.
+    fn drop_expired(&mut self, at: Timestamp, touched: &mut Vec<ViewKey>) {
+        while let Some(&(deadline, id)) = self.by_deadline.first() {
+            if deadline > at {
+                break;
+            }
+            self.by_deadline.pop_first();
+            self.remove_session(&id, touched);
+        }
+    }
+
+    /// Folds one event, recorded at `at`, into the views, and pushes the key of every
+    /// persisted record it changed onto `touched`.
+    pub fn apply(&mut self, at: Timestamp, event: &Event, touched: &mut Vec<ViewKey>) -> Result<(), ApplyError> {
+        self.drop_expired(at, touched);
+        let fail = |why: &str| ApplyError { kind: event.kind(), why: why.to_owned() };
+        match event {
+            Event::AccountRegistered { account, username, email, password_hash } => {
+                let key = username_key(username).map_err(|e| fail(&e.to_string()))?;
+                if self.usernames.contains_key(&key) || self.accounts.contains_key(account) {
+                    return Err(fail("username or account id already registered"));
+                }
+                self.usernames.insert(key.clone(), *account);
+                self.accounts.insert(
+                    *account,
+                    AccountView {
+                        id: *account,
+                        username: username.clone(),
+                        email: email.clone(),
+                        password_hash: password_hash.clone(),
+                        disabled: false,
+                        created_at: at,
+                        password_changed_at: at,
+                    },
+                );
+                touched.push(ViewKey::Username(key));
+                touched.push(ViewKey::Account(*account));
+            }
+            Event::PasswordChanged { account, password_hash } | Event::PasswordRehashed { account, password_hash } => {
+                let a = self.accounts.get_mut(account).ok_or_else(|| fail("unknown account"))?;
+                a.password_hash = password_hash.clone();
+                if matches!(event, Event::PasswordChanged { .. }) {
+                    a.password_changed_at = at;
+                }
+                touched.push(ViewKey::Account(*account));
+            }
+            Event::AccountDisabled { account, .. } => {
+                let a = self.accounts.get_mut(account).ok_or_else(|| fail("unknown account"))?;
+                a.disabled = true;
+                touched.push(ViewKey::Account(*account));
+            }
+            Event::LoginFailed { account, .. } => {
+                self.accounts.get(account).ok_or_else(|| fail("unknown account"))?;
+            }
+            Event::UnknownAccountLoginFailed { .. } => {}
+            Event::SessionStarted { session, account, secret_digest, idle_timeout_ms, expires_at } => {
+                if !self.accounts.contains_key(account) || self.sessions.contains_key(session) {
+                    return Err(fail("unknown account or duplicate session id"));
+                }
+                if self.by_digest.contains_key(secret_digest) {
+                    return Err(fail("duplicate session secret digest"));
+                }
+                self.insert_session(SessionView {
+                    id: *session,
+                    account: *account,
+                    secret_digest: *secret_digest,
+                    created_at: at,
+                    last_seen_at: at,
+                    idle_timeout_ms: *idle_timeout_ms,
+                    expires_at: *expires_at,
+                });
+                touched.push(ViewKey::Session(*session));
+            }
+            Event::SessionTouched { session } => {
+                let mut s = self.remove_session(session, touched).ok_or_else(|| fail("unknown or expired session"))?;
+                s.last_seen_at = at;
+                self.insert_session(s);
+            }
+            Event::SessionEnded { session, .. } => {
+                self.remove_session(session, touched).ok_or_else(|| fail("unknown or expired session"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the derived indexes agree with the records. Cheap enough for tests and
+    /// the simulator after every step; the writer runs it in debug builds.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        crate::invariant::check(self)
+    }
+}

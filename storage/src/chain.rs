@@ -1,0 +1,80 @@
+//! The hash chain: every envelope carries SHA-256(its fields ‖ the previous envelope's
+//! hash), so that changing, removing or reordering any stored event breaks every hash after
+//! it. `tessera verify` walks it; `serve` refuses to start on a broken one.
+
+use sha2::{Digest, Sha256};
+
+use crate::codec::{self, CodecError, Envelope};
+
+/// The `prev_hash` of the first envelope.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The hash `e` must carry, given its fields and `prev_hash`.
+pub fn expected_hash(e: &Envelope) -> Result<[u8; 32], CodecError> {
+    let payload = codec::encode_event(&e.event)?;
+    let mut h = Sha256::new();
+    h.update(b"tessera-log-v1");
+    h.update(codec::hashed_bytes(e, &payload)?);
+    Ok(h.finalize().into())
+}
+
+/// Fills in `e.hash` after `e.prev_hash` and the fields are set.
+pub fn seal(e: &mut Envelope) -> Result<(), CodecError> {
+    e.hash = expected_hash(e)?;
+    Ok(())
+}
+
+/// Where and how the chain broke.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChainError {
+    #[error("sequence {sequence}: envelope hash does not match its contents (altered)")]
+    Altered { sequence: u64 },
+    #[error("sequence {sequence}: does not link to the envelope before it (removed or reordered)")]
+    Unlinked { sequence: u64 },
+    #[error("sequence {sequence}: expected sequence {expected} (gap)")]
+    Gap { sequence: u64, expected: u64 },
+    #[error("sequence {sequence}: unreadable: {why}")]
+    Unreadable { sequence: u64, why: String },
+}
+
+/// Walks envelopes in order, checking each link. Feed it every envelope from the first.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    prev_hash: [u8; 32],
+    next_sequence: u64,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self { prev_hash: GENESIS, next_sequence: 1 }
+    }
+}
+
+impl ChainVerifier {
+    pub fn check(&mut self, e: &Envelope) -> Result<(), ChainError> {
+        if e.sequence != self.next_sequence {
+            return Err(ChainError::Gap { sequence: e.sequence, expected: self.next_sequence });
+        }
+        let expected =
+            expected_hash(e).map_err(|err| ChainError::Unreadable { sequence: e.sequence, why: err.to_string() })?;
+        if expected != e.hash {
+            return Err(ChainError::Altered { sequence: e.sequence });
+        }
+        if e.prev_hash != self.prev_hash {
+            return Err(ChainError::Unlinked { sequence: e.sequence });
+        }
+        self.prev_hash = e.hash;
+        self.next_sequence += 1;
+        Ok(())
+    }
+
+    /// The hash of the last envelope checked.
+    pub fn head_hash(&self) -> [u8; 32] {
+        self.prev_hash
+    }
+
+    /// How many envelopes were checked.
+    pub fn count(&self) -> u64 {
+        self.next_sequence - 1
+    }
+}

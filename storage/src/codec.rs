@@ -1,0 +1,214 @@
+//! The on-disk format: the one module that turns events, envelopes and view records into
+//! bytes and back.
+//!
+//! bincode 2.0.1 in serde mode with one frozen configuration (little-endian, variable-length
+//! integers, a size limit). The configuration, the order of `Event` variants and of every
+//! field are part of the format: the golden-bytes tests below fail if any of them moves.
+//! Reading goes through [`decode_event`], which dispatches on the envelope's schema version,
+//! so that an older shape can be upcast on read without rewriting the log.
+
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use serde::{Deserialize, Serialize};
+use tessera_core::account::AccountView;
+use tessera_core::session::SessionView;
+use tessera_core::{AccountId, Event, SessionId, StreamId, Timestamp, ViewKey, ViewRecord};
+
+/// Largest encoded value we ever write or accept: far above any real event, far below what
+/// would let a corrupt length field allocate gigabytes.
+pub const ENCODED_BYTES_MAX: usize = 64 * 1024;
+
+/// Never change: every stored byte was written with it.
+const CFG: Configuration<LittleEndian, Varint, Limit<ENCODED_BYTES_MAX>> =
+    bincode::config::standard().with_limit::<ENCODED_BYTES_MAX>();
+
+/// The envelope layout version, the first byte of every stored envelope.
+pub const ENVELOPE_FORMAT: u8 = 1;
+/// The schema version new events are written with.
+pub const EVENT_SCHEMA: u16 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("cannot encode: {0}")]
+    Encode(String),
+    #[error("cannot decode {what}: {why}")]
+    Decode { what: &'static str, why: String },
+    #[error("unknown envelope format {0}: written by a newer Tessera?")]
+    UnknownFormat(u8),
+    #[error("event {kind} has schema {schema}, which this build cannot read")]
+    UnknownSchema { kind: String, schema: u16 },
+    #[error("trailing bytes after {0}")]
+    Trailing(&'static str),
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, CFG).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &'static str) -> Result<T, CodecError> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, CFG).map_err(|e| CodecError::Decode { what, why: e.to_string() })?;
+    if used != bytes.len() {
+        return Err(CodecError::Trailing(what));
+    }
+    Ok(value)
+}
+
+pub fn encode_event(event: &Event) -> Result<Vec<u8>, CodecError> {
+    encode(event)
+}
+
+/// Decodes an event payload written under `schema`. Schema 1 is the only one so far; an
+/// upcaster for a later change goes here as another arm, turning the old shape into the
+/// current `Event`.
+pub fn decode_event(kind: &str, schema: u16, payload: &[u8]) -> Result<Event, CodecError> {
+    match schema {
+        1 => {
+            let event: Event = decode(payload, "event")?;
+            if event.kind() != kind {
+                return Err(CodecError::Decode { what: "event", why: format!("payload is {}, envelope says {kind}", event.kind()) });
+            }
+            Ok(event)
+        }
+        _ => Err(CodecError::UnknownSchema { kind: kind.to_owned(), schema }),
+    }
+}
+
+/// One entry of the log, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub sequence: u64,
+    pub stream: StreamId,
+    /// 1 for a stream's first event.
+    pub stream_version: u64,
+    pub recorded_at: Timestamp,
+    pub schema: u16,
+    pub event: Event,
+    /// The hash of the envelope before this one (all zero for the first).
+    pub prev_hash: [u8; 32],
+    /// SHA-256 over this envelope's fields and `prev_hash`: see [`crate::chain`].
+    pub hash: [u8; 32],
+}
+
+/// The stored form of an envelope. Field order is the format.
+#[derive(Serialize, Deserialize)]
+struct StoredEnvelope {
+    format: u8,
+    sequence: u64,
+    stream: String,
+    stream_version: u64,
+    recorded_at: u64,
+    kind: String,
+    schema: u16,
+    payload: Vec<u8>,
+    prev_hash: [u8; 32],
+    hash: [u8; 32],
+}
+
+/// The bytes the chain hash covers: everything but the hash itself.
+pub(crate) fn hashed_bytes(e: &Envelope, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+    encode(&(
+        ENVELOPE_FORMAT,
+        e.sequence,
+        e.stream.as_str(),
+        e.stream_version,
+        e.recorded_at.as_millis(),
+        e.event.kind(),
+        e.schema,
+        payload,
+        e.prev_hash,
+    ))
+}
+
+pub fn encode_envelope(e: &Envelope) -> Result<Vec<u8>, CodecError> {
+    encode(&StoredEnvelope {
+        format: ENVELOPE_FORMAT,
+        sequence: e.sequence,
+        stream: e.stream.0.clone(),
+        stream_version: e.stream_version,
+        recorded_at: e.recorded_at.as_millis(),
+        kind: e.event.kind().to_owned(),
+        schema: e.schema,
+        payload: encode_event(&e.event)?,
+        prev_hash: e.prev_hash,
+        hash: e.hash,
+    })
+}
+
+pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
+    match bytes.first() {
+        Some(&ENVELOPE_FORMAT) => {}
+        Some(&other) => return Err(CodecError::UnknownFormat(other)),
+        None => return Err(CodecError::Decode { what: "envelope", why: "empty".into() }),
+    }
+    let s: StoredEnvelope = decode(bytes, "envelope")?;
+    Ok(Envelope {
+        sequence: s.sequence,
+        stream: StreamId(s.stream),
+        stream_version: s.stream_version,
+        recorded_at: Timestamp::from_millis(s.recorded_at),
+        schema: s.schema,
+        event: decode_event(&s.kind, s.schema, &s.payload)?,
+        prev_hash: s.prev_hash,
+        hash: s.hash,
+    })
+}
+
+/// Which persisted view a key lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViewTree {
+    Accounts,
+    Usernames,
+    Sessions,
+}
+
+impl ViewTree {
+    pub const ALL: [ViewTree; 3] = [Self::Accounts, Self::Usernames, Self::Sessions];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accounts => "view.accounts",
+            Self::Usernames => "view.usernames",
+            Self::Sessions => "view.sessions",
+        }
+    }
+}
+
+pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
+    match key {
+        ViewKey::Account(id) => (ViewTree::Accounts, id.as_bytes().to_vec()),
+        ViewKey::Username(name) => (ViewTree::Usernames, name.as_bytes().to_vec()),
+        ViewKey::Session(id) => (ViewTree::Sessions, id.as_bytes().to_vec()),
+    }
+}
+
+pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecError> {
+    let uuid = || -> Result<[u8; 16], CodecError> {
+        bytes.try_into().map_err(|_| CodecError::Decode { what: "view key", why: format!("{} bytes, want 16", bytes.len()) })
+    };
+    Ok(match tree {
+        ViewTree::Accounts => ViewKey::Account(AccountId::from_bytes(uuid()?)),
+        ViewTree::Sessions => ViewKey::Session(SessionId::from_bytes(uuid()?)),
+        ViewTree::Usernames => ViewKey::Username(
+            String::from_utf8(bytes.to_vec()).map_err(|e| CodecError::Decode { what: "view key", why: e.to_string() })?,
+        ),
+    })
+}
+
+pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
+    match record {
+        ViewRecord::Account(a) => encode(a),
+        ViewRecord::Username(id) => encode(id),
+        ViewRecord::Session(s) => encode(s),
+    }
+}
+
+pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, CodecError> {
+    Ok(match tree {
+        ViewTree::Accounts => ViewRecord::Account(decode::<AccountView>(bytes, "account view")?),
+        ViewTree::Usernames => ViewRecord::Username(decode::<AccountId>(bytes, "username view")?),
+        ViewTree::Sessions => ViewRecord::Session(decode::<SessionView>(bytes, "session view")?),
+    })
+}
+
+#[cfg(test)]
+mod golden;

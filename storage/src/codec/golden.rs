@@ -1,0 +1,118 @@
+//! Golden bytes: one fixed example of every event variant, encoded, checked in under
+//! `storage/golden/`. A failing test here means the format moved: add a variant or an
+//! upcaster instead. `TESSERA_BLESS=1 cargo test -p tessera-storage golden` writes files for
+//! new variants only; it never overwrites an existing one.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use tessera_core::password::PasswordHash;
+use tessera_core::secret::SecretDigest;
+use tessera_core::{AccountId, Actor, Event, LoginFailure, SessionEndReason, SessionId, Timestamp};
+use uuid_fixture::uuid;
+
+use super::*;
+
+mod uuid_fixture {
+    pub fn uuid(n: u8) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = n.wrapping_mul(17).wrapping_add(i as u8);
+        }
+        b
+    }
+}
+
+fn examples() -> Vec<Event> {
+    let account = AccountId::from_bytes(uuid(1));
+    let session = SessionId::from_bytes(uuid(2));
+    let hash = PasswordHash("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".into());
+    let client = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+    vec![
+        Event::AccountRegistered {
+            account,
+            username: "Alice".into(),
+            email: Some("alice@example.com".into()),
+            password_hash: hash.clone(),
+        },
+        Event::PasswordChanged { account, password_hash: hash.clone() },
+        Event::PasswordRehashed { account, password_hash: hash },
+        Event::AccountDisabled { account, by: Actor::Operator { name: "ops".into() } },
+        Event::LoginFailed { account, reason: LoginFailure::WrongPassword, client },
+        Event::UnknownAccountLoginFailed { client },
+        Event::SessionStarted {
+            session,
+            account,
+            secret_digest: SecretDigest([9; 32]),
+            idle_timeout_ms: 1_800_000,
+            expires_at: Timestamp::from_millis(1_700_000_000_000),
+        },
+        Event::SessionTouched { session },
+        Event::SessionEnded { session, reason: SessionEndReason::LoggedOut },
+    ]
+}
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden").join("events-v1")
+}
+
+#[test]
+fn every_variant_has_an_example() {
+    let kinds: Vec<&str> = examples().iter().map(Event::kind).collect();
+    assert_eq!(kinds, Event::KINDS, "add an example (and golden file) for every new variant, in order");
+}
+
+#[test]
+fn golden_bytes_match_and_decode() {
+    let bless = std::env::var_os("TESSERA_BLESS").is_some();
+    for event in examples() {
+        let path = golden_dir().join(format!("{}.hex", event.kind()));
+        let bytes = encode_event(&event).expect("examples encode");
+        let hex = data_encoding_hex(&bytes);
+        match std::fs::read_to_string(&path) {
+            Ok(golden) => {
+                assert_eq!(golden.trim(), hex, "the encoding of {} changed: add a variant or an upcaster", event.kind());
+                let decoded = decode_event(event.kind(), EVENT_SCHEMA, &bytes).expect("golden decodes");
+                assert_eq!(decoded, event);
+            }
+            Err(_) if bless => {
+                std::fs::create_dir_all(golden_dir()).expect("golden dir is writable when blessing");
+                std::fs::write(&path, format!("{hex}\n")).expect("golden file is writable when blessing");
+            }
+            Err(e) => panic!("missing golden file {}: {e} (run with TESSERA_BLESS=1 once)", path.display()),
+        }
+    }
+}
+
+#[test]
+fn envelope_round_trips_and_rejects_garbage() {
+    let e = Envelope {
+        sequence: 7,
+        stream: StreamId("account-x".into()),
+        stream_version: 2,
+        recorded_at: Timestamp::from_millis(5),
+        schema: EVENT_SCHEMA,
+        event: examples().remove(1),
+        prev_hash: [1; 32],
+        hash: [2; 32],
+    };
+    let bytes = encode_envelope(&e).expect("encodes");
+    assert_eq!(decode_envelope(&bytes).expect("decodes"), e);
+    assert!(matches!(decode_envelope(&[]), Err(CodecError::Decode { .. })));
+    assert!(matches!(decode_envelope(&[9, 1, 2]), Err(CodecError::UnknownFormat(9))));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(decode_envelope(&longer), Err(CodecError::Trailing(_))));
+    assert!(decode_envelope(&bytes[..bytes.len() - 3]).is_err());
+}
+
+#[test]
+fn unknown_schema_is_refused_not_guessed() {
+    let bytes = encode_event(&examples()[0]).expect("encodes");
+    assert!(matches!(decode_event("AccountRegistered", 2, &bytes), Err(CodecError::UnknownSchema { .. })));
+    assert!(matches!(decode_event("PasswordChanged", 1, &bytes), Err(CodecError::Decode { .. })));
+}
+
+fn data_encoding_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,378 @@
+//! The engine: one writer thread in front of an [`EventStore`].
+//!
+//! ```text
+//! callers ──submit──▶ bounded queue ──▶ writer: take a batch ─▶ decide + apply each command
+//!                                             ─▶ append all events and view changes atomically
+//!                                             ─▶ one durable sync for the batch ─▶ answer all
+//! ```
+//! One writer means no lost update and no race between two commands on one aggregate;
+//! batching means one fsync serves every command in the batch (group commit). Reads take the
+//! views' read lock and never wait for the disk.
+//!
+//! Views are updated in memory before the batch is durable. That is safe because nothing is
+//! answered before the sync, and every command that depends on state is decided by this same
+//! writer after the previous batch's sync. If a sync fails, memory is ahead of the disk: the
+//! engine stops taking commands (every later submit answers [`EngineError::Storage`]) and a
+//! restart reloads the views from the durable store.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+
+use rand_core::CryptoRng;
+use tessera_core::{Command, Env, Policy, Rejection, Reply, StreamId, Timestamp, ViewKey, Views, decide};
+use tokio::sync::oneshot;
+
+use crate::event_store::{AppendBatch, EventStore, NewEvent};
+use crate::replay;
+
+/// Where the engine gets the time. The server passes the wall clock, the simulator a virtual
+/// one.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Most commands decided and synced together.
+    pub batch_commands_max: usize,
+    /// Commands waiting beyond this are refused with [`EngineError::Overloaded`].
+    pub queue_commands_max: usize,
+    /// Check the views' invariants after every batch (tests and the simulator).
+    pub check_invariants: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { batch_commands_max: 512, queue_commands_max: 8192, check_invariants: cfg!(debug_assertions) }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    #[error("the writer's queue is full; retry shortly")]
+    Overloaded,
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error("storage failed, so the engine stopped to protect the log; restart it: {0}")]
+    Storage(String),
+    #[error("invariant violated, so the engine stopped: {0}")]
+    Invariant(String),
+}
+
+/// What a command came to, once its events (if any) are durable.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Result<Reply, Rejection>,
+    /// When the writer decided it.
+    pub recorded_at: Timestamp,
+    /// The log's last sequence after the batch that carried it.
+    pub sequence: u64,
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct EngineMetrics {
+    pub commands: AtomicU64,
+    pub batches: AtomicU64,
+    pub events_appended: AtomicU64,
+    pub durable_syncs: AtomicU64,
+    pub overloaded: AtomicU64,
+}
+
+enum Msg {
+    Job(Command, oneshot::Sender<Result<Outcome, EngineError>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct Shared {
+    views: RwLock<Views>,
+    failed: Mutex<Option<EngineError>>,
+    stopped: AtomicBool,
+    metrics: EngineMetrics,
+    head: AtomicU64,
+}
+
+/// A handle to the running engine. Cheap to clone; every clone talks to the same writer.
+#[derive(Clone)]
+pub struct Engine {
+    tx: SyncSender<Msg>,
+    shared: Arc<Shared>,
+    clock: Arc<dyn Clock>,
+    policy: Arc<Policy>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("head", &self.shared.head.load(Ordering::Relaxed)).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Loads the persisted views from `store` and starts the writer thread.
+    pub fn start(
+        store: Box<dyn EventStore>,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        rng: Box<dyn CryptoRng + Send>,
+        config: EngineConfig,
+    ) -> Result<Self, replay::ReplayError> {
+        let views = replay::load_views(store.as_ref())?;
+        let head = store.head();
+        let last_at = match store.read_from(head.sequence.max(1)).next() {
+            Some(e) => e?.recorded_at,
+            None => Timestamp::default(),
+        };
+        let (tx, rx) = mpsc::sync_channel(config.queue_commands_max);
+        let shared = Arc::new(Shared {
+            views: RwLock::new(views),
+            failed: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+            metrics: EngineMetrics::default(),
+            head: AtomicU64::new(head.sequence),
+        });
+        let policy = Arc::new(policy);
+        let writer = Writer { store, rng, clock: clock.clone(), policy: policy.clone(), config, shared: shared.clone(), last_at };
+        let thread = std::thread::Builder::new()
+            .name("tessera-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| replay::ReplayError::Read(crate::ReadError::Io(format!("cannot start the writer thread: {e}"))))?;
+        Ok(Self { tx, shared, clock, policy, thread: Arc::new(Mutex::new(Some(thread))) })
+    }
+
+    /// Queues `command`. Refuses at once when the queue is full or the engine has stopped.
+    pub fn submit(&self, command: Command) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Msg::Job(command, reply)) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => {
+                self.shared.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
+                Err(EngineError::Overloaded)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Submits and waits, for async callers.
+    pub async fn execute(&self, command: Command) -> Result<Outcome, EngineError> {
+        self.submit(command)?.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Submits and waits, for synchronous callers (CLI, simulator). Must not be called from
+    /// inside an async runtime.
+    pub fn execute_blocking(&self, command: Command) -> Result<Outcome, EngineError> {
+        self.submit(command)?.blocking_recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    /// A read lock on the current views. Hold it briefly: the writer waits for it.
+    pub fn views(&self) -> RwLockReadGuard<'_, Views> {
+        // A poisoned lock means the writer panicked mid-apply; the views may be half-updated,
+        // but a reader can only see them, and `failure()` already reports the engine down.
+        self.shared.views.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn metrics(&self) -> &EngineMetrics {
+        &self.shared.metrics
+    }
+
+    /// The last sequence made durable.
+    pub fn head_sequence(&self) -> u64 {
+        self.shared.head.load(Ordering::Acquire)
+    }
+
+    /// Why the engine stopped taking commands, if it did.
+    pub fn failure(&self) -> Option<EngineError> {
+        if let Some(e) = self.shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+            return Some(e);
+        }
+        self.shared.stopped.load(Ordering::Acquire).then_some(EngineError::Stopped)
+    }
+
+    /// Finishes the batch in hand, answers it, and stops the writer. Commands queued behind
+    /// the shutdown are answered [`EngineError::Stopped`]. Idempotent.
+    pub fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(done)).is_ok() {
+            let _ = wait.blocking_recv();
+        }
+        let handle = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+struct Writer {
+    store: Box<dyn EventStore>,
+    rng: Box<dyn CryptoRng + Send>,
+    clock: Arc<dyn Clock>,
+    policy: Arc<Policy>,
+    config: EngineConfig,
+    shared: Arc<Shared>,
+    /// Recorded times never go backwards, whatever the clock does.
+    last_at: Timestamp,
+}
+
+type Answer = (oneshot::Sender<Result<Outcome, EngineError>>, Result<Reply, Rejection>, Timestamp);
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut jobs = Vec::with_capacity(self.config.batch_commands_max);
+        while let Ok(first) = rx.recv() {
+            let mut shutdown = None;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Job(cmd, reply) => jobs.push((cmd, reply)),
+                    Msg::Shutdown(done) => {
+                        shutdown = Some(done);
+                        break;
+                    }
+                }
+                if jobs.len() < self.config.batch_commands_max {
+                    next = match rx.try_recv() {
+                        Ok(m) => Some(m),
+                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+                    };
+                }
+            }
+            if !jobs.is_empty() {
+                self.process(std::mem::take(&mut jobs));
+            }
+            if let Some(done) = shutdown {
+                self.shared.stopped.store(true, Ordering::Release);
+                drop(rx);
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    fn fail(&self, error: EngineError) {
+        tracing::error!(%error, "engine stopped");
+        *self.shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+    }
+
+    fn current_failure(&self) -> Option<EngineError> {
+        self.shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn process(&mut self, jobs: Vec<(Command, oneshot::Sender<Result<Outcome, EngineError>>)>) {
+        let shared = self.shared.clone();
+        let metrics = &shared.metrics;
+        metrics.commands.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        if let Some(e) = self.current_failure() {
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        }
+        let (batch, answers) = match self.decide_batch(jobs) {
+            Ok(decided) => decided,
+            Err((error, answers)) => {
+                self.fail(error.clone());
+                for (reply, _, _) in answers {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                return;
+            }
+        };
+        let sequence = if batch.events.is_empty() && batch.views.is_empty() {
+            self.store.head().sequence
+        } else {
+            let events = batch.events.len() as u64;
+            match self.store.append(batch) {
+                Ok(sealed) => {
+                    metrics.batches.fetch_add(1, Ordering::Relaxed);
+                    metrics.durable_syncs.fetch_add(1, Ordering::Relaxed);
+                    metrics.events_appended.fetch_add(events, Ordering::Relaxed);
+                    let head = sealed.last().map_or(self.store.head().sequence, |e| e.sequence);
+                    self.shared.head.store(head, Ordering::Release);
+                    head
+                }
+                Err(e) => {
+                    let error = EngineError::Storage(e.to_string());
+                    self.fail(error.clone());
+                    for (reply, _, _) in answers {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                    return;
+                }
+            }
+        };
+        for (reply, result, recorded_at) in answers {
+            let _ = reply.send(Ok(Outcome { reply: result, recorded_at, sequence }));
+        }
+    }
+
+    /// Decides every job in order against the views, applying each decision's events before
+    /// the next job is decided.
+    #[allow(clippy::type_complexity)]
+    fn decide_batch(
+        &mut self,
+        jobs: Vec<(Command, oneshot::Sender<Result<Outcome, EngineError>>)>,
+    ) -> Result<(AppendBatch, Vec<Answer>), (EngineError, Vec<Answer>)> {
+        let shared = self.shared.clone();
+        let mut views = shared.views.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut batch = AppendBatch::default();
+        let mut touched: Vec<ViewKey> = Vec::new();
+        let mut versions: std::collections::HashMap<StreamId, u64> = std::collections::HashMap::new();
+        let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
+        let mut failure = None;
+        for (command, reply) in jobs {
+            if failure.is_some() {
+                answers.push((reply, Err(Rejection::Unauthenticated), self.last_at));
+                continue;
+            }
+            let now = self.clock.now().max(self.last_at);
+            self.last_at = now;
+            let mut env = Env::new(now, self.rng.as_mut(), &self.policy);
+            let decision = decide(&views, command, &mut env);
+            for pending in decision.events {
+                let expected = match versions.get(&pending.stream) {
+                    Some(v) => *v,
+                    None => match self.store.stream_version(&pending.stream) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            failure = Some(EngineError::Storage(e.to_string()));
+                            break;
+                        }
+                    },
+                };
+                if let Err(e) = views.apply(now, &pending.event, &mut touched) {
+                    failure = Some(EngineError::Invariant(e.to_string()));
+                    break;
+                }
+                versions.insert(pending.stream.clone(), expected + 1);
+                batch.events.push(NewEvent { stream: pending.stream, expected_version: expected, recorded_at: now, event: pending.event });
+            }
+            answers.push((reply, decision.reply, now));
+        }
+        if failure.is_none() && self.config.check_invariants {
+            failure = views.check_invariants().err().map(EngineError::Invariant);
+        }
+        if let Some(e) = failure {
+            return Err((e, answers));
+        }
+        touched.sort();
+        touched.dedup();
+        batch.views = touched.into_iter().map(|k| {
+            let record = views.record(&k);
+            (k, record)
+        }).collect();
+        Ok((batch, answers))
+    }
+}

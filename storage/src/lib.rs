@@ -1,0 +1,31 @@
+//! Tessera's storage: the durable, hash-chained event log, the persisted views, and the one
+//! writer that turns commands into appended events.
+//!
+//! # What this crate owns
+//! - [`codec`]: the on-disk format (bincode 2.0.1 behind our own module, golden-bytes tested).
+//! - [`chain`]: the hash chain that makes tampering detectable.
+//! - [`EventStore`]: the narrow storage boundary, with [`SledStore`] (durable) and
+//!   [`MemoryStore`] (reference model) behind it, and [`fault::FaultyStore`] for crash tests.
+//! - [`engine`]: the single writer. It batches commands, decides each with the core,
+//!   appends all their events and view changes atomically, makes the batch durable once
+//!   (group commit) and only then answers.
+//! - [`replay`]: reading the log back: printing, rebuilding views, verifying the chain.
+//!
+//! # What this crate must not do
+//! Decide anything: every rule lives in `tessera-core`. Read a clock or OS randomness
+//! itself: the engine is handed a [`engine::Clock`] and an RNG. Speak HTTP.
+
+pub mod chain;
+pub mod codec;
+pub mod engine;
+pub mod event_store;
+pub mod fault;
+pub mod memory_store;
+pub mod replay;
+pub mod sled_store;
+
+pub use codec::Envelope;
+pub use engine::{Clock, Engine, EngineConfig, EngineError, Outcome};
+pub use event_store::{AppendBatch, AppendError, EventStore, Head, NewEvent, OpenError, ReadError};
+pub use memory_store::MemoryStore;
+pub use sled_store::{SledOptions, SledStore};

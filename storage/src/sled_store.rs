@@ -1,0 +1,294 @@
+//! The sled backend (sled 0.34.7, the last stable release).
+//!
+//! Trees: `log` (sequence, big-endian → envelope), `streams` (stream ‖ 0 ‖ version → sequence),
+//! `heads` (stream → version), `meta` (format, head), and one tree per view. A batch is one
+//! multi-tree transaction, so the log, the index and the views never disagree.
+//!
+//! Durability: sled's `flush` on Linux ends with `sync_file_range`, which does not flush the
+//! device's write cache nor a grown file's size (spacejam/sled#1452). So after `flush` we
+//! `fdatasync` sled's data file ourselves, once per batch, before `append` returns. See
+//! docs/decisions.md, "Durability".
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+use tessera_core::{StreamId, ViewKey, ViewRecord};
+
+use crate::codec::{self, Envelope, ViewTree};
+use crate::event_store::{AppendBatch, AppendError, EventStore, Head, OpenError, ReadError, seal_batch};
+
+/// The layout version of the sled trees, stored under `meta/format`.
+pub const STORE_FORMAT: u32 = 1;
+
+/// Tuning for [`SledStore::open`].
+#[derive(Clone, Debug)]
+pub struct SledOptions {
+    /// sled's page cache, bytes. Its RSS grows toward this, so keep it modest.
+    pub cache_bytes: u64,
+    /// Call `fdatasync` after sled's flush. Off only in benchmarks that measure its cost.
+    pub fdatasync: bool,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        Self { cache_bytes: 256 * 1024 * 1024, fdatasync: true }
+    }
+}
+
+#[derive(Debug)]
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    log: Tree,
+    streams: Tree,
+    heads: Tree,
+    meta: Tree,
+    views: [Tree; 3],
+    data_file: File,
+    head: Head,
+    options: SledOptions,
+}
+
+fn io(e: impl std::fmt::Display) -> ReadError {
+    ReadError::Io(e.to_string())
+}
+
+fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn from_be(bytes: &[u8], at: &str) -> Result<u64, ReadError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| ReadError::Corrupt { at: at.to_owned(), why: "not an 8-byte integer".into() })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn stream_key(stream: &StreamId, version: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(stream.as_str().len() + 9);
+    k.extend_from_slice(stream.as_str().as_bytes());
+    k.push(0);
+    k.extend_from_slice(&be(version));
+    k
+}
+
+impl SledStore {
+    pub fn open(path: &Path, options: SledOptions) -> Result<Self, OpenError> {
+        let fail = |why: String| OpenError::Io { path: path.display().to_string(), why };
+        std::fs::create_dir_all(path).map_err(|e| fail(e.to_string()))?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .open()
+            .map_err(|e| fail(format!("{e} (is another tessera process using this folder?)")))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| fail(e.to_string()));
+        let views = [tree(ViewTree::Accounts.name())?, tree(ViewTree::Usernames.name())?, tree(ViewTree::Sessions.name())?];
+        let data_file = File::open(path.join("db")).map_err(|e| fail(format!("sled data file: {e}")))?;
+        let mut store = Self {
+            path: path.to_owned(),
+            log: tree("log")?,
+            streams: tree("streams")?,
+            heads: tree("heads")?,
+            meta: tree("meta")?,
+            views,
+            db,
+            data_file,
+            head: Head { sequence: 0, hash: crate::chain::GENESIS },
+            options,
+        };
+        store.check_format()?;
+        store.head = store.read_head()?;
+        Ok(store)
+    }
+
+    fn check_format(&self) -> Result<(), OpenError> {
+        match self.meta.get("format").map_err(io)? {
+            Some(bytes) => {
+                let found = u32::from_be_bytes(bytes.as_ref().try_into().map_err(|_| ReadError::Corrupt {
+                    at: "meta/format".into(),
+                    why: "not a 4-byte integer".into(),
+                })?);
+                if found != STORE_FORMAT {
+                    return Err(OpenError::Format { path: self.path.display().to_string(), found, supported: STORE_FORMAT });
+                }
+            }
+            None => {
+                self.meta.insert("format", &STORE_FORMAT.to_be_bytes()).map_err(io)?;
+                self.sync().map_err(|e| ReadError::Io(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The head as the meta tree records it, checked against the log's last entry.
+    fn read_head(&self) -> Result<Head, ReadError> {
+        let last = self.log.last().map_err(io)?;
+        let meta = self.meta.get("head").map_err(io)?;
+        match (last, meta) {
+            (None, None) => Ok(Head { sequence: 0, hash: crate::chain::GENESIS }),
+            (Some((k, v)), Some(m)) => {
+                let sequence = from_be(&k, "log key")?;
+                let envelope = codec::decode_envelope(&v)
+                    .map_err(|e| ReadError::Corrupt { at: format!("log sequence {sequence}"), why: e.to_string() })?;
+                let recorded = m.get(..8).map(|b| from_be(b, "meta/head")).transpose()?;
+                if recorded != Some(sequence) || m.get(8..) != Some(&envelope.hash[..]) {
+                    return Err(ReadError::Corrupt { at: "meta/head".into(), why: "does not match the last log entry".into() });
+                }
+                Ok(Head { sequence, hash: envelope.hash })
+            }
+            _ => Err(ReadError::Corrupt { at: "meta/head".into(), why: "log and head record disagree about emptiness".into() }),
+        }
+    }
+
+    /// Makes everything written so far durable: sled's flush, then fdatasync of its file.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.db.flush().map_err(std::io::Error::other)?;
+        if self.options.fdatasync {
+            self.data_file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes sled uses on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Overwrites the raw stored bytes of one envelope. Only for tests that prove tampering
+    /// is detected; nothing else may rewrite the log.
+    #[doc(hidden)]
+    pub fn tamper_with_envelope(&self, sequence: u64, edit: impl FnOnce(&mut Vec<u8>)) -> std::io::Result<bool> {
+        let Some(old) = self.log.get(be(sequence)).map_err(std::io::Error::other)? else { return Ok(false) };
+        let mut bytes = old.to_vec();
+        edit(&mut bytes);
+        self.log.insert(be(sequence), bytes).map_err(std::io::Error::other)?;
+        self.sync()?;
+        Ok(true)
+    }
+
+    fn view_tree(&self, tree: ViewTree) -> &Tree {
+        match tree {
+            ViewTree::Accounts => &self.views[0],
+            ViewTree::Usernames => &self.views[1],
+            ViewTree::Sessions => &self.views[2],
+        }
+    }
+}
+
+type Encoded = (Vec<(u64, Vec<u8>, Vec<u8>, StreamId, u64)>, Vec<(ViewTree, Vec<u8>, Option<Vec<u8>>)>);
+
+fn encode_batch(sealed: &[Envelope], views: &[(ViewKey, Option<ViewRecord>)]) -> Result<Encoded, AppendError> {
+    let mut events = Vec::with_capacity(sealed.len());
+    for e in sealed {
+        events.push((e.sequence, codec::encode_envelope(e)?, stream_key(&e.stream, e.stream_version), e.stream.clone(), e.stream_version));
+    }
+    let mut records = Vec::with_capacity(views.len());
+    for (key, record) in views {
+        let (tree, k) = codec::view_key(key);
+        records.push((tree, k, record.as_ref().map(codec::encode_view_record).transpose()?));
+    }
+    Ok((events, records))
+}
+
+impl EventStore for SledStore {
+    fn head(&self) -> Head {
+        self.head
+    }
+
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
+        match self.heads.get(stream.as_str()).map_err(io)? {
+            Some(v) => from_be(&v, "heads"),
+            None => Ok(0),
+        }
+    }
+
+    fn append(&mut self, batch: AppendBatch) -> Result<Vec<Envelope>, AppendError> {
+        let sealed = seal_batch(self.head, &batch.events, |s| self.stream_version(s).map_err(|e| AppendError::Io(e.to_string())))?;
+        let (events, records) = encode_batch(&sealed, &batch.views)?;
+        let new_head = sealed.last().map_or(self.head, |e| Head { sequence: e.sequence, hash: e.hash });
+        let mut head_value = be(new_head.sequence).to_vec();
+        head_value.extend_from_slice(&new_head.hash);
+        let trees = [&self.log, &self.streams, &self.heads, &self.meta, &self.views[0], &self.views[1], &self.views[2]];
+        // The closure may be retried, so it only replays the precomputed writes.
+        let result = trees[..].transaction(|t: &Vec<TransactionalTree>| {
+            let [log, streams, heads, meta, accounts, usernames, sessions] = &t[..] else {
+                return Err(ConflictableTransactionError::Abort("transaction over seven trees"));
+            };
+            for (seq, bytes, skey, stream, version) in &events {
+                log.insert(&be(*seq), bytes.as_slice())?;
+                streams.insert(skey.as_slice(), &be(*seq))?;
+                heads.insert(stream.as_str(), &be(*version))?;
+            }
+            meta.insert("head", head_value.as_slice())?;
+            for (tree, key, value) in &records {
+                let target = match tree {
+                    ViewTree::Accounts => accounts,
+                    ViewTree::Usernames => usernames,
+                    ViewTree::Sessions => sessions,
+                };
+                match value {
+                    Some(v) => target.insert(key.as_slice(), v.as_slice())?,
+                    None => target.remove(key.as_slice())?,
+                };
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Abort(why)) => return Err(AppendError::Io(why.to_owned())),
+            Err(TransactionError::Storage(e)) => return Err(AppendError::Io(e.to_string())),
+        }
+        self.sync().map_err(|e| AppendError::Io(format!("making the batch durable: {e}")))?;
+        self.head = new_head;
+        Ok(sealed)
+    }
+
+    fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, ReadError> {
+        let mut prefix = stream.as_str().as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.streams.scan_prefix(&prefix) {
+            let (_, seq) = item.map_err(io)?;
+            let seq = from_be(&seq, "streams")?;
+            let bytes = self.log.get(be(seq)).map_err(io)?.ok_or_else(|| ReadError::Corrupt {
+                at: format!("stream {stream}"),
+                why: format!("indexes missing sequence {seq}"),
+            })?;
+            out.push(codec::decode_envelope(&bytes).map_err(|e| ReadError::Corrupt { at: format!("log sequence {seq}"), why: e.to_string() })?);
+        }
+        Ok(out)
+    }
+
+    fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
+        Box::new(self.log.range(be(from)..).map(|item| {
+            let (k, v) = item.map_err(io)?;
+            let seq = from_be(&k, "log key")?;
+            codec::decode_envelope(&v).map_err(|e| ReadError::Corrupt { at: format!("log sequence {seq}"), why: e.to_string() })
+        }))
+    }
+
+    fn view_records(&self) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
+        Box::new(ViewTree::ALL.into_iter().flat_map(move |tree| {
+            self.view_tree(tree).iter().map(move |item| {
+                let (k, v) = item.map_err(io)?;
+                let corrupt = |e: codec::CodecError| ReadError::Corrupt { at: tree.name().to_owned(), why: e.to_string() };
+                Ok((codec::decode_view_key(tree, &k).map_err(corrupt)?, codec::decode_view_record(tree, &v).map_err(corrupt)?))
+            })
+        }))
+    }
+
+    fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {
+        for tree in ViewTree::ALL {
+            self.view_tree(tree).clear().map_err(|e| AppendError::Io(e.to_string()))?;
+        }
+        for (key, record) in &records {
+            let (tree, k) = codec::view_key(key);
+            self.view_tree(tree).insert(k, codec::encode_view_record(record)?).map_err(|e| AppendError::Io(e.to_string()))?;
+        }
+        self.sync().map_err(|e| AppendError::Io(e.to_string()))
+    }
+}

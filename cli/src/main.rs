@@ -1,1 +1,94 @@
-fn main(){}
+//! `tessera`: the server, and the operator's tools for its event log.
+//!
+//! This crate owns process concerns only: flags and configuration, logging, signals, exit
+//! codes, progress bars and output formats. Every rule lives in `tessera-core`, every byte
+//! on disk in `tessera-storage`, every HTTP detail in `tessera-http`.
+
+mod account;
+mod config;
+mod replay;
+mod serve;
+mod timearg;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "An event-sourced authentication server"
+)]
+struct Cli {
+    /// A TOML configuration file. Every key can also be set as a TESSERA_* variable.
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data folder (default ./tessera-data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Print events from the log, or rebuild the views from it.
+    Replay(replay::ReplayArgs),
+    /// Check the log's hash chain; exit status 0 when intact.
+    Verify {
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Operator actions on accounts, each recorded as events.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    serve::init_logging(&config.log);
+    let result = match cli.command {
+        Command::Serve { listen, data } => {
+            let mut config = config;
+            config.listen = listen.unwrap_or(config.listen);
+            config.data = data.unwrap_or(config.data);
+            serve::run(config)
+        }
+        Command::Replay(args) => replay::run(&config, args),
+        Command::Verify { data } => replay::verify(&config, data),
+        Command::Account(cmd) => account::run(&config, cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// An error the operator can act on; printed as `tessera: <message>`, exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Failure(pub String);
+
+impl Failure {
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        Self(message.to_string())
+    }
+}

@@ -28,13 +28,28 @@ pub struct PasswordCheck {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Register { username: String, email: Option<String>, password_hash: PasswordHash },
-    Login { check: PasswordCheck, mode: LoginMode, client: Option<IpAddr> },
+    Register {
+        username: String,
+        email: Option<String>,
+        password_hash: PasswordHash,
+    },
+    Login {
+        check: PasswordCheck,
+        mode: LoginMode,
+        client: Option<IpAddr>,
+    },
     /// Record that a session was used, if the last record is older than the touch interval.
-    TouchSession { session: SessionId },
-    Logout { session: SessionId },
+    TouchSession {
+        session: SessionId,
+    },
+    Logout {
+        session: SessionId,
+    },
     /// End one of the holder's own sessions.
-    RevokeSession { account: AccountId, session: SessionId },
+    RevokeSession {
+        account: AccountId,
+        session: SessionId,
+    },
     ChangePassword {
         check: PasswordCheck,
         new_hash: PasswordHash,
@@ -42,7 +57,10 @@ pub enum Command {
         current_session: Option<SessionId>,
         client: Option<IpAddr>,
     },
-    DisableAccount { account: AccountId, by: Actor },
+    DisableAccount {
+        account: AccountId,
+        by: Actor,
+    },
 }
 
 impl Command {

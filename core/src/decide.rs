@@ -10,7 +10,9 @@ use crate::id::uuid_v7;
 use crate::password::{PasswordHash, Verification};
 use crate::secret::BearerSecret;
 use crate::session::{SESSION_SECRET_PREFIX, SessionView};
-use crate::{AccountId, Command, Env, LoginMode, PasswordCheck, Rejection, SessionId, Timestamp, Views};
+use crate::{
+    AccountId, Command, Env, LoginMode, PasswordCheck, Rejection, SessionId, Timestamp, Views,
+};
 
 /// A session handed to its holder: the cookie value, once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,12 +26,17 @@ pub struct SessionIssued {
 /// What the caller gets once the events are durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Registered { account: AccountId, username: String },
+    Registered {
+        account: AccountId,
+        username: String,
+    },
     LoggedIn(SessionIssued),
     SessionTouched,
     SessionEnded,
     /// The password changed; the session the request came through continues under `session`.
-    PasswordChanged { session: Option<SessionIssued> },
+    PasswordChanged {
+        session: Option<SessionIssued>,
+    },
     AccountDisabled,
 }
 
@@ -42,33 +49,54 @@ pub struct Decision {
 
 impl Decision {
     fn ok(events: Vec<Pending>, reply: Reply) -> Self {
-        Self { events, reply: Ok(reply) }
+        Self {
+            events,
+            reply: Ok(reply),
+        }
     }
 
     fn refuse(events: Vec<Pending>, rejection: Rejection) -> Self {
-        Self { events, reply: Err(rejection) }
+        Self {
+            events,
+            reply: Err(rejection),
+        }
     }
 }
 
 /// Decides `command` against `views` at `env.now`.
 pub fn decide(views: &Views, command: Command, env: &mut Env<'_>) -> Decision {
     match command {
-        Command::Register { username, email, password_hash } => register(views, username, email, password_hash, env),
-        Command::Login { check, mode, client } => login(views, &check, mode, client, env),
+        Command::Register {
+            username,
+            email,
+            password_hash,
+        } => register(views, username, email, password_hash, env),
+        Command::Login {
+            check,
+            mode,
+            client,
+        } => login(views, &check, mode, client, env),
         Command::TouchSession { session } => touch(views, session, env),
         Command::Logout { session } => match views.session(&session) {
-            Some(s) if s.is_live(env.now) => Decision::ok(vec![ended(session, SessionEndReason::LoggedOut)], Reply::SessionEnded),
+            Some(s) if s.is_live(env.now) => Decision::ok(
+                vec![ended(session, SessionEndReason::LoggedOut)],
+                Reply::SessionEnded,
+            ),
             _ => Decision::refuse(vec![], Rejection::Unauthenticated),
         },
         Command::RevokeSession { account, session } => match views.session(&session) {
-            Some(s) if s.account == account && s.is_live(env.now) => {
-                Decision::ok(vec![ended(session, SessionEndReason::Revoked)], Reply::SessionEnded)
-            }
+            Some(s) if s.account == account && s.is_live(env.now) => Decision::ok(
+                vec![ended(session, SessionEndReason::Revoked)],
+                Reply::SessionEnded,
+            ),
             _ => Decision::refuse(vec![], Rejection::SessionNotFound),
         },
-        Command::ChangePassword { check, new_hash, current_session, client } => {
-            change_password(views, &check, new_hash, current_session, client, env)
-        }
+        Command::ChangePassword {
+            check,
+            new_hash,
+            current_session,
+            client,
+        } => change_password(views, &check, new_hash, current_session, client, env),
         Command::DisableAccount { account, by } => disable(views, account, by, env),
     }
 }
@@ -77,7 +105,13 @@ fn ended(session: SessionId, reason: SessionEndReason) -> Pending {
     Event::SessionEnded { session, reason }.into()
 }
 
-fn register(views: &Views, username: String, email: Option<String>, password_hash: PasswordHash, env: &mut Env<'_>) -> Decision {
+fn register(
+    views: &Views,
+    username: String,
+    email: Option<String>,
+    password_hash: PasswordHash,
+    env: &mut Env<'_>,
+) -> Decision {
     let key = match username_key(&username) {
         Ok(key) => key,
         Err(problem) => return Decision::refuse(vec![], Rejection::InvalidUsername(problem)),
@@ -86,43 +120,88 @@ fn register(views: &Views, username: String, email: Option<String>, password_has
         return Decision::refuse(vec![], Rejection::UsernameTaken);
     }
     let account = AccountId(uuid_v7(env.now, env.random_bytes()));
-    let event = Event::AccountRegistered { account, username: username.clone(), email, password_hash };
+    let event = Event::AccountRegistered {
+        account,
+        username: username.clone(),
+        email,
+        password_hash,
+    };
     Decision::ok(vec![event.into()], Reply::Registered { account, username })
 }
 
 /// Whether a checked password still opens the account now: right password, checked
 /// against the hash the account has now, account enabled. On failure, the event to record.
-fn admit(views: &Views, check: &PasswordCheck, client: Option<std::net::IpAddr>) -> Result<AccountId, Pending> {
+fn admit(
+    views: &Views,
+    check: &PasswordCheck,
+    client: Option<std::net::IpAddr>,
+) -> Result<AccountId, Pending> {
     let Some(account) = check.account.and_then(|id| views.account(&id)) else {
         return Err(Event::UnknownAccountLoginFailed { client }.into());
     };
     let reason = if account.disabled {
         LoginFailure::AccountDisabled
-    } else if check.outcome == Verification::Mismatch || check.checked_hash != account.password_hash {
+    } else if check.outcome == Verification::Mismatch || check.checked_hash != account.password_hash
+    {
         LoginFailure::WrongPassword
     } else {
         return Ok(account.id);
     };
-    Err(Event::LoginFailed { account: account.id, reason, client }.into())
+    Err(Event::LoginFailed {
+        account: account.id,
+        reason,
+        client,
+    }
+    .into())
 }
 
-fn start_session(account: AccountId, expires_at: Option<Timestamp>, env: &mut Env<'_>) -> (Pending, SessionIssued) {
+fn start_session(
+    account: AccountId,
+    expires_at: Option<Timestamp>,
+    env: &mut Env<'_>,
+) -> (Pending, SessionIssued) {
     let session = SessionId(uuid_v7(env.now, env.random_bytes()));
     let (secret, secret_digest) = BearerSecret::generate(SESSION_SECRET_PREFIX, env);
     let policy = env.policy.session;
     let expires_at = expires_at.unwrap_or(env.now.plus_ms(policy.absolute_lifetime_ms));
-    let event = Event::SessionStarted { session, account, secret_digest, idle_timeout_ms: policy.idle_timeout_ms, expires_at };
-    (event.into(), SessionIssued { session, account, secret, expires_at })
+    let event = Event::SessionStarted {
+        session,
+        account,
+        secret_digest,
+        idle_timeout_ms: policy.idle_timeout_ms,
+        expires_at,
+    };
+    (
+        event.into(),
+        SessionIssued {
+            session,
+            account,
+            secret,
+            expires_at,
+        },
+    )
 }
 
-fn login(views: &Views, check: &PasswordCheck, mode: LoginMode, client: Option<std::net::IpAddr>, env: &mut Env<'_>) -> Decision {
+fn login(
+    views: &Views,
+    check: &PasswordCheck,
+    mode: LoginMode,
+    client: Option<std::net::IpAddr>,
+    env: &mut Env<'_>,
+) -> Decision {
     let account = match admit(views, check, client) {
         Ok(account) => account,
         Err(failure) => return Decision::refuse(vec![failure], Rejection::InvalidCredentials),
     };
     let mut events = Vec::with_capacity(2);
     if let Some(password_hash) = &check.rehash {
-        events.push(Event::PasswordRehashed { account, password_hash: password_hash.clone() }.into());
+        events.push(
+            Event::PasswordRehashed {
+                account,
+                password_hash: password_hash.clone(),
+            }
+            .into(),
+        );
     }
     match mode {
         LoginMode::Session => {
@@ -137,7 +216,11 @@ fn touch(views: &Views, session: SessionId, env: &mut Env<'_>) -> Decision {
     match views.session(&session) {
         Some(s) if s.is_live(env.now) => {
             let due = env.now.since(s.last_seen_at) >= env.policy.session.touch_interval_ms;
-            let events = if due { vec![Event::SessionTouched { session }.into()] } else { vec![] };
+            let events = if due {
+                vec![Event::SessionTouched { session }.into()]
+            } else {
+                vec![]
+            };
             Decision::ok(events, Reply::SessionTouched)
         }
         _ => Decision::refuse(vec![], Rejection::Unauthenticated),
@@ -156,7 +239,13 @@ fn change_password(
         Ok(account) => account,
         Err(failure) => return Decision::refuse(vec![failure], Rejection::InvalidCredentials),
     };
-    let mut events = vec![Event::PasswordChanged { account, password_hash: new_hash }.into()];
+    let mut events = vec![
+        Event::PasswordChanged {
+            account,
+            password_hash: new_hash,
+        }
+        .into(),
+    ];
     let mut carried: Option<&SessionView> = None;
     for s in views.sessions_of(&account) {
         if Some(s.id) == current && s.is_live(env.now) {
@@ -183,6 +272,10 @@ fn disable(views: &Views, account: AccountId, by: Actor, _env: &mut Env<'_>) -> 
         return Decision::ok(vec![], Reply::AccountDisabled);
     }
     let mut events = vec![Event::AccountDisabled { account, by }.into()];
-    events.extend(views.sessions_of(&account).map(|s| ended(s.id, SessionEndReason::AccountDisabled)));
+    events.extend(
+        views
+            .sessions_of(&account)
+            .map(|s| ended(s.id, SessionEndReason::AccountDisabled)),
+    );
     Decision::ok(events, Reply::AccountDisabled)
 }

@@ -46,17 +46,37 @@ pub enum LoginFailure {
 /// Every fact Tessera records. Variant order is part of the encoding: append only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
-    AccountRegistered { account: AccountId, username: String, email: Option<String>, password_hash: PasswordHash },
-    PasswordChanged { account: AccountId, password_hash: PasswordHash },
+    AccountRegistered {
+        account: AccountId,
+        username: String,
+        email: Option<String>,
+        password_hash: PasswordHash,
+    },
+    PasswordChanged {
+        account: AccountId,
+        password_hash: PasswordHash,
+    },
     /// The same password, re-hashed because the policy's argon2 parameters changed.
-    PasswordRehashed { account: AccountId, password_hash: PasswordHash },
-    AccountDisabled { account: AccountId, by: Actor },
+    PasswordRehashed {
+        account: AccountId,
+        password_hash: PasswordHash,
+    },
+    AccountDisabled {
+        account: AccountId,
+        by: Actor,
+    },
     /// `client` is the caller's address as the HTTP adapter saw it, for throttling.
-    LoginFailed { account: AccountId, reason: LoginFailure, client: Option<IpAddr> },
+    LoginFailed {
+        account: AccountId,
+        reason: LoginFailure,
+        client: Option<IpAddr>,
+    },
     /// A login named no account. The username is not recorded: people type passwords into
     /// username fields. Recording the attempt at all keeps its cost (one durable append) the
     /// same as a wrong password's, so the answer's timing does not reveal which accounts exist.
-    UnknownAccountLoginFailed { client: Option<IpAddr> },
+    UnknownAccountLoginFailed {
+        client: Option<IpAddr>,
+    },
     SessionStarted {
         session: SessionId,
         account: AccountId,
@@ -64,8 +84,13 @@ pub enum Event {
         idle_timeout_ms: u64,
         expires_at: Timestamp,
     },
-    SessionTouched { session: SessionId },
-    SessionEnded { session: SessionId, reason: SessionEndReason },
+    SessionTouched {
+        session: SessionId,
+    },
+    SessionEnded {
+        session: SessionId,
+        reason: SessionEndReason,
+    },
 }
 
 impl Event {
@@ -106,9 +131,9 @@ impl Event {
             | Self::AccountDisabled { account, .. }
             | Self::LoginFailed { account, .. } => account.stream(),
             Self::UnknownAccountLoginFailed { .. } => StreamId(UNKNOWN_ACCOUNT_STREAM.to_owned()),
-            Self::SessionStarted { session, .. } | Self::SessionTouched { session } | Self::SessionEnded { session, .. } => {
-                session.stream()
-            }
+            Self::SessionStarted { session, .. }
+            | Self::SessionTouched { session }
+            | Self::SessionEnded { session, .. } => session.stream(),
         }
     }
 }
@@ -125,6 +150,9 @@ pub struct Pending {
 
 impl From<Event> for Pending {
     fn from(event: Event) -> Self {
-        Self { stream: event.stream(), event }
+        Self {
+            stream: event.stream(),
+            event,
+        }
     }
 }

@@ -20,9 +20,17 @@ pub struct Argon2Params {
 
 impl Argon2Params {
     /// OWASP's minimum for argon2id.
-    pub const OWASP: Self = Self { memory_kib: 19_456, iterations: 2, parallelism: 1 };
+    pub const OWASP: Self = Self {
+        memory_kib: 19_456,
+        iterations: 2,
+        parallelism: 1,
+    };
     /// For tests and the simulator only: fast, and far too weak for real passwords.
-    pub const INSECURE_FAST: Self = Self { memory_kib: 64, iterations: 1, parallelism: 1 };
+    pub const INSECURE_FAST: Self = Self {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
 }
 
 impl Default for Argon2Params {
@@ -60,7 +68,9 @@ impl SessionPolicy {
             return Err("session timeouts must be positive".into());
         }
         if self.touch_interval_ms.saturating_mul(4) > self.idle_timeout_ms {
-            return Err("session touch_interval_ms must be at most a quarter of idle_timeout_ms".into());
+            return Err(
+                "session touch_interval_ms must be at most a quarter of idle_timeout_ms".into(),
+            );
         }
         Ok(())
     }
@@ -78,12 +88,17 @@ pub struct Policy {
 impl Policy {
     /// A policy for tests and the simulator: real rules, cheap hashing.
     pub fn fast_for_tests() -> Self {
-        Self { argon2: Argon2Params::INSECURE_FAST, ..Self::default() }
+        Self {
+            argon2: Argon2Params::INSECURE_FAST,
+            ..Self::default()
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {
         self.session.validate()?;
         self.password.validate()?;
-        crate::password::params(&self.argon2).map(|_| ()).map_err(|e| format!("argon2 parameters: {e}"))
+        crate::password::params(&self.argon2)
+            .map(|_| ())
+            .map_err(|e| format!("argon2 parameters: {e}"))
     }
 }

@@ -61,7 +61,9 @@ impl Views {
 
     pub fn account_by_username(&self, username: &str) -> Option<&AccountView> {
         let key = username_key(username).ok()?;
-        self.usernames.get(&key).and_then(|id| self.accounts.get(id))
+        self.usernames
+            .get(&key)
+            .and_then(|id| self.accounts.get(id))
     }
 
     pub fn session(&self, id: &SessionId) -> Option<&SessionView> {
@@ -69,13 +71,19 @@ impl Views {
     }
 
     pub fn session_by_digest(&self, digest: &SecretDigest) -> Option<&SessionView> {
-        self.by_digest.get(digest).and_then(|id| self.sessions.get(id))
+        self.by_digest
+            .get(digest)
+            .and_then(|id| self.sessions.get(id))
     }
 
     /// The account's sessions that have not ended. Some may be past their deadline and not
     /// yet dropped: callers check [`SessionView::is_live`].
     pub fn sessions_of(&self, account: &AccountId) -> impl Iterator<Item = &SessionView> {
-        self.by_account.get(account).into_iter().flatten().filter_map(|id| self.sessions.get(id))
+        self.by_account
+            .get(account)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.sessions.get(id))
     }
 
     pub fn account_count(&self) -> usize {
@@ -118,7 +126,12 @@ impl Views {
                 self.usernames.insert(name, id);
             }
             (ViewKey::Session(id), ViewRecord::Session(s)) if s.id == id => self.insert_session(s),
-            (key, _) => return Err(ApplyError { kind: "load", why: format!("record does not match its key {key:?}") }),
+            (key, _) => {
+                return Err(ApplyError {
+                    kind: "load",
+                    why: format!("record does not match its key {key:?}"),
+                });
+            }
         }
         Ok(())
     }
@@ -130,7 +143,11 @@ impl Views {
         self.sessions.insert(s.id, s);
     }
 
-    fn remove_session(&mut self, id: &SessionId, touched: &mut Vec<ViewKey>) -> Option<SessionView> {
+    fn remove_session(
+        &mut self,
+        id: &SessionId,
+        touched: &mut Vec<ViewKey>,
+    ) -> Option<SessionView> {
         let s = self.sessions.remove(id)?;
         self.by_digest.remove(&s.secret_digest);
         if let Some(set) = self.by_account.get_mut(&s.account) {
@@ -157,11 +174,24 @@ impl Views {
 
     /// Folds one event, recorded at `at`, into the views, and pushes the key of every
     /// persisted record it changed onto `touched`.
-    pub fn apply(&mut self, at: Timestamp, event: &Event, touched: &mut Vec<ViewKey>) -> Result<(), ApplyError> {
+    pub fn apply(
+        &mut self,
+        at: Timestamp,
+        event: &Event,
+        touched: &mut Vec<ViewKey>,
+    ) -> Result<(), ApplyError> {
         self.drop_expired(at, touched);
-        let fail = |why: &str| ApplyError { kind: event.kind(), why: why.to_owned() };
+        let fail = |why: &str| ApplyError {
+            kind: event.kind(),
+            why: why.to_owned(),
+        };
         match event {
-            Event::AccountRegistered { account, username, email, password_hash } => {
+            Event::AccountRegistered {
+                account,
+                username,
+                email,
+                password_hash,
+            } => {
                 let key = username_key(username).map_err(|e| fail(&e.to_string()))?;
                 if self.usernames.contains_key(&key) || self.accounts.contains_key(account) {
                     return Err(fail("username or account id already registered"));
@@ -182,8 +212,18 @@ impl Views {
                 touched.push(ViewKey::Username(key));
                 touched.push(ViewKey::Account(*account));
             }
-            Event::PasswordChanged { account, password_hash } | Event::PasswordRehashed { account, password_hash } => {
-                let a = self.accounts.get_mut(account).ok_or_else(|| fail("unknown account"))?;
+            Event::PasswordChanged {
+                account,
+                password_hash,
+            }
+            | Event::PasswordRehashed {
+                account,
+                password_hash,
+            } => {
+                let a = self
+                    .accounts
+                    .get_mut(account)
+                    .ok_or_else(|| fail("unknown account"))?;
                 a.password_hash = password_hash.clone();
                 if matches!(event, Event::PasswordChanged { .. }) {
                     a.password_changed_at = at;
@@ -191,15 +231,26 @@ impl Views {
                 touched.push(ViewKey::Account(*account));
             }
             Event::AccountDisabled { account, .. } => {
-                let a = self.accounts.get_mut(account).ok_or_else(|| fail("unknown account"))?;
+                let a = self
+                    .accounts
+                    .get_mut(account)
+                    .ok_or_else(|| fail("unknown account"))?;
                 a.disabled = true;
                 touched.push(ViewKey::Account(*account));
             }
             Event::LoginFailed { account, .. } => {
-                self.accounts.get(account).ok_or_else(|| fail("unknown account"))?;
+                self.accounts
+                    .get(account)
+                    .ok_or_else(|| fail("unknown account"))?;
             }
             Event::UnknownAccountLoginFailed { .. } => {}
-            Event::SessionStarted { session, account, secret_digest, idle_timeout_ms, expires_at } => {
+            Event::SessionStarted {
+                session,
+                account,
+                secret_digest,
+                idle_timeout_ms,
+                expires_at,
+            } => {
                 if !self.accounts.contains_key(account) || self.sessions.contains_key(session) {
                     return Err(fail("unknown account or duplicate session id"));
                 }
@@ -218,12 +269,15 @@ impl Views {
                 touched.push(ViewKey::Session(*session));
             }
             Event::SessionTouched { session } => {
-                let mut s = self.remove_session(session, touched).ok_or_else(|| fail("unknown or expired session"))?;
+                let mut s = self
+                    .remove_session(session, touched)
+                    .ok_or_else(|| fail("unknown or expired session"))?;
                 s.last_seen_at = at;
                 self.insert_session(s);
             }
             Event::SessionEnded { session, .. } => {
-                self.remove_session(session, touched).ok_or_else(|| fail("unknown or expired session"))?;
+                self.remove_session(session, touched)
+                    .ok_or_else(|| fail("unknown or expired session"))?;
             }
         }
         Ok(())

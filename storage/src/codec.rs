@@ -46,7 +46,10 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &'static str) -> Result<T, CodecError> {
     let (value, used) =
-        bincode::serde::decode_from_slice(bytes, CFG).map_err(|e| CodecError::Decode { what, why: e.to_string() })?;
+        bincode::serde::decode_from_slice(bytes, CFG).map_err(|e| CodecError::Decode {
+            what,
+            why: e.to_string(),
+        })?;
     if used != bytes.len() {
         return Err(CodecError::Trailing(what));
     }
@@ -65,11 +68,17 @@ pub fn decode_event(kind: &str, schema: u16, payload: &[u8]) -> Result<Event, Co
         1 => {
             let event: Event = decode(payload, "event")?;
             if event.kind() != kind {
-                return Err(CodecError::Decode { what: "event", why: format!("payload is {}, envelope says {kind}", event.kind()) });
+                return Err(CodecError::Decode {
+                    what: "event",
+                    why: format!("payload is {}, envelope says {kind}", event.kind()),
+                });
             }
             Ok(event)
         }
-        _ => Err(CodecError::UnknownSchema { kind: kind.to_owned(), schema }),
+        _ => Err(CodecError::UnknownSchema {
+            kind: kind.to_owned(),
+            schema,
+        }),
     }
 }
 
@@ -138,7 +147,12 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
     match bytes.first() {
         Some(&ENVELOPE_FORMAT) => {}
         Some(&other) => return Err(CodecError::UnknownFormat(other)),
-        None => return Err(CodecError::Decode { what: "envelope", why: "empty".into() }),
+        None => {
+            return Err(CodecError::Decode {
+                what: "envelope",
+                why: "empty".into(),
+            });
+        }
     }
     let s: StoredEnvelope = decode(bytes, "envelope")?;
     Ok(Envelope {
@@ -183,14 +197,22 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
 
 pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecError> {
     let uuid = || -> Result<[u8; 16], CodecError> {
-        bytes.try_into().map_err(|_| CodecError::Decode { what: "view key", why: format!("{} bytes, want 16", bytes.len()) })
+        bytes.try_into().map_err(|_| CodecError::Decode {
+            what: "view key",
+            why: format!("{} bytes, want 16", bytes.len()),
+        })
     };
     Ok(match tree {
         ViewTree::Accounts => ViewKey::Account(AccountId::from_bytes(uuid()?)),
         ViewTree::Sessions => ViewKey::Session(SessionId::from_bytes(uuid()?)),
-        ViewTree::Usernames => ViewKey::Username(
-            String::from_utf8(bytes.to_vec()).map_err(|e| CodecError::Decode { what: "view key", why: e.to_string() })?,
-        ),
+        ViewTree::Usernames => {
+            ViewKey::Username(String::from_utf8(bytes.to_vec()).map_err(|e| {
+                CodecError::Decode {
+                    what: "view key",
+                    why: e.to_string(),
+                }
+            })?)
+        }
     })
 }
 

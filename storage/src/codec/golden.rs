@@ -26,7 +26,8 @@ mod uuid_fixture {
 fn examples() -> Vec<Event> {
     let account = AccountId::from_bytes(uuid(1));
     let session = SessionId::from_bytes(uuid(2));
-    let hash = PasswordHash("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".into());
+    let hash =
+        PasswordHash("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".into());
     let client = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
     vec![
         Event::AccountRegistered {
@@ -35,10 +36,23 @@ fn examples() -> Vec<Event> {
             email: Some("alice@example.com".into()),
             password_hash: hash.clone(),
         },
-        Event::PasswordChanged { account, password_hash: hash.clone() },
-        Event::PasswordRehashed { account, password_hash: hash },
-        Event::AccountDisabled { account, by: Actor::Operator { name: "ops".into() } },
-        Event::LoginFailed { account, reason: LoginFailure::WrongPassword, client },
+        Event::PasswordChanged {
+            account,
+            password_hash: hash.clone(),
+        },
+        Event::PasswordRehashed {
+            account,
+            password_hash: hash,
+        },
+        Event::AccountDisabled {
+            account,
+            by: Actor::Operator { name: "ops".into() },
+        },
+        Event::LoginFailed {
+            account,
+            reason: LoginFailure::WrongPassword,
+            client,
+        },
         Event::UnknownAccountLoginFailed { client },
         Event::SessionStarted {
             session,
@@ -48,18 +62,27 @@ fn examples() -> Vec<Event> {
             expires_at: Timestamp::from_millis(1_700_000_000_000),
         },
         Event::SessionTouched { session },
-        Event::SessionEnded { session, reason: SessionEndReason::LoggedOut },
+        Event::SessionEnded {
+            session,
+            reason: SessionEndReason::LoggedOut,
+        },
     ]
 }
 
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden").join("events-v1")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join("events-v1")
 }
 
 #[test]
 fn every_variant_has_an_example() {
     let kinds: Vec<&str> = examples().iter().map(Event::kind).collect();
-    assert_eq!(kinds, Event::KINDS, "add an example (and golden file) for every new variant, in order");
+    assert_eq!(
+        kinds,
+        Event::KINDS,
+        "add an example (and golden file) for every new variant, in order"
+    );
 }
 
 #[test]
@@ -71,15 +94,26 @@ fn golden_bytes_match_and_decode() {
         let hex = data_encoding_hex(&bytes);
         match std::fs::read_to_string(&path) {
             Ok(golden) => {
-                assert_eq!(golden.trim(), hex, "the encoding of {} changed: add a variant or an upcaster", event.kind());
-                let decoded = decode_event(event.kind(), EVENT_SCHEMA, &bytes).expect("golden decodes");
+                assert_eq!(
+                    golden.trim(),
+                    hex,
+                    "the encoding of {} changed: add a variant or an upcaster",
+                    event.kind()
+                );
+                let decoded =
+                    decode_event(event.kind(), EVENT_SCHEMA, &bytes).expect("golden decodes");
                 assert_eq!(decoded, event);
             }
             Err(_) if bless => {
-                std::fs::create_dir_all(golden_dir()).expect("golden dir is writable when blessing");
-                std::fs::write(&path, format!("{hex}\n")).expect("golden file is writable when blessing");
+                std::fs::create_dir_all(golden_dir())
+                    .expect("golden dir is writable when blessing");
+                std::fs::write(&path, format!("{hex}\n"))
+                    .expect("golden file is writable when blessing");
             }
-            Err(e) => panic!("missing golden file {}: {e} (run with TESSERA_BLESS=1 once)", path.display()),
+            Err(e) => panic!(
+                "missing golden file {}: {e} (run with TESSERA_BLESS=1 once)",
+                path.display()
+            ),
         }
     }
 }
@@ -98,19 +132,34 @@ fn envelope_round_trips_and_rejects_garbage() {
     };
     let bytes = encode_envelope(&e).expect("encodes");
     assert_eq!(decode_envelope(&bytes).expect("decodes"), e);
-    assert!(matches!(decode_envelope(&[]), Err(CodecError::Decode { .. })));
-    assert!(matches!(decode_envelope(&[9, 1, 2]), Err(CodecError::UnknownFormat(9))));
+    assert!(matches!(
+        decode_envelope(&[]),
+        Err(CodecError::Decode { .. })
+    ));
+    assert!(matches!(
+        decode_envelope(&[9, 1, 2]),
+        Err(CodecError::UnknownFormat(9))
+    ));
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(matches!(decode_envelope(&longer), Err(CodecError::Trailing(_))));
+    assert!(matches!(
+        decode_envelope(&longer),
+        Err(CodecError::Trailing(_))
+    ));
     assert!(decode_envelope(&bytes[..bytes.len() - 3]).is_err());
 }
 
 #[test]
 fn unknown_schema_is_refused_not_guessed() {
     let bytes = encode_event(&examples()[0]).expect("encodes");
-    assert!(matches!(decode_event("AccountRegistered", 2, &bytes), Err(CodecError::UnknownSchema { .. })));
-    assert!(matches!(decode_event("PasswordChanged", 1, &bytes), Err(CodecError::Decode { .. })));
+    assert!(matches!(
+        decode_event("AccountRegistered", 2, &bytes),
+        Err(CodecError::UnknownSchema { .. })
+    ));
+    assert!(matches!(
+        decode_event("PasswordChanged", 1, &bytes),
+        Err(CodecError::Decode { .. })
+    ));
 }
 
 fn data_encoding_hex(bytes: &[u8]) -> String {

@@ -1,0 +1,106 @@
+//! `tessera account add|disable`: operator actions, decided by the same core and recorded by
+//! the same writer as the API's. The server must be stopped (sled allows one process).
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use tessera_core::{Actor, Command, Reply, prepare};
+use zeroize::Zeroizing;
+
+use crate::Failure;
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Create an account. The password is read from the first line of standard input.
+    Add {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+    },
+    /// Disable an account and end all its sessions.
+    Disable {
+        username: String,
+        /// Who is doing this, recorded in the event.
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+    },
+}
+
+pub fn run(config: &Config, cmd: AccountCommand) -> Result<ExitCode, Failure> {
+    let mut config = config.clone();
+    match cmd {
+        AccountCommand::Add {
+            username,
+            email,
+            data,
+        } => {
+            config.data = data.unwrap_or(config.data);
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Failure(format!("cannot read the password from stdin: {e}")))?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            let mut rng = tessera_http::system::os_rng();
+            let command = prepare::register(
+                &username,
+                email.as_deref(),
+                password,
+                &config.policy,
+                &mut rng,
+            )
+            .map_err(|r| Failure(describe(&r)))?;
+            let engine = crate::serve::start_engine(&config, false)?;
+            let outcome = engine.execute_blocking(command);
+            engine.shutdown();
+            match outcome.map_err(Failure::new)?.reply {
+                Ok(Reply::Registered { account, username }) => {
+                    println!("created account {username} ({account})");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(_) => Err(Failure::new("unexpected reply")),
+                Err(r) => Err(Failure(describe(&r))),
+            }
+        }
+        AccountCommand::Disable {
+            username,
+            operator,
+            data,
+        } => {
+            config.data = data.unwrap_or(config.data);
+            let engine = crate::serve::start_engine(&config, false)?;
+            let account = engine.views().account_by_username(&username).map(|a| a.id);
+            let Some(account) = account else {
+                engine.shutdown();
+                return Err(Failure(format!("no account named {username}")));
+            };
+            let outcome = engine.execute_blocking(Command::DisableAccount {
+                account,
+                by: Actor::Operator { name: operator },
+            });
+            engine.shutdown();
+            outcome
+                .map_err(Failure::new)?
+                .reply
+                .map_err(|r| Failure(describe(&r)))?;
+            println!("disabled account {username} ({account}); its sessions have ended");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn describe(r: &tessera_core::Rejection) -> String {
+    match r {
+        tessera_core::Rejection::WeakPassword(problems) => {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            format!("the password does not meet the policy: {}", list.join("; "))
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,248 @@
+//! The configuration: built-in defaults, then a TOML file, then `TESSERA_*` environment
+//! variables, then command-line flags, each overriding the one before.
+//!
+//! Every key has an environment variable: upper-case, `TESSERA_` prefix, and `__` between
+//! nesting levels, so `[policy.session] idle_timeout_ms` is
+//! `TESSERA_POLICY__SESSION__IDLE_TIMEOUT_MS`. Values are read as TOML (`30`, `true`,
+//! `["a"]`) and fall back to a plain string.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tessera_core::Policy;
+use tessera_http::HttpConfig;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub log: LogConfig,
+    pub store: StoreConfig,
+    pub policy: Policy,
+    pub http: HttpConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("./tessera-data"),
+            log: LogConfig::default(),
+            store: StoreConfig::default(),
+            policy: Policy::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `tessera_http=debug`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// sled's page cache, bytes.
+    pub cache_bytes: u64,
+    /// Walk the whole hash chain before serving.
+    pub verify_on_start: bool,
+    /// Commands decided and synced together at most.
+    pub batch_commands_max: usize,
+    /// Commands waiting for the writer at most; beyond it, 503.
+    pub queue_commands_max: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 256 * 1024 * 1024,
+            verify_on_start: true,
+            batch_commands_max: 512,
+            queue_commands_max: 8192,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {why}")]
+    Read { path: String, why: String },
+    #[error("config file {path} is not valid TOML: {why}")]
+    Parse { path: String, why: String },
+    #[error("configuration is not valid: {0}")]
+    Invalid(String),
+}
+
+/// Builds the configuration from the file (if any) and the given environment.
+pub fn load(
+    file: Option<&Path>,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let mut tree = toml::Value::try_from(Config::default())
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        let file_tree: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        merge(&mut tree, file_tree);
+    }
+    let top_keys: Vec<String> = tree
+        .as_table()
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("TESSERA_") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        // Other TESSERA_ variables (test switches, say) are not configuration.
+        if !path.first().is_some_and(|k| top_keys.contains(k)) {
+            continue;
+        }
+        set(&mut tree, &path, parse_scalar(&value));
+    }
+    let config: Config = tree
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+    config.policy.validate().map_err(ConfigError::Invalid)?;
+    config.http.validate().map_err(ConfigError::Invalid)?;
+    Ok(config)
+}
+
+fn parse_scalar(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn set(tree: &mut toml::Value, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = tree;
+    for key in parents {
+        let toml::Value::Table(table) = node else {
+            return;
+        };
+        node = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    if let toml::Value::Table(table) = node {
+        // A string where the default is a number is still a type error, reported by serde.
+        let value = match (table.get(last), value) {
+            (
+                Some(toml::Value::String(_)),
+                v @ (toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_)),
+            ) => toml::Value::String(v.to_string()),
+            (_, v) => v,
+        };
+        table.insert(last.clone(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn defaults_work_on_a_laptop() {
+        let c = load(None, env(&[])).expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data, PathBuf::from("./tessera-data"));
+        assert_eq!(c.policy.session.idle_timeout_ms, 30 * 60 * 1000);
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[policy.session]\nidle_timeout_ms = 600000\n",
+        )
+        .expect("write");
+        let c = load(
+            Some(&path),
+            env(&[
+                ("TESSERA_POLICY__SESSION__IDLE_TIMEOUT_MS", "900000"),
+                ("TESSERA_DATA", "/tmp/x"),
+                ("TESSERA_BLESS", "1"),
+                ("TESSERA_HTTP__ALLOWED_ORIGINS", "[\"https://app.example\"]"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.policy.session.idle_timeout_ms, 900_000);
+        assert_eq!(c.data, PathBuf::from("/tmp/x"));
+        assert_eq!(
+            c.http.allowed_origins,
+            vec!["https://app.example".to_owned()]
+        );
+    }
+
+    #[test]
+    fn mistakes_are_reported() {
+        assert!(matches!(
+            load(None, env(&[("TESSERA_POLICY__SESSION__IDLE_TIMEOUT", "5")])),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            load(None, env(&[("TESSERA_LISTEN", "nonsense")])),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            load(
+                None,
+                env(&[("TESSERA_POLICY__SESSION__TOUCH_INTERVAL_MS", "99999999")])
+            ),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+}

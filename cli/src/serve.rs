@@ -1,0 +1,107 @@
+//! `tessera serve`: open the store, check the chain, start the writer and the HTTP server,
+//! and stop cleanly on SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tessera_http::system::{SystemClock, os_rng};
+use tessera_http::{App, start};
+use tessera_storage::engine::EngineConfig;
+use tessera_storage::replay;
+use tessera_storage::{Engine, EventStore, SledOptions, SledStore};
+
+use crate::Failure;
+use crate::config::{Config, LogConfig};
+
+pub fn init_logging(log: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub fn open_store(config: &Config) -> Result<SledStore, Failure> {
+    SledStore::open(
+        &config.data,
+        SledOptions {
+            cache_bytes: config.store.cache_bytes,
+            fdatasync: true,
+        },
+    )
+    .map_err(Failure::new)
+}
+
+/// Opens the store, optionally verifying the chain first, and starts the writer.
+pub fn start_engine(config: &Config, verify: bool) -> Result<Engine, Failure> {
+    let store = open_store(config)?;
+    if verify {
+        let bar = crate::replay::progress_bar(store.head().sequence, "verifying log");
+        let report = replay::verify(&store, &mut |seq| bar.set_position(seq));
+        bar.finish_and_clear();
+        if let Err(e) = report {
+            return Err(Failure(format!(
+                "refusing to start: the event log in {} is damaged: {e}. Run `tessera verify --data {}` for details and restore from a backup.",
+                config.data.display(),
+                config.data.display()
+            )));
+        }
+    }
+    let engine_config = EngineConfig {
+        batch_commands_max: config.store.batch_commands_max,
+        queue_commands_max: config.store.queue_commands_max,
+        check_invariants: false,
+    };
+    Engine::start(Box::new(store), config.policy.clone(), Arc::new(SystemClock), Box::new(os_rng()), engine_config)
+        .map_err(|e| Failure(format!("refusing to start: cannot load the views: {e}. Try `tessera replay --rebuild --repair`.")))
+}
+
+pub fn run(config: Config) -> Result<ExitCode, Failure> {
+    let engine = start_engine(&config, config.store.verify_on_start)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::new)?;
+    let app = Arc::new(App::new(engine.clone(), config.http.clone()).map_err(Failure::new)?);
+    runtime.block_on(async {
+        let handle = start(app, config.listen).await.map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
+        tracing::info!(address = %handle.local_addr, data = %config.data.display(), "tessera is serving");
+        println!("tessera listening on http://{}", handle.local_addr);
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining requests");
+        handle.shutdown().await;
+        Ok::<_, Failure>(())
+    })?;
+    // Every answered request's events were durable before it was answered; this finishes the
+    // batch in hand, if any, and stops the writer.
+    engine.shutdown();
+    tracing::info!("stopped; the log is durable");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

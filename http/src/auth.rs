@@ -1,0 +1,229 @@
+//! Who is calling: the session cookie, the CSRF check for cookie-authenticated changes, and
+//! the client's address.
+//!
+//! Session cookies follow the OWASP Session Management Cheat Sheet and the tutorial's first
+//! exercise: `__Host-` prefix (so no Domain attribute and Path=/, set over a secure context
+//! only), HttpOnly (no script can read it), Secure, SameSite=Lax, and a Max-Age no longer
+//! than the session's absolute lifetime.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::{HeaderMap, HeaderValue, Method, header};
+use tessera_core::secret::{SecretDigest, plausible};
+use tessera_core::session::{SESSION_SECRET_PREFIX, SessionView};
+use tessera_core::{Command, Rejection, Timestamp};
+
+use crate::App;
+use crate::config::HttpConfig;
+use crate::problem::Problem;
+
+pub const SESSION_COOKIE: &str = "__Host-tessera_session";
+
+/// The session cookie value presented with a request, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+/// `Set-Cookie` for a new session secret.
+pub fn set_session_cookie(secret: &str, expires_at: Timestamp, now: Timestamp) -> HeaderValue {
+    let max_age = expires_at.since(now) / 1000;
+    let value = format!(
+        "{SESSION_COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+    );
+    // The secret is base64url and the rest is fixed text, so this is always a valid value.
+    HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static("__Host-tessera_session=; Path=/; Max-Age=0"))
+}
+
+/// `Set-Cookie` that deletes the session cookie.
+pub fn clear_session_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-tessera_session=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0",
+    )
+}
+
+/// A caller authenticated by a live session cookie.
+#[derive(Clone, Debug)]
+pub struct SessionCaller {
+    pub session: SessionView,
+}
+
+/// Finds the live session the cookie names, recording activity when it is due. A cookie the
+/// server did not issue, an ended session, or one past its deadlines: 401.
+pub async fn session_caller(app: &App, headers: &HeaderMap) -> Result<SessionCaller, Problem> {
+    let presented = session_cookie(headers).ok_or_else(Problem::unauthenticated)?;
+    if !plausible(&presented, SESSION_SECRET_PREFIX) {
+        return Err(Problem::unauthenticated());
+    }
+    let digest = SecretDigest::of(&presented);
+    let now = app.engine.now();
+    let session = {
+        let views = app.engine.views();
+        views
+            .session_by_digest(&digest)
+            .filter(|s| s.is_live(now))
+            .cloned()
+    }
+    .ok_or_else(Problem::unauthenticated)?;
+    if now.since(session.last_seen_at) >= app.engine.policy().session.touch_interval_ms {
+        let outcome = app
+            .engine
+            .execute(Command::TouchSession {
+                session: session.id,
+            })
+            .await?;
+        outcome.reply.map_err(Problem::from)?;
+    }
+    Ok(SessionCaller { session })
+}
+
+/// Refuses a cookie-carrying change that a browser says came from another site.
+///
+/// Browsers send `Sec-Fetch-Site` on every request, and `Origin` on every cross-origin and
+/// every POST. A request with neither is not from a browser (curl, a backend), where CSRF
+/// cannot happen. OWASP CSRF Prevention Cheat Sheet, "Fetch Metadata" and "Verifying Origin".
+pub fn check_same_site(
+    method: &Method,
+    headers: &HeaderMap,
+    config: &HttpConfig,
+) -> Result<(), Problem> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return match site {
+            "same-origin" | "none" => Ok(()),
+            _ => Err(Problem::cross_site()),
+        };
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| Problem::cross_site())?;
+    if config.allowed_origins.iter().any(|o| o == origin) {
+        return Ok(());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(Problem::cross_site)?;
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+    if origin != "null" && origin_host.eq_ignore_ascii_case(host) {
+        return Ok(());
+    }
+    Err(Problem::cross_site())
+}
+
+/// The client's address: the socket peer, or, when the peer is a trusted proxy, the
+/// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_address(peer: SocketAddr, headers: &HeaderMap, config: &HttpConfig) -> IpAddr {
+    let peer_ip = peer.ip();
+    if !config.trusted_proxies.contains(&peer_ip) {
+        return peer_ip;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !config.trusted_proxies.contains(ip))
+        .unwrap_or(peer_ip)
+}
+
+/// Maps a refusal to the problem a caller sees.
+pub fn refused(r: Rejection) -> Problem {
+    Problem::from(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn cross_site_changes_are_refused() {
+        let c = HttpConfig::default();
+        let post = Method::POST;
+        assert!(check_same_site(&post, &headers(&[("sec-fetch-site", "cross-site")]), &c).is_err());
+        assert!(check_same_site(&post, &headers(&[("sec-fetch-site", "same-site")]), &c).is_err());
+        assert!(check_same_site(&post, &headers(&[("sec-fetch-site", "same-origin")]), &c).is_ok());
+        assert!(
+            check_same_site(
+                &post,
+                &headers(&[("origin", "https://evil.example"), ("host", "auth.example")]),
+                &c
+            )
+            .is_err()
+        );
+        assert!(
+            check_same_site(
+                &post,
+                &headers(&[("origin", "null"), ("host", "auth.example")]),
+                &c
+            )
+            .is_err()
+        );
+        assert!(
+            check_same_site(
+                &post,
+                &headers(&[("origin", "https://auth.example"), ("host", "auth.example")]),
+                &c
+            )
+            .is_ok()
+        );
+        assert!(check_same_site(&post, &headers(&[]), &c).is_ok());
+        assert!(
+            check_same_site(
+                &Method::GET,
+                &headers(&[("sec-fetch-site", "cross-site")]),
+                &c
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let mut c = HttpConfig::default();
+        let peer: SocketAddr = "10.0.0.1:5000".parse().expect("literal");
+        let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.2")]);
+        assert_eq!(client_address(peer, &h, &c), peer.ip());
+        c.trusted_proxies = vec![
+            "10.0.0.1".parse().expect("literal"),
+            "10.0.0.2".parse().expect("literal"),
+        ];
+        assert_eq!(
+            client_address(peer, &h, &c),
+            "203.0.113.9".parse::<IpAddr>().expect("literal")
+        );
+    }
+
+    #[test]
+    fn cookie_is_found_among_others() {
+        let h = headers(&[("cookie", "a=1; __Host-tessera_session=tss_abc; b=2")]);
+        assert_eq!(session_cookie(&h).as_deref(), Some("tss_abc"));
+        assert_eq!(
+            session_cookie(&headers(&[("cookie", "tessera_session=x")])),
+            None
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! The bounded argon2 pool.
+//!
+//! Password hashing is deliberately slow (tens of milliseconds, 19 MiB each at OWASP
+//! parameters). It runs on tokio's blocking threads, never on the async workers, at most
+//! `hash_workers` at a time, and at most `hash_queue_max` admitted at once: beyond that the
+//! caller gets [`Busy`] (503 with Retry-After) instead of joining an unbounded pile.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use rand_core::CryptoRng;
+use tokio::sync::Semaphore;
+
+/// The pool is full, or a hash job died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("password hashing is at capacity")]
+pub struct Busy;
+
+#[derive(Debug)]
+pub struct Hashing {
+    running: Arc<Semaphore>,
+    admitted: AtomicUsize,
+    admitted_max: usize,
+    pub rejected: AtomicU64,
+    pub completed: AtomicU64,
+}
+
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Hashing {
+    pub fn new(workers: usize, admitted_max: usize) -> Self {
+        Self {
+            running: Arc::new(Semaphore::new(workers.max(1))),
+            admitted: AtomicUsize::new(0),
+            admitted_max: admitted_max.max(1),
+            rejected: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+        }
+    }
+
+    /// Jobs admitted right now (running or waiting).
+    pub fn in_flight(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
+    }
+
+    /// Runs `job` on a blocking thread with the OS RNG, once a worker is free.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, Busy>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn CryptoRng) -> T + Send + 'static,
+    {
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.admitted_max {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(Busy);
+        }
+        let _admission = Admission(&self.admitted);
+        let _permit = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Busy)?;
+        let result = tokio::task::spawn_blocking(move || {
+            let mut rng = crate::system::os_rng();
+            job(&mut rng)
+        })
+        .await
+        .map_err(|_| Busy)?;
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        Ok(result)
+    }
+}

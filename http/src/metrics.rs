@@ -1,0 +1,241 @@
+//! Prometheus text metrics: requests and latencies per route, plus the engine's counters
+//! (events appended, durable syncs, batch sizes) and the hashing pool's.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::App;
+
+/// Every route, so that metrics are fixed arrays rather than a locked map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Accounts,
+    Login,
+    Logout,
+    Me,
+    Sessions,
+    SessionDelete,
+    Password,
+    Healthz,
+    Metrics,
+    Other,
+}
+
+impl Route {
+    pub const ALL: [Route; 10] = [
+        Self::Accounts,
+        Self::Login,
+        Self::Logout,
+        Self::Me,
+        Self::Sessions,
+        Self::SessionDelete,
+        Self::Password,
+        Self::Healthz,
+        Self::Metrics,
+        Self::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accounts => "accounts",
+            Self::Login => "login",
+            Self::Logout => "logout",
+            Self::Me => "me",
+            Self::Sessions => "sessions",
+            Self::SessionDelete => "session_delete",
+            Self::Password => "password",
+            Self::Healthz => "healthz",
+            Self::Metrics => "metrics",
+            Self::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or(Self::ALL.len() - 1)
+    }
+}
+
+/// Upper bounds of the latency buckets, in microseconds.
+const BUCKETS_US: [u64; 12] = [
+    500, 1_000, 2_500, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    5_000_000,
+];
+const STATUS_CLASSES: usize = 5;
+
+#[derive(Debug, Default)]
+struct RouteStats {
+    by_class: [AtomicU64; STATUS_CLASSES],
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    routes: [RouteStats; Route::ALL.len()],
+    pub connections_refused: AtomicU64,
+    pub request_timeouts: AtomicU64,
+    pub cross_site_refused: AtomicU64,
+}
+
+impl HttpMetrics {
+    pub fn record(&self, route: Route, status: u16, micros: u64) {
+        let s = &self.routes[route.index()];
+        let class = usize::from(status / 100).clamp(1, STATUS_CLASSES) - 1;
+        s.by_class[class].fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = BUCKETS_US.iter().position(|b| micros <= *b) {
+            s.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        s.sum_us.fetch_add(micros, Ordering::Relaxed);
+        s.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}
+
+/// The whole exposition, in Prometheus text format 0.0.4.
+pub fn render(app: &App) -> String {
+    let mut out = String::with_capacity(4096);
+    let m = &app.metrics;
+    out.push_str("# HELP tessera_http_requests_total Requests answered, by route and status class.\n# TYPE tessera_http_requests_total counter\n");
+    for route in Route::ALL {
+        let s = &m.routes[route.index()];
+        for (i, c) in s.by_class.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "tessera_http_requests_total{{route=\"{}\",status=\"{}xx\"}} {}",
+                route.name(),
+                i + 1,
+                c.load(Ordering::Relaxed)
+            );
+        }
+    }
+    out.push_str("# HELP tessera_http_request_duration_seconds Time from request to answer.\n# TYPE tessera_http_request_duration_seconds histogram\n");
+    for route in Route::ALL {
+        let s = &m.routes[route.index()];
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            cumulative += s.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "tessera_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {cumulative}",
+                route.name(),
+                *b as f64 / 1e6
+            );
+        }
+        let count = s.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "tessera_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {count}",
+            route.name()
+        );
+        let _ = writeln!(
+            out,
+            "tessera_http_request_duration_seconds_sum{{route=\"{}\"}} {}",
+            route.name(),
+            s.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "tessera_http_request_duration_seconds_count{{route=\"{}\"}} {count}",
+            route.name()
+        );
+    }
+    let e = app.engine.metrics();
+    let batches = e.batches.load(Ordering::Relaxed);
+    let events = e.events_appended.load(Ordering::Relaxed);
+    counter(
+        &mut out,
+        "tessera_commands_total",
+        "Commands decided by the writer.",
+        e.commands.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_events_appended_total",
+        "Events appended to the log.",
+        events,
+    );
+    counter(
+        &mut out,
+        "tessera_batches_total",
+        "Batches appended (one transaction each).",
+        batches,
+    );
+    counter(
+        &mut out,
+        "tessera_durable_syncs_total",
+        "Durable syncs (sled flush + fdatasync).",
+        e.durable_syncs.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_writer_overloaded_total",
+        "Commands refused because the writer queue was full.",
+        e.overloaded.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_hash_rejected_total",
+        "Password checks refused because the argon2 pool was full.",
+        app.hashing.rejected.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_hash_completed_total",
+        "Password hashes and verifications completed.",
+        app.hashing.completed.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_connections_refused_total",
+        "Connections closed at accept: too many open.",
+        m.connections_refused.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_request_timeouts_total",
+        "Requests that ran out of time.",
+        m.request_timeouts.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_cross_site_refused_total",
+        "Cookie-authenticated changes refused as cross-site.",
+        m.cross_site_refused.load(Ordering::Relaxed),
+    );
+    let mean = if batches == 0 {
+        0.0
+    } else {
+        events as f64 / batches as f64
+    };
+    let _ = writeln!(
+        out,
+        "# HELP tessera_batch_events_mean Mean events per appended batch.\n# TYPE tessera_batch_events_mean gauge\ntessera_batch_events_mean {mean}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tessera_log_head Last durable sequence number.\n# TYPE tessera_log_head gauge\ntessera_log_head {}",
+        app.engine.head_sequence()
+    );
+    let views = app.engine.views();
+    let _ = writeln!(
+        out,
+        "# HELP tessera_live_sessions Sessions in the views.\n# TYPE tessera_live_sessions gauge\ntessera_live_sessions {}",
+        views.session_count()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tessera_accounts Accounts in the views.\n# TYPE tessera_accounts gauge\ntessera_accounts {}",
+        views.account_count()
+    );
+    out
+}

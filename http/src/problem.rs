@@ -1,0 +1,248 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`), and the mapping from
+//! core rejections and engine errors. Nothing internal reaches a client: storage failures
+//! become a plain 503.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use serde::Serialize;
+use tessera_core::Rejection;
+use tessera_storage::EngineError;
+
+use crate::hashing::Busy;
+
+/// One validation problem, listed in `errors`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    /// A JSON pointer into the request body.
+    pub pointer: String,
+    pub code: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub code: Option<u16>,
+    pub errors: Vec<FieldProblem>,
+    pub retry_after_secs: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    #[serde(skip_serializing_if = "<[FieldProblem]>::is_empty")]
+    errors: &'a [FieldProblem],
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            code: None,
+            errors: Vec::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    pub fn unprocessable(detail: impl Into<String>, errors: Vec<FieldProblem>) -> Self {
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "The request is not valid",
+                detail,
+            )
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            "no such resource",
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this resource does not accept that method",
+        )
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::from(Rejection::Unauthenticated)
+    }
+
+    pub fn cross_site() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "cross-site-request",
+            "Cross-site request refused",
+            "a cookie-authenticated change must come from this site (Origin / Sec-Fetch-Site)",
+        )
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self {
+            retry_after_secs: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                detail,
+            )
+        }
+    }
+
+    pub fn timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "Request timeout",
+            "the request took too long",
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "something went wrong; it has been logged",
+        )
+    }
+
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let body = Body {
+            kind: format!("urn:tessera:problem:{}", self.slug),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+            errors: &self.errors,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tessera\""),
+            );
+        }
+        if let Some(secs) = self.retry_after_secs {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl From<Rejection> for Problem {
+    fn from(r: Rejection) -> Self {
+        let detail = r.to_string();
+        let (status, title, errors) = match &r {
+            Rejection::UsernameTaken => (StatusCode::CONFLICT, "Username taken", vec![]),
+            Rejection::InvalidUsername(p) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The request is not valid",
+                vec![FieldProblem {
+                    pointer: "/username".into(),
+                    code: "invalid_username".into(),
+                    detail: p.to_string(),
+                }],
+            ),
+            Rejection::InvalidEmail => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The request is not valid",
+                vec![FieldProblem {
+                    pointer: "/email".into(),
+                    code: "invalid_email".into(),
+                    detail,
+                }],
+            ),
+            Rejection::WeakPassword(problems) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The password does not meet the policy",
+                problems
+                    .iter()
+                    .map(|p| FieldProblem {
+                        pointer: "/password".into(),
+                        code: p.code().into(),
+                        detail: p.to_string(),
+                    })
+                    .collect(),
+            ),
+            Rejection::InvalidCredentials | Rejection::Unauthenticated => {
+                (StatusCode::UNAUTHORIZED, "Unauthorized", vec![])
+            }
+            Rejection::SessionNotFound | Rejection::AccountNotFound => {
+                (StatusCode::NOT_FOUND, "Not found", vec![])
+            }
+        };
+        Self {
+            status,
+            slug: r.slug(),
+            title,
+            detail: r.to_string(),
+            code: Some(r.code()),
+            errors,
+            retry_after_secs: None,
+        }
+    }
+}
+
+impl From<EngineError> for Problem {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Overloaded => Self::unavailable("the server is busy; retry shortly"),
+            EngineError::Stopped | EngineError::Storage(_) | EngineError::Invariant(_) => {
+                tracing::error!(error = %e, "engine unavailable");
+                Self::unavailable("the server cannot accept changes right now")
+            }
+        }
+    }
+}
+
+impl From<Busy> for Problem {
+    fn from(_: Busy) -> Self {
+        Self::unavailable("too many password checks in progress; retry shortly")
+    }
+}

@@ -1,0 +1,130 @@
+//! POST /v1/login and POST /v1/logout.
+//!
+//! Login looks the account up, checks the password on the argon2 pool (against a decoy hash
+//! when there is no such account, so unknown usernames cost the same), then lets the writer
+//! decide. Every failure, whatever its cause, is the same 401.
+
+use http::{Request, StatusCode, header};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use tessera_core::{Command, LoginMode, Rejection, Reply as CoreReply, prepare};
+use zeroize::Zeroizing;
+
+use super::{Ctx, Reply};
+use crate::auth::{self, check_same_site, clear_session_cookie, set_session_cookie};
+use crate::body::{empty, json, read_json};
+use crate::problem::Problem;
+use crate::time::rfc3339;
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    #[default]
+    Token,
+    Session,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: Zeroizing<String>,
+    #[serde(default)]
+    mode: Mode,
+}
+
+#[derive(Serialize)]
+struct SessionLogin {
+    session_id_hint: String,
+    expires_at: String,
+}
+
+pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    let input: LoginBody = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let mode = match input.mode {
+        Mode::Session => {
+            // A forged cross-site login would plant the attacker's session in the victim's
+            // browser (login CSRF).
+            check_same_site(&parts.method, &parts.headers, &ctx.app.config)?;
+            LoginMode::Session
+        }
+        Mode::Token => {
+            return Err(Problem::unprocessable(
+                "token mode is not available on this server yet; use \"mode\": \"session\"",
+                vec![],
+            ));
+        }
+    };
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
+    let account = ctx
+        .app
+        .engine
+        .views()
+        .account_by_username(&input.username)
+        .cloned();
+    let policy = ctx.app.engine.policy().clone();
+    let decoy = ctx.app.decoy.clone();
+    let check = ctx
+        .app
+        .hashing
+        .run(move |rng| {
+            prepare::check_password(&input.password, account.as_ref(), &decoy, &policy, rng)
+        })
+        .await?;
+    let outcome = ctx
+        .app
+        .engine
+        .execute(Command::Login {
+            check,
+            mode,
+            client,
+        })
+        .await?;
+    match outcome.reply? {
+        CoreReply::LoggedIn(issued) => {
+            let mut resp = json(
+                StatusCode::OK,
+                &SessionLogin {
+                    session_id_hint: issued.session.to_string(),
+                    expires_at: rfc3339(issued.expires_at),
+                },
+            );
+            resp.headers_mut().insert(
+                header::SET_COOKIE,
+                set_session_cookie(
+                    issued.secret.expose(),
+                    issued.expires_at,
+                    outcome.recorded_at,
+                ),
+            );
+            Ok(resp)
+        }
+        _ => Err(Problem::internal()),
+    }
+}
+
+pub async fn logout(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    check_same_site(req.method(), req.headers(), &ctx.app.config)?;
+    let caller = auth::session_caller(ctx.app, req.headers()).await?;
+    let outcome = ctx
+        .app
+        .engine
+        .execute(Command::Logout {
+            session: caller.session.id,
+        })
+        .await?;
+    match outcome.reply {
+        Ok(_) | Err(Rejection::Unauthenticated) => {
+            let mut resp = empty(StatusCode::NO_CONTENT);
+            resp.headers_mut()
+                .insert(header::SET_COOKIE, clear_session_cookie());
+            Ok(resp)
+        }
+        Err(r) => Err(r.into()),
+    }
+}

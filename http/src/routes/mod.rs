@@ -1,0 +1,71 @@
+//! Routing: method and path to handler. Handlers parse, ask the engine, and map the reply.
+
+mod accounts;
+mod login;
+mod ops;
+mod sessions;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::App;
+use crate::metrics::Route;
+use crate::problem::Problem;
+
+pub type Reply = Response<Full<Bytes>>;
+
+/// Per-request context handlers need besides the body.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub peer: SocketAddr,
+}
+
+/// Which route a request is for, before it is handled (for metrics).
+pub fn classify(method: &Method, path: &str) -> Route {
+    match (method, path) {
+        (_, "/v1/accounts") => Route::Accounts,
+        (_, "/v1/login") => Route::Login,
+        (_, "/v1/logout") => Route::Logout,
+        (_, "/v1/me") => Route::Me,
+        (_, "/v1/sessions") => Route::Sessions,
+        (_, p) if p.starts_with("/v1/sessions/") => Route::SessionDelete,
+        (_, "/v1/password") => Route::Password,
+        (_, "/healthz") => Route::Healthz,
+        (_, "/metrics") => Route::Metrics,
+        _ => Route::Other,
+    }
+}
+
+pub async fn dispatch(
+    ctx: Ctx<'_>,
+    route: Route,
+    req: Request<Incoming>,
+) -> Result<Reply, Problem> {
+    let method = req.method().clone();
+    match (route, method) {
+        (Route::Accounts, Method::POST) => accounts::register(ctx, req).await,
+        (Route::Login, Method::POST) => login::login(ctx, req).await,
+        (Route::Logout, Method::POST) => login::logout(ctx, req).await,
+        (Route::Me, Method::GET) => sessions::me(ctx, req).await,
+        (Route::Sessions, Method::GET) => sessions::list(ctx, req).await,
+        (Route::SessionDelete, Method::DELETE) => sessions::delete(ctx, req).await,
+        (Route::Password, Method::POST) => sessions::change_password(ctx, req).await,
+        (Route::Healthz, Method::GET) => Ok(ops::healthz(ctx)),
+        (Route::Metrics, Method::GET) => Ok(ops::metrics(ctx)),
+        (Route::Other, _) => Err(Problem::not_found()),
+        (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
+            Err(Problem::not_found())
+        }
+        _ => Err(Problem::method_not_allowed()),
+    }
+}
+
+fn parse_session_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/sessions/")
+        .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+}

@@ -1,0 +1,172 @@
+//! GET /v1/me, GET /v1/sessions, DELETE /v1/sessions/{id}, POST /v1/password.
+
+use http::{Request, StatusCode, header};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use tessera_core::{Command, Reply as CoreReply, SessionId, prepare};
+use zeroize::Zeroizing;
+
+use super::{Ctx, Reply, parse_session_path};
+use crate::auth::{self, check_same_site, set_session_cookie};
+use crate::body::{empty, json, read_json};
+use crate::problem::Problem;
+use crate::time::rfc3339;
+
+#[derive(Serialize)]
+struct Me {
+    id: String,
+    username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    mfa_enabled: bool,
+}
+
+pub async fn me(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let caller = auth::session_caller(ctx.app, req.headers()).await?;
+    let account = ctx
+        .app
+        .engine
+        .views()
+        .account(&caller.session.account)
+        .cloned()
+        .ok_or_else(Problem::unauthenticated)?;
+    Ok(json(
+        StatusCode::OK,
+        &Me {
+            id: account.id.to_string(),
+            username: account.username,
+            email: account.email,
+            mfa_enabled: false,
+        },
+    ))
+}
+
+#[derive(Serialize)]
+struct SessionItem {
+    id: String,
+    created_at: String,
+    last_seen_at: String,
+    expires_at: String,
+    current: bool,
+}
+
+pub async fn list(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let caller = auth::session_caller(ctx.app, req.headers()).await?;
+    let now = ctx.app.engine.now();
+    let mut items: Vec<SessionItem> = ctx
+        .app
+        .engine
+        .views()
+        .sessions_of(&caller.session.account)
+        .filter(|s| s.is_live(now))
+        .map(|s| SessionItem {
+            id: s.id.to_string(),
+            created_at: rfc3339(s.created_at),
+            last_seen_at: rfc3339(s.last_seen_at),
+            expires_at: rfc3339(s.deadline()),
+            current: s.id == caller.session.id,
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(json(StatusCode::OK, &items))
+}
+
+pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    check_same_site(req.method(), req.headers(), &ctx.app.config)?;
+    let caller = auth::session_caller(ctx.app, req.headers()).await?;
+    let id = parse_session_path(req.uri().path())
+        .and_then(SessionId::parse)
+        .ok_or_else(Problem::not_found)?;
+    let outcome = ctx
+        .app
+        .engine
+        .execute(Command::RevokeSession {
+            account: caller.session.account,
+            session: id,
+        })
+        .await?;
+    outcome.reply?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: Zeroizing<String>,
+    new_password: Zeroizing<String>,
+}
+
+pub async fn change_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    check_same_site(&parts.method, &parts.headers, &ctx.app.config)?;
+    let caller = auth::session_caller(ctx.app, &parts.headers).await?;
+    let input: PasswordBody =
+        read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
+    let account = ctx
+        .app
+        .engine
+        .views()
+        .account(&caller.session.account)
+        .cloned();
+    let policy = ctx.app.engine.policy().clone();
+    let decoy = ctx.app.decoy.clone();
+    let prepared = ctx
+        .app
+        .hashing
+        .run(move |rng| {
+            let new_hash = prepare::new_password(&input.new_password, &policy, rng)?;
+            let check = prepare::check_password(
+                &input.current_password,
+                account.as_ref(),
+                &decoy,
+                &policy,
+                rng,
+            );
+            Ok::<_, tessera_core::Rejection>((check, new_hash))
+        })
+        .await??;
+    let (check, new_hash) = prepared;
+    let command = Command::ChangePassword {
+        check,
+        new_hash,
+        current_session: Some(caller.session.id),
+        client,
+    };
+    let outcome = ctx.app.engine.execute(command).await?;
+    let reply = outcome.reply.map_err(|r| match r {
+        // The caller is authenticated; a wrong current password is a refusal, not a logout.
+        tessera_core::Rejection::InvalidCredentials => Problem::new(
+            http::StatusCode::FORBIDDEN,
+            "wrong-current-password",
+            "Current password is wrong",
+            "the current password does not match",
+        ),
+        other => other.into(),
+    })?;
+    match reply {
+        CoreReply::PasswordChanged { session } => {
+            let mut resp = empty(StatusCode::NO_CONTENT);
+            if let Some(issued) = session {
+                resp.headers_mut().insert(
+                    header::SET_COOKIE,
+                    set_session_cookie(
+                        issued.secret.expose(),
+                        issued.expires_at,
+                        outcome.recorded_at,
+                    ),
+                );
+            }
+            Ok(resp)
+        }
+        _ => Err(Problem::internal()),
+    }
+}

@@ -1,0 +1,139 @@
+//! The accept loop: connection limit, header and request timeouts, graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::App;
+use crate::problem::Problem;
+use crate::routes::{self, Ctx, Reply};
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    pub local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Stops accepting, lets in-flight requests finish (up to the drain timeout), and
+    /// returns. The engine is still running: the caller shuts it down after this, so that
+    /// every answered request's events are durable (they are before they are answered).
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself (it does not, unless its task fails).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `listen` and serves `app` until [`ServerHandle::shutdown`].
+pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerHandle> {
+    let listener = TcpListener::bind(listen).await?;
+    let local_addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(accept_loop(app, listener, stopped));
+    Ok(ServerHandle {
+        local_addr,
+        stop: Some(stop),
+        task,
+    })
+}
+
+async fn accept_loop(app: Arc<App>, listener: TcpListener, mut stopped: oneshot::Receiver<()>) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(app.config.connections_max));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(app.config.header_timeout_ms))
+        .max_buf_size(16 * 1024)
+        .max_headers(64)
+        .keep_alive(true);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of descriptors or similar: back off briefly rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            app.metrics
+                .connections_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, peer, req).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let drain = Duration::from_millis(app.config.drain_timeout_ms);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+}
+
+/// One request: route, run with a deadline, record metrics, never leak an internal error.
+pub async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    let started = crate::system::monotonic();
+    let route = routes::classify(req.method(), req.uri().path());
+    let deadline = Duration::from_millis(app.config.request_timeout_ms);
+    let result =
+        tokio::time::timeout(deadline, routes::dispatch(Ctx { app, peer }, route, req)).await;
+    let resp = match result {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(problem)) => {
+            if problem.slug == "cross-site-request" {
+                app.metrics
+                    .cross_site_refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            problem.into_response()
+        }
+        Err(_) => {
+            app.metrics
+                .request_timeouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Problem::timeout().into_response()
+        }
+    };
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    app.metrics.record(route, resp.status().as_u16(), micros);
+    resp
+}

@@ -77,3 +77,53 @@ impl Hashing {
         Ok(result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_pool_refuses_instead_of_queueing() {
+        let pool = Arc::new(Hashing::new(1, 2));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let first = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.run(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = wait.recv();
+                })
+                .await
+            })
+        };
+        started.await.expect("the first job runs");
+        // One running, one waiting for the worker: admitted. A third: refused at once.
+        let second = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(|_| 2).await })
+        };
+        while pool.in_flight() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.run(|_| 3).await, Err(Busy));
+        assert_eq!(pool.rejected.load(Ordering::Relaxed), 1);
+        release.send(()).expect("first job waits");
+        assert_eq!(first.await.expect("joins"), Ok(()));
+        assert_eq!(second.await.expect("joins"), Ok(2));
+        assert_eq!(pool.in_flight(), 0);
+        assert_eq!(pool.run(|_| 4).await, Ok(4));
+    }
+
+    #[test]
+    fn busy_is_a_503_with_retry_after() {
+        let resp = crate::problem::Problem::from(Busy).into_response();
+        assert_eq!(resp.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            resp.headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+    }
+}

@@ -1,0 +1,605 @@
+//! End to end over real HTTP: a hyper server on 127.0.0.1, the real engine on a sled store
+//! in a temporary folder, and a hyper client. Time is a test clock the test moves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tessera_core::{Policy, Timestamp};
+use tessera_http::{App, HttpConfig, ServerHandle};
+use tessera_storage::engine::EngineConfig;
+use tessera_storage::{Clock, Engine, SledOptions, SledStore};
+
+const PASSWORD: &str = "Correct horse 9 battery";
+
+#[derive(Debug)]
+struct TestClock(AtomicU64);
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    handle: Option<ServerHandle>,
+    engine: Engine,
+    clock: Arc<TestClock>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _dir: tempfile::TempDir,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn cookie(&self) -> Option<String> {
+        let set = self.header("set-cookie")?;
+        let value = set
+            .split(';')
+            .next()?
+            .strip_prefix("__Host-tessera_session=")?;
+        (!value.is_empty()).then(|| value.to_owned())
+    }
+}
+
+impl Server {
+    async fn start(config: HttpConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("store opens");
+        let clock = Arc::new(TestClock(AtomicU64::new(1_700_000_000_000)));
+        let rng = <rand::rngs::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(42);
+        let engine = Engine::start(
+            Box::new(store),
+            Policy::fast_for_tests(),
+            clock.clone(),
+            Box::new(rng),
+            EngineConfig {
+                check_invariants: true,
+                ..EngineConfig::default()
+            },
+        )
+        .expect("engine starts");
+        let app = Arc::new(App::new(engine.clone(), config).expect("valid config"));
+        let handle = tessera_http::start(app, "127.0.0.1:0".parse().expect("literal"))
+            .await
+            .expect("binds");
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self {
+            addr: handle.local_addr,
+            handle: Some(handle),
+            engine,
+            clock,
+            client,
+            _dir: dir,
+        }
+    }
+
+    fn advance(&self, ms: u64) {
+        self.clock.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.into())).expect("request builds");
+        let resp = self.client.request(req).await.expect("server answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("body reads")
+            .to_bytes();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn post_json(&self, path: &str, value: Value, extra: &[(&str, &str)]) -> Answer {
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend_from_slice(extra);
+        self.send(Method::POST, path, &headers, value.to_string())
+            .await
+    }
+
+    async fn register(&self, username: &str) -> Answer {
+        self.post_json(
+            "/v1/accounts",
+            json!({"username": username, "password": PASSWORD}),
+            &[],
+        )
+        .await
+    }
+
+    async fn login(&self, username: &str, password: &str) -> Answer {
+        self.post_json(
+            "/v1/login",
+            json!({"username": username, "password": password, "mode": "session"}),
+            &[],
+        )
+        .await
+    }
+
+    async fn with_cookie(&self, method: Method, path: &str, cookie: &str) -> Answer {
+        let header = format!("__Host-tessera_session={cookie}");
+        self.send(method, path, &[("cookie", header.as_str())], Bytes::new())
+            .await
+    }
+
+    async fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.shutdown())
+            .await
+            .expect("engine stops");
+    }
+}
+
+fn assert_problem(a: &Answer, status: StatusCode) -> Value {
+    assert_eq!(
+        a.status,
+        status,
+        "body: {}",
+        String::from_utf8_lossy(&a.body)
+    );
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
+    let body = a.json();
+    assert_eq!(body["status"], json!(status.as_u16()));
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("urn:tessera:problem:"))
+    );
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_login_me_sessions_logout() {
+    let s = Server::start(HttpConfig::default()).await;
+    let reg = s.register("Alice").await;
+    assert_eq!(reg.status, StatusCode::CREATED);
+    assert_eq!(reg.json()["username"], "Alice");
+    assert_problem(&s.register("ALICE").await, StatusCode::CONFLICT);
+
+    let login = s.login("alice", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(login.header("cache-control"), Some("no-store"));
+    let set = login.header("set-cookie").expect("cookie set").to_owned();
+    for attr in [
+        "__Host-tessera_session=tss_",
+        "Path=/",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Max-Age=43200",
+    ] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    assert!(
+        !set.contains("Domain"),
+        "__Host- cookies must not carry Domain"
+    );
+    let cookie = login.cookie().expect("cookie value");
+
+    let me = s.with_cookie(Method::GET, "/v1/me", &cookie).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["username"], "Alice");
+    assert_eq!(me.json()["id"], reg.json()["id"]);
+
+    let second = s
+        .login("ALICE", PASSWORD)
+        .await
+        .cookie()
+        .expect("second session");
+    let list = s
+        .with_cookie(Method::GET, "/v1/sessions", &cookie)
+        .await
+        .json();
+    let list = list.as_array().expect("a list");
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        list.iter().filter(|x| x["current"] == json!(true)).count(),
+        1
+    );
+
+    // Delete the other session from this one.
+    let other = list
+        .iter()
+        .find(|x| x["current"] == json!(false))
+        .expect("other")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let del = s
+        .with_cookie(Method::DELETE, &format!("/v1/sessions/{other}"), &cookie)
+        .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT);
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &second).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    // Deleting it again, or a session that does not exist: 404.
+    assert_problem(
+        &s.with_cookie(Method::DELETE, &format!("/v1/sessions/{other}"), &cookie)
+            .await,
+        StatusCode::NOT_FOUND,
+    );
+
+    let out = s.with_cookie(Method::POST, "/v1/logout", &cookie).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(
+        out.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0"))
+    );
+    let after = s.with_cookie(Method::GET, "/v1/me", &cookie).await;
+    assert_problem(&after, StatusCode::UNAUTHORIZED);
+    assert!(after.header("www-authenticate").is_some());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_and_wrong_password_look_the_same_and_cost_the_same() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    let hashed_before = s.engine.metrics().events_appended.load(Ordering::SeqCst);
+    let wrong = s.login("alice", "Wrong password 1").await;
+    let unknown = s.login("mallory", "Wrong password 1").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.status, unknown.status);
+    assert_eq!(
+        wrong.body, unknown.body,
+        "the bodies must not tell the cases apart"
+    );
+    // Both paths do one argon2 verification and one durable append: the same work.
+    let metrics = s.send(Method::GET, "/metrics", &[], Bytes::new()).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        text.contains("tessera_hash_completed_total 3"),
+        "register + two checks: {text}"
+    );
+    assert_eq!(
+        s.engine.metrics().events_appended.load(Ordering::SeqCst) - hashed_before,
+        2
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_get_clear_errors_and_change_nothing() {
+    let s = Server::start(HttpConfig::default()).await;
+    let head = s.engine.head_sequence();
+    let json_ct = [("content-type", "application/json")];
+    assert_problem(
+        &s.send(Method::POST, "/v1/accounts", &json_ct, "{\"username\": ")
+            .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_problem(
+        &s.send(
+            Method::POST,
+            "/v1/accounts",
+            &json_ct,
+            vec![0xff, 0xfe, b'{'],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    );
+    let unknown_field = json!({"username": "alice", "password": PASSWORD, "admin": true});
+    assert_problem(
+        &s.post_json("/v1/accounts", unknown_field, &[]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let wrong_type = s
+        .send(
+            Method::POST,
+            "/v1/accounts",
+            &[("content-type", "text/plain")],
+            "username=alice",
+        )
+        .await;
+    assert_problem(&wrong_type, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = json!({"username": "alice", "password": "A1a".repeat(100_000)});
+    assert_problem(
+        &s.post_json("/v1/accounts", huge, &[]).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    );
+    let long_password = s
+        .post_json(
+            "/v1/accounts",
+            json!({"username": "alice", "password": "A1a".repeat(1000)}),
+            &[],
+        )
+        .await;
+    let body = assert_problem(&long_password, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["code"], "password_too_long");
+    let absurd_name = s
+        .post_json(
+            "/v1/accounts",
+            json!({"username": "x".repeat(5000), "password": PASSWORD}),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        assert_problem(&absurd_name, StatusCode::UNPROCESSABLE_ENTITY)["errors"][0]["pointer"],
+        "/username"
+    );
+    let weak = assert_problem(
+        &s.post_json(
+            "/v1/accounts",
+            json!({"username": "alice", "password": "short"}),
+            &[],
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert_eq!(
+        weak["errors"].as_array().map(Vec::len),
+        Some(3),
+        "every problem is listed"
+    );
+    assert_problem(
+        &s.send(Method::GET, "/v1/nowhere", &[], Bytes::new()).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &s.send(Method::PUT, "/v1/login", &[], Bytes::new()).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+    );
+    assert_eq!(
+        s.engine.head_sequence(),
+        head,
+        "no bad request appended anything"
+    );
+    // Absurd input on login: refused the same way as a wrong password, nothing opened.
+    let absurd_login = s.login(&"y".repeat(5000), &"Z9z".repeat(400)).await;
+    assert_problem(&absurd_login, StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_expired_and_idle_sessions_are_refused() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    let forged = format!("tss_{}", "A".repeat(43));
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &forged).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", "not-even-close").await,
+        StatusCode::UNAUTHORIZED,
+    );
+
+    // Idle: 30 minutes without a request ends it.
+    let idle = s.login("alice", PASSWORD).await.cookie().expect("cookie");
+    s.advance(29 * 60 * 1000);
+    assert_eq!(
+        s.with_cookie(Method::GET, "/v1/me", &idle).await.status,
+        StatusCode::OK,
+        "activity extends it"
+    );
+    s.advance(29 * 60 * 1000);
+    assert_eq!(
+        s.with_cookie(Method::GET, "/v1/me", &idle).await.status,
+        StatusCode::OK
+    );
+    s.advance(30 * 60 * 1000 + 1);
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &idle).await,
+        StatusCode::UNAUTHORIZED,
+    );
+
+    // Absolute: 12 hours, however active.
+    let busy = s.login("alice", PASSWORD).await.cookie().expect("cookie");
+    for _ in 0..24 {
+        s.advance(29 * 60 * 1000);
+        assert_eq!(
+            s.with_cookie(Method::GET, "/v1/me", &busy).await.status,
+            StatusCode::OK
+        );
+    }
+    s.advance(29 * 60 * 1000);
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &busy).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_session_id_is_never_adopted() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    let planted = format!("tss_{}", "B".repeat(43));
+    let header = format!("__Host-tessera_session={planted}");
+    let login = s
+        .post_json(
+            "/v1/login",
+            json!({"username": "alice", "password": PASSWORD, "mode": "session"}),
+            &[("cookie", header.as_str())],
+        )
+        .await;
+    let issued = login.cookie().expect("a fresh cookie");
+    assert_ne!(issued, planted);
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &planted).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_eq!(
+        s.with_cookie(Method::GET, "/v1/me", &issued).await.status,
+        StatusCode::OK
+    );
+    // And a second login from the same browser gets yet another id.
+    let again = s.login("alice", PASSWORD).await.cookie().expect("cookie");
+    assert_ne!(again, issued);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_cookie_changes_are_refused() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    let cookie = s.login("alice", PASSWORD).await.cookie().expect("cookie");
+    let header = format!("__Host-tessera_session={cookie}");
+    let head = s.engine.head_sequence();
+    for extra in [
+        [("sec-fetch-site", "cross-site")],
+        [("origin", "https://evil.example")],
+    ] {
+        let mut headers = vec![("cookie", header.as_str())];
+        headers.extend_from_slice(&extra);
+        let out = s
+            .send(Method::POST, "/v1/logout", &headers, Bytes::new())
+            .await;
+        assert_problem(&out, StatusCode::FORBIDDEN);
+        let change = json!({"current_password": PASSWORD, "new_password": "Another good 1 pass"});
+        let mut with_json = headers.clone();
+        with_json.push(("content-type", "application/json"));
+        let pw = s
+            .send(Method::POST, "/v1/password", &with_json, change.to_string())
+            .await;
+        assert_problem(&pw, StatusCode::FORBIDDEN);
+        // Login CSRF: a cross-site form cannot log the browser into someone's account.
+        let login = s
+            .post_json(
+                "/v1/login",
+                json!({"username": "alice", "password": PASSWORD, "mode": "session"}),
+                &extra,
+            )
+            .await;
+        assert_problem(&login, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(s.engine.head_sequence(), head, "nothing changed");
+    assert_eq!(
+        s.with_cookie(Method::GET, "/v1/me", &cookie).await.status,
+        StatusCode::OK
+    );
+    // The same request from the same origin goes through.
+    let same = s
+        .send(
+            Method::POST,
+            "/v1/logout",
+            &[
+                ("cookie", header.as_str()),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::NO_CONTENT);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_change_ends_other_sessions_and_rotates_this_one() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    let here = s.login("alice", PASSWORD).await.cookie().expect("cookie");
+    let elsewhere = s.login("alice", PASSWORD).await.cookie().expect("cookie");
+    let header = format!("__Host-tessera_session={here}");
+    let headers = [
+        ("cookie", header.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let wrong =
+        json!({"current_password": "Not the password 1", "new_password": "Another good 1 pass"});
+    assert_problem(
+        &s.send(Method::POST, "/v1/password", &headers, wrong.to_string())
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    let weak = json!({"current_password": PASSWORD, "new_password": "weak"});
+    assert_problem(
+        &s.send(Method::POST, "/v1/password", &headers, weak.to_string())
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let good = json!({"current_password": PASSWORD, "new_password": "Another good 1 pass"});
+    let changed = s
+        .send(Method::POST, "/v1/password", &headers, good.to_string())
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+    let rotated = changed
+        .cookie()
+        .expect("a fresh session id after a privilege change");
+    assert_ne!(rotated, here);
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &here).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &elsewhere).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_eq!(
+        s.with_cookie(Method::GET, "/v1/me", &rotated).await.status,
+        StatusCode::OK
+    );
+    assert_problem(&s.login("alice", PASSWORD).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.login("alice", "Another good 1 pass").await.status,
+        StatusCode::OK
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    let health = s.send(Method::GET, "/healthz", &[], Bytes::new()).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json()["log_head"], json!(1));
+    let metrics = s.send(Method::GET, "/metrics", &[], Bytes::new()).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        metrics
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
+    for needle in [
+        "tessera_events_appended_total 1",
+        "tessera_durable_syncs_total 1",
+        "tessera_http_requests_total{route=\"accounts\",status=\"2xx\"} 1",
+        "tessera_http_request_duration_seconds_bucket{route=\"accounts\",le=\"+Inf\"} 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    s.stop().await;
+}

@@ -1,0 +1,311 @@
+//! The `tessera` binary as an operator runs it: killed with SIGKILL mid-burst, stopped with
+//! SIGTERM, and faced with a tampered log. These need the real process, so they live beside
+//! the binary (Cargo gives integration tests here its path).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+const PASSWORD: &str = "Correct horse 9 battery";
+
+fn tessera(data: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    // Cheap hashing: these tests are about durability, not argon2 cost.
+    c.env("TESSERA_POLICY__ARGON2__MEMORY_KIB", "64")
+        .env("TESSERA_POLICY__ARGON2__ITERATIONS", "1")
+        .env("TESSERA_LOG__FILTER", "warn")
+        .env("TESSERA_DATA", data);
+    c
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+fn serve(data: &Path) -> Server {
+    let mut child = tessera(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tessera starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("tessera prints its address");
+    let addr = line
+        .trim()
+        .strip_prefix("tessera listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request on a fresh connection; `None` if the server is gone.
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    cookie: Option<&str>,
+) -> Option<(u16, String, String)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let cookie = cookie
+        .map(|c| format!("Cookie: __Host-tessera_session={c}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{cookie}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, head.to_owned(), body.to_owned()))
+}
+
+fn register(addr: &str, username: &str) -> Option<String> {
+    let body = format!("{{\"username\":\"{username}\",\"password\":\"{PASSWORD}\"}}");
+    let (status, _, body) = request(addr, "POST", "/v1/accounts", &body, None)?;
+    (status == 201).then(|| {
+        serde_json::from_str::<serde_json::Value>(&body).ok()?["id"]
+            .as_str()
+            .map(str::to_owned)
+    })?
+}
+
+fn login(addr: &str, username: &str) -> Option<(String, String)> {
+    let body =
+        format!("{{\"username\":\"{username}\",\"password\":\"{PASSWORD}\",\"mode\":\"session\"}}");
+    let (status, head, body) = request(addr, "POST", "/v1/login", &body, None)?;
+    if status != 200 {
+        return None;
+    }
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: __Host-tessera_session="))?
+        .split(';')
+        .next()?
+        .to_owned();
+    let session = serde_json::from_str::<serde_json::Value>(&body).ok()?["session_id_hint"]
+        .as_str()?
+        .to_owned();
+    Some((session, cookie))
+}
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    tessera(data).args(args).output().expect("tessera runs")
+}
+
+/// The standard library only sends SIGKILL; graceful shutdown needs SIGTERM, and the
+/// workspace forbids `unsafe`, so ask kill(1).
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "SIGTERM delivered");
+}
+
+#[test]
+fn sigkill_mid_burst_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = serve(dir.path());
+    let addr = server.addr.clone();
+    let acked_accounts = Arc::new(Mutex::new(Vec::new()));
+    let acked_sessions = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let (addr, accounts, sessions, stop) = (
+                addr.clone(),
+                acked_accounts.clone(),
+                acked_sessions.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                for i in 0..10_000 {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let name = format!("user{w}x{i}");
+                    let Some(id) = register(&addr, &name) else {
+                        return;
+                    };
+                    accounts.lock().expect("lock").push((name.clone(), id));
+                    let Some((session, _)) = login(&addr, &name) else {
+                        return;
+                    };
+                    sessions.lock().expect("lock").push(session);
+                }
+            })
+        })
+        .collect();
+    // Let a burst build up, then kill the server without warning, requests still in flight.
+    for _ in 0..600 {
+        if acked_sessions.lock().expect("lock").len() >= 150 {
+            break;
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test harness pacing a real process, not domain time"
+        )]
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+    let accounts = acked_accounts.lock().expect("lock").clone();
+    let sessions = acked_sessions.lock().expect("lock").clone();
+    assert!(
+        accounts.len() >= 20,
+        "the burst got going ({} accounts)",
+        accounts.len()
+    );
+
+    let verify = run(dir.path(), &["verify"]);
+    assert!(
+        verify.status.success(),
+        "verify: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let replay = run(dir.path(), &["replay", "--json"]);
+    assert!(replay.status.success());
+    let mut logged_accounts = std::collections::HashSet::new();
+    let mut logged_sessions = std::collections::HashSet::new();
+    for line in String::from_utf8_lossy(&replay.stdout).lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).expect("replay --json prints JSON lines");
+        match v["type"].as_str() {
+            Some("AccountRegistered") => logged_accounts.insert(
+                v["event"]["account"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            Some("SessionStarted") => logged_sessions.insert(
+                v["event"]["session"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            _ => false,
+        };
+    }
+    for (name, id) in &accounts {
+        assert!(
+            logged_accounts.contains(id),
+            "acknowledged registration of {name} is missing after SIGKILL"
+        );
+    }
+    for s in &sessions {
+        assert!(
+            logged_sessions.contains(s),
+            "acknowledged session {s} is missing after SIGKILL"
+        );
+    }
+    let rebuild = run(dir.path(), &["replay", "--rebuild"]);
+    assert!(
+        rebuild.status.success(),
+        "views agree with the log: {}",
+        String::from_utf8_lossy(&rebuild.stdout)
+    );
+
+    // The server comes back, and every acknowledged account can log in.
+    let mut again = serve(dir.path());
+    for (name, _) in accounts.iter().step_by(7) {
+        assert!(
+            login(&again.addr, name).is_some(),
+            "{name} can log in after the crash"
+        );
+    }
+    sigterm(&again.child);
+    assert!(
+        again.child.wait().expect("exits").success(),
+        "graceful shutdown exits 0"
+    );
+}
+
+#[test]
+fn sigterm_drains_and_leaves_the_log_durable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = serve(dir.path());
+    let id = register(&server.addr, "alice").expect("registered");
+    let (_, cookie) = login(&server.addr, "alice").expect("logged in");
+    sigterm(&server.child);
+    let status = server.child.wait().expect("exits");
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    let replay = run(
+        dir.path(),
+        &["replay", "--type", "SessionStarted", "--json"],
+    );
+    assert_eq!(String::from_utf8_lossy(&replay.stdout).lines().count(), 1);
+    let server = serve(dir.path());
+    let (status, _, body) =
+        request(&server.addr, "GET", "/v1/me", "", Some(&cookie)).expect("answers");
+    assert_eq!(status, 200, "the session survived the restart: {body}");
+    assert!(body.contains(&id));
+    let mut child = server.child;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_flipped_byte_is_found_and_serve_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in ["alice", "bob", "carol"] {
+        let mut add = tessera(dir.path())
+            .args(["account", "add", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("runs");
+        add.stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("writes");
+        assert!(add.wait().expect("exits").success());
+    }
+    assert!(run(dir.path(), &["verify"]).status.success());
+    {
+        let store =
+            tessera_storage::SledStore::open(dir.path(), tessera_storage::SledOptions::default())
+                .expect("opens");
+        let flipped = store
+            .tamper_with_envelope(2, |bytes| {
+                let at = bytes.len() / 2;
+                bytes[at] ^= 0x20;
+            })
+            .expect("rewrites");
+        assert!(flipped);
+    }
+    let verify = run(dir.path(), &["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        said.contains("sequence 2"),
+        "names the damaged sequence: {said}"
+    );
+    let serve = run(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(serve.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&serve.stderr);
+    assert!(
+        err.contains("refusing to start") && err.contains("sequence 2"),
+        "{err}"
+    );
+}

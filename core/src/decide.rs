@@ -215,7 +215,7 @@ fn login(
 fn touch(views: &Views, session: SessionId, env: &mut Env<'_>) -> Decision {
     match views.session(&session) {
         Some(s) if s.is_live(env.now) => {
-            let due = env.now.since(s.last_seen_at) >= env.policy.session.touch_interval_ms;
+            let due = crate::session::touch_due(s, env.now, env.policy.session.touch_interval_ms);
             let events = if due {
                 vec![Event::SessionTouched { session }.into()]
             } else {

@@ -12,8 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::SecretDigest;
-use crate::{AccountId, SessionId, Timestamp};
+use crate::secret::{SecretDigest, plausible};
+use crate::{AccountId, Rejection, SessionId, Timestamp, Views};
 
 /// The prefix of every session cookie value.
 pub const SESSION_SECRET_PREFIX: &str = "tss_";
@@ -41,4 +41,26 @@ impl SessionView {
     pub fn is_live(&self, now: Timestamp) -> bool {
         now < self.deadline()
     }
+}
+
+/// The live session a presented cookie value names, or `Unauthenticated`: a value the server
+/// never issued, one whose session ended, or one past its deadlines. Garbage is refused by
+/// its shape before it is hashed.
+pub fn authenticate<'v>(
+    views: &'v Views,
+    presented: &str,
+    now: Timestamp,
+) -> Result<&'v SessionView, Rejection> {
+    if !plausible(presented, SESSION_SECRET_PREFIX) {
+        return Err(Rejection::Unauthenticated);
+    }
+    views
+        .session_by_digest(&SecretDigest::of(presented))
+        .filter(|s| s.is_live(now))
+        .ok_or(Rejection::Unauthenticated)
+}
+
+/// Whether a request at `now` should record activity on `session`.
+pub fn touch_due(session: &SessionView, now: Timestamp, touch_interval_ms: u64) -> bool {
+    now.since(session.last_seen_at) >= touch_interval_ms
 }

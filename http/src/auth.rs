@@ -9,8 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, HeaderValue, Method, header};
-use tessera_core::secret::{SecretDigest, plausible};
-use tessera_core::session::{SESSION_SECRET_PREFIX, SessionView};
+use tessera_core::session::{SessionView, authenticate, touch_due};
 use tessera_core::{Command, Rejection, Timestamp};
 
 use crate::App;
@@ -59,20 +58,9 @@ pub struct SessionCaller {
 /// server did not issue, an ended session, or one past its deadlines: 401.
 pub async fn session_caller(app: &App, headers: &HeaderMap) -> Result<SessionCaller, Problem> {
     let presented = session_cookie(headers).ok_or_else(Problem::unauthenticated)?;
-    if !plausible(&presented, SESSION_SECRET_PREFIX) {
-        return Err(Problem::unauthenticated());
-    }
-    let digest = SecretDigest::of(&presented);
     let now = app.engine.now();
-    let session = {
-        let views = app.engine.views();
-        views
-            .session_by_digest(&digest)
-            .filter(|s| s.is_live(now))
-            .cloned()
-    }
-    .ok_or_else(Problem::unauthenticated)?;
-    if now.since(session.last_seen_at) >= app.engine.policy().session.touch_interval_ms {
+    let session = authenticate(&app.engine.views(), &presented, now)?.clone();
+    if touch_due(&session, now, app.engine.policy().session.touch_interval_ms) {
         let outcome = app
             .engine
             .execute(Command::TouchSession {

@@ -26,7 +26,7 @@ use tessera_core::{
 };
 use tokio::sync::oneshot;
 
-use crate::event_store::{AppendBatch, EventStore, NewEvent};
+use crate::event_store::{AppendBatch, EventStore, Head, NewEvent};
 use crate::replay;
 
 /// Where the engine gets the time. The server passes the wall clock, the simulator a virtual
@@ -87,8 +87,12 @@ pub struct EngineMetrics {
     pub overloaded: AtomicU64,
 }
 
+type Inspection = Box<dyn FnOnce(&dyn EventStore, &Views) + Send>;
+
 enum Msg {
     Job(Command, oneshot::Sender<Result<Outcome, EngineError>>),
+    /// Runs on the writer between batches, so the store and the views it sees agree.
+    Inspect(Inspection),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -97,7 +101,17 @@ struct Shared {
     failed: Mutex<Option<EngineError>>,
     stopped: AtomicBool,
     metrics: EngineMetrics,
-    head: AtomicU64,
+    head: Mutex<Head>,
+    /// The latest time handed out; the engine's time never goes backwards, even when the
+    /// clock does (an NTP step back must not revive an expired session).
+    time_floor: AtomicU64,
+}
+
+impl Shared {
+    fn now(&self, clock: &dyn Clock) -> Timestamp {
+        let now = clock.now().as_millis();
+        Timestamp::from_millis(self.time_floor.fetch_max(now, Ordering::AcqRel).max(now))
+    }
 }
 
 /// A handle to the running engine. Cheap to clone; every clone talks to the same writer.
@@ -113,7 +127,7 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("head", &self.shared.head.load(Ordering::Relaxed))
+            .field("head", &self.head_sequence())
             .finish_non_exhaustive()
     }
 }
@@ -139,7 +153,8 @@ impl Engine {
             failed: Mutex::new(None),
             stopped: AtomicBool::new(false),
             metrics: EngineMetrics::default(),
-            head: AtomicU64::new(head.sequence),
+            head: Mutex::new(head),
+            time_floor: AtomicU64::new(last_at.as_millis()),
         });
         let policy = Arc::new(policy);
         let writer = Writer {
@@ -149,7 +164,6 @@ impl Engine {
             policy: policy.clone(),
             config,
             shared: shared.clone(),
-            last_at,
         };
         let thread = std::thread::Builder::new()
             .name("tessera-writer".into())
@@ -215,8 +229,36 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The current time as decisions see it: the clock, but never earlier than a time already
+    /// handed out.
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.shared.now(self.clock.as_ref())
+    }
+
+    /// The last durable sequence and its chain hash.
+    pub fn head(&self) -> Head {
+        *self
+            .shared
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the writer thread between batches, with the store and the views, and
+    /// returns what it returns. For audits, the simulator and tests: the writer waits for it.
+    pub fn inspect<R, F>(&self, f: F) -> Result<R, EngineError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn EventStore, &Views) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Inspection = Box::new(move |store, views| {
+            let _ = tx.send(f(store, views));
+        });
+        self.tx
+            .send(Msg::Inspect(job))
+            .map_err(|_| EngineError::Stopped)?;
+        rx.blocking_recv().map_err(|_| EngineError::Stopped)
     }
 
     pub fn policy(&self) -> &Policy {
@@ -229,7 +271,7 @@ impl Engine {
 
     /// The last sequence made durable.
     pub fn head_sequence(&self) -> u64 {
-        self.shared.head.load(Ordering::Acquire)
+        self.head().sequence
     }
 
     /// Why the engine stopped taking commands, if it did.
@@ -274,8 +316,6 @@ struct Writer {
     policy: Arc<Policy>,
     config: EngineConfig,
     shared: Arc<Shared>,
-    /// Recorded times never go backwards, whatever the clock does.
-    last_at: Timestamp,
 }
 
 type Answer = (
@@ -293,6 +333,18 @@ impl Writer {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Job(cmd, reply) => jobs.push((cmd, reply)),
+                    Msg::Inspect(inspect) => {
+                        // Decide what came before it first, so the inspection sees it.
+                        if !jobs.is_empty() {
+                            self.process(std::mem::take(&mut jobs));
+                        }
+                        let views = self
+                            .shared
+                            .views
+                            .read()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        inspect(self.store.as_ref(), &views);
+                    }
                     Msg::Shutdown(done) => {
                         shutdown = Some(done);
                         break;
@@ -359,15 +411,17 @@ impl Writer {
         } else {
             let events = batch.events.len() as u64;
             match self.store.append(batch) {
-                Ok(sealed) => {
+                Ok(_) => {
                     metrics.batches.fetch_add(1, Ordering::Relaxed);
                     metrics.durable_syncs.fetch_add(1, Ordering::Relaxed);
                     metrics.events_appended.fetch_add(events, Ordering::Relaxed);
-                    let head = sealed
-                        .last()
-                        .map_or(self.store.head().sequence, |e| e.sequence);
-                    self.shared.head.store(head, Ordering::Release);
-                    head
+                    let head = self.store.head();
+                    *self
+                        .shared
+                        .head
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+                    head.sequence
                 }
                 Err(e) => {
                     let error = EngineError::Storage(e.to_string());
@@ -407,12 +461,11 @@ impl Writer {
         let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
         let mut failure = None;
         for (command, reply) in jobs {
+            let now = self.shared.now(self.clock.as_ref());
             if failure.is_some() {
-                answers.push((reply, Err(Rejection::Unauthenticated), self.last_at));
+                answers.push((reply, Err(Rejection::Unauthenticated), now));
                 continue;
             }
-            let now = self.clock.now().max(self.last_at);
-            self.last_at = now;
             let mut env = Env::new(now, self.rng.as_mut(), &self.policy);
             let decision = decide(&views, command, &mut env);
             for pending in decision.events {

@@ -1,1 +1,3 @@
+//! Tessera's integration suite: one binary, one module per concern (style.md section 7).
 
+mod decide_scenarios;

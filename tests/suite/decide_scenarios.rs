@@ -688,3 +688,66 @@ fn a_scenario_refolds_to_the_same_views() {
     s.when(change);
     assert_eq!(s.refolded(), s.views);
 }
+
+/// Sessions past their deadline stay in the views until the next event is applied. A
+/// decision must not end them again: the views drop them first and refuse the `SessionEnded`,
+/// which in the engine is an invariant failure that stops the writer.
+mod expired_but_not_yet_dropped {
+    use super::*;
+
+    fn alice_with_an_expired_and_a_live_session() -> (Given, SessionId, SessionId) {
+        let mut s = Given::nothing();
+        s.registered("alice");
+        let expired = s.logged_in("alice").session;
+        s.advance_ms(s.policy.session.idle_timeout_ms - 1000);
+        let live = s.logged_in("alice").session;
+        s.advance_ms(1000);
+        assert!(s.views.session(&expired).is_some_and(|v| !v.is_live(s.now)));
+        (s, expired, live)
+    }
+
+    #[test]
+    fn a_password_change_ends_only_live_sessions() {
+        let (mut s, expired, live) = alice_with_an_expired_and_a_live_session();
+        let command = s.change_password("alice", PASSWORD, NEW_PASSWORD, None);
+        let then = s.when(command);
+        then.then_kinds(&["PasswordChanged", "SessionEnded"])
+            .then_reply(Reply::PasswordChanged { session: None });
+        assert_eq!(
+            then.events[1],
+            fixtures::ended(live, SessionEndReason::PasswordChanged)
+        );
+        assert!(s.views.session(&expired).is_none());
+    }
+
+    #[test]
+    fn an_expired_current_session_is_not_rotated() {
+        let (mut s, expired, _) = alice_with_an_expired_and_a_live_session();
+        let command = s.change_password("alice", PASSWORD, NEW_PASSWORD, Some(expired));
+        s.when(command)
+            .then_kinds(&["PasswordChanged", "SessionEnded"])
+            .then_reply(Reply::PasswordChanged { session: None });
+    }
+
+    #[test]
+    fn disabling_ends_only_live_sessions() {
+        let (mut s, _, live) = alice_with_an_expired_and_a_live_session();
+        let alice = s
+            .views
+            .account_by_username("alice")
+            .map(|a| a.id)
+            .expect("alice");
+        s.when(Command::DisableAccount {
+            account: alice,
+            by: Actor::Holder,
+        })
+        .then_events(&[
+            Event::AccountDisabled {
+                account: alice,
+                by: Actor::Holder,
+            },
+            fixtures::ended(live, SessionEndReason::AccountDisabled),
+        ])
+        .then_reply(Reply::AccountDisabled);
+    }
+}

@@ -1,3 +1,4 @@
 //! Tessera's integration suite: one binary, one module per concern (style.md section 7).
 
 mod decide_scenarios;
+mod store_contract;

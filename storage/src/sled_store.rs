@@ -210,8 +210,13 @@ impl EventStore for SledStore {
         let sealed = seal_batch(self.head, &batch.events, |s| self.stream_version(s).map_err(|e| AppendError::Io(e.to_string())))?;
         let (events, records) = encode_batch(&sealed, &batch.views)?;
         let new_head = sealed.last().map_or(self.head, |e| Head { sequence: e.sequence, hash: e.hash });
-        let mut head_value = be(new_head.sequence).to_vec();
-        head_value.extend_from_slice(&new_head.hash);
+        // Only a batch with events moves the head. Writing it for a batch of views alone
+        // would record a head for an empty log, which `read_head` rightly calls corrupt.
+        let head_value = (!sealed.is_empty()).then(|| {
+            let mut v = be(new_head.sequence).to_vec();
+            v.extend_from_slice(&new_head.hash);
+            v
+        });
         let trees = [&self.log, &self.streams, &self.heads, &self.meta, &self.views[0], &self.views[1], &self.views[2]];
         // The closure may be retried, so it only replays the precomputed writes.
         let result = trees[..].transaction(|t: &Vec<TransactionalTree>| {
@@ -223,7 +228,9 @@ impl EventStore for SledStore {
                 streams.insert(skey.as_slice(), &be(*seq))?;
                 heads.insert(stream.as_str(), &be(*version))?;
             }
-            meta.insert("head", head_value.as_slice())?;
+            if let Some(head_value) = &head_value {
+                meta.insert("head", head_value.as_slice())?;
+            }
             for (tree, key, value) in &records {
                 let target = match tree {
                     ViewTree::Accounts => accounts,

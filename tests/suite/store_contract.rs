@@ -466,3 +466,27 @@ fn a_reopened_sled_store_keeps_log_heads_views_and_head_hash() {
         Err(AppendError::Conflict { actual: 2, .. })
     ));
 }
+
+#[test]
+fn a_sled_store_that_holds_only_views_reopens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let mut store = open(dir.path());
+        let views_only = AppendBatch {
+            events: Vec::new(),
+            views: vec![username_record(1)],
+        };
+        store
+            .append(views_only)
+            .expect("a batch of views alone is accepted");
+    }
+    let store = SledStore::open(dir.path(), options()).expect("reopens after an accepted batch");
+    assert_eq!(
+        store.head(),
+        Head {
+            sequence: 0,
+            hash: chain::GENESIS
+        }
+    );
+    assert_eq!(records(&store).len(), 1);
+}

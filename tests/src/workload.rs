@@ -8,6 +8,7 @@ use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
 use tessera_core::decide::SessionIssued;
 use tessera_core::password::{self, PasswordHash};
+use tessera_core::policy::Argon2Params;
 use tessera_core::{
     AccountId, Actor, Command, LoginMode, Policy, Reply, StreamId, Timestamp, ViewKey, ViewRecord,
     prepare,
@@ -265,7 +266,8 @@ impl Driver {
         let ms = match self.rng.random_range(0..100) {
             0..=59 => self.rng.random_range(0..5_000),
             60..=89 => self.rng.random_range(0..=session.touch_interval_ms * 2),
-            90..=97 => session.idle_timeout_ms + self.rng.random_range(0..2) * 1000 - 1000,
+            // Just short of, exactly at, or past the idle timeout.
+            90..=97 => session.idle_timeout_ms - 1000 + self.rng.random_range(0..3) * 1000,
             _ => self.rng.random_range(0..session.absolute_lifetime_ms / 2),
         };
         self.clock.advance_ms(ms);
@@ -343,8 +345,21 @@ impl Driver {
             "Password {} for {username}",
             self.rng.random_range(0..1_000_000)
         );
-        let command = prepare::register(&username, None, &password, &self.policy, &mut self.rng)
-            .expect("valid registration");
+        let mut command =
+            prepare::register(&username, None, &password, &self.policy, &mut self.rng)
+                .expect("valid registration");
+        // Now and then, an account whose hash was made under weaker parameters (as an
+        // imported one would be), so that its next login re-hashes it.
+        if self.rng.random_range(0..6) == 0
+            && let Command::Register { password_hash, .. } = &mut command
+        {
+            let weaker = Argon2Params {
+                memory_kib: 32,
+                ..Argon2Params::INSECURE_FAST
+            };
+            let salt: [u8; 16] = self.rng.random();
+            *password_hash = password::hash(&password, salt, &weaker).expect("valid parameters");
+        }
         (command, Some(password))
     }
 

@@ -2,4 +2,5 @@
 
 mod crash_recovery;
 mod decide_scenarios;
+mod rebuild;
 mod store_contract;

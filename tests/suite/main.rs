@@ -3,4 +3,5 @@
 mod crash_recovery;
 mod decide_scenarios;
 mod rebuild;
+mod session_props;
 mod store_contract;

@@ -285,8 +285,13 @@ impl EventStore for SledStore {
             sequence: e.sequence,
             hash: e.hash,
         });
-        let mut head_value = be(new_head.sequence).to_vec();
-        head_value.extend_from_slice(&new_head.hash);
+        // Only a batch with events moves the head. Writing it for a batch of views alone
+        // would record a head for an empty log, which `read_head` rightly calls corrupt.
+        let head_value = (!sealed.is_empty()).then(|| {
+            let mut v = be(new_head.sequence).to_vec();
+            v.extend_from_slice(&new_head.hash);
+            v
+        });
         let trees = [
             &self.log,
             &self.streams,
@@ -308,7 +313,9 @@ impl EventStore for SledStore {
                 streams.insert(skey.as_slice(), &be(*seq))?;
                 heads.insert(stream.as_str(), &be(*version))?;
             }
-            meta.insert("head", head_value.as_slice())?;
+            if let Some(head_value) = &head_value {
+                meta.insert("head", head_value.as_slice())?;
+            }
             for (tree, key, value) in &records {
                 let target = match tree {
                     ViewTree::Accounts => accounts,

@@ -1,3 +1,8 @@
-//! The integration suite: one binary, one module per area.
+//! Tessera's integration suite: one binary, one module per concern (style.md section 7).
 
+mod crash_recovery;
+mod decide_scenarios;
 mod http_e2e;
+mod rebuild;
+mod session_props;
+mod store_contract;

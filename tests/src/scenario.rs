@@ -1,0 +1,285 @@
+//! Given/when/then for `decide` (in the spirit of cqrs-es's `TestFramework`).
+//!
+//! ```ignore
+//! let mut s = Given::events([fixtures::registered(alice, "alice", PASSWORD)]);
+//! let cmd = s.login("ALICE", "wrong password 1A");
+//! s.when(cmd)
+//!     .then_events(&[Event::LoginFailed { account: alice, reason: WrongPassword, client: None }])
+//!     .then_rejected(Rejection::InvalidCredentials);
+//! ```
+//!
+//! `when` applies the decision's events to the views at the decision's time, as the writer
+//! does, and panics if the views refuse one: a decision that the views cannot fold is a bug
+//! that would stop the engine. It also checks the views' invariants after every step.
+
+use rand::rngs::ChaCha20Rng;
+use tessera_core::decide::SessionIssued;
+use tessera_core::password::{self, PasswordHash};
+use tessera_core::{
+    AccountId, Command, Env, Event, LoginMode, PasswordCheck, Policy, Rejection, Reply, SessionId,
+    Timestamp, Views, decide, prepare,
+};
+
+use crate::{T0, policy, rng};
+
+/// The state a scenario runs against, and the means to build commands as the server would.
+pub struct Given {
+    pub views: Views,
+    pub now: Timestamp,
+    pub policy: Policy,
+    /// Every event folded into `views`, given or decided, with the time it was applied at.
+    pub log: Vec<(Timestamp, Event)>,
+    /// Feeds `Env::rng` for decisions.
+    env_rng: ChaCha20Rng,
+    /// Feeds argon2 salts in `prepare`, apart from the decisions' stream.
+    prepare_rng: ChaCha20Rng,
+    decoy: PasswordHash,
+}
+
+impl std::fmt::Debug for Given {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Given")
+            .field("now", &self.now)
+            .field("log", &self.log.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Given {
+    /// Empty views at [`T0`], seed 1.
+    pub fn nothing() -> Self {
+        Self::seeded(1)
+    }
+
+    /// Empty views at [`T0`], with decisions and salts drawn from `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        let policy = policy();
+        let decoy =
+            password::decoy_hash(&policy.argon2).expect("test policy argon2 parameters are valid");
+        Self {
+            views: Views::default(),
+            now: T0,
+            policy,
+            log: Vec::new(),
+            env_rng: rng(seed),
+            prepare_rng: rng(seed ^ 0x5eed_5a17),
+            decoy,
+        }
+    }
+
+    /// `events`, folded at [`T0`].
+    pub fn events(events: impl IntoIterator<Item = Event>) -> Self {
+        Self::nothing().and(events)
+    }
+
+    /// Folds more events at the current time.
+    pub fn and(mut self, events: impl IntoIterator<Item = Event>) -> Self {
+        self.apply_all(events);
+        self
+    }
+
+    /// Folds more events at the current time, in place.
+    pub fn apply_all(&mut self, events: impl IntoIterator<Item = Event>) {
+        let mut touched = Vec::new();
+        for event in events {
+            self.views
+                .apply(self.now, &event, &mut touched)
+                .unwrap_or_else(|e| panic!("given event refused: {e}"));
+            self.log.push((self.now, event));
+        }
+        self.assert_invariants();
+    }
+
+    pub fn at(&mut self, now: Timestamp) -> &mut Self {
+        assert!(now >= self.now, "scenario time never goes backwards");
+        self.now = now;
+        self
+    }
+
+    pub fn advance_ms(&mut self, ms: u64) -> &mut Self {
+        self.now = self.now.plus_ms(ms);
+        self
+    }
+
+    /// Decides `command` at the current time and folds its events into the views.
+    pub fn when(&mut self, command: Command) -> Then {
+        let mut env = Env::new(self.now, &mut self.env_rng, &self.policy);
+        let decision = decide(&self.views, command, &mut env);
+        let mut events = Vec::with_capacity(decision.events.len());
+        let mut touched = Vec::new();
+        for pending in decision.events {
+            assert_eq!(
+                pending.stream,
+                pending.event.stream(),
+                "a pending event names another stream than its own"
+            );
+            if let Err(e) = self.views.apply(self.now, &pending.event, &mut touched) {
+                panic!(
+                    "the views refuse an event the decision produced at {}: {e}\n(decision so far: {events:#?})",
+                    self.now
+                );
+            }
+            self.log.push((self.now, pending.event.clone()));
+            events.push(pending.event);
+        }
+        self.assert_invariants();
+        Then {
+            events,
+            reply: decision.reply,
+            at: self.now,
+        }
+    }
+
+    /// Decides `command` without changing the scenario (views, log and RNG stay as they are;
+    /// the decision draws from a throwaway stream).
+    pub fn peek(&self, command: Command) -> Then {
+        let mut rng = rng(0x9ee4);
+        let mut env = Env::new(self.now, &mut rng, &self.policy);
+        let decision = decide(&self.views, command, &mut env);
+        Then {
+            events: decision.events.into_iter().map(|p| p.event).collect(),
+            reply: decision.reply,
+            at: self.now,
+        }
+    }
+
+    pub fn assert_invariants(&self) {
+        if let Err(e) = self.views.check_invariants() {
+            panic!("view invariant broken at {}: {e}", self.now);
+        }
+    }
+
+    /// The views a fresh fold of everything recorded gives; must equal `self.views`.
+    pub fn refolded(&self) -> Views {
+        crate::fold(&self.log)
+    }
+
+    /// A registration, validated and hashed by `prepare::register`.
+    pub fn register(
+        &mut self,
+        username: &str,
+        email: Option<&str>,
+        password: &str,
+    ) -> Result<Command, Rejection> {
+        prepare::register(
+            username,
+            email,
+            password,
+            &self.policy,
+            &mut self.prepare_rng,
+        )
+    }
+
+    /// `password` checked against `username`'s current hash (or the decoy), as the server
+    /// does off the writer.
+    pub fn check(&mut self, username: &str, password: &str) -> PasswordCheck {
+        let account = self.views.account_by_username(username);
+        prepare::check_password(
+            password,
+            account,
+            &self.decoy,
+            &self.policy,
+            &mut self.prepare_rng,
+        )
+    }
+
+    pub fn login(&mut self, username: &str, password: &str) -> Command {
+        Command::Login {
+            check: self.check(username, password),
+            mode: LoginMode::Session,
+            client: None,
+        }
+    }
+
+    pub fn change_password(
+        &mut self,
+        username: &str,
+        current: &str,
+        new: &str,
+        session: Option<SessionId>,
+    ) -> Command {
+        let check = self.check(username, current);
+        let new_hash = prepare::new_password(new, &self.policy, &mut self.prepare_rng)
+            .expect("new password meets policy");
+        Command::ChangePassword {
+            check,
+            new_hash,
+            current_session: session,
+            client: None,
+        }
+    }
+
+    /// Registers `username` with [`crate::PASSWORD`]; panics unless it succeeds.
+    pub fn registered(&mut self, username: &str) -> AccountId {
+        let command = self
+            .register(username, None, crate::PASSWORD)
+            .expect("valid registration");
+        self.when(command).account()
+    }
+
+    /// Logs `username` in with [`crate::PASSWORD`]; panics unless it succeeds.
+    pub fn logged_in(&mut self, username: &str) -> SessionIssued {
+        let command = self.login(username, crate::PASSWORD);
+        self.when(command).session()
+    }
+}
+
+/// What one decision came to.
+#[derive(Debug)]
+pub struct Then {
+    pub events: Vec<Event>,
+    pub reply: Result<Reply, Rejection>,
+    pub at: Timestamp,
+}
+
+impl Then {
+    #[track_caller]
+    pub fn then_events(&self, expected: &[Event]) -> &Self {
+        assert_eq!(self.events, expected, "events");
+        self
+    }
+
+    #[track_caller]
+    pub fn then_no_events(&self) -> &Self {
+        self.then_events(&[])
+    }
+
+    #[track_caller]
+    pub fn then_kinds(&self, kinds: &[&str]) -> &Self {
+        let got: Vec<&str> = self.events.iter().map(Event::kind).collect();
+        assert_eq!(got, kinds, "event kinds");
+        self
+    }
+
+    #[track_caller]
+    pub fn then_reply(&self, expected: Reply) -> &Self {
+        assert_eq!(self.reply, Ok(expected), "reply");
+        self
+    }
+
+    #[track_caller]
+    pub fn then_rejected(&self, rejection: Rejection) -> &Self {
+        assert_eq!(self.reply, Err(rejection), "reply");
+        self
+    }
+
+    /// The session a login or password change handed out.
+    #[track_caller]
+    pub fn session(&self) -> SessionIssued {
+        match &self.reply {
+            Ok(Reply::LoggedIn(issued))
+            | Ok(Reply::PasswordChanged {
+                session: Some(issued),
+            }) => issued.clone(),
+            other => panic!("expected a session, got {other:?}"),
+        }
+    }
+
+    #[track_caller]
+    pub fn account(&self) -> AccountId {
+        match &self.reply {
+            Ok(Reply::Registered { account, .. }) => *account,
+            other => panic!("expected a registration, got {other:?}"),
+        }
+    }
+}

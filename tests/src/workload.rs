@@ -1,0 +1,422 @@
+//! Driving the real engine: a clock the test moves, a store the test can still read after
+//! the engine took it, and a seeded stream of commands built the way the server builds them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::RngExt;
+use rand::rngs::ChaCha20Rng;
+use tessera_core::decide::SessionIssued;
+use tessera_core::password::{self, PasswordHash};
+use tessera_core::policy::Argon2Params;
+use tessera_core::{
+    AccountId, Actor, Command, LoginMode, Policy, Reply, StreamId, Timestamp, ViewKey, ViewRecord,
+    prepare,
+};
+use tessera_storage::Envelope;
+use tessera_storage::engine::{Clock, Engine, EngineConfig, EngineError, Outcome};
+use tessera_storage::event_store::{AppendBatch, AppendError, EventStore, Head, ReadError};
+
+use crate::{T0, policy, rng};
+
+/// A clock that moves only when the test says so.
+#[derive(Debug)]
+pub struct TestClock(AtomicU64);
+
+impl TestClock {
+    pub fn at(t: Timestamp) -> Arc<Self> {
+        Arc::new(Self(AtomicU64::new(t.as_millis())))
+    }
+
+    pub fn advance_ms(&self, ms: u64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// A store the engine owns and the test can still reach: the engine drops its store on
+/// shutdown, and a `MemoryStore` has no disk to reopen.
+#[derive(Debug)]
+pub struct SharedStore<S>(pub Arc<Mutex<S>>);
+
+impl<S> Clone for SharedStore<S> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<S: EventStore> SharedStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self(Arc::new(Mutex::new(inner)))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, S> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<S: EventStore> EventStore for SharedStore<S> {
+    fn head(&self) -> Head {
+        self.lock().head()
+    }
+
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
+        self.lock().stream_version(stream)
+    }
+
+    fn append(&mut self, batch: AppendBatch) -> Result<Vec<Envelope>, AppendError> {
+        self.lock().append(batch)
+    }
+
+    fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, ReadError> {
+        self.lock().read_stream(stream)
+    }
+
+    fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
+        let all: Vec<_> = self.lock().read_from(from).collect();
+        Box::new(all.into_iter())
+    }
+
+    fn view_records(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
+        let all: Vec<_> = self.lock().view_records().collect();
+        Box::new(all.into_iter())
+    }
+
+    fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {
+        self.lock().replace_views(records)
+    }
+}
+
+/// Every envelope in `store`, in order; panics on a read error.
+pub fn read_log(store: &dyn EventStore) -> Vec<Envelope> {
+    store
+        .read_from(1)
+        .collect::<Result<_, _>>()
+        .expect("log reads back")
+}
+
+/// Starts the engine over `store` with a seeded RNG and the test policy.
+pub fn start_engine(store: Box<dyn EventStore>, clock: Arc<TestClock>, seed: u64) -> Engine {
+    let config = EngineConfig {
+        check_invariants: true,
+        ..EngineConfig::default()
+    };
+    Engine::start(store, policy(), clock, Box::new(rng(seed)), config).expect("engine starts")
+}
+
+/// Relative weights of the operations a [`Driver`] picks from.
+#[derive(Clone, Copy, Debug)]
+pub struct Mix {
+    pub register: u32,
+    pub login: u32,
+    pub login_wrong: u32,
+    pub login_unknown: u32,
+    pub touch: u32,
+    pub logout: u32,
+    pub revoke: u32,
+    pub change_password: u32,
+    pub disable: u32,
+}
+
+impl Mix {
+    /// Registrations, logins (good and bad), touches and logouts.
+    pub const SESSIONS: Self = Self {
+        register: 4,
+        login: 6,
+        login_wrong: 2,
+        login_unknown: 1,
+        touch: 3,
+        logout: 3,
+        revoke: 0,
+        change_password: 0,
+        disable: 0,
+    };
+
+    /// Every command there is.
+    pub const ALL: Self = Self {
+        revoke: 2,
+        change_password: 2,
+        disable: 1,
+        ..Self::SESSIONS
+    };
+
+    fn pick(&self, rng: &mut ChaCha20Rng) -> Op {
+        let table = [
+            (self.register, Op::Register),
+            (self.login, Op::Login),
+            (self.login_wrong, Op::LoginWrong),
+            (self.login_unknown, Op::LoginUnknown),
+            (self.touch, Op::Touch),
+            (self.logout, Op::Logout),
+            (self.revoke, Op::Revoke),
+            (self.change_password, Op::ChangePassword),
+            (self.disable, Op::Disable),
+        ];
+        let total: u32 = table.iter().map(|(w, _)| w).sum();
+        let mut roll = rng.random_range(0..total);
+        for (weight, op) in table {
+            if roll < weight {
+                return op;
+            }
+            roll -= weight;
+        }
+        unreachable!("roll below the total weight")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Register,
+    Login,
+    LoginWrong,
+    LoginUnknown,
+    Touch,
+    Logout,
+    Revoke,
+    ChangePassword,
+    Disable,
+}
+
+#[derive(Clone, Debug)]
+struct User {
+    username: String,
+    password: String,
+    account: AccountId,
+}
+
+/// One command the driver sent and what the engine answered.
+#[derive(Debug)]
+pub struct Step {
+    pub command: Command,
+    pub now: Timestamp,
+    pub result: Result<Outcome, EngineError>,
+}
+
+/// Sends the engine a seeded stream of commands. What it sends next depends on the seed and
+/// on the replies so far, so two engines that answer alike receive the same stream.
+#[derive(Debug)]
+pub struct Driver {
+    pub engine: Engine,
+    pub clock: Arc<TestClock>,
+    rng: ChaCha20Rng,
+    policy: Policy,
+    decoy: PasswordHash,
+    mix: Mix,
+    users: Vec<User>,
+    sessions: Vec<SessionIssued>,
+    registrations: u32,
+}
+
+impl Driver {
+    pub fn new(engine: Engine, clock: Arc<TestClock>, seed: u64, mix: Mix) -> Self {
+        let policy = policy();
+        let decoy = password::decoy_hash(&policy.argon2).expect("valid test argon2 parameters");
+        Self {
+            engine,
+            clock,
+            rng: rng(seed),
+            policy,
+            decoy,
+            mix,
+            users: Vec::new(),
+            sessions: Vec::new(),
+            registrations: 0,
+        }
+    }
+
+    /// A driver over a fresh engine on `store`, starting at [`T0`].
+    pub fn start(store: Box<dyn EventStore>, seed: u64, mix: Mix) -> Self {
+        let clock = TestClock::at(T0);
+        let engine = start_engine(store, clock.clone(), seed.wrapping_add(1));
+        Self::new(engine, clock, seed, mix)
+    }
+
+    /// Moves the clock by a seeded amount (usually seconds, sometimes past an idle timeout or
+    /// close to a session's absolute lifetime), then sends one command.
+    pub fn step(&mut self) -> Step {
+        self.advance_clock();
+        let (command, password) = self.next_command();
+        let now = self.clock.now();
+        let result = self.engine.execute_blocking(command.clone());
+        if let Ok(outcome) = &result {
+            self.learn(&command, password, &outcome.reply);
+        }
+        Step {
+            command,
+            now,
+            result,
+        }
+    }
+
+    pub fn run(&mut self, steps: usize) -> Vec<Step> {
+        (0..steps).map(|_| self.step()).collect()
+    }
+
+    fn advance_clock(&mut self) {
+        let session = self.policy.session;
+        let ms = match self.rng.random_range(0..100) {
+            0..=59 => self.rng.random_range(0..5_000),
+            60..=89 => self.rng.random_range(0..=session.touch_interval_ms * 2),
+            // Just short of, exactly at, or past the idle timeout.
+            90..=97 => session.idle_timeout_ms - 1000 + self.rng.random_range(0..3) * 1000,
+            _ => self.rng.random_range(0..session.absolute_lifetime_ms / 2),
+        };
+        self.clock.advance_ms(ms);
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> Option<T> {
+        (!items.is_empty()).then(|| items[self.rng.random_range(0..items.len())].clone())
+    }
+
+    /// The next command, and the new password it carries in hashed form, if any.
+    fn next_command(&mut self) -> (Command, Option<String>) {
+        let op = self.mix.pick(&mut self.rng);
+        let user = self.pick(&self.users.clone());
+        let session = self.pick(&self.sessions.clone());
+        let command = match (op, user, session) {
+            (Op::Login, Some(u), _) => self.login(&u.username, &u.password),
+            (Op::LoginWrong, Some(u), _) => self.login(&u.username, &format!("{}x", u.password)),
+            (Op::LoginUnknown, _, _) => {
+                let ghost = format!("ghost{}", self.rng.random_range(0..1000));
+                self.login(&ghost, crate::PASSWORD)
+            }
+            (Op::Touch, _, Some(s)) => Command::TouchSession { session: s.session },
+            (Op::Logout, _, Some(s)) => Command::Logout { session: s.session },
+            (Op::Revoke, Some(u), Some(s)) => {
+                // Mostly one's own session; sometimes someone else's, which must be refused.
+                let account = if self.rng.random_bool(0.7) {
+                    s.account
+                } else {
+                    u.account
+                };
+                Command::RevokeSession {
+                    account,
+                    session: s.session,
+                }
+            }
+            (Op::ChangePassword, Some(u), session) => {
+                let current = session
+                    .filter(|s| s.account == u.account)
+                    .map(|s| s.session);
+                let new = format!("New password {} A", self.rng.random_range(0..1_000_000));
+                let check = self.check(&u.username, &u.password);
+                let new_hash = prepare::new_password(&new, &self.policy, &mut self.rng)
+                    .expect("policy-compliant");
+                return (
+                    Command::ChangePassword {
+                        check,
+                        new_hash,
+                        current_session: current,
+                        client: None,
+                    },
+                    Some(new),
+                );
+            }
+            (Op::Disable, Some(u), _) => Command::DisableAccount {
+                account: u.account,
+                by: Actor::Operator {
+                    name: "driver".into(),
+                },
+            },
+            _ => return self.register(),
+        };
+        (command, None)
+    }
+
+    fn register(&mut self) -> (Command, Option<String>) {
+        // Now and then, a name that differs from a taken one only in case.
+        let username = match self.pick(&self.users.clone()) {
+            Some(u) if self.rng.random_range(0..8) == 0 => u.username.to_ascii_uppercase(),
+            _ => {
+                self.registrations += 1;
+                format!("user{}", self.registrations)
+            }
+        };
+        let password = format!(
+            "Password {} for {username}",
+            self.rng.random_range(0..1_000_000)
+        );
+        let mut command =
+            prepare::register(&username, None, &password, &self.policy, &mut self.rng)
+                .expect("valid registration");
+        // Now and then, an account whose hash was made under weaker parameters (as an
+        // imported one would be), so that its next login re-hashes it.
+        if self.rng.random_range(0..6) == 0
+            && let Command::Register { password_hash, .. } = &mut command
+        {
+            let weaker = Argon2Params {
+                memory_kib: 32,
+                ..Argon2Params::INSECURE_FAST
+            };
+            let salt: [u8; 16] = self.rng.random();
+            *password_hash = password::hash(&password, salt, &weaker).expect("valid parameters");
+        }
+        (command, Some(password))
+    }
+
+    fn check(&mut self, username: &str, password: &str) -> tessera_core::PasswordCheck {
+        let account = self.engine.views().account_by_username(username).cloned();
+        prepare::check_password(
+            password,
+            account.as_ref(),
+            &self.decoy,
+            &self.policy,
+            &mut self.rng,
+        )
+    }
+
+    fn login(&mut self, username: &str, password: &str) -> Command {
+        Command::Login {
+            check: self.check(username, password),
+            mode: LoginMode::Session,
+            client: None,
+        }
+    }
+
+    /// Keeps what the driver knows (users, passwords, sessions it holds) in step with the
+    /// engine's answers.
+    fn learn(
+        &mut self,
+        command: &Command,
+        password: Option<String>,
+        reply: &Result<Reply, tessera_core::Rejection>,
+    ) {
+        match (command, reply) {
+            (Command::Register { username, .. }, Ok(Reply::Registered { account, .. })) => {
+                let password = password.expect("a registration carries its password");
+                self.users.push(User {
+                    username: username.clone(),
+                    password,
+                    account: *account,
+                });
+            }
+            (_, Ok(Reply::LoggedIn(issued))) => self.sessions.push(issued.clone()),
+            (
+                Command::Logout { session } | Command::RevokeSession { session, .. },
+                Ok(Reply::SessionEnded),
+            ) => {
+                self.sessions.retain(|s| s.session != *session);
+            }
+            (Command::ChangePassword { check, .. }, Ok(Reply::PasswordChanged { session })) => {
+                let account = check
+                    .account
+                    .expect("a successful change names its account");
+                self.sessions.retain(|s| s.account != account);
+                self.sessions.extend(session.clone());
+                if let Some(u) = self.users.iter_mut().find(|u| u.account == account) {
+                    u.password = password.expect("a password change carries its new password");
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -141,7 +141,24 @@ impl Engine {
         rng: Box<dyn CryptoRng + Send>,
         config: EngineConfig,
     ) -> Result<Self, replay::ReplayError> {
-        let views = replay::load_views(store.as_ref())?;
+        let mut store = store;
+        let views = if store.views_trusted()? {
+            replay::load_views(store.as_ref())?
+        } else {
+            tracing::warn!(
+                "stored views were being replaced when the process stopped; rebuilding them from the log"
+            );
+            let rebuilt = replay::rebuild(store.as_ref(), &mut |_| {})?;
+            let records = rebuilt
+                .keys()
+                .into_iter()
+                .filter_map(|k| rebuilt.record(&k).map(|r| (k, r)))
+                .collect();
+            store
+                .replace_views(records)
+                .map_err(|e| replay::ReplayError::Read(crate::ReadError::Io(e.to_string())))?;
+            rebuilt
+        };
         let head = store.head();
         let last_at = match store.read_from(head.sequence.max(1)).next() {
             Some(e) => e?.recorded_at,

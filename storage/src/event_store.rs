@@ -83,6 +83,11 @@ pub trait EventStore: Send {
     fn view_records(
         &self,
     ) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_>;
+    /// False when the persisted views cannot be trusted (an interrupted `replace_views`):
+    /// the engine then rebuilds them from the log before serving.
+    fn views_trusted(&self) -> Result<bool, ReadError> {
+        Ok(true)
+    }
     /// Replaces every persisted view record (used by `replay --rebuild --repair`).
     fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError>;
 }

@@ -78,6 +78,10 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         self.inner.view_records()
     }
 
+    fn views_trusted(&self) -> Result<bool, ReadError> {
+        self.inner.views_trusted()
+    }
+
     fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {
         self.inner.replace_views(records)
     }

@@ -143,3 +143,45 @@ fn gone_record_id(record: &ViewRecord) -> ViewRecord {
         other => panic!("expected an account record, got {other:?}"),
     }
 }
+
+#[test]
+fn an_interrupted_view_replacement_is_rebuilt_from_the_log_on_start() {
+    use tessera_storage::{SledOptions, SledStore};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = || SledStore::open(dir.path(), SledOptions::default()).expect("store opens");
+    let mut driver = Driver::start(Box::new(open()), SEED, Mix::ALL);
+    driver.run(150);
+    let live = driver.engine.views().clone();
+    assert!(
+        live.session_count() > 0,
+        "the workload left sessions to lose"
+    );
+    driver.engine.shutdown();
+    drop(driver);
+
+    let store = open();
+    store.interrupt_view_replacement().expect("flag set");
+    assert!(!store.views_trusted().expect("reads"));
+    assert_ne!(
+        replay::load_views(&store).expect("loads"),
+        live,
+        "the damage is real"
+    );
+    let engine = tessera_tests::workload::start_engine(
+        Box::new(store),
+        tessera_tests::workload::TestClock::at(tessera_tests::T0),
+        9,
+    );
+    assert_eq!(
+        *engine.views(),
+        live,
+        "start rebuilt the views from the log"
+    );
+    engine.shutdown();
+    let store = open();
+    assert!(
+        store.views_trusted().expect("reads"),
+        "the rebuilt views were stored"
+    );
+    assert_eq!(replay::load_views(&store).expect("loads"), live);
+}

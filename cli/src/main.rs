@@ -8,6 +8,7 @@ mod account;
 mod config;
 mod replay;
 mod serve;
+mod simulate;
 mod timearg;
 
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Run the deterministic attack simulator.
+    Simulate(simulate::SimulateArgs),
     /// Operator actions on accounts, each recorded as events.
     #[command(subcommand)]
     Account(account::AccountCommand),
@@ -61,7 +64,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    serve::init_logging(&config.log);
+    // The simulator's injected crashes are expected; its report says what happened.
+    if !matches!(cli.command, Command::Simulate(_)) {
+        serve::init_logging(&config.log);
+    }
     let result = match cli.command {
         Command::Serve { listen, data } => {
             let mut config = config;
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&config, args),
         Command::Verify { data } => replay::verify(&config, data),
         Command::Account(cmd) => account::run(&config, cmd),
+        Command::Simulate(args) => simulate::run(&config, args),
     };
     match result {
         Ok(code) => code,

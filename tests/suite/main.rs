@@ -5,4 +5,5 @@ mod decide_scenarios;
 mod http_e2e;
 mod rebuild;
 mod session_props;
+mod sim_smoke;
 mod store_contract;

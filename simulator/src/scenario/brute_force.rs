@@ -1,0 +1,114 @@
+//! Online password guessing against one account. Defence: argon2id makes every guess cost
+//! the server's work, a guess never succeeds without the password, and every failure is
+//! recorded against the account (the counters that throttling reads).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use rand::RngExt;
+use rand::rngs::ChaCha20Rng;
+
+use super::{AttackStats, Scenario, strong_password};
+use crate::Failure;
+use crate::ledger::Ledger;
+use crate::world::World;
+
+const ATTACKER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 99));
+
+/// A few of the most common passwords in breach corpora, made to pass the policy the way
+/// people make them pass.
+const GUESSES: &[&str] = &[
+    "Password1234",
+    "Qwerty123456",
+    "Welcome12345",
+    "Iloveyou1234",
+    "Admin1234567",
+    "Letmein12345",
+    "Summer2024!!",
+    "Football1234",
+];
+
+pub struct BruteForce {
+    rng: ChaCha20Rng,
+    victim: (String, String),
+    stats: AttackStats,
+}
+
+impl BruteForce {
+    pub fn new(mut rng: ChaCha20Rng) -> Self {
+        let victim = ("brute-victim".to_owned(), strong_password(&mut rng));
+        Self {
+            rng,
+            victim,
+            stats: AttackStats::default(),
+        }
+    }
+}
+
+impl Scenario for BruteForce {
+    fn name(&self) -> &'static str {
+        "brute-force"
+    }
+
+    fn defence(&self) -> &'static str {
+        "argon2id per guess; failures recorded per account"
+    }
+
+    fn mark(&self) -> &'static str {
+        "guess refused and recorded"
+    }
+
+    fn setup(&mut self, world: &mut World, _: &mut Ledger) -> Result<(), Failure> {
+        world.register(&self.victim.0, &self.victim.1)?;
+        Ok(())
+    }
+
+    fn step(&mut self, world: &mut World, ledger: &mut Ledger) -> Result<(), Failure> {
+        let burst = self.rng.random_range(1..6);
+        for _ in 0..burst {
+            let guess = GUESSES[self.rng.random_range(0..GUESSES.len())];
+            self.stats.attempt(world.now());
+            let before = world.head().sequence;
+            match world.login(&self.victim.0, guess, ATTACKER_IP)? {
+                Some(Ok(issued)) => {
+                    ledger.issued(issued.secret.expose(), issued.account, world.now());
+                    return Err(self.stats.succeeded(
+                        world,
+                        self.name(),
+                        "a guessed password opened the account",
+                    ));
+                }
+                Some(Err(_)) => {
+                    self.stats.blocked();
+                    if world.head().sequence > before {
+                        world.marks.hit("guess refused and recorded");
+                    }
+                }
+                None => {}
+            }
+            world.advance(self.rng.random_range(100..5_000));
+        }
+        Ok(())
+    }
+
+    fn honest_accounts(&self) -> Vec<(String, String)> {
+        vec![self.victim.clone()]
+    }
+
+    fn stats(&self) -> &AttackStats {
+        &self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut AttackStats {
+        &mut self.stats
+    }
+}
+
+impl std::fmt::Debug for BruteForce {
+    // Passwords stay out of Debug output, even simulated ones.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BruteForce")
+            .field("victim", &self.victim.0)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,110 @@
+//! Attacks, each with the defence that must stop it. A scenario acts on the world one step
+//! at a time and counts what its attacker tried and what came of it. A success is a failure
+//! of the run.
+
+mod brute_force;
+mod session_fixation;
+mod stolen_session;
+
+use rand::rngs::ChaCha20Rng;
+use serde::Serialize;
+use tessera_core::Timestamp;
+
+use crate::ledger::Ledger;
+use crate::world::World;
+use crate::{Failure, FailureKind};
+
+pub use brute_force::BruteForce;
+pub use session_fixation::SessionFixation;
+pub use stolen_session::StolenSession;
+
+/// What one scenario's attacker did, and what the server did about it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AttackStats {
+    pub attempts: u64,
+    pub successes: u64,
+    pub blocked: u64,
+    pub detected: u64,
+    #[serde(skip)]
+    pub first_attempt_at: Option<Timestamp>,
+    #[serde(skip)]
+    pub first_detected_at: Option<Timestamp>,
+    pub events_written: u64,
+}
+
+impl AttackStats {
+    pub fn attempt(&mut self, at: Timestamp) {
+        self.attempts += 1;
+        self.first_attempt_at.get_or_insert(at);
+    }
+
+    pub fn blocked(&mut self) {
+        self.blocked += 1;
+    }
+
+    pub fn detected(&mut self, at: Timestamp) {
+        self.detected += 1;
+        self.first_detected_at.get_or_insert(at);
+    }
+
+    /// Seconds of simulated time from the first attempt to the first detection.
+    pub fn time_to_detection_secs(&self) -> Option<u64> {
+        Some(self.first_detected_at?.since(self.first_attempt_at?) / 1000)
+    }
+
+    /// Records an attack that worked, and fails the run.
+    pub fn succeeded(&mut self, world: &World, scenario: &str, what: &str) -> Failure {
+        self.successes += 1;
+        world.fail(
+            FailureKind::Invariant,
+            format!("attack succeeded in {scenario}: {what}"),
+        )
+    }
+}
+
+pub trait Scenario {
+    fn name(&self) -> &'static str;
+    /// The defence this scenario proves, in a few words.
+    fn defence(&self) -> &'static str;
+    /// The coverage mark a run must reach for this scenario to have tested its defence.
+    fn mark(&self) -> &'static str;
+    fn setup(&mut self, world: &mut World, ledger: &mut Ledger) -> Result<(), Failure>;
+    fn step(&mut self, world: &mut World, ledger: &mut Ledger) -> Result<(), Failure>;
+    /// The honest users this scenario owns: each must get back in during the liveness phase.
+    fn honest_accounts(&self) -> Vec<(String, String)>;
+    fn stats(&self) -> &AttackStats;
+    fn stats_mut(&mut self) -> &mut AttackStats;
+}
+
+/// Every scenario by name.
+pub const NAMES: &[&str] = &["session-fixation", "stolen-session", "brute-force"];
+
+pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
+    let rng =
+        |label: &str| -> ChaCha20Rng { crate::seed::stream(seed, &format!("scenario-{label}")) };
+    Some(match name {
+        "session-fixation" => Box::new(SessionFixation::new(rng(name))),
+        "stolen-session" => Box::new(StolenSession::new(rng(name))),
+        "brute-force" => Box::new(BruteForce::new(rng(name))),
+        _ => return None,
+    })
+}
+
+/// A strong password the attacker cannot guess, from the actor's stream.
+pub fn strong_password(rng: &mut ChaCha20Rng) -> String {
+    use rand::RngExt;
+    let tail: String = (0..16)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect();
+    format!("Sim{}{tail}", rng.random_range(100..1000u32))
+}
+
+/// A value shaped like a session cookie the server never issued.
+pub fn forged_secret(rng: &mut ChaCha20Rng) -> String {
+    use rand::RngExt;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let body: String = (0..43)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    format!("{}{body}", tessera_core::session::SESSION_SECRET_PREFIX)
+}

@@ -1,0 +1,523 @@
+//! The world: the real engine (core, writer, sled store in a temporary folder) under a
+//! virtual clock and seeded randomness, plus the faults the seed asks for. Scenarios act on
+//! it through the same calls the HTTP adapter makes.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rand::rngs::ChaCha20Rng;
+use tessera_core::decide::SessionIssued;
+use tessera_core::session::{SessionView, authenticate, touch_due};
+use tessera_core::{AccountId, Command, LoginMode, Policy, Rejection, Reply, Timestamp, prepare};
+use tessera_storage::engine::EngineConfig;
+use tessera_storage::fault::{FaultPoint, FaultyStore};
+use tessera_storage::replay;
+use tessera_storage::{Engine, EngineError, EventStore, SledOptions, SledStore};
+
+use crate::clock::SimClock;
+use crate::marks::Marks;
+use crate::seed;
+use crate::{Failure, FailureKind};
+
+/// A crash the seed planned: the Nth append of the current incarnation fails at `point`.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct CrashPlan {
+    pub at_append: u64,
+    #[serde(serialize_with = "point_name")]
+    pub point: FaultPoint,
+}
+
+fn point_name<S: serde::Serializer>(p: &FaultPoint, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match p {
+        FaultPoint::BeforeWrite => "before-write",
+        FaultPoint::AfterWrite => "after-write",
+    })
+}
+
+/// The call did not complete: the engine crashed under it and was reopened from disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crashed;
+
+pub struct World {
+    pub seed: u64,
+    pub step: u64,
+    pub clock: Arc<SimClock>,
+    pub policy: Policy,
+    pub marks: Marks,
+    dir: tempfile::TempDir,
+    engine: Engine,
+    incarnation: u32,
+    crashes: VecDeque<CrashPlan>,
+    salts: ChaCha20Rng,
+    /// (sequence, hash) of the head after every acknowledged change.
+    acknowledged: Vec<(u64, [u8; 32])>,
+    /// What happened lately, for a failure report.
+    pub recent: VecDeque<String>,
+    /// Clock drift, parts per million (0 without skew).
+    pub drift_ppm: u64,
+    auditor: Option<Auditor>,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("seed", &self.seed)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+const RECENT_MAX: usize = 16;
+const PERSISTED_EVERY: u64 = 25;
+
+/// A shadow of the views, folded from the log one envelope at a time, and the chain walk.
+#[derive(Default)]
+struct Auditor {
+    chain: tessera_storage::chain::ChainVerifier,
+    shadow: tessera_core::Views,
+    next: u64,
+}
+
+impl Auditor {
+    fn catch_up(
+        &mut self,
+        store: &dyn EventStore,
+        views: &tessera_core::Views,
+        persisted: bool,
+    ) -> Result<(), String> {
+        views
+            .check_invariants()
+            .map_err(|e| format!("views: {e}"))?;
+        let mut touched = Vec::new();
+        for item in store.read_from(self.next.max(1)) {
+            let e = item.map_err(|e| format!("reading the log: {e}"))?;
+            self.chain
+                .check(&e)
+                .map_err(|e| format!("hash chain: {e}"))?;
+            touched.clear();
+            self.shadow
+                .apply(e.recorded_at, &e.event, &mut touched)
+                .map_err(|err| format!("fold at {}: {err}", e.sequence))?;
+            self.next = e.sequence + 1;
+        }
+        let head = store.head();
+        if head.sequence != self.chain.count() || head.hash != self.chain.head_hash() {
+            return Err("the store's head is not the end of the chain".into());
+        }
+        if self.shadow != *views {
+            return Err("live views differ from a fold of the log".into());
+        }
+        if persisted {
+            let diffs =
+                replay::compare(&self.shadow, store).map_err(|e| format!("compare: {e}"))?;
+            if !diffs.is_empty() {
+                return Err(format!(
+                    "{} persisted view records differ from a fold of the log, first {:?}",
+                    diffs.len(),
+                    diffs[0].key
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl World {
+    pub fn new(seed: u64, policy: Policy, crashes: Vec<CrashPlan>) -> Result<Self, Failure> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| Failure::new(seed, 0, FailureKind::Crash, format!("temp dir: {e}")))?;
+        let clock = Arc::new(SimClock::default());
+        let mut crashes: VecDeque<CrashPlan> = crashes.into();
+        let engine = start_engine(
+            seed,
+            0,
+            dir.path(),
+            &policy,
+            clock.clone(),
+            crashes.pop_front(),
+        )?;
+        Ok(Self {
+            seed,
+            step: 0,
+            clock,
+            policy,
+            marks: Marks::default(),
+            dir,
+            engine,
+            incarnation: 0,
+            crashes,
+            salts: seed::stream(seed, "salts"),
+            acknowledged: Vec::new(),
+            recent: VecDeque::new(),
+            drift_ppm: 0,
+            auditor: None,
+        })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.engine.now()
+    }
+
+    pub fn note(&mut self, what: String) {
+        if self.recent.len() == RECENT_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(what);
+    }
+
+    pub fn fail(&self, kind: FailureKind, why: impl Into<String>) -> Failure {
+        let mut f = Failure::new(self.seed, self.step, kind, why);
+        f.recent = self.recent.iter().cloned().collect();
+        f
+    }
+
+    /// Runs a command through the writer, as the HTTP adapter does. A storage failure is a
+    /// crash: the engine is reopened from disk and checked, and the caller gets `None` (its
+    /// outcome is unknown, as a client's is when the connection drops).
+    pub fn execute(
+        &mut self,
+        command: Command,
+    ) -> Result<Option<Result<Reply, Rejection>>, Failure> {
+        let kind = command.kind();
+        match self.engine.execute_blocking(command) {
+            Ok(outcome) => {
+                let head = self.engine.head();
+                if outcome.sequence > 0
+                    && self
+                        .acknowledged
+                        .last()
+                        .is_none_or(|(s, _)| *s != head.sequence)
+                {
+                    self.acknowledged.push((head.sequence, head.hash));
+                }
+                self.note(format!("{kind} -> {}", describe(&outcome.reply)));
+                Ok(Some(outcome.reply))
+            }
+            Err(EngineError::Storage(why)) => {
+                self.note(format!("{kind} -> crash ({why})"));
+                self.recover()?;
+                self.marks.hit("engine crashed and recovered");
+                Ok(None)
+            }
+            Err(e) => Err(self.fail(FailureKind::Crash, format!("engine failed: {e}"))),
+        }
+    }
+
+    /// Reopens the store from disk after a crash and checks that every acknowledged change
+    /// is still there, byte for byte, and that the chain and the views are sound.
+    fn recover(&mut self) -> Result<(), Failure> {
+        self.engine.shutdown();
+        self.incarnation += 1;
+        let plan = self.crashes.pop_front();
+        let path = self.dir.path().to_owned();
+        {
+            let store = open_when_released(&path)
+                .map_err(|e| self.fail(FailureKind::Crash, format!("reopen after crash: {e}")))?;
+            for (sequence, hash) in &self.acknowledged {
+                let found = store.read_from(*sequence).next().and_then(Result::ok);
+                if found.as_ref().map(|e| (e.sequence, e.hash)) != Some((*sequence, *hash)) {
+                    return Err(self.fail(
+                        FailureKind::Invariant,
+                        format!("acknowledged sequence {sequence} lost or changed across a crash"),
+                    ));
+                }
+            }
+            replay::verify(&store, &mut |_| {}).map_err(|e| {
+                self.fail(
+                    FailureKind::Invariant,
+                    format!("hash chain after crash: {e}"),
+                )
+            })?;
+        }
+        self.engine = start_engine(
+            self.seed,
+            self.incarnation,
+            &path,
+            &self.policy,
+            self.clock.clone(),
+            plan,
+        )?;
+        Ok(())
+    }
+
+    pub fn register(
+        &mut self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<AccountId>, Failure> {
+        let command =
+            match prepare::register(username, None, password, &self.policy, &mut self.salts) {
+                Ok(c) => c,
+                Err(r) => {
+                    return Err(self.fail(
+                        FailureKind::Crash,
+                        format!("simulator made an invalid registration: {r}"),
+                    ));
+                }
+            };
+        Ok(match self.execute(command)? {
+            Some(Ok(Reply::Registered { account, .. })) => Some(account),
+            _ => None,
+        })
+    }
+
+    /// A password login in session mode, with the password check done as `serve` does it.
+    /// `Ok(None)`: the engine crashed under the call.
+    pub fn login(
+        &mut self,
+        username: &str,
+        password: &str,
+        client: std::net::IpAddr,
+    ) -> Result<Option<Result<SessionIssued, Rejection>>, Failure> {
+        let account = self.engine.views().account_by_username(username).cloned();
+        let decoy = tessera_core::password::decoy_hash(&self.policy.argon2)
+            .map_err(|e| self.fail(FailureKind::Crash, format!("decoy hash: {e}")))?;
+        let check = prepare::check_password(
+            password,
+            account.as_ref(),
+            &decoy,
+            &self.policy,
+            &mut self.salts,
+        );
+        match self.execute(Command::Login {
+            check,
+            mode: LoginMode::Session,
+            client: Some(client),
+        })? {
+            Some(Ok(Reply::LoggedIn(issued))) => Ok(Some(Ok(issued))),
+            Some(Ok(other)) => {
+                Err(self.fail(FailureKind::Crash, format!("login answered {other:?}")))
+            }
+            Some(Err(r)) => Ok(Some(Err(r))),
+            None => Ok(None),
+        }
+    }
+
+    /// Presents a session cookie value, as a request to GET /v1/me does.
+    pub fn use_session(&mut self, secret: &str) -> Result<Result<SessionView, Rejection>, Failure> {
+        let now = self.now();
+        let session = match authenticate(&self.engine.views(), secret, now) {
+            Ok(s) => s.clone(),
+            Err(r) => return Ok(Err(r)),
+        };
+        if touch_due(&session, now, self.policy.session.touch_interval_ms)
+            && let Some(Err(r)) = self.execute(Command::TouchSession {
+                session: session.id,
+            })?
+        {
+            return Ok(Err(r));
+        }
+        Ok(Ok(session))
+    }
+
+    /// Whether the cookie value would be accepted right now, without touching anything.
+    pub fn accepts(&self, secret: &str) -> bool {
+        authenticate(&self.engine.views(), secret, self.now()).is_ok()
+    }
+
+    pub fn logout(&mut self, secret: &str) -> Result<bool, Failure> {
+        let Ok(session) = authenticate(&self.engine.views(), secret, self.now()).cloned() else {
+            return Ok(false);
+        };
+        Ok(matches!(
+            self.execute(Command::Logout {
+                session: session.id
+            })?,
+            Some(Ok(_))
+        ))
+    }
+
+    /// `Ok(None)`: crashed, outcome unknown; `Ok(Some(Err(_)))`: refused.
+    #[allow(clippy::type_complexity)]
+    pub fn change_password(
+        &mut self,
+        username: &str,
+        current: &str,
+        new: &str,
+        via: Option<&str>,
+    ) -> Result<Option<Result<Option<SessionIssued>, Rejection>>, Failure> {
+        let account = self.engine.views().account_by_username(username).cloned();
+        let current_session = via.and_then(|s| {
+            authenticate(&self.engine.views(), s, self.now())
+                .ok()
+                .map(|v| v.id)
+        });
+        let decoy = tessera_core::password::decoy_hash(&self.policy.argon2)
+            .map_err(|e| self.fail(FailureKind::Crash, format!("decoy hash: {e}")))?;
+        let check = prepare::check_password(
+            current,
+            account.as_ref(),
+            &decoy,
+            &self.policy,
+            &mut self.salts,
+        );
+        let new_hash = prepare::new_password(new, &self.policy, &mut self.salts).map_err(|r| {
+            self.fail(
+                FailureKind::Crash,
+                format!("simulator chose a weak password: {r}"),
+            )
+        })?;
+        Ok(
+            match self.execute(Command::ChangePassword {
+                check,
+                new_hash,
+                current_session,
+                client: None,
+            })? {
+                Some(Ok(Reply::PasswordChanged { session })) => Some(Ok(session)),
+                Some(Ok(other)) => {
+                    return Err(self.fail(
+                        FailureKind::Crash,
+                        format!("password change answered {other:?}"),
+                    ));
+                }
+                Some(Err(r)) => Some(Err(r)),
+                None => None,
+            },
+        )
+    }
+
+    /// Whether `candidate` is the account's password now (after a crash left it unknown).
+    pub fn password_is(&mut self, username: &str, candidate: &str) -> Result<bool, Failure> {
+        let account = self.engine.views().account_by_username(username).cloned();
+        let Some(account) = account else {
+            return Ok(false);
+        };
+        Ok(matches!(
+            tessera_core::password::verify(candidate, &account.password_hash, &self.policy.argon2),
+            tessera_core::password::Verification::Match { .. }
+        ))
+    }
+
+    /// Ends one of the account's sessions, as DELETE /v1/sessions/{id} does. `false` if it
+    /// was refused or the outcome is unknown.
+    pub fn revoke(
+        &mut self,
+        account: AccountId,
+        session: tessera_core::SessionId,
+    ) -> Result<bool, Failure> {
+        Ok(matches!(
+            self.execute(Command::RevokeSession { account, session })?,
+            Some(Ok(_))
+        ))
+    }
+
+    /// Moves the virtual clock forward by `ms`, with the drift the seed chose.
+    pub fn advance(&mut self, ms: u64) {
+        let drifted = ms.saturating_add(ms.saturating_mul(self.drift_ppm) / 1_000_000);
+        self.clock.advance(drifted);
+    }
+
+    /// The audit run after every step: the views' own invariants, the hash chain, and that
+    /// the live views equal a fold of the log. The fold and the chain walk are incremental
+    /// (a shadow folded from every envelope once, in order), so a step costs what it wrote;
+    /// the persisted view trees are compared with the fold every `PERSISTED_EVERY` steps and
+    /// by `audit_full`.
+    pub fn audit(&mut self) -> Result<(), Failure> {
+        let full = self.step.is_multiple_of(PERSISTED_EVERY);
+        self.audit_with(full)
+    }
+
+    /// The audit, including the persisted views, whatever the step.
+    pub fn audit_full(&mut self) -> Result<(), Failure> {
+        self.audit_with(true)
+    }
+
+    fn audit_with(&mut self, persisted: bool) -> Result<(), Failure> {
+        let mut auditor = self.auditor.take().unwrap_or_default();
+        let result = self.engine.inspect(move |store, views| {
+            let verdict = auditor.catch_up(store, views, persisted);
+            (auditor, verdict)
+        });
+        match result {
+            Ok((auditor, Ok(()))) => {
+                self.auditor = Some(auditor);
+                Ok(())
+            }
+            Ok((_, Err(why))) => Err(self.fail(FailureKind::Invariant, why)),
+            Err(e) => Err(self.fail(
+                FailureKind::Crash,
+                format!(
+                    "audit: {e} (incarnation {}, engine failure {:?})",
+                    self.incarnation,
+                    self.engine.failure()
+                ),
+            )),
+        }
+    }
+
+    /// The log's head: its length and the hash that stands for every byte of it.
+    pub fn head(&self) -> tessera_storage::Head {
+        self.engine.head()
+    }
+
+    pub fn shutdown(self) -> tessera_storage::Head {
+        let head = self.engine.head();
+        self.engine.shutdown();
+        head
+    }
+}
+
+fn describe(reply: &Result<Reply, Rejection>) -> String {
+    match reply {
+        Ok(Reply::Registered { username, .. }) => format!("registered {username}"),
+        Ok(Reply::LoggedIn(issued)) => format!("session {}", issued.session),
+        Ok(other) => format!("{other:?}"),
+        Err(r) => format!("refused: {r}"),
+    }
+}
+
+/// Opens the store, waiting (boundedly) for the crashed incarnation's sled background threads
+/// to let go of the file lock: in one process, dropping a sled `Db` does not release the
+/// lock until its thread-pool tasks finish.
+fn open_when_released(path: &std::path::Path) -> Result<SledStore, tessera_storage::OpenError> {
+    // The simulated crash is a process crash, which sled's flush survives; the fdatasync
+    // that guards against power loss would only slow a thousand seeds down.
+    let options = SledOptions {
+        fdatasync: false,
+        ..SledOptions::default()
+    };
+    let mut attempts = 0;
+    loop {
+        match SledStore::open(path, options.clone()) {
+            Err(e) if attempts < 500 && e.to_string().contains("could not acquire lock") => {
+                attempts += 1;
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "waiting for sled's threads to release a lock, not domain time"
+                )]
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn start_engine(
+    seed: u64,
+    incarnation: u32,
+    path: &std::path::Path,
+    policy: &Policy,
+    clock: Arc<SimClock>,
+    crash: Option<CrashPlan>,
+) -> Result<Engine, Failure> {
+    let store = open_when_released(path)
+        .map_err(|e| Failure::new(seed, 0, FailureKind::Crash, format!("open store: {e}")))?;
+    let (nth, point) = crash.map_or((u64::MAX, FaultPoint::BeforeWrite), |c| {
+        (c.at_append, c.point)
+    });
+    let store = FaultyStore::new(store, nth, point);
+    let rng = seed::stream(seed, &format!("engine-{incarnation}"));
+    let config = EngineConfig {
+        check_invariants: true,
+        ..EngineConfig::default()
+    };
+    Engine::start(
+        Box::new(store),
+        policy.clone(),
+        clock,
+        Box::new(rng),
+        config,
+    )
+    .map_err(|e| Failure::new(seed, 0, FailureKind::Crash, format!("start engine: {e}")))
+}

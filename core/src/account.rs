@@ -29,7 +29,10 @@ pub fn username_key(username: &str) -> Result<String, UsernameProblem> {
     if trimmed.len() < USERNAME_CHARS_MIN || trimmed.len() > USERNAME_CHARS_MAX {
         return Err(UsernameProblem::Length);
     }
-    if !trimmed.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+')) {
+    if !trimmed
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'))
+    {
         return Err(UsernameProblem::Characters);
     }
     Ok(trimmed.to_ascii_lowercase())
@@ -40,7 +43,9 @@ pub fn username_key(username: &str) -> Result<String, UsernameProblem> {
 pub fn email_plausible(email: &str) -> bool {
     email.len() <= EMAIL_BYTES_MAX
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'))
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        })
 }
 
 /// An account as the views hold it.
@@ -62,7 +67,10 @@ mod tests {
 
     #[test]
     fn usernames_normalise_case_insensitively() {
-        assert_eq!(username_key("  Alice@Example.com "), Ok("alice@example.com".into()));
+        assert_eq!(
+            username_key("  Alice@Example.com "),
+            Ok("alice@example.com".into())
+        );
         assert_eq!(username_key("ab"), Err(UsernameProblem::Length));
         assert_eq!(username_key(&"a".repeat(65)), Err(UsernameProblem::Length));
         assert_eq!(username_key("аlice"), Err(UsernameProblem::Characters)); // Cyrillic а

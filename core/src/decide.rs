@@ -5,12 +5,15 @@
 //! are durable. Refusals that are facts (a wrong password) come with events.
 
 use crate::account::username_key;
-use crate::event::{Actor, Event, LoginFailure, Pending, SessionEndReason};
+use crate::event::{Actor, Event, FamilyRevokeReason, LoginFailure, Pending, SessionEndReason};
 use crate::id::uuid_v7;
 use crate::password::{PasswordHash, Verification};
+use crate::refresh::{self, TokensIssued};
 use crate::secret::BearerSecret;
 use crate::session::{SESSION_SECRET_PREFIX, SessionView};
-use crate::{AccountId, Command, Env, LoginMode, PasswordCheck, Rejection, SessionId, Timestamp, Views};
+use crate::{
+    AccountId, Command, Env, LoginMode, PasswordCheck, Rejection, SessionId, Timestamp, Views,
+};
 
 /// A session handed to its holder: the cookie value, once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,13 +27,29 @@ pub struct SessionIssued {
 /// What the caller gets once the events are durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Registered { account: AccountId, username: String },
+    Registered {
+        account: AccountId,
+        username: String,
+    },
     LoggedIn(SessionIssued),
     SessionTouched,
     SessionEnded,
     /// The password changed; the session the request came through continues under `session`.
-    PasswordChanged { session: Option<SessionIssued> },
+    PasswordChanged {
+        session: Option<SessionIssued>,
+    },
     AccountDisabled,
+    /// Token-mode login or a refresh: sign `access` and hand both tokens out.
+    TokensIssued(TokensIssued),
+    /// RFC 7009: the token is revoked, or was unknown; the answer is the same.
+    Revoked,
+    /// The refresh family (and its session) ended.
+    LoggedOut,
+    SignedOutEverywhere,
+    /// The key is in the set and signs from now on.
+    SigningKeyAdded {
+        kid: String,
+    },
 }
 
 /// The events to append and the reply to give after they are durable.
@@ -41,43 +60,91 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn ok(events: Vec<Pending>, reply: Reply) -> Self {
-        Self { events, reply: Ok(reply) }
+    pub(crate) fn ok(events: Vec<Pending>, reply: Reply) -> Self {
+        Self {
+            events,
+            reply: Ok(reply),
+        }
     }
 
-    fn refuse(events: Vec<Pending>, rejection: Rejection) -> Self {
-        Self { events, reply: Err(rejection) }
+    pub(crate) fn refuse(events: Vec<Pending>, rejection: Rejection) -> Self {
+        Self {
+            events,
+            reply: Err(rejection),
+        }
     }
 }
 
 /// Decides `command` against `views` at `env.now`.
 pub fn decide(views: &Views, command: Command, env: &mut Env<'_>) -> Decision {
     match command {
-        Command::Register { username, email, password_hash } => register(views, username, email, password_hash, env),
-        Command::Login { check, mode, client } => login(views, &check, mode, client, env),
+        Command::Register {
+            username,
+            email,
+            password_hash,
+        } => register(views, username, email, password_hash, env),
+        Command::Login {
+            check,
+            mode,
+            client,
+        } => login(views, &check, mode, client, env),
         Command::TouchSession { session } => touch(views, session, env),
         Command::Logout { session } => match views.session(&session) {
-            Some(s) if s.is_live(env.now) => Decision::ok(vec![ended(session, SessionEndReason::LoggedOut)], Reply::SessionEnded),
+            Some(s) if s.is_live(env.now) => Decision::ok(
+                end_session(views, s, SessionEndReason::LoggedOut),
+                Reply::SessionEnded,
+            ),
             _ => Decision::refuse(vec![], Rejection::Unauthenticated),
         },
         Command::RevokeSession { account, session } => match views.session(&session) {
-            Some(s) if s.account == account && s.is_live(env.now) => {
-                Decision::ok(vec![ended(session, SessionEndReason::Revoked)], Reply::SessionEnded)
-            }
+            Some(s) if s.account == account && s.is_live(env.now) => Decision::ok(
+                end_session(views, s, SessionEndReason::Revoked),
+                Reply::SessionEnded,
+            ),
             _ => Decision::refuse(vec![], Rejection::SessionNotFound),
         },
-        Command::ChangePassword { check, new_hash, current_session, client } => {
-            change_password(views, &check, new_hash, current_session, client, env)
-        }
+        Command::ChangePassword {
+            check,
+            new_hash,
+            current_session,
+            client,
+        } => change_password(views, &check, new_hash, current_session, client, env),
         Command::DisableAccount { account, by } => disable(views, account, by, env),
+        Command::RefreshTokens { presented } => refresh::refresh(views, presented, env),
+        Command::RevokeRefreshToken { presented } => refresh::revoke_token(views, presented, env),
+        Command::RevokeAccessToken {
+            jti,
+            account,
+            expires_at,
+        } => crate::blocklist::revoke_access_token(views, jti, account, expires_at, env),
+        Command::LogoutFamily { family } => refresh::logout(views, family, env),
+        Command::SignOutEverywhere { account, by } => {
+            crate::blocklist::sign_out_everywhere(views, account, by)
+        }
+        Command::AddSigningKey { kid, public_key } => {
+            crate::signing_key::add(&views.signing_keys, kid, public_key, env)
+        }
     }
+}
+
+/// Ends a session and revokes the refresh families bound to it.
+fn end_session(views: &Views, s: &SessionView, reason: SessionEndReason) -> Vec<Pending> {
+    let mut events = vec![ended(s.id, reason)];
+    refresh::revoke_for_session(views, &s.account, s.id, &mut events);
+    events
 }
 
 fn ended(session: SessionId, reason: SessionEndReason) -> Pending {
     Event::SessionEnded { session, reason }.into()
 }
 
-fn register(views: &Views, username: String, email: Option<String>, password_hash: PasswordHash, env: &mut Env<'_>) -> Decision {
+fn register(
+    views: &Views,
+    username: String,
+    email: Option<String>,
+    password_hash: PasswordHash,
+    env: &mut Env<'_>,
+) -> Decision {
     let key = match username_key(&username) {
         Ok(key) => key,
         Err(problem) => return Decision::refuse(vec![], Rejection::InvalidUsername(problem)),
@@ -86,49 +153,102 @@ fn register(views: &Views, username: String, email: Option<String>, password_has
         return Decision::refuse(vec![], Rejection::UsernameTaken);
     }
     let account = AccountId(uuid_v7(env.now, env.random_bytes()));
-    let event = Event::AccountRegistered { account, username: username.clone(), email, password_hash };
+    let event = Event::AccountRegistered {
+        account,
+        username: username.clone(),
+        email,
+        password_hash,
+    };
     Decision::ok(vec![event.into()], Reply::Registered { account, username })
 }
 
 /// Whether a checked password still opens the account now: right password, checked
 /// against the hash the account has now, account enabled. On failure, the event to record.
-fn admit(views: &Views, check: &PasswordCheck, client: Option<std::net::IpAddr>) -> Result<AccountId, Pending> {
+// The failure is an event to record, built once per refused login: its size is no
+// concern, and boxing it would only obscure the flow.
+#[allow(clippy::result_large_err)]
+fn admit(
+    views: &Views,
+    check: &PasswordCheck,
+    client: Option<std::net::IpAddr>,
+) -> Result<AccountId, Pending> {
     let Some(account) = check.account.and_then(|id| views.account(&id)) else {
         return Err(Event::UnknownAccountLoginFailed { client }.into());
     };
     let reason = if account.disabled {
         LoginFailure::AccountDisabled
-    } else if check.outcome == Verification::Mismatch || check.checked_hash != account.password_hash {
+    } else if check.outcome == Verification::Mismatch || check.checked_hash != account.password_hash
+    {
         LoginFailure::WrongPassword
     } else {
         return Ok(account.id);
     };
-    Err(Event::LoginFailed { account: account.id, reason, client }.into())
+    Err(Event::LoginFailed {
+        account: account.id,
+        reason,
+        client,
+    }
+    .into())
 }
 
-fn start_session(account: AccountId, expires_at: Option<Timestamp>, env: &mut Env<'_>) -> (Pending, SessionIssued) {
+fn start_session(
+    account: AccountId,
+    expires_at: Option<Timestamp>,
+    env: &mut Env<'_>,
+) -> (Pending, SessionIssued) {
     let session = SessionId(uuid_v7(env.now, env.random_bytes()));
     let (secret, secret_digest) = BearerSecret::generate(SESSION_SECRET_PREFIX, env);
     let policy = env.policy.session;
     let expires_at = expires_at.unwrap_or(env.now.plus_ms(policy.absolute_lifetime_ms));
-    let event = Event::SessionStarted { session, account, secret_digest, idle_timeout_ms: policy.idle_timeout_ms, expires_at };
-    (event.into(), SessionIssued { session, account, secret, expires_at })
+    let event = Event::SessionStarted {
+        session,
+        account,
+        secret_digest,
+        idle_timeout_ms: policy.idle_timeout_ms,
+        expires_at,
+    };
+    (
+        event.into(),
+        SessionIssued {
+            session,
+            account,
+            secret,
+            expires_at,
+        },
+    )
 }
 
-fn login(views: &Views, check: &PasswordCheck, mode: LoginMode, client: Option<std::net::IpAddr>, env: &mut Env<'_>) -> Decision {
+fn login(
+    views: &Views,
+    check: &PasswordCheck,
+    mode: LoginMode,
+    client: Option<std::net::IpAddr>,
+    env: &mut Env<'_>,
+) -> Decision {
     let account = match admit(views, check, client) {
         Ok(account) => account,
         Err(failure) => return Decision::refuse(vec![failure], Rejection::InvalidCredentials),
     };
     let mut events = Vec::with_capacity(2);
     if let Some(password_hash) = &check.rehash {
-        events.push(Event::PasswordRehashed { account, password_hash: password_hash.clone() }.into());
+        events.push(
+            Event::PasswordRehashed {
+                account,
+                password_hash: password_hash.clone(),
+            }
+            .into(),
+        );
     }
     match mode {
         LoginMode::Session => {
             let (started, issued) = start_session(account, None, env);
             events.push(started);
             Decision::ok(events, Reply::LoggedIn(issued))
+        }
+        LoginMode::Token => {
+            let (started, issued) = refresh::start_family(account, None, None, None, env);
+            events.push(started);
+            Decision::ok(events, Reply::TokensIssued(issued))
         }
     }
 }
@@ -137,7 +257,11 @@ fn touch(views: &Views, session: SessionId, env: &mut Env<'_>) -> Decision {
     match views.session(&session) {
         Some(s) if s.is_live(env.now) => {
             let due = env.now.since(s.last_seen_at) >= env.policy.session.touch_interval_ms;
-            let events = if due { vec![Event::SessionTouched { session }.into()] } else { vec![] };
+            let events = if due {
+                vec![Event::SessionTouched { session }.into()]
+            } else {
+                vec![]
+            };
             Decision::ok(events, Reply::SessionTouched)
         }
         _ => Decision::refuse(vec![], Rejection::Unauthenticated),
@@ -156,7 +280,21 @@ fn change_password(
         Ok(account) => account,
         Err(failure) => return Decision::refuse(vec![failure], Rejection::InvalidCredentials),
     };
-    let mut events = vec![Event::PasswordChanged { account, password_hash: new_hash }.into()];
+    let mut events = vec![
+        Event::PasswordChanged {
+            account,
+            password_hash: new_hash,
+        }
+        .into(),
+    ];
+    // Every refresh family goes, including the one the request may have come through: a
+    // token-mode client logs in again with the new password.
+    refresh::revoke_all(
+        views,
+        &account,
+        FamilyRevokeReason::PasswordChanged,
+        &mut events,
+    );
     let mut carried: Option<&SessionView> = None;
     for s in views.sessions_of(&account) {
         if Some(s.id) == current && s.is_live(env.now) {
@@ -183,6 +321,16 @@ fn disable(views: &Views, account: AccountId, by: Actor, _env: &mut Env<'_>) -> 
         return Decision::ok(vec![], Reply::AccountDisabled);
     }
     let mut events = vec![Event::AccountDisabled { account, by }.into()];
-    events.extend(views.sessions_of(&account).map(|s| ended(s.id, SessionEndReason::AccountDisabled)));
+    refresh::revoke_all(
+        views,
+        &account,
+        FamilyRevokeReason::AccountDisabled,
+        &mut events,
+    );
+    events.extend(
+        views
+            .sessions_of(&account)
+            .map(|s| ended(s.id, SessionEndReason::AccountDisabled)),
+    );
     Decision::ok(events, Reply::AccountDisabled)
 }

@@ -23,6 +23,7 @@
 //!    The storage crate's writer does exactly this, in batches.
 
 pub mod account;
+pub mod blocklist;
 pub mod command;
 pub mod decide;
 pub mod env;
@@ -32,18 +33,24 @@ pub mod invariant;
 pub mod password;
 pub mod policy;
 pub mod prepare;
+pub mod refresh;
 pub mod rejection;
 pub mod secret;
 pub mod session;
+pub mod signing_key;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod time;
+pub mod token;
 pub mod view;
 
 pub use command::{Command, LoginMode, PasswordCheck};
 pub use decide::{Decision, Reply, decide};
 pub use env::Env;
-pub use event::{Actor, Event, LoginFailure, Pending, SessionEndReason};
-pub use id::{AccountId, SessionId, StreamId};
-pub use policy::Policy;
+pub use event::{Actor, Event, FamilyRevokeReason, LoginFailure, Pending, SessionEndReason};
+pub use id::{AccountId, FamilyId, SessionId, StreamId, TokenId};
+pub use policy::{Policy, TokenPolicy};
 pub use rejection::Rejection;
 pub use time::Timestamp;
+pub use token::{AccessClaims, TokenRejection};
 pub use view::{ViewKey, ViewRecord, Views};

@@ -25,7 +25,13 @@ pub struct PasswordPolicy {
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self { min_chars: 12, max_bytes: 1024, require_upper: true, require_lower: true, require_digit: true }
+        Self {
+            min_chars: 12,
+            max_bytes: 1024,
+            require_upper: true,
+            require_lower: true,
+            require_digit: true,
+        }
     }
 }
 
@@ -42,11 +48,15 @@ impl PasswordPolicy {
         let mut problems = Vec::new();
         if password.len() > self.max_bytes {
             // Nothing else is worth checking on an absurd input.
-            problems.push(PasswordProblem::TooLong { max_bytes: self.max_bytes });
+            problems.push(PasswordProblem::TooLong {
+                max_bytes: self.max_bytes,
+            });
             return problems;
         }
         if password.chars().count() < self.min_chars {
-            problems.push(PasswordProblem::TooShort { min_chars: self.min_chars });
+            problems.push(PasswordProblem::TooShort {
+                min_chars: self.min_chars,
+            });
         }
         if self.require_upper && !password.chars().any(char::is_uppercase) {
             problems.push(PasswordProblem::NoUpper);
@@ -108,7 +118,8 @@ impl std::fmt::Debug for PasswordHash {
 pub struct HashError(String);
 
 pub(crate) fn params(p: &Argon2Params) -> Result<Params, HashError> {
-    Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|e| HashError(e.to_string()))
+    Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+        .map_err(|e| HashError(e.to_string()))
 }
 
 fn hasher(p: &Argon2Params) -> Result<Argon2<'static>, HashError> {
@@ -116,8 +127,14 @@ fn hasher(p: &Argon2Params) -> Result<Argon2<'static>, HashError> {
 }
 
 /// Hashes `password` with a 16-byte salt the caller drew from its RNG.
-pub fn hash(password: &str, salt: [u8; 16], cost: &Argon2Params) -> Result<PasswordHash, HashError> {
-    let phc = hasher(cost)?.hash_password_with_salt(password.as_bytes(), &salt).map_err(|e| HashError(e.to_string()))?;
+pub fn hash(
+    password: &str,
+    salt: [u8; 16],
+    cost: &Argon2Params,
+) -> Result<PasswordHash, HashError> {
+    let phc = hasher(cost)?
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|e| HashError(e.to_string()))?;
     Ok(PasswordHash(phc.to_string()))
 }
 
@@ -127,7 +144,9 @@ pub enum Verification {
     Mismatch,
     /// The password is right; `stale` says the hash was made under other parameters than
     /// the policy's and should be replaced.
-    Match { stale: bool },
+    Match {
+        stale: bool,
+    },
 }
 
 /// Checks `password` against `stored`. A stored hash that cannot be parsed is a mismatch,
@@ -147,7 +166,9 @@ pub fn verify(password: &str, stored: &PasswordHash, cost: &Argon2Params) -> Ver
     let same_alg = parsed.algorithm.as_str() == argon2::ARGON2ID_IDENT.as_str();
     let stale = !same_alg
         || match (current, stored_params) {
-            (Some(c), Some(s)) => c.m_cost() != s.m_cost() || c.t_cost() != s.t_cost() || c.p_cost() != s.p_cost(),
+            (Some(c), Some(s)) => {
+                c.m_cost() != s.m_cost() || c.t_cost() != s.t_cost() || c.p_cost() != s.p_cost()
+            }
             _ => true,
         };
     Verification::Match { stale }
@@ -156,7 +177,11 @@ pub fn verify(password: &str, stored: &PasswordHash, cost: &Argon2Params) -> Ver
 /// A hash of a password nobody knows, under the given parameters. Logins for unknown
 /// usernames verify against it so that they take as long as a real wrong password.
 pub fn decoy_hash(cost: &Argon2Params) -> Result<PasswordHash, HashError> {
-    hash("decoy password that no account has: 7f3a9c", *b"tessera-decoy-01", cost)
+    hash(
+        "decoy password that no account has: 7f3a9c",
+        *b"tessera-decoy-01",
+        cost,
+    )
 }
 
 #[cfg(test)]
@@ -168,10 +193,17 @@ mod tests {
         let p = PasswordPolicy::default();
         assert_eq!(
             p.problems("short"),
-            vec![PasswordProblem::TooShort { min_chars: 12 }, PasswordProblem::NoUpper, PasswordProblem::NoDigit]
+            vec![
+                PasswordProblem::TooShort { min_chars: 12 },
+                PasswordProblem::NoUpper,
+                PasswordProblem::NoDigit
+            ]
         );
         assert!(p.problems("Correct horse 9 battery").is_empty());
-        assert_eq!(p.problems(&"A1a".repeat(400)), vec![PasswordProblem::TooLong { max_bytes: 1024 }]);
+        assert_eq!(
+            p.problems(&"A1a".repeat(400)),
+            vec![PasswordProblem::TooLong { max_bytes: 1024 }]
+        );
         // Characters, not bytes, count toward the minimum.
         assert_eq!(p.problems("Ééééééééééé1"), vec![]);
     }
@@ -181,11 +213,23 @@ mod tests {
         let fast = Argon2Params::INSECURE_FAST;
         let h = hash("Correct horse 9", [1; 16], &fast).expect("valid params");
         assert!(h.0.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        assert_eq!(verify("Correct horse 9", &h, &fast), Verification::Match { stale: false });
+        assert_eq!(
+            verify("Correct horse 9", &h, &fast),
+            Verification::Match { stale: false }
+        );
         assert_eq!(verify("correct horse 9", &h, &fast), Verification::Mismatch);
-        let stronger = Argon2Params { memory_kib: 128, ..fast };
-        assert_eq!(verify("Correct horse 9", &h, &stronger), Verification::Match { stale: true });
-        assert_eq!(verify("x", &PasswordHash("garbage".into()), &fast), Verification::Mismatch);
+        let stronger = Argon2Params {
+            memory_kib: 128,
+            ..fast
+        };
+        assert_eq!(
+            verify("Correct horse 9", &h, &stronger),
+            Verification::Match { stale: true }
+        );
+        assert_eq!(
+            verify("x", &PasswordHash("garbage".into()), &fast),
+            Verification::Mismatch
+        );
         assert!(!format!("{h:?}").contains(h.0.rsplit('$').next().unwrap_or("?")));
     }
 }

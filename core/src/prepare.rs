@@ -17,13 +17,18 @@ fn salt(rng: &mut dyn CryptoRng) -> [u8; 16] {
 }
 
 /// Checks a new password against the policy and hashes it.
-pub fn new_password(password: &str, policy: &Policy, rng: &mut dyn CryptoRng) -> Result<PasswordHash, Rejection> {
+pub fn new_password(
+    password: &str,
+    policy: &Policy,
+    rng: &mut dyn CryptoRng,
+) -> Result<PasswordHash, Rejection> {
     let problems = policy.password.problems(password);
     if !problems.is_empty() {
         return Err(Rejection::WeakPassword(problems));
     }
     // Policy validation at start-up guarantees argon2 accepts the parameters.
-    password::hash(password, salt(rng), &policy.argon2).map_err(|_| Rejection::WeakPassword(Vec::new()))
+    password::hash(password, salt(rng), &policy.argon2)
+        .map_err(|_| Rejection::WeakPassword(Vec::new()))
 }
 
 /// Validates a registration and hashes its password: everything but the uniqueness check,
@@ -40,7 +45,11 @@ pub fn register(
         return Err(Rejection::InvalidEmail);
     }
     let password_hash = new_password(password, policy, rng)?;
-    Ok(Command::Register { username: username.trim().to_owned(), email: email.map(str::to_owned), password_hash })
+    Ok(Command::Register {
+        username: username.trim().to_owned(),
+        email: email.map(str::to_owned),
+        password_hash,
+    })
 }
 
 /// Checks `password` against `account`'s hash, or against `decoy` when there is no such
@@ -63,8 +72,15 @@ pub fn check_password(
         outcome = Verification::Mismatch;
     }
     let rehash = match outcome {
-        Verification::Match { stale: true } => password::hash(password, salt(rng), &policy.argon2).ok(),
+        Verification::Match { stale: true } => {
+            password::hash(password, salt(rng), &policy.argon2).ok()
+        }
         _ => None,
     };
-    PasswordCheck { account: account.map(|a| a.id), checked_hash: against.clone(), outcome, rehash }
+    PasswordCheck {
+        account: account.map(|a| a.id),
+        checked_hash: against.clone(),
+        outcome,
+        rehash,
+    }
 }

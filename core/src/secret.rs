@@ -26,7 +26,11 @@ impl std::fmt::Debug for SecretDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A digest is not secret, but a short form keeps logs readable.
         let short = self.0.get(..6).unwrap_or_default();
-        write!(f, "SecretDigest({}…)", data_encoding::HEXLOWER.encode(short))
+        write!(
+            f,
+            "SecretDigest({}…)",
+            data_encoding::HEXLOWER.encode(short)
+        )
     }
 }
 
@@ -65,9 +69,12 @@ impl std::fmt::Debug for BearerSecret {
 /// Checks the shape of a presented secret before hashing it, so that garbage is refused
 /// cheaply and never reaches a lookup.
 pub fn plausible(presented: &str, prefix: &str) -> bool {
-    presented
-        .strip_prefix(prefix)
-        .is_some_and(|rest| rest.len() == 43 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    presented.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 #[cfg(test)]

@@ -33,7 +33,9 @@ pub struct SessionView {
 impl SessionView {
     /// The moment this session stops being accepted, if nothing touches it.
     pub fn deadline(&self) -> Timestamp {
-        self.last_seen_at.plus_ms(self.idle_timeout_ms).min(self.expires_at)
+        self.last_seen_at
+            .plus_ms(self.idle_timeout_ms)
+            .min(self.expires_at)
     }
 
     pub fn is_live(&self, now: Timestamp) -> bool {

@@ -13,10 +13,15 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::account::{AccountView, username_key};
+use crate::blocklist::{NotBefore, RevokedAccessToken};
 use crate::event::Event;
+use crate::refresh::{FamilyView, RefreshTokenView};
 use crate::secret::SecretDigest;
 use crate::session::SessionView;
-use crate::{AccountId, SessionId, Timestamp};
+use crate::signing_key::{KeySet, PublishedKey};
+use crate::{AccountId, FamilyId, SessionId, Timestamp, TokenId};
+
+mod tokens;
 
 /// The key of one persisted view record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +30,16 @@ pub enum ViewKey {
     /// The normalised (lower-case) username.
     Username(String),
     Session(SessionId),
+    /// A signing key, by kid.
+    SigningKey(String),
+    /// A refresh family.
+    Family(FamilyId),
+    /// A refresh token (current or spent), by digest.
+    RefreshToken(SecretDigest),
+    /// A revoked access token, by jti.
+    RevokedAccessToken(TokenId),
+    /// An account's not-before time for access tokens.
+    NotBefore(AccountId),
 }
 
 /// One persisted view record.
@@ -33,6 +48,11 @@ pub enum ViewRecord {
     Account(AccountView),
     Username(AccountId),
     Session(SessionView),
+    SigningKey(PublishedKey),
+    Family(FamilyView),
+    RefreshToken(RefreshTokenView),
+    RevokedAccessToken(RevokedAccessToken),
+    NotBefore(NotBefore),
 }
 
 /// An event the views cannot apply: the log contradicts itself. Only a corrupt or tampered
@@ -52,6 +72,17 @@ pub struct Views {
     pub(crate) by_digest: HashMap<SecretDigest, SessionId>,
     pub(crate) by_account: HashMap<AccountId, BTreeSet<SessionId>>,
     pub(crate) by_deadline: BTreeSet<(Timestamp, SessionId)>,
+    pub(crate) signing_keys: KeySet,
+    pub(crate) families: HashMap<FamilyId, FamilyView>,
+    pub(crate) refresh_tokens: HashMap<SecretDigest, RefreshTokenView>,
+    pub(crate) revoked_access_tokens: HashMap<TokenId, RevokedAccessToken>,
+    pub(crate) not_before: HashMap<AccountId, NotBefore>,
+    /// Derived: the families of each account.
+    pub(crate) families_by_account: HashMap<AccountId, BTreeSet<FamilyId>>,
+    /// Derived: the refresh-token digests of each family.
+    pub(crate) digests_by_family: HashMap<FamilyId, BTreeSet<SecretDigest>>,
+    /// Derived: when each token record is dropped.
+    pub(crate) token_expiry: BTreeSet<(Timestamp, tokens::Expiring)>,
 }
 
 impl Views {
@@ -61,7 +92,9 @@ impl Views {
 
     pub fn account_by_username(&self, username: &str) -> Option<&AccountView> {
         let key = username_key(username).ok()?;
-        self.usernames.get(&key).and_then(|id| self.accounts.get(id))
+        self.usernames
+            .get(&key)
+            .and_then(|id| self.accounts.get(id))
     }
 
     pub fn session(&self, id: &SessionId) -> Option<&SessionView> {
@@ -69,13 +102,19 @@ impl Views {
     }
 
     pub fn session_by_digest(&self, digest: &SecretDigest) -> Option<&SessionView> {
-        self.by_digest.get(digest).and_then(|id| self.sessions.get(id))
+        self.by_digest
+            .get(digest)
+            .and_then(|id| self.sessions.get(id))
     }
 
     /// The account's sessions that have not ended. Some may be past their deadline and not
     /// yet dropped: callers check [`SessionView::is_live`].
     pub fn sessions_of(&self, account: &AccountId) -> impl Iterator<Item = &SessionView> {
-        self.by_account.get(account).into_iter().flatten().filter_map(|id| self.sessions.get(id))
+        self.by_account
+            .get(account)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.sessions.get(id))
     }
 
     pub fn account_count(&self) -> usize {
@@ -94,6 +133,7 @@ impl Views {
             .map(|k| ViewKey::Account(*k))
             .chain(self.usernames.keys().map(|k| ViewKey::Username(k.clone())))
             .chain(self.sessions.keys().map(|k| ViewKey::Session(*k)))
+            .chain(self.token_keys())
             .collect();
         keys.sort();
         keys
@@ -105,6 +145,7 @@ impl Views {
             ViewKey::Account(id) => self.accounts.get(id).cloned().map(ViewRecord::Account),
             ViewKey::Username(name) => self.usernames.get(name).copied().map(ViewRecord::Username),
             ViewKey::Session(id) => self.sessions.get(id).cloned().map(ViewRecord::Session),
+            _ => self.token_record(key),
         }
     }
 
@@ -118,7 +159,20 @@ impl Views {
                 self.usernames.insert(name, id);
             }
             (ViewKey::Session(id), ViewRecord::Session(s)) if s.id == id => self.insert_session(s),
-            (key, _) => return Err(ApplyError { kind: "load", why: format!("record does not match its key {key:?}") }),
+            (
+                key @ (ViewKey::SigningKey(_)
+                | ViewKey::Family(_)
+                | ViewKey::RefreshToken(_)
+                | ViewKey::RevokedAccessToken(_)
+                | ViewKey::NotBefore(_)),
+                record,
+            ) => return self.load_token(&key, record),
+            (key, _) => {
+                return Err(ApplyError {
+                    kind: "load",
+                    why: format!("record does not match its key {key:?}"),
+                });
+            }
         }
         Ok(())
     }
@@ -130,7 +184,11 @@ impl Views {
         self.sessions.insert(s.id, s);
     }
 
-    fn remove_session(&mut self, id: &SessionId, touched: &mut Vec<ViewKey>) -> Option<SessionView> {
+    fn remove_session(
+        &mut self,
+        id: &SessionId,
+        touched: &mut Vec<ViewKey>,
+    ) -> Option<SessionView> {
         let s = self.sessions.remove(id)?;
         self.by_digest.remove(&s.secret_digest);
         if let Some(set) = self.by_account.get_mut(&s.account) {
@@ -157,11 +215,28 @@ impl Views {
 
     /// Folds one event, recorded at `at`, into the views, and pushes the key of every
     /// persisted record it changed onto `touched`.
-    pub fn apply(&mut self, at: Timestamp, event: &Event, touched: &mut Vec<ViewKey>) -> Result<(), ApplyError> {
+    pub fn apply(
+        &mut self,
+        at: Timestamp,
+        event: &Event,
+        touched: &mut Vec<ViewKey>,
+    ) -> Result<(), ApplyError> {
         self.drop_expired(at, touched);
-        let fail = |why: &str| ApplyError { kind: event.kind(), why: why.to_owned() };
+        self.drop_expired_tokens(at, touched);
+        if self.apply_token(at, event, touched)? {
+            return Ok(());
+        }
+        let fail = |why: &str| ApplyError {
+            kind: event.kind(),
+            why: why.to_owned(),
+        };
         match event {
-            Event::AccountRegistered { account, username, email, password_hash } => {
+            Event::AccountRegistered {
+                account,
+                username,
+                email,
+                password_hash,
+            } => {
                 let key = username_key(username).map_err(|e| fail(&e.to_string()))?;
                 if self.usernames.contains_key(&key) || self.accounts.contains_key(account) {
                     return Err(fail("username or account id already registered"));
@@ -182,24 +257,50 @@ impl Views {
                 touched.push(ViewKey::Username(key));
                 touched.push(ViewKey::Account(*account));
             }
-            Event::PasswordChanged { account, password_hash } | Event::PasswordRehashed { account, password_hash } => {
-                let a = self.accounts.get_mut(account).ok_or_else(|| fail("unknown account"))?;
+            Event::PasswordChanged {
+                account,
+                password_hash,
+            }
+            | Event::PasswordRehashed {
+                account,
+                password_hash,
+            } => {
+                let a = self
+                    .accounts
+                    .get_mut(account)
+                    .ok_or_else(|| fail("unknown account"))?;
                 a.password_hash = password_hash.clone();
-                if matches!(event, Event::PasswordChanged { .. }) {
+                let changed = matches!(event, Event::PasswordChanged { .. });
+                if changed {
                     a.password_changed_at = at;
                 }
                 touched.push(ViewKey::Account(*account));
+                if changed {
+                    self.set_not_before(*account, at, touched);
+                }
             }
             Event::AccountDisabled { account, .. } => {
-                let a = self.accounts.get_mut(account).ok_or_else(|| fail("unknown account"))?;
+                let a = self
+                    .accounts
+                    .get_mut(account)
+                    .ok_or_else(|| fail("unknown account"))?;
                 a.disabled = true;
                 touched.push(ViewKey::Account(*account));
+                self.set_not_before(*account, at, touched);
             }
             Event::LoginFailed { account, .. } => {
-                self.accounts.get(account).ok_or_else(|| fail("unknown account"))?;
+                self.accounts
+                    .get(account)
+                    .ok_or_else(|| fail("unknown account"))?;
             }
             Event::UnknownAccountLoginFailed { .. } => {}
-            Event::SessionStarted { session, account, secret_digest, idle_timeout_ms, expires_at } => {
+            Event::SessionStarted {
+                session,
+                account,
+                secret_digest,
+                idle_timeout_ms,
+                expires_at,
+            } => {
                 if !self.accounts.contains_key(account) || self.sessions.contains_key(session) {
                     return Err(fail("unknown account or duplicate session id"));
                 }
@@ -218,12 +319,26 @@ impl Views {
                 touched.push(ViewKey::Session(*session));
             }
             Event::SessionTouched { session } => {
-                let mut s = self.remove_session(session, touched).ok_or_else(|| fail("unknown or expired session"))?;
+                let mut s = self
+                    .remove_session(session, touched)
+                    .ok_or_else(|| fail("unknown or expired session"))?;
                 s.last_seen_at = at;
                 self.insert_session(s);
             }
             Event::SessionEnded { session, .. } => {
-                self.remove_session(session, touched).ok_or_else(|| fail("unknown or expired session"))?;
+                self.remove_session(session, touched)
+                    .ok_or_else(|| fail("unknown or expired session"))?;
+            }
+            // Folded by `apply_token` above.
+            Event::SigningKeyAdded { .. }
+            | Event::SigningKeyRetired { .. }
+            | Event::RefreshFamilyStarted { .. }
+            | Event::RefreshTokenRotated { .. }
+            | Event::RefreshTokenReused { .. }
+            | Event::RefreshFamilyRevoked { .. }
+            | Event::AccessTokenRevoked { .. }
+            | Event::AccountSignedOutEverywhere { .. } => {
+                return Err(fail("token event not folded"));
             }
         }
         Ok(())

@@ -46,22 +46,34 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self { prev_hash: GENESIS, next_sequence: 1 }
+        Self {
+            prev_hash: GENESIS,
+            next_sequence: 1,
+        }
     }
 }
 
 impl ChainVerifier {
     pub fn check(&mut self, e: &Envelope) -> Result<(), ChainError> {
         if e.sequence != self.next_sequence {
-            return Err(ChainError::Gap { sequence: e.sequence, expected: self.next_sequence });
+            return Err(ChainError::Gap {
+                sequence: e.sequence,
+                expected: self.next_sequence,
+            });
         }
-        let expected =
-            expected_hash(e).map_err(|err| ChainError::Unreadable { sequence: e.sequence, why: err.to_string() })?;
+        let expected = expected_hash(e).map_err(|err| ChainError::Unreadable {
+            sequence: e.sequence,
+            why: err.to_string(),
+        })?;
         if expected != e.hash {
-            return Err(ChainError::Altered { sequence: e.sequence });
+            return Err(ChainError::Altered {
+                sequence: e.sequence,
+            });
         }
         if e.prev_hash != self.prev_hash {
-            return Err(ChainError::Unlinked { sequence: e.sequence });
+            return Err(ChainError::Unlinked {
+                sequence: e.sequence,
+            });
         }
         self.prev_hash = e.hash;
         self.next_sequence += 1;

@@ -16,12 +16,14 @@
 //! restart reloads the views from the durable store.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use rand_core::CryptoRng;
-use tessera_core::{Command, Env, Policy, Rejection, Reply, StreamId, Timestamp, ViewKey, Views, decide};
+use tessera_core::{
+    Command, Env, Policy, Rejection, Reply, StreamId, Timestamp, ViewKey, Views, decide,
+};
 use tokio::sync::oneshot;
 
 use crate::event_store::{AppendBatch, EventStore, NewEvent};
@@ -45,7 +47,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { batch_commands_max: 512, queue_commands_max: 8192, check_invariants: cfg!(debug_assertions) }
+        Self {
+            batch_commands_max: 512,
+            queue_commands_max: 8192,
+            check_invariants: cfg!(debug_assertions),
+        }
     }
 }
 
@@ -106,7 +112,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("head", &self.shared.head.load(Ordering::Relaxed)).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("head", &self.shared.head.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,16 +142,37 @@ impl Engine {
             head: AtomicU64::new(head.sequence),
         });
         let policy = Arc::new(policy);
-        let writer = Writer { store, rng, clock: clock.clone(), policy: policy.clone(), config, shared: shared.clone(), last_at };
+        let writer = Writer {
+            store,
+            rng,
+            clock: clock.clone(),
+            policy: policy.clone(),
+            config,
+            shared: shared.clone(),
+            last_at,
+        };
         let thread = std::thread::Builder::new()
             .name("tessera-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| replay::ReplayError::Read(crate::ReadError::Io(format!("cannot start the writer thread: {e}"))))?;
-        Ok(Self { tx, shared, clock, policy, thread: Arc::new(Mutex::new(Some(thread))) })
+            .map_err(|e| {
+                replay::ReplayError::Read(crate::ReadError::Io(format!(
+                    "cannot start the writer thread: {e}"
+                )))
+            })?;
+        Ok(Self {
+            tx,
+            shared,
+            clock,
+            policy,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
     }
 
     /// Queues `command`. Refuses at once when the queue is full or the engine has stopped.
-    pub fn submit(&self, command: Command) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
+    pub fn submit(
+        &self,
+        command: Command,
+    ) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
@@ -151,7 +180,10 @@ impl Engine {
         match self.tx.try_send(Msg::Job(command, reply)) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => {
-                self.shared.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .metrics
+                    .overloaded
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(EngineError::Overloaded)
             }
             Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
@@ -160,20 +192,27 @@ impl Engine {
 
     /// Submits and waits, for async callers.
     pub async fn execute(&self, command: Command) -> Result<Outcome, EngineError> {
-        self.submit(command)?.await.map_err(|_| EngineError::Stopped)?
+        self.submit(command)?
+            .await
+            .map_err(|_| EngineError::Stopped)?
     }
 
     /// Submits and waits, for synchronous callers (CLI, simulator). Must not be called from
     /// inside an async runtime.
     pub fn execute_blocking(&self, command: Command) -> Result<Outcome, EngineError> {
-        self.submit(command)?.blocking_recv().map_err(|_| EngineError::Stopped)?
+        self.submit(command)?
+            .blocking_recv()
+            .map_err(|_| EngineError::Stopped)?
     }
 
     /// A read lock on the current views. Hold it briefly: the writer waits for it.
     pub fn views(&self) -> RwLockReadGuard<'_, Views> {
         // A poisoned lock means the writer panicked mid-apply; the views may be half-updated,
         // but a reader can only see them, and `failure()` already reports the engine down.
-        self.shared.views.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.shared
+            .views
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn now(&self) -> Timestamp {
@@ -195,10 +234,19 @@ impl Engine {
 
     /// Why the engine stopped taking commands, if it did.
     pub fn failure(&self) -> Option<EngineError> {
-        if let Some(e) = self.shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+        if let Some(e) = self
+            .shared
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
             return Some(e);
         }
-        self.shared.stopped.load(Ordering::Acquire).then_some(EngineError::Stopped)
+        self.shared
+            .stopped
+            .load(Ordering::Acquire)
+            .then_some(EngineError::Stopped)
     }
 
     /// Finishes the batch in hand, answers it, and stops the writer. Commands queued behind
@@ -208,7 +256,11 @@ impl Engine {
         if self.tx.send(Msg::Shutdown(done)).is_ok() {
             let _ = wait.blocking_recv();
         }
-        let handle = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(handle) = handle {
             let _ = handle.join();
         }
@@ -226,7 +278,11 @@ struct Writer {
     last_at: Timestamp,
 }
 
-type Answer = (oneshot::Sender<Result<Outcome, EngineError>>, Result<Reply, Rejection>, Timestamp);
+type Answer = (
+    oneshot::Sender<Result<Outcome, EngineError>>,
+    Result<Reply, Rejection>,
+    Timestamp,
+);
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
@@ -243,10 +299,8 @@ impl Writer {
                     }
                 }
                 if jobs.len() < self.config.batch_commands_max {
-                    next = match rx.try_recv() {
-                        Ok(m) => Some(m),
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                    };
+                    // Empty or disconnected: decide what we have.
+                    next = rx.try_recv().ok();
                 }
             }
             if !jobs.is_empty() {
@@ -263,17 +317,27 @@ impl Writer {
 
     fn fail(&self, error: EngineError) {
         tracing::error!(%error, "engine stopped");
-        *self.shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+        *self
+            .shared
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
     }
 
     fn current_failure(&self) -> Option<EngineError> {
-        self.shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.shared
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn process(&mut self, jobs: Vec<(Command, oneshot::Sender<Result<Outcome, EngineError>>)>) {
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
-        metrics.commands.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        metrics
+            .commands
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         if let Some(e) = self.current_failure() {
             for (_, reply) in jobs {
                 let _ = reply.send(Err(e.clone()));
@@ -299,7 +363,9 @@ impl Writer {
                     metrics.batches.fetch_add(1, Ordering::Relaxed);
                     metrics.durable_syncs.fetch_add(1, Ordering::Relaxed);
                     metrics.events_appended.fetch_add(events, Ordering::Relaxed);
-                    let head = sealed.last().map_or(self.store.head().sequence, |e| e.sequence);
+                    let head = sealed
+                        .last()
+                        .map_or(self.store.head().sequence, |e| e.sequence);
                     self.shared.head.store(head, Ordering::Release);
                     head
                 }
@@ -314,7 +380,11 @@ impl Writer {
             }
         };
         for (reply, result, recorded_at) in answers {
-            let _ = reply.send(Ok(Outcome { reply: result, recorded_at, sequence }));
+            let _ = reply.send(Ok(Outcome {
+                reply: result,
+                recorded_at,
+                sequence,
+            }));
         }
     }
 
@@ -326,10 +396,14 @@ impl Writer {
         jobs: Vec<(Command, oneshot::Sender<Result<Outcome, EngineError>>)>,
     ) -> Result<(AppendBatch, Vec<Answer>), (EngineError, Vec<Answer>)> {
         let shared = self.shared.clone();
-        let mut views = shared.views.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut views = shared
+            .views
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut batch = AppendBatch::default();
         let mut touched: Vec<ViewKey> = Vec::new();
-        let mut versions: std::collections::HashMap<StreamId, u64> = std::collections::HashMap::new();
+        let mut versions: std::collections::HashMap<StreamId, u64> =
+            std::collections::HashMap::new();
         let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
         let mut failure = None;
         for (command, reply) in jobs {
@@ -357,7 +431,12 @@ impl Writer {
                     break;
                 }
                 versions.insert(pending.stream.clone(), expected + 1);
-                batch.events.push(NewEvent { stream: pending.stream, expected_version: expected, recorded_at: now, event: pending.event });
+                batch.events.push(NewEvent {
+                    stream: pending.stream,
+                    expected_version: expected,
+                    recorded_at: now,
+                    event: pending.event,
+                });
             }
             answers.push((reply, decision.reply, now));
         }
@@ -369,10 +448,13 @@ impl Writer {
         }
         touched.sort();
         touched.dedup();
-        batch.views = touched.into_iter().map(|k| {
-            let record = views.record(&k);
-            (k, record)
-        }).collect();
+        batch.views = touched
+            .into_iter()
+            .map(|k| {
+                let record = views.record(&k);
+                (k, record)
+            })
+            .collect();
         Ok((batch, answers))
     }
 }

@@ -35,7 +35,11 @@ pub struct Head {
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     #[error("stream {stream} is at version {actual}, not {expected}")]
-    Conflict { stream: StreamId, expected: u64, actual: u64 },
+    Conflict {
+        stream: StreamId,
+        expected: u64,
+        actual: u64,
+    },
     #[error("storage I/O failed: {0}")]
     Io(String),
     #[error("could not encode the batch: {0}")]
@@ -55,7 +59,11 @@ pub enum OpenError {
     #[error("cannot open the store at {path}: {why}")]
     Io { path: String, why: String },
     #[error("the store at {path} has format {found}; this build reads format {supported}")]
-    Format { path: String, found: u32, supported: u32 },
+    Format {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
     #[error(transparent)]
     Read(#[from] ReadError),
 }
@@ -72,7 +80,9 @@ pub trait EventStore: Send {
     /// Every envelope with a sequence at or after `from`, in order.
     fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_>;
     /// Every persisted view record, in key order.
-    fn view_records(&self) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_>;
+    fn view_records(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_>;
     /// Replaces every persisted view record (used by `replay --rebuild --repair`).
     fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError>;
 }
@@ -93,7 +103,11 @@ pub(crate) fn seal_batch(
             None => version_of(&new.stream)?,
         };
         if current != new.expected_version {
-            return Err(AppendError::Conflict { stream: new.stream.clone(), expected: new.expected_version, actual: current });
+            return Err(AppendError::Conflict {
+                stream: new.stream.clone(),
+                expected: new.expected_version,
+                actual: current,
+            });
         }
         let mut envelope = Envelope {
             sequence: head.sequence + 1 + i as u64,

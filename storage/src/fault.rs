@@ -27,7 +27,11 @@ impl<S: EventStore> FaultyStore<S> {
     /// Fails the `nth` append (1-based) at `point`; every later append fails too, as a dead
     /// process would.
     pub fn new(inner: S, nth: u64, point: FaultPoint) -> Self {
-        Self { inner, appends: 0, fail_at: Some((nth, point)) }
+        Self {
+            inner,
+            appends: 0,
+            fail_at: Some((nth, point)),
+        }
     }
 
     pub fn into_inner(self) -> S {
@@ -51,7 +55,10 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
                 if point == FaultPoint::AfterWrite && self.appends == nth {
                     self.inner.append(batch)?;
                 }
-                Err(AppendError::Io(format!("injected fault at append {}", self.appends)))
+                Err(AppendError::Io(format!(
+                    "injected fault at append {}",
+                    self.appends
+                )))
             }
             _ => self.inner.append(batch),
         }
@@ -65,7 +72,9 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         self.inner.read_from(from)
     }
 
-    fn view_records(&self) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
+    fn view_records(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
         self.inner.view_records()
     }
 

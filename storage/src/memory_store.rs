@@ -23,7 +23,16 @@ impl MemoryStore {
 
 impl EventStore for MemoryStore {
     fn head(&self) -> Head {
-        self.log.last().map_or(Head { sequence: 0, hash: crate::chain::GENESIS }, |e| Head { sequence: e.sequence, hash: e.hash })
+        self.log.last().map_or(
+            Head {
+                sequence: 0,
+                hash: crate::chain::GENESIS,
+            },
+            |e| Head {
+                sequence: e.sequence,
+                hash: e.hash,
+            },
+        )
     }
 
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
@@ -31,9 +40,14 @@ impl EventStore for MemoryStore {
     }
 
     fn append(&mut self, batch: AppendBatch) -> Result<Vec<Envelope>, AppendError> {
-        let sealed = seal_batch(self.head(), &batch.events, |s| Ok(self.streams.get(s).map_or(0, |v| v.len() as u64)))?;
+        let sealed = seal_batch(self.head(), &batch.events, |s| {
+            Ok(self.streams.get(s).map_or(0, |v| v.len() as u64))
+        })?;
         for e in &sealed {
-            self.streams.entry(e.stream.clone()).or_default().push(e.sequence);
+            self.streams
+                .entry(e.stream.clone())
+                .or_default()
+                .push(e.sequence);
             self.log.push(e.clone());
         }
         for (key, record) in batch.views {
@@ -46,8 +60,15 @@ impl EventStore for MemoryStore {
     }
 
     fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, ReadError> {
-        let seqs = self.streams.get(stream).map(Vec::as_slice).unwrap_or_default();
-        Ok(seqs.iter().filter_map(|s| self.log.get((*s - 1) as usize).cloned()).collect())
+        let seqs = self
+            .streams
+            .get(stream)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(seqs
+            .iter()
+            .filter_map(|s| self.log.get((*s - 1) as usize).cloned())
+            .collect())
     }
 
     fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
@@ -55,7 +76,9 @@ impl EventStore for MemoryStore {
         Box::new(self.log.iter().skip(start).cloned().map(Ok))
     }
 
-    fn view_records(&self) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
+    fn view_records(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
         Box::new(self.views.iter().map(|(k, v)| Ok((k.clone(), v.clone()))))
     }
 

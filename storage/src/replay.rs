@@ -36,13 +36,20 @@ impl Filter {
 }
 
 /// The envelopes `filter` selects, in log order. A stream filter reads only that stream.
-pub fn events<'a>(store: &'a dyn EventStore, filter: &'a Filter) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + 'a> {
+pub fn events<'a>(
+    store: &'a dyn EventStore,
+    filter: &'a Filter,
+) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + 'a> {
     match &filter.stream {
         Some(stream) => match store.read_stream(stream) {
             Ok(list) => Box::new(list.into_iter().filter(move |e| filter.matches(e)).map(Ok)),
             Err(e) => Box::new(std::iter::once(Err(e))),
         },
-        None => Box::new(store.read_from(1).filter(move |r| r.as_ref().map_or(true, |e| filter.matches(e)))),
+        None => Box::new(
+            store
+                .read_from(1)
+                .filter(move |r| r.as_ref().map_or(true, |e| filter.matches(e))),
+        ),
     }
 }
 
@@ -51,14 +58,20 @@ pub fn load_views(store: &dyn EventStore) -> Result<Views, ReplayError> {
     let mut views = Views::default();
     for item in store.view_records() {
         let (key, record) = item?;
-        views.load(key, record).map_err(|e| ReplayError::Apply { sequence: 0, why: e.to_string() })?;
+        views.load(key, record).map_err(|e| ReplayError::Apply {
+            sequence: 0,
+            why: e.to_string(),
+        })?;
     }
     Ok(views)
 }
 
 /// Folds the whole log into fresh views, calling `progress` with each sequence applied.
 /// Checks the hash chain on the way, so a rebuild never trusts a tampered log.
-pub fn rebuild(store: &dyn EventStore, progress: &mut dyn FnMut(u64)) -> Result<Views, ReplayError> {
+pub fn rebuild(
+    store: &dyn EventStore,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Views, ReplayError> {
     let mut views = Views::default();
     let mut chain = ChainVerifier::default();
     let mut touched = Vec::new();
@@ -68,7 +81,10 @@ pub fn rebuild(store: &dyn EventStore, progress: &mut dyn FnMut(u64)) -> Result<
         touched.clear();
         views
             .apply(e.recorded_at, &e.event, &mut touched)
-            .map_err(|err| ReplayError::Apply { sequence: e.sequence, why: err.to_string() })?;
+            .map_err(|err| ReplayError::Apply {
+                sequence: e.sequence,
+                why: err.to_string(),
+            })?;
         progress(e.sequence);
     }
     Ok(views)
@@ -94,10 +110,18 @@ pub fn compare(rebuilt: &Views, store: &dyn EventStore) -> Result<Vec<ViewDiffer
         let ours = rebuilt.record(&key);
         let theirs = persisted.remove(&key);
         if ours != theirs {
-            diffs.push(ViewDifference { key, persisted: theirs, rebuilt: ours });
+            diffs.push(ViewDifference {
+                key,
+                persisted: theirs,
+                rebuilt: ours,
+            });
         }
     }
-    diffs.extend(persisted.into_iter().map(|(key, v)| ViewDifference { key, persisted: Some(v), rebuilt: None }));
+    diffs.extend(persisted.into_iter().map(|(key, v)| ViewDifference {
+        key,
+        persisted: Some(v),
+        rebuilt: None,
+    }));
     Ok(diffs)
 }
 
@@ -109,13 +133,20 @@ pub struct ChainReport {
 }
 
 /// Walks the whole log checking every link, and that it ends at the store's head.
-pub fn verify(store: &dyn EventStore, progress: &mut dyn FnMut(u64)) -> Result<ChainReport, ReplayError> {
+pub fn verify(
+    store: &dyn EventStore,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ChainReport, ReplayError> {
     let mut chain = ChainVerifier::default();
     for item in store.read_from(1) {
         let e = match item {
             Ok(e) => e,
             Err(ReadError::Corrupt { at, why }) => {
-                let sequence = at.rsplit(' ').next().and_then(|s| s.parse().ok()).unwrap_or(chain.count() + 1);
+                let sequence = at
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(chain.count() + 1);
                 return Err(ChainError::Unreadable { sequence, why }.into());
             }
             Err(e) => return Err(e.into()),
@@ -125,7 +156,13 @@ pub fn verify(store: &dyn EventStore, progress: &mut dyn FnMut(u64)) -> Result<C
     }
     let head = store.head();
     if head.sequence != chain.count() || head.hash != chain.head_hash() {
-        return Err(ChainError::Unlinked { sequence: head.sequence }.into());
+        return Err(ChainError::Unlinked {
+            sequence: head.sequence,
+        }
+        .into());
     }
-    Ok(ChainReport { events: chain.count(), head_hash: chain.head_hash() })
+    Ok(ChainReport {
+        events: chain.count(),
+        head_hash: chain.head_hash(),
+    })
 }

@@ -17,7 +17,15 @@ use sled::{Transactional, Tree};
 use tessera_core::{StreamId, ViewKey, ViewRecord};
 
 use crate::codec::{self, Envelope, ViewTree};
-use crate::event_store::{AppendBatch, AppendError, EventStore, Head, OpenError, ReadError, seal_batch};
+use crate::event_store::{
+    AppendBatch, AppendError, EventStore, Head, OpenError, ReadError, seal_batch,
+};
+
+const VIEW_TREES: usize = ViewTree::ALL.len();
+
+/// The log, stream index, heads and meta trees come first in every transaction; the view
+/// trees follow in [`ViewTree::ALL`] order.
+const FIXED_TREES: usize = 4;
 
 /// The layout version of the sled trees, stored under `meta/format`.
 pub const STORE_FORMAT: u32 = 1;
@@ -33,7 +41,10 @@ pub struct SledOptions {
 
 impl Default for SledOptions {
     fn default() -> Self {
-        Self { cache_bytes: 256 * 1024 * 1024, fdatasync: true }
+        Self {
+            cache_bytes: 256 * 1024 * 1024,
+            fdatasync: true,
+        }
     }
 }
 
@@ -45,7 +56,8 @@ pub struct SledStore {
     streams: Tree,
     heads: Tree,
     meta: Tree,
-    views: [Tree; 3],
+    /// One tree per [`ViewTree::ALL`] entry, in that order.
+    views: [Tree; VIEW_TREES],
     data_file: File,
     head: Head,
     options: SledOptions,
@@ -60,7 +72,10 @@ fn be(n: u64) -> [u8; 8] {
 }
 
 fn from_be(bytes: &[u8], at: &str) -> Result<u64, ReadError> {
-    let arr: [u8; 8] = bytes.try_into().map_err(|_| ReadError::Corrupt { at: at.to_owned(), why: "not an 8-byte integer".into() })?;
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| ReadError::Corrupt {
+        at: at.to_owned(),
+        why: "not an 8-byte integer".into(),
+    })?;
     Ok(u64::from_be_bytes(arr))
 }
 
@@ -74,16 +89,30 @@ fn stream_key(stream: &StreamId, version: u64) -> Vec<u8> {
 
 impl SledStore {
     pub fn open(path: &Path, options: SledOptions) -> Result<Self, OpenError> {
-        let fail = |why: String| OpenError::Io { path: path.display().to_string(), why };
+        let fail = |why: String| OpenError::Io {
+            path: path.display().to_string(),
+            why,
+        };
         std::fs::create_dir_all(path).map_err(|e| fail(e.to_string()))?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
             .open()
-            .map_err(|e| fail(format!("{e} (is another tessera process using this folder?)")))?;
+            .map_err(|e| {
+                fail(format!(
+                    "{e} (is another tessera process using this folder?)"
+                ))
+            })?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| fail(e.to_string()));
-        let views = [tree(ViewTree::Accounts.name())?, tree(ViewTree::Usernames.name())?, tree(ViewTree::Sessions.name())?];
-        let data_file = File::open(path.join("db")).map_err(|e| fail(format!("sled data file: {e}")))?;
+        let mut views = Vec::with_capacity(VIEW_TREES);
+        for view in ViewTree::ALL {
+            views.push(tree(view.name())?);
+        }
+        let views: [Tree; VIEW_TREES] = views
+            .try_into()
+            .map_err(|_| fail("view trees: count mismatch".into()))?;
+        let data_file =
+            File::open(path.join("db")).map_err(|e| fail(format!("sled data file: {e}")))?;
         let mut store = Self {
             path: path.to_owned(),
             log: tree("log")?,
@@ -93,7 +122,10 @@ impl SledStore {
             views,
             db,
             data_file,
-            head: Head { sequence: 0, hash: crate::chain::GENESIS },
+            head: Head {
+                sequence: 0,
+                hash: crate::chain::GENESIS,
+            },
             options,
         };
         store.check_format()?;
@@ -104,16 +136,24 @@ impl SledStore {
     fn check_format(&self) -> Result<(), OpenError> {
         match self.meta.get("format").map_err(io)? {
             Some(bytes) => {
-                let found = u32::from_be_bytes(bytes.as_ref().try_into().map_err(|_| ReadError::Corrupt {
-                    at: "meta/format".into(),
-                    why: "not a 4-byte integer".into(),
+                let found = u32::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
+                    ReadError::Corrupt {
+                        at: "meta/format".into(),
+                        why: "not a 4-byte integer".into(),
+                    }
                 })?);
                 if found != STORE_FORMAT {
-                    return Err(OpenError::Format { path: self.path.display().to_string(), found, supported: STORE_FORMAT });
+                    return Err(OpenError::Format {
+                        path: self.path.display().to_string(),
+                        found,
+                        supported: STORE_FORMAT,
+                    });
                 }
             }
             None => {
-                self.meta.insert("format", &STORE_FORMAT.to_be_bytes()).map_err(io)?;
+                self.meta
+                    .insert("format", &STORE_FORMAT.to_be_bytes())
+                    .map_err(io)?;
                 self.sync().map_err(|e| ReadError::Io(e.to_string()))?;
             }
         }
@@ -125,18 +165,32 @@ impl SledStore {
         let last = self.log.last().map_err(io)?;
         let meta = self.meta.get("head").map_err(io)?;
         match (last, meta) {
-            (None, None) => Ok(Head { sequence: 0, hash: crate::chain::GENESIS }),
+            (None, None) => Ok(Head {
+                sequence: 0,
+                hash: crate::chain::GENESIS,
+            }),
             (Some((k, v)), Some(m)) => {
                 let sequence = from_be(&k, "log key")?;
-                let envelope = codec::decode_envelope(&v)
-                    .map_err(|e| ReadError::Corrupt { at: format!("log sequence {sequence}"), why: e.to_string() })?;
+                let envelope = codec::decode_envelope(&v).map_err(|e| ReadError::Corrupt {
+                    at: format!("log sequence {sequence}"),
+                    why: e.to_string(),
+                })?;
                 let recorded = m.get(..8).map(|b| from_be(b, "meta/head")).transpose()?;
                 if recorded != Some(sequence) || m.get(8..) != Some(&envelope.hash[..]) {
-                    return Err(ReadError::Corrupt { at: "meta/head".into(), why: "does not match the last log entry".into() });
+                    return Err(ReadError::Corrupt {
+                        at: "meta/head".into(),
+                        why: "does not match the last log entry".into(),
+                    });
                 }
-                Ok(Head { sequence, hash: envelope.hash })
+                Ok(Head {
+                    sequence,
+                    hash: envelope.hash,
+                })
             }
-            _ => Err(ReadError::Corrupt { at: "meta/head".into(), why: "log and head record disagree about emptiness".into() }),
+            _ => Err(ReadError::Corrupt {
+                at: "meta/head".into(),
+                why: "log and head record disagree about emptiness".into(),
+            }),
         }
     }
 
@@ -161,35 +215,57 @@ impl SledStore {
     /// Overwrites the raw stored bytes of one envelope. Only for tests that prove tampering
     /// is detected; nothing else may rewrite the log.
     #[doc(hidden)]
-    pub fn tamper_with_envelope(&self, sequence: u64, edit: impl FnOnce(&mut Vec<u8>)) -> std::io::Result<bool> {
-        let Some(old) = self.log.get(be(sequence)).map_err(std::io::Error::other)? else { return Ok(false) };
+    pub fn tamper_with_envelope(
+        &self,
+        sequence: u64,
+        edit: impl FnOnce(&mut Vec<u8>),
+    ) -> std::io::Result<bool> {
+        let Some(old) = self.log.get(be(sequence)).map_err(std::io::Error::other)? else {
+            return Ok(false);
+        };
         let mut bytes = old.to_vec();
         edit(&mut bytes);
-        self.log.insert(be(sequence), bytes).map_err(std::io::Error::other)?;
+        self.log
+            .insert(be(sequence), bytes)
+            .map_err(std::io::Error::other)?;
         self.sync()?;
         Ok(true)
     }
 
     fn view_tree(&self, tree: ViewTree) -> &Tree {
-        match tree {
-            ViewTree::Accounts => &self.views[0],
-            ViewTree::Usernames => &self.views[1],
-            ViewTree::Sessions => &self.views[2],
-        }
+        // In bounds: `index` is the position in `ViewTree::ALL`, which has VIEW_TREES
+        // entries (tested in codec).
+        &self.views[tree.index()]
     }
 }
 
-type Encoded = (Vec<(u64, Vec<u8>, Vec<u8>, StreamId, u64)>, Vec<(ViewTree, Vec<u8>, Option<Vec<u8>>)>);
+type Encoded = (
+    Vec<(u64, Vec<u8>, Vec<u8>, StreamId, u64)>,
+    Vec<(ViewTree, Vec<u8>, Option<Vec<u8>>)>,
+);
 
-fn encode_batch(sealed: &[Envelope], views: &[(ViewKey, Option<ViewRecord>)]) -> Result<Encoded, AppendError> {
+fn encode_batch(
+    sealed: &[Envelope],
+    views: &[(ViewKey, Option<ViewRecord>)],
+) -> Result<Encoded, AppendError> {
     let mut events = Vec::with_capacity(sealed.len());
     for e in sealed {
-        events.push((e.sequence, codec::encode_envelope(e)?, stream_key(&e.stream, e.stream_version), e.stream.clone(), e.stream_version));
+        events.push((
+            e.sequence,
+            codec::encode_envelope(e)?,
+            stream_key(&e.stream, e.stream_version),
+            e.stream.clone(),
+            e.stream_version,
+        ));
     }
     let mut records = Vec::with_capacity(views.len());
     for (key, record) in views {
         let (tree, k) = codec::view_key(key);
-        records.push((tree, k, record.as_ref().map(codec::encode_view_record).transpose()?));
+        records.push((
+            tree,
+            k,
+            record.as_ref().map(codec::encode_view_record).transpose()?,
+        ));
     }
     Ok((events, records))
 }
@@ -207,16 +283,26 @@ impl EventStore for SledStore {
     }
 
     fn append(&mut self, batch: AppendBatch) -> Result<Vec<Envelope>, AppendError> {
-        let sealed = seal_batch(self.head, &batch.events, |s| self.stream_version(s).map_err(|e| AppendError::Io(e.to_string())))?;
+        let sealed = seal_batch(self.head, &batch.events, |s| {
+            self.stream_version(s)
+                .map_err(|e| AppendError::Io(e.to_string()))
+        })?;
         let (events, records) = encode_batch(&sealed, &batch.views)?;
-        let new_head = sealed.last().map_or(self.head, |e| Head { sequence: e.sequence, hash: e.hash });
+        let new_head = sealed.last().map_or(self.head, |e| Head {
+            sequence: e.sequence,
+            hash: e.hash,
+        });
         let mut head_value = be(new_head.sequence).to_vec();
         head_value.extend_from_slice(&new_head.hash);
-        let trees = [&self.log, &self.streams, &self.heads, &self.meta, &self.views[0], &self.views[1], &self.views[2]];
+        let mut trees: Vec<&Tree> = vec![&self.log, &self.streams, &self.heads, &self.meta];
+        trees.extend(self.views.iter());
         // The closure may be retried, so it only replays the precomputed writes.
         let result = trees[..].transaction(|t: &Vec<TransactionalTree>| {
-            let [log, streams, heads, meta, accounts, usernames, sessions] = &t[..] else {
-                return Err(ConflictableTransactionError::Abort("transaction over seven trees"));
+            let Some(([log, streams, heads, meta], views)) = t.split_first_chunk::<FIXED_TREES>()
+            else {
+                return Err(ConflictableTransactionError::Abort(
+                    "transaction is missing its fixed trees",
+                ));
             };
             for (seq, bytes, skey, stream, version) in &events {
                 log.insert(&be(*seq), bytes.as_slice())?;
@@ -225,10 +311,10 @@ impl EventStore for SledStore {
             }
             meta.insert("head", head_value.as_slice())?;
             for (tree, key, value) in &records {
-                let target = match tree {
-                    ViewTree::Accounts => accounts,
-                    ViewTree::Usernames => usernames,
-                    ViewTree::Sessions => sessions,
+                let Some(target) = views.get(tree.index()) else {
+                    return Err(ConflictableTransactionError::Abort(
+                        "transaction is missing a view tree",
+                    ));
                 };
                 match value {
                     Some(v) => target.insert(key.as_slice(), v.as_slice())?,
@@ -242,7 +328,8 @@ impl EventStore for SledStore {
             Err(TransactionError::Abort(why)) => return Err(AppendError::Io(why.to_owned())),
             Err(TransactionError::Storage(e)) => return Err(AppendError::Io(e.to_string())),
         }
-        self.sync().map_err(|e| AppendError::Io(format!("making the batch durable: {e}")))?;
+        self.sync()
+            .map_err(|e| AppendError::Io(format!("making the batch durable: {e}")))?;
         self.head = new_head;
         Ok(sealed)
     }
@@ -254,11 +341,20 @@ impl EventStore for SledStore {
         for item in self.streams.scan_prefix(&prefix) {
             let (_, seq) = item.map_err(io)?;
             let seq = from_be(&seq, "streams")?;
-            let bytes = self.log.get(be(seq)).map_err(io)?.ok_or_else(|| ReadError::Corrupt {
-                at: format!("stream {stream}"),
-                why: format!("indexes missing sequence {seq}"),
-            })?;
-            out.push(codec::decode_envelope(&bytes).map_err(|e| ReadError::Corrupt { at: format!("log sequence {seq}"), why: e.to_string() })?);
+            let bytes = self
+                .log
+                .get(be(seq))
+                .map_err(io)?
+                .ok_or_else(|| ReadError::Corrupt {
+                    at: format!("stream {stream}"),
+                    why: format!("indexes missing sequence {seq}"),
+                })?;
+            out.push(
+                codec::decode_envelope(&bytes).map_err(|e| ReadError::Corrupt {
+                    at: format!("log sequence {seq}"),
+                    why: e.to_string(),
+                })?,
+            );
         }
         Ok(out)
     }
@@ -267,27 +363,42 @@ impl EventStore for SledStore {
         Box::new(self.log.range(be(from)..).map(|item| {
             let (k, v) = item.map_err(io)?;
             let seq = from_be(&k, "log key")?;
-            codec::decode_envelope(&v).map_err(|e| ReadError::Corrupt { at: format!("log sequence {seq}"), why: e.to_string() })
+            codec::decode_envelope(&v).map_err(|e| ReadError::Corrupt {
+                at: format!("log sequence {seq}"),
+                why: e.to_string(),
+            })
         }))
     }
 
-    fn view_records(&self) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
+    fn view_records(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
         Box::new(ViewTree::ALL.into_iter().flat_map(move |tree| {
             self.view_tree(tree).iter().map(move |item| {
                 let (k, v) = item.map_err(io)?;
-                let corrupt = |e: codec::CodecError| ReadError::Corrupt { at: tree.name().to_owned(), why: e.to_string() };
-                Ok((codec::decode_view_key(tree, &k).map_err(corrupt)?, codec::decode_view_record(tree, &v).map_err(corrupt)?))
+                let corrupt = |e: codec::CodecError| ReadError::Corrupt {
+                    at: tree.name().to_owned(),
+                    why: e.to_string(),
+                };
+                Ok((
+                    codec::decode_view_key(tree, &k).map_err(corrupt)?,
+                    codec::decode_view_record(tree, &v).map_err(corrupt)?,
+                ))
             })
         }))
     }
 
     fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {
         for tree in ViewTree::ALL {
-            self.view_tree(tree).clear().map_err(|e| AppendError::Io(e.to_string()))?;
+            self.view_tree(tree)
+                .clear()
+                .map_err(|e| AppendError::Io(e.to_string()))?;
         }
         for (key, record) in &records {
             let (tree, k) = codec::view_key(key);
-            self.view_tree(tree).insert(k, codec::encode_view_record(record)?).map_err(|e| AppendError::Io(e.to_string()))?;
+            self.view_tree(tree)
+                .insert(k, codec::encode_view_record(record)?)
+                .map_err(|e| AppendError::Io(e.to_string()))?;
         }
         self.sync().map_err(|e| AppendError::Io(e.to_string()))
     }

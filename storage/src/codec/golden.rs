@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::SecretDigest;
-use tessera_core::{AccountId, Actor, Event, LoginFailure, SessionEndReason, SessionId, Timestamp};
+use tessera_core::{
+    AccountId, Actor, Event, FamilyId, FamilyRevokeReason, LoginFailure, SessionEndReason,
+    SessionId, Timestamp, TokenId,
+};
 use uuid_fixture::uuid;
 
 use super::*;
@@ -26,7 +29,9 @@ mod uuid_fixture {
 fn examples() -> Vec<Event> {
     let account = AccountId::from_bytes(uuid(1));
     let session = SessionId::from_bytes(uuid(2));
-    let hash = PasswordHash("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".into());
+    let family = FamilyId::from_bytes(uuid(3));
+    let hash =
+        PasswordHash("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".into());
     let client = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
     vec![
         Event::AccountRegistered {
@@ -35,10 +40,23 @@ fn examples() -> Vec<Event> {
             email: Some("alice@example.com".into()),
             password_hash: hash.clone(),
         },
-        Event::PasswordChanged { account, password_hash: hash.clone() },
-        Event::PasswordRehashed { account, password_hash: hash },
-        Event::AccountDisabled { account, by: Actor::Operator { name: "ops".into() } },
-        Event::LoginFailed { account, reason: LoginFailure::WrongPassword, client },
+        Event::PasswordChanged {
+            account,
+            password_hash: hash.clone(),
+        },
+        Event::PasswordRehashed {
+            account,
+            password_hash: hash,
+        },
+        Event::AccountDisabled {
+            account,
+            by: Actor::Operator { name: "ops".into() },
+        },
+        Event::LoginFailed {
+            account,
+            reason: LoginFailure::WrongPassword,
+            client,
+        },
         Event::UnknownAccountLoginFailed { client },
         Event::SessionStarted {
             session,
@@ -48,18 +66,72 @@ fn examples() -> Vec<Event> {
             expires_at: Timestamp::from_millis(1_700_000_000_000),
         },
         Event::SessionTouched { session },
-        Event::SessionEnded { session, reason: SessionEndReason::LoggedOut },
+        Event::SessionEnded {
+            session,
+            reason: SessionEndReason::LoggedOut,
+        },
+        Event::SigningKeyAdded {
+            kid: "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into(),
+            public_key: [3; 32],
+        },
+        Event::SigningKeyRetired {
+            kid: "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into(),
+            unpublish_at: Timestamp::from_millis(1_700_000_001_000),
+        },
+        Event::RefreshFamilyStarted {
+            family,
+            account,
+            session: Some(session),
+            client_id: Some("cli".into()),
+            scope: Some("openid profile".into()),
+            token_digest: SecretDigest([4; 32]),
+            token_expires_at: Timestamp::from_millis(1_700_604_800_000),
+            expires_at: Timestamp::from_millis(1_702_592_000_000),
+        },
+        Event::RefreshTokenRotated {
+            family,
+            presented_digest: SecretDigest([4; 32]),
+            token_digest: SecretDigest([5; 32]),
+            token_expires_at: Timestamp::from_millis(1_700_604_900_000),
+            grace: false,
+        },
+        Event::RefreshTokenReused {
+            family,
+            presented_digest: SecretDigest([4; 32]),
+            generation: 0,
+            since_rotation_ms: 5_000,
+            successor_used: true,
+        },
+        Event::RefreshFamilyRevoked {
+            family,
+            reason: FamilyRevokeReason::PasswordChanged,
+        },
+        Event::AccessTokenRevoked {
+            jti: TokenId::from_bytes(uuid(4)),
+            account,
+            expires_at: Timestamp::from_millis(1_700_000_900_000),
+        },
+        Event::AccountSignedOutEverywhere {
+            account,
+            by: Actor::Holder,
+        },
     ]
 }
 
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden").join("events-v1")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join("events-v1")
 }
 
 #[test]
 fn every_variant_has_an_example() {
     let kinds: Vec<&str> = examples().iter().map(Event::kind).collect();
-    assert_eq!(kinds, Event::KINDS, "add an example (and golden file) for every new variant, in order");
+    assert_eq!(
+        kinds,
+        Event::KINDS,
+        "add an example (and golden file) for every new variant, in order"
+    );
 }
 
 #[test]
@@ -71,15 +143,26 @@ fn golden_bytes_match_and_decode() {
         let hex = data_encoding_hex(&bytes);
         match std::fs::read_to_string(&path) {
             Ok(golden) => {
-                assert_eq!(golden.trim(), hex, "the encoding of {} changed: add a variant or an upcaster", event.kind());
-                let decoded = decode_event(event.kind(), EVENT_SCHEMA, &bytes).expect("golden decodes");
+                assert_eq!(
+                    golden.trim(),
+                    hex,
+                    "the encoding of {} changed: add a variant or an upcaster",
+                    event.kind()
+                );
+                let decoded =
+                    decode_event(event.kind(), EVENT_SCHEMA, &bytes).expect("golden decodes");
                 assert_eq!(decoded, event);
             }
             Err(_) if bless => {
-                std::fs::create_dir_all(golden_dir()).expect("golden dir is writable when blessing");
-                std::fs::write(&path, format!("{hex}\n")).expect("golden file is writable when blessing");
+                std::fs::create_dir_all(golden_dir())
+                    .expect("golden dir is writable when blessing");
+                std::fs::write(&path, format!("{hex}\n"))
+                    .expect("golden file is writable when blessing");
             }
-            Err(e) => panic!("missing golden file {}: {e} (run with TESSERA_BLESS=1 once)", path.display()),
+            Err(e) => panic!(
+                "missing golden file {}: {e} (run with TESSERA_BLESS=1 once)",
+                path.display()
+            ),
         }
     }
 }
@@ -98,19 +181,110 @@ fn envelope_round_trips_and_rejects_garbage() {
     };
     let bytes = encode_envelope(&e).expect("encodes");
     assert_eq!(decode_envelope(&bytes).expect("decodes"), e);
-    assert!(matches!(decode_envelope(&[]), Err(CodecError::Decode { .. })));
-    assert!(matches!(decode_envelope(&[9, 1, 2]), Err(CodecError::UnknownFormat(9))));
+    assert!(matches!(
+        decode_envelope(&[]),
+        Err(CodecError::Decode { .. })
+    ));
+    assert!(matches!(
+        decode_envelope(&[9, 1, 2]),
+        Err(CodecError::UnknownFormat(9))
+    ));
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(matches!(decode_envelope(&longer), Err(CodecError::Trailing(_))));
+    assert!(matches!(
+        decode_envelope(&longer),
+        Err(CodecError::Trailing(_))
+    ));
     assert!(decode_envelope(&bytes[..bytes.len() - 3]).is_err());
 }
 
 #[test]
 fn unknown_schema_is_refused_not_guessed() {
     let bytes = encode_event(&examples()[0]).expect("encodes");
-    assert!(matches!(decode_event("AccountRegistered", 2, &bytes), Err(CodecError::UnknownSchema { .. })));
-    assert!(matches!(decode_event("PasswordChanged", 1, &bytes), Err(CodecError::Decode { .. })));
+    assert!(matches!(
+        decode_event("AccountRegistered", 2, &bytes),
+        Err(CodecError::UnknownSchema { .. })
+    ));
+    assert!(matches!(
+        decode_event("PasswordChanged", 1, &bytes),
+        Err(CodecError::Decode { .. })
+    ));
+}
+
+#[test]
+fn view_trees_are_indexed_by_their_position() {
+    for (i, tree) in ViewTree::ALL.into_iter().enumerate() {
+        assert_eq!(tree.index(), i);
+    }
+}
+
+#[test]
+fn token_view_records_round_trip_through_their_trees() {
+    use tessera_core::blocklist::{NotBefore, RevokedAccessToken};
+    use tessera_core::refresh::{FamilyView, RefreshTokenView};
+    use tessera_core::signing_key::PublishedKey;
+    use tessera_core::{ViewKey, ViewRecord};
+    let account = AccountId::from_bytes(uuid(1));
+    let family = FamilyId::from_bytes(uuid(3));
+    let jti = TokenId::from_bytes(uuid(4));
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    let pairs = vec![
+        (
+            ViewKey::SigningKey("kid".into()),
+            ViewRecord::SigningKey(PublishedKey {
+                kid: "kid".into(),
+                public_key: [1; 32],
+                created_at: at,
+                unpublish_at: Some(at),
+            }),
+        ),
+        (
+            ViewKey::Family(family),
+            ViewRecord::Family(FamilyView {
+                id: family,
+                account,
+                session: None,
+                client_id: None,
+                scope: Some("s".into()),
+                started_at: at,
+                expires_at: at,
+                generation: 2,
+                current: Some(SecretDigest([2; 32])),
+                current_expires_at: at,
+                revoked_at: None,
+            }),
+        ),
+        (
+            ViewKey::RefreshToken(SecretDigest([2; 32])),
+            ViewRecord::RefreshToken(RefreshTokenView {
+                family,
+                generation: 2,
+                issued_at: at,
+                expires_at: at,
+                spent_at: None,
+                spent_unused: false,
+            }),
+        ),
+        (
+            ViewKey::RevokedAccessToken(jti),
+            ViewRecord::RevokedAccessToken(RevokedAccessToken {
+                jti,
+                account,
+                expires_at: at,
+            }),
+        ),
+        (
+            ViewKey::NotBefore(account),
+            ViewRecord::NotBefore(NotBefore { at }),
+        ),
+    ];
+    for (key, record) in pairs {
+        let (tree, bytes) = view_key(&key);
+        assert_eq!(decode_view_key(tree, &bytes).expect("key decodes"), key);
+        let encoded = encode_view_record(&record).expect("encodes");
+        assert_eq!(decode_view_record(tree, &encoded).expect("decodes"), record);
+        assert!(decode_view_key(tree, &[1, 2, 3]).is_err() || tree == ViewTree::SigningKeys);
+    }
 }
 
 fn data_encoding_hex(bytes: &[u8]) -> String {

@@ -128,18 +128,25 @@ pub(crate) fn revoke_access_token(
 
 /// Signs the account out everywhere: every session ends, every family is revoked, and
 /// every access token issued before now is refused.
-pub(crate) fn sign_out_everywhere(views: &Views, account: AccountId, by: Actor) -> Decision {
+pub(crate) fn sign_out_everywhere(
+    views: &Views,
+    account: AccountId,
+    by: Actor,
+    now: Timestamp,
+) -> Decision {
     if views.account(&account).is_none() {
         return Decision::refuse(vec![], Rejection::AccountNotFound);
     }
     let mut events = vec![Event::AccountSignedOutEverywhere { account, by }.into()];
     crate::refresh::revoke_all(
         views,
+        now,
         &account,
         FamilyRevokeReason::SignedOutEverywhere,
         &mut events,
     );
-    events.extend(views.sessions_of(&account).map(|s| {
+    let live = views.sessions_of(&account).filter(|s| s.is_live(now));
+    events.extend(live.map(|s| {
         Event::SessionEnded {
             session: s.id,
             reason: SessionEndReason::SignedOutEverywhere,

@@ -91,14 +91,14 @@ pub fn decide(views: &Views, command: Command, env: &mut Env<'_>) -> Decision {
         Command::TouchSession { session } => touch(views, session, env),
         Command::Logout { session } => match views.session(&session) {
             Some(s) if s.is_live(env.now) => Decision::ok(
-                end_session(views, s, SessionEndReason::LoggedOut),
+                end_session(views, s, SessionEndReason::LoggedOut, env.now),
                 Reply::SessionEnded,
             ),
             _ => Decision::refuse(vec![], Rejection::Unauthenticated),
         },
         Command::RevokeSession { account, session } => match views.session(&session) {
             Some(s) if s.account == account && s.is_live(env.now) => Decision::ok(
-                end_session(views, s, SessionEndReason::Revoked),
+                end_session(views, s, SessionEndReason::Revoked, env.now),
                 Reply::SessionEnded,
             ),
             _ => Decision::refuse(vec![], Rejection::SessionNotFound),
@@ -119,7 +119,7 @@ pub fn decide(views: &Views, command: Command, env: &mut Env<'_>) -> Decision {
         } => crate::blocklist::revoke_access_token(views, jti, account, expires_at, env),
         Command::LogoutFamily { family } => refresh::logout(views, family, env),
         Command::SignOutEverywhere { account, by } => {
-            crate::blocklist::sign_out_everywhere(views, account, by)
+            crate::blocklist::sign_out_everywhere(views, account, by, env.now)
         }
         Command::AddSigningKey { kid, public_key } => {
             crate::signing_key::add(&views.signing_keys, kid, public_key, env)
@@ -128,9 +128,14 @@ pub fn decide(views: &Views, command: Command, env: &mut Env<'_>) -> Decision {
 }
 
 /// Ends a session and revokes the refresh families bound to it.
-fn end_session(views: &Views, s: &SessionView, reason: SessionEndReason) -> Vec<Pending> {
+fn end_session(
+    views: &Views,
+    s: &SessionView,
+    reason: SessionEndReason,
+    now: Timestamp,
+) -> Vec<Pending> {
     let mut events = vec![ended(s.id, reason)];
-    refresh::revoke_for_session(views, &s.account, s.id, &mut events);
+    refresh::revoke_for_session(views, now, &s.account, s.id, &mut events);
     events
 }
 
@@ -291,12 +296,15 @@ fn change_password(
     // token-mode client logs in again with the new password.
     refresh::revoke_all(
         views,
+        env.now,
         &account,
         FamilyRevokeReason::PasswordChanged,
         &mut events,
     );
     let mut carried: Option<&SessionView> = None;
-    for s in views.sessions_of(&account) {
+    // Sessions past their deadline are dropped by the views when these events are applied;
+    // ending one again would be an event the views refuse.
+    for s in views.sessions_of(&account).filter(|s| s.is_live(env.now)) {
         if Some(s.id) == current && s.is_live(env.now) {
             carried = Some(s);
             events.push(ended(s.id, SessionEndReason::Rotated));
@@ -313,7 +321,7 @@ fn change_password(
     Decision::ok(events, Reply::PasswordChanged { session })
 }
 
-fn disable(views: &Views, account: AccountId, by: Actor, _env: &mut Env<'_>) -> Decision {
+fn disable(views: &Views, account: AccountId, by: Actor, env: &mut Env<'_>) -> Decision {
     let Some(a) = views.account(&account) else {
         return Decision::refuse(vec![], Rejection::AccountNotFound);
     };
@@ -323,14 +331,12 @@ fn disable(views: &Views, account: AccountId, by: Actor, _env: &mut Env<'_>) -> 
     let mut events = vec![Event::AccountDisabled { account, by }.into()];
     refresh::revoke_all(
         views,
+        env.now,
         &account,
         FamilyRevokeReason::AccountDisabled,
         &mut events,
     );
-    events.extend(
-        views
-            .sessions_of(&account)
-            .map(|s| ended(s.id, SessionEndReason::AccountDisabled)),
-    );
+    let live = views.sessions_of(&account).filter(|s| s.is_live(env.now));
+    events.extend(live.map(|s| ended(s.id, SessionEndReason::AccountDisabled)));
     Decision::ok(events, Reply::AccountDisabled)
 }

@@ -270,7 +270,11 @@ fn reused(
         }
         .into(),
     ];
-    if let Some(s) = family.session.and_then(|s| views.session(&s)) {
+    if let Some(s) = family
+        .session
+        .and_then(|s| views.session(&s))
+        .filter(|s| s.is_live(env.now))
+    {
         events.push(
             Event::SessionEnded {
                 session: s.id,
@@ -289,7 +293,8 @@ pub(crate) fn revoke_token(views: &Views, presented: SecretDigest, env: &Env<'_>
         .refresh_token(&presented)
         .and_then(|t| views.family(&t.family));
     let mut events = Vec::new();
-    if let Some(f) = family.filter(|f| f.revoked_at.is_none()) {
+    // A family past its deadline is dropped when these events apply, and needs no revoking.
+    if let Some(f) = family.filter(|f| f.is_live(env.now)) {
         end_family(
             views,
             f,
@@ -328,7 +333,7 @@ pub(crate) fn end_family(
     family: &FamilyView,
     reason: FamilyRevokeReason,
     session_reason: Option<SessionEndReason>,
-    _env: &Env<'_>,
+    env: &Env<'_>,
     events: &mut Vec<Pending>,
 ) {
     events.push(
@@ -340,7 +345,10 @@ pub(crate) fn end_family(
     );
     if let (Some(reason), Some(s)) = (
         session_reason,
-        family.session.and_then(|s| views.session(&s)),
+        family
+            .session
+            .and_then(|s| views.session(&s))
+            .filter(|s| s.is_live(env.now)),
     ) {
         events.push(
             Event::SessionEnded {
@@ -353,16 +361,17 @@ pub(crate) fn end_family(
 }
 
 /// The events revoking every unrevoked family of `account` (sessions are the caller's).
+///
+/// Only live families: one past its deadline is dropped by the views when these events are
+/// applied, and revoking it again would be an event the views refuse.
 pub(crate) fn revoke_all(
     views: &Views,
+    now: Timestamp,
     account: &AccountId,
     reason: FamilyRevokeReason,
     events: &mut Vec<Pending>,
 ) {
-    for f in views
-        .families_of(account)
-        .filter(|f| f.revoked_at.is_none())
-    {
+    for f in views.families_of(account).filter(|f| f.is_live(now)) {
         events.push(
             Event::RefreshFamilyRevoked {
                 family: f.id,
@@ -376,13 +385,14 @@ pub(crate) fn revoke_all(
 /// The events revoking the unrevoked families bound to `session` (when the session ends).
 pub(crate) fn revoke_for_session(
     views: &Views,
+    now: Timestamp,
     account: &AccountId,
     session: SessionId,
     events: &mut Vec<Pending>,
 ) {
     for f in views
         .families_of(account)
-        .filter(|f| f.revoked_at.is_none() && f.session == Some(session))
+        .filter(|f| f.is_live(now) && f.session == Some(session))
     {
         events.push(
             Event::RefreshFamilyRevoked {
@@ -396,3 +406,6 @@ pub(crate) fn revoke_for_session(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod model_tests;

@@ -3,11 +3,15 @@
 //! # What this crate owns
 //! - The commands a caller can ask for ([`Command`]), the events that record what happened
 //!   ([`Event`]), and the refusals a caller can get ([`Rejection`], with stable numeric codes).
-//! - [`decide`]: given the current [`Views`], a command and an [`Env`], the [`Decision`] —
+//! - [`decide()`]: given the current [`Views`], a command and an [`Env`], the [`Decision`] —
 //!   the events to append and the reply. A decision may record events *and* refuse (a failed
 //!   login is a fact the log keeps even though the caller gets an error).
 //! - [`Views::apply`]: folds one recorded event into the views. Views are a pure function of
 //!   the log, so they can be rebuilt and compared at any time.
+//! - Tokens: the signing-key set and [`signing_key::Signer`], access-token claims and their
+//!   pure verification ([`token::verify_access_token`]), rotating refresh families with
+//!   reuse detection ([`refresh`]), and the [`blocklist`] check on verified claims. Signing
+//!   and verifying run outside the writer; only issuing claims and rotation are decided.
 //! - The CPU-heavy, order-independent work that runs before a decision ([`prepare`]):
 //!   hashing and verifying passwords with argon2id.
 //!

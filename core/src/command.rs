@@ -4,13 +4,16 @@
 use std::net::IpAddr;
 
 use crate::password::{PasswordHash, Verification};
-use crate::{AccountId, Actor, SessionId};
+use crate::secret::SecretDigest;
+use crate::{AccountId, Actor, FamilyId, SessionId, Timestamp, TokenId};
 
 /// How a successful login is delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoginMode {
     /// A `__Host-tessera_session` cookie.
     Session,
+    /// An access token (claims to sign) and a refresh token, starting a refresh family.
+    Token,
 }
 
 /// The outcome of checking a presented password, computed off the writer.
@@ -61,6 +64,38 @@ pub enum Command {
         account: AccountId,
         by: Actor,
     },
+    /// Spend a refresh token for new tokens. `presented` comes from
+    /// [`crate::refresh::presented_digest`]; a string that is no refresh token never
+    /// becomes a command (answer `invalid_grant` at once).
+    RefreshTokens {
+        presented: SecretDigest,
+    },
+    /// RFC 7009 revocation of a refresh token: revokes its family.
+    RevokeRefreshToken {
+        presented: SecretDigest,
+    },
+    /// RFC 7009 revocation of an access token, from its verified claims.
+    RevokeAccessToken {
+        jti: TokenId,
+        account: AccountId,
+        expires_at: Timestamp,
+    },
+    /// Logout in token mode: ends the family (the access token's `fam`) and its session.
+    LogoutFamily {
+        family: FamilyId,
+    },
+    /// Ends every session and family of the account and refuses every access token issued
+    /// before now.
+    SignOutEverywhere {
+        account: AccountId,
+        by: Actor,
+    },
+    /// Adds a signing key, which signs from now on; the current one is retired. Build it with
+    /// [`crate::signing_key::Signer::add_command`].
+    AddSigningKey {
+        kid: String,
+        public_key: [u8; 32],
+    },
 }
 
 impl Command {
@@ -74,6 +109,12 @@ impl Command {
             Self::RevokeSession { .. } => "revoke_session",
             Self::ChangePassword { .. } => "change_password",
             Self::DisableAccount { .. } => "disable_account",
+            Self::RefreshTokens { .. } => "refresh_tokens",
+            Self::RevokeRefreshToken { .. } => "revoke_refresh_token",
+            Self::RevokeAccessToken { .. } => "revoke_access_token",
+            Self::LogoutFamily { .. } => "logout_family",
+            Self::SignOutEverywhere { .. } => "sign_out_everywhere",
+            Self::AddSigningKey { .. } => "add_signing_key",
         }
     }
 }

@@ -5,9 +5,10 @@
 //! are durable. Refusals that are facts (a wrong password) come with events.
 
 use crate::account::username_key;
-use crate::event::{Actor, Event, LoginFailure, Pending, SessionEndReason};
+use crate::event::{Actor, Event, FamilyRevokeReason, LoginFailure, Pending, SessionEndReason};
 use crate::id::uuid_v7;
 use crate::password::{PasswordHash, Verification};
+use crate::refresh::{self, TokensIssued};
 use crate::secret::BearerSecret;
 use crate::session::{SESSION_SECRET_PREFIX, SessionView};
 use crate::{
@@ -38,6 +39,17 @@ pub enum Reply {
         session: Option<SessionIssued>,
     },
     AccountDisabled,
+    /// Token-mode login or a refresh: sign `access` and hand both tokens out.
+    TokensIssued(TokensIssued),
+    /// RFC 7009: the token is revoked, or was unknown; the answer is the same.
+    Revoked,
+    /// The refresh family (and its session) ended.
+    LoggedOut,
+    SignedOutEverywhere,
+    /// The key is in the set and signs from now on.
+    SigningKeyAdded {
+        kid: String,
+    },
 }
 
 /// The events to append and the reply to give after they are durable.
@@ -48,14 +60,14 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn ok(events: Vec<Pending>, reply: Reply) -> Self {
+    pub(crate) fn ok(events: Vec<Pending>, reply: Reply) -> Self {
         Self {
             events,
             reply: Ok(reply),
         }
     }
 
-    fn refuse(events: Vec<Pending>, rejection: Rejection) -> Self {
+    pub(crate) fn refuse(events: Vec<Pending>, rejection: Rejection) -> Self {
         Self {
             events,
             reply: Err(rejection),
@@ -79,14 +91,14 @@ pub fn decide(views: &Views, command: Command, env: &mut Env<'_>) -> Decision {
         Command::TouchSession { session } => touch(views, session, env),
         Command::Logout { session } => match views.session(&session) {
             Some(s) if s.is_live(env.now) => Decision::ok(
-                vec![ended(session, SessionEndReason::LoggedOut)],
+                end_session(views, s, SessionEndReason::LoggedOut, env.now),
                 Reply::SessionEnded,
             ),
             _ => Decision::refuse(vec![], Rejection::Unauthenticated),
         },
         Command::RevokeSession { account, session } => match views.session(&session) {
             Some(s) if s.account == account && s.is_live(env.now) => Decision::ok(
-                vec![ended(session, SessionEndReason::Revoked)],
+                end_session(views, s, SessionEndReason::Revoked, env.now),
                 Reply::SessionEnded,
             ),
             _ => Decision::refuse(vec![], Rejection::SessionNotFound),
@@ -98,7 +110,33 @@ pub fn decide(views: &Views, command: Command, env: &mut Env<'_>) -> Decision {
             client,
         } => change_password(views, &check, new_hash, current_session, client, env),
         Command::DisableAccount { account, by } => disable(views, account, by, env),
+        Command::RefreshTokens { presented } => refresh::refresh(views, presented, env),
+        Command::RevokeRefreshToken { presented } => refresh::revoke_token(views, presented, env),
+        Command::RevokeAccessToken {
+            jti,
+            account,
+            expires_at,
+        } => crate::blocklist::revoke_access_token(views, jti, account, expires_at, env),
+        Command::LogoutFamily { family } => refresh::logout(views, family, env),
+        Command::SignOutEverywhere { account, by } => {
+            crate::blocklist::sign_out_everywhere(views, account, by, env.now)
+        }
+        Command::AddSigningKey { kid, public_key } => {
+            crate::signing_key::add(&views.signing_keys, kid, public_key, env)
+        }
     }
+}
+
+/// Ends a session and revokes the refresh families bound to it.
+fn end_session(
+    views: &Views,
+    s: &SessionView,
+    reason: SessionEndReason,
+    now: Timestamp,
+) -> Vec<Pending> {
+    let mut events = vec![ended(s.id, reason)];
+    refresh::revoke_for_session(views, now, &s.account, s.id, &mut events);
+    events
 }
 
 fn ended(session: SessionId, reason: SessionEndReason) -> Pending {
@@ -131,6 +169,9 @@ fn register(
 
 /// Whether a checked password still opens the account now: right password, checked
 /// against the hash the account has now, account enabled. On failure, the event to record.
+// The failure is an event to record, built once per refused login: its size is no
+// concern, and boxing it would only obscure the flow.
+#[allow(clippy::result_large_err)]
 fn admit(
     views: &Views,
     check: &PasswordCheck,
@@ -209,6 +250,11 @@ fn login(
             events.push(started);
             Decision::ok(events, Reply::LoggedIn(issued))
         }
+        LoginMode::Token => {
+            let (started, issued) = refresh::start_family(account, None, None, None, env);
+            events.push(started);
+            Decision::ok(events, Reply::TokensIssued(issued))
+        }
     }
 }
 
@@ -246,11 +292,20 @@ fn change_password(
         }
         .into(),
     ];
+    // Every refresh family goes, including the one the request may have come through: a
+    // token-mode client logs in again with the new password.
+    refresh::revoke_all(
+        views,
+        env.now,
+        &account,
+        FamilyRevokeReason::PasswordChanged,
+        &mut events,
+    );
     let mut carried: Option<&SessionView> = None;
     // Sessions past their deadline are dropped by the views when these events are applied;
     // ending one again would be an event the views refuse.
     for s in views.sessions_of(&account).filter(|s| s.is_live(env.now)) {
-        if Some(s.id) == current {
+        if Some(s.id) == current && s.is_live(env.now) {
             carried = Some(s);
             events.push(ended(s.id, SessionEndReason::Rotated));
         } else {
@@ -274,6 +329,13 @@ fn disable(views: &Views, account: AccountId, by: Actor, env: &mut Env<'_>) -> D
         return Decision::ok(vec![], Reply::AccountDisabled);
     }
     let mut events = vec![Event::AccountDisabled { account, by }.into()];
+    refresh::revoke_all(
+        views,
+        env.now,
+        &account,
+        FamilyRevokeReason::AccountDisabled,
+        &mut events,
+    );
     let live = views.sessions_of(&account).filter(|s| s.is_live(env.now));
     events.extend(live.map(|s| ended(s.id, SessionEndReason::AccountDisabled)));
     Decision::ok(events, Reply::AccountDisabled)

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::password::PasswordHash;
 use crate::secret::SecretDigest;
-use crate::{AccountId, SessionId, StreamId, Timestamp};
+use crate::{AccountId, FamilyId, SessionId, StreamId, Timestamp, TokenId};
 
 /// Who asked for a change, when it was not the account holder through the API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,22 @@ pub enum SessionEndReason {
     AccountDisabled,
     /// Replaced by a fresh id after a privilege change.
     Rotated,
+    /// A refresh token of a family bound to this session was reused (added with tokens).
+    TokenReused,
+    /// The holder or an operator signed the account out everywhere (added with tokens).
+    SignedOutEverywhere,
+}
+
+/// Why a refresh family was revoked before its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FamilyRevokeReason {
+    /// Its holder logged out.
+    LoggedOut,
+    /// A token of it was revoked (RFC 7009), or its session was ended.
+    Revoked,
+    PasswordChanged,
+    AccountDisabled,
+    SignedOutEverywhere,
 }
 
 /// Why a login failed. Only failures against an existing account are recorded: the account
@@ -91,6 +107,68 @@ pub enum Event {
         session: SessionId,
         reason: SessionEndReason,
     },
+    /// A signing key joined the key set and signs from now on. `kid` is the RFC 7638
+    /// thumbprint of `public_key`; the private key is kept outside the log.
+    SigningKeyAdded {
+        kid: String,
+        public_key: [u8; 32],
+    },
+    /// A key stopped signing (a newer one was added). It stays published for verification
+    /// until `unpublish_at`, when every token it signed has expired.
+    SigningKeyRetired {
+        kid: String,
+        unpublish_at: Timestamp,
+    },
+    /// A login in token mode started a refresh family with its first refresh token.
+    RefreshFamilyStarted {
+        family: FamilyId,
+        account: AccountId,
+        /// The session the family belongs to, if any: ending one ends the other.
+        session: Option<SessionId>,
+        /// The OAuth client it was issued to, if any (RFC 6749 §6 binds refresh to client).
+        client_id: Option<String>,
+        scope: Option<String>,
+        token_digest: SecretDigest,
+        token_expires_at: Timestamp,
+        /// The family's absolute deadline.
+        expires_at: Timestamp,
+    },
+    /// A refresh token was spent and replaced. `grace` says the presented token had already
+    /// been rotated, within the policy's grace window: the successor issued then is spent
+    /// unused, and this one replaces it.
+    RefreshTokenRotated {
+        family: FamilyId,
+        presented_digest: SecretDigest,
+        token_digest: SecretDigest,
+        token_expires_at: Timestamp,
+        grace: bool,
+    },
+    /// A spent refresh token was presented: the family is revoked. `since_rotation_ms` is how
+    /// long after its rotation it came back, `successor_used` whether the token that replaced
+    /// it had been presented too: a short delay with an unused successor looks like a lost
+    /// response, a used successor like theft (RFC 9700 §4.14.2).
+    RefreshTokenReused {
+        family: FamilyId,
+        presented_digest: SecretDigest,
+        generation: u32,
+        since_rotation_ms: u64,
+        successor_used: bool,
+    },
+    RefreshFamilyRevoked {
+        family: FamilyId,
+        reason: FamilyRevokeReason,
+    },
+    /// One access token was revoked; the blocklist keeps its `jti` until `expires_at`.
+    AccessTokenRevoked {
+        jti: TokenId,
+        account: AccountId,
+        expires_at: Timestamp,
+    },
+    /// Every token issued to the account before now stops working (logout everywhere).
+    AccountSignedOutEverywhere {
+        account: AccountId,
+        by: Actor,
+    },
 }
 
 impl Event {
@@ -106,6 +184,14 @@ impl Event {
             Self::SessionStarted { .. } => "SessionStarted",
             Self::SessionTouched { .. } => "SessionTouched",
             Self::SessionEnded { .. } => "SessionEnded",
+            Self::SigningKeyAdded { .. } => "SigningKeyAdded",
+            Self::SigningKeyRetired { .. } => "SigningKeyRetired",
+            Self::RefreshFamilyStarted { .. } => "RefreshFamilyStarted",
+            Self::RefreshTokenRotated { .. } => "RefreshTokenRotated",
+            Self::RefreshTokenReused { .. } => "RefreshTokenReused",
+            Self::RefreshFamilyRevoked { .. } => "RefreshFamilyRevoked",
+            Self::AccessTokenRevoked { .. } => "AccessTokenRevoked",
+            Self::AccountSignedOutEverywhere { .. } => "AccountSignedOutEverywhere",
         }
     }
 
@@ -120,6 +206,14 @@ impl Event {
         "SessionStarted",
         "SessionTouched",
         "SessionEnded",
+        "SigningKeyAdded",
+        "SigningKeyRetired",
+        "RefreshFamilyStarted",
+        "RefreshTokenRotated",
+        "RefreshTokenReused",
+        "RefreshFamilyRevoked",
+        "AccessTokenRevoked",
+        "AccountSignedOutEverywhere",
     ];
 
     /// The stream the event belongs to.
@@ -129,17 +223,29 @@ impl Event {
             | Self::PasswordChanged { account, .. }
             | Self::PasswordRehashed { account, .. }
             | Self::AccountDisabled { account, .. }
-            | Self::LoginFailed { account, .. } => account.stream(),
+            | Self::LoginFailed { account, .. }
+            | Self::AccessTokenRevoked { account, .. }
+            | Self::AccountSignedOutEverywhere { account, .. } => account.stream(),
             Self::UnknownAccountLoginFailed { .. } => StreamId(UNKNOWN_ACCOUNT_STREAM.to_owned()),
             Self::SessionStarted { session, .. }
             | Self::SessionTouched { session }
             | Self::SessionEnded { session, .. } => session.stream(),
+            Self::SigningKeyAdded { .. } | Self::SigningKeyRetired { .. } => {
+                StreamId(SIGNING_KEYS_STREAM.to_owned())
+            }
+            Self::RefreshFamilyStarted { family, .. }
+            | Self::RefreshTokenRotated { family, .. }
+            | Self::RefreshTokenReused { family, .. }
+            | Self::RefreshFamilyRevoked { family, .. } => family.stream(),
         }
     }
 }
 
 /// The stream of failed logins that named no account.
 pub const UNKNOWN_ACCOUNT_STREAM: &str = "login-unknown";
+
+/// The stream of the signing-key set (one aggregate).
+pub const SIGNING_KEYS_STREAM: &str = "signing-keys";
 
 /// An event a decision wants appended, not yet in the log.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -59,6 +59,18 @@ uuid_id!(
     "session"
 );
 
+uuid_id!(
+    /// A refresh-token family: every refresh token rotated from one login, and the access
+    /// tokens issued alongside them. Appears in access tokens as the `fam` claim.
+    FamilyId,
+    "family"
+);
+uuid_id!(
+    /// An access token's `jti`. Not a credential: the token is the signed JWT.
+    TokenId,
+    "access-token"
+);
+
 /// The stream an event belongs to: `<aggregate>-<id>`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StreamId(pub String);

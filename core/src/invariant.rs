@@ -14,6 +14,7 @@ pub(crate) fn check(views: &Views) -> Result<(), String> {
         by_digest,
         by_account,
         by_deadline,
+        ..
     } = views;
     if usernames.len() != accounts.len() {
         return Err(format!(
@@ -57,5 +58,5 @@ pub(crate) fn check(views: &Views) -> Result<(), String> {
             return Err(format!("session {} has deadlines before its start", s.id));
         }
     }
-    Ok(())
+    views.check_token_invariants()
 }

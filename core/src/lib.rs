@@ -3,11 +3,15 @@
 //! # What this crate owns
 //! - The commands a caller can ask for ([`Command`]), the events that record what happened
 //!   ([`Event`]), and the refusals a caller can get ([`Rejection`], with stable numeric codes).
-//! - [`decide`]: given the current [`Views`], a command and an [`Env`], the [`Decision`] —
+//! - [`decide()`]: given the current [`Views`], a command and an [`Env`], the [`Decision`] —
 //!   the events to append and the reply. A decision may record events *and* refuse (a failed
 //!   login is a fact the log keeps even though the caller gets an error).
 //! - [`Views::apply`]: folds one recorded event into the views. Views are a pure function of
 //!   the log, so they can be rebuilt and compared at any time.
+//! - Tokens: the signing-key set and [`signing_key::Signer`], access-token claims and their
+//!   pure verification ([`token::verify_access_token`]), rotating refresh families with
+//!   reuse detection ([`refresh`]), and the [`blocklist`] check on verified claims. Signing
+//!   and verifying run outside the writer; only issuing claims and rotation are decided.
 //! - The CPU-heavy, order-independent work that runs before a decision ([`prepare`]):
 //!   hashing and verifying passwords with argon2id.
 //!
@@ -23,6 +27,7 @@
 //!    The storage crate's writer does exactly this, in batches.
 
 pub mod account;
+pub mod blocklist;
 pub mod command;
 pub mod decide;
 pub mod env;
@@ -32,18 +37,24 @@ pub mod invariant;
 pub mod password;
 pub mod policy;
 pub mod prepare;
+pub mod refresh;
 pub mod rejection;
 pub mod secret;
 pub mod session;
+pub mod signing_key;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod time;
+pub mod token;
 pub mod view;
 
 pub use command::{Command, LoginMode, PasswordCheck};
 pub use decide::{Decision, Reply, decide};
 pub use env::Env;
-pub use event::{Actor, Event, LoginFailure, Pending, SessionEndReason};
-pub use id::{AccountId, SessionId, StreamId};
-pub use policy::Policy;
+pub use event::{Actor, Event, FamilyRevokeReason, LoginFailure, Pending, SessionEndReason};
+pub use id::{AccountId, FamilyId, SessionId, StreamId, TokenId};
+pub use policy::{Policy, TokenPolicy};
 pub use rejection::Rejection;
 pub use time::Timestamp;
+pub use token::{AccessClaims, TokenRejection};
 pub use view::{ViewKey, ViewRecord, Views};

@@ -76,6 +76,85 @@ impl SessionPolicy {
     }
 }
 
+/// Token lifetimes and the claims access tokens carry (RFC 9068, RFC 9700 §4.14).
+///
+/// Every lifetime is enforced lazily from the caller's time. The bounds are the named
+/// constants in [`crate::token`]; [`TokenPolicy::validate`] holds a policy to them, so that
+/// the views can drop blocklist entries at fixed, policy-independent times.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenPolicy {
+    /// The `iss` claim written and required.
+    pub issuer: String,
+    /// The `aud` claim written and required.
+    pub audience: String,
+    /// Access-token lifetime, within [`crate::token::ACCESS_TTL_SECS_MIN`]..=
+    /// [`crate::token::ACCESS_TTL_SECS_MAX`]. Default 15 minutes.
+    pub access_ttl_secs: u64,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, at most
+    /// [`crate::token::LEEWAY_SECS_MAX`].
+    pub leeway_secs: u64,
+    /// Lifetime of one refresh token: unused this long, the family dies. Default 7 days.
+    pub refresh_ttl_secs: u64,
+    /// Absolute lifetime of a refresh family, however often it is rotated. Default 30 days.
+    pub family_lifetime_secs: u64,
+    /// Seconds after a rotation during which the token just rotated may be presented again
+    /// (a lost response) without counting as reuse. 0, the default, turns it off.
+    pub reuse_grace_secs: u64,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        Self {
+            issuer: "tessera".into(),
+            audience: "tessera".into(),
+            access_ttl_secs: 15 * 60,
+            leeway_secs: 30,
+            refresh_ttl_secs: 7 * 24 * 60 * 60,
+            family_lifetime_secs: 30 * 24 * 60 * 60,
+            reuse_grace_secs: 0,
+        }
+    }
+}
+
+impl TokenPolicy {
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::token::{
+            ACCESS_TTL_SECS_MAX, ACCESS_TTL_SECS_MIN, LEEWAY_SECS_MAX, REUSE_GRACE_SECS_MAX,
+        };
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err("token issuer and audience must not be empty".into());
+        }
+        if !(ACCESS_TTL_SECS_MIN..=ACCESS_TTL_SECS_MAX).contains(&self.access_ttl_secs) {
+            return Err(format!(
+                "token access_ttl_secs must be {ACCESS_TTL_SECS_MIN}..={ACCESS_TTL_SECS_MAX}"
+            ));
+        }
+        if self.leeway_secs > LEEWAY_SECS_MAX {
+            return Err(format!(
+                "token leeway_secs must be at most {LEEWAY_SECS_MAX}"
+            ));
+        }
+        if self.refresh_ttl_secs < self.access_ttl_secs
+            || self.family_lifetime_secs < self.refresh_ttl_secs
+        {
+            return Err(
+                "token lifetimes must satisfy access_ttl <= refresh_ttl <= family_lifetime".into(),
+            );
+        }
+        if self.reuse_grace_secs > REUSE_GRACE_SECS_MAX {
+            return Err(format!(
+                "token reuse_grace_secs must be at most {REUSE_GRACE_SECS_MAX}"
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn access_ttl_ms(&self) -> u64 {
+        self.access_ttl_secs.saturating_mul(1000)
+    }
+}
+
 /// Every rule a decision consults that an operator may tune.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -83,6 +162,7 @@ pub struct Policy {
     pub argon2: Argon2Params,
     pub password: PasswordPolicy,
     pub session: SessionPolicy,
+    pub token: TokenPolicy,
 }
 
 impl Policy {
@@ -96,6 +176,7 @@ impl Policy {
 
     pub fn validate(&self) -> Result<(), String> {
         self.session.validate()?;
+        self.token.validate()?;
         self.password.validate()?;
         crate::password::params(&self.argon2)
             .map(|_| ())

@@ -26,10 +26,22 @@ pub enum Rejection {
     SessionNotFound,
     #[error("no such account")]
     AccountNotFound,
+    /// A refresh token that is unknown, expired, or of a revoked or expired family. OAuth
+    /// `invalid_grant` (RFC 6749 §5.2).
+    #[error("the refresh token is invalid, expired or revoked")]
+    RefreshTokenInvalid,
+    /// A refresh token presented after it was rotated: its whole family is now revoked.
+    /// OAuth `invalid_grant`.
+    #[error("the refresh token was already used; every token of its family is revoked")]
+    RefreshTokenReused,
+    /// A signing key whose kid is not the RFC 7638 thumbprint of its public key, or that is
+    /// already in the key set.
+    #[error("the signing key is invalid or already known")]
+    SigningKeyInvalid,
 }
 
 impl Rejection {
-    /// The stable code: 1xxx accounts, 2xxx credentials, 3xxx sessions.
+    /// The stable code: 1xxx accounts, 2xxx credentials, 3xxx sessions, 4xxx tokens.
     pub fn code(&self) -> u16 {
         match self {
             Self::UsernameTaken => 1001,
@@ -40,6 +52,9 @@ impl Rejection {
             Self::InvalidCredentials => 2001,
             Self::Unauthenticated => 3001,
             Self::SessionNotFound => 3002,
+            Self::RefreshTokenInvalid => 4001,
+            Self::RefreshTokenReused => 4002,
+            Self::SigningKeyInvalid => 4003,
         }
     }
 
@@ -54,6 +69,19 @@ impl Rejection {
             Self::InvalidCredentials => "invalid-credentials",
             Self::Unauthenticated => "unauthenticated",
             Self::SessionNotFound => "session-not-found",
+            Self::RefreshTokenInvalid => "refresh-token-invalid",
+            Self::RefreshTokenReused => "refresh-token-reused",
+            Self::SigningKeyInvalid => "signing-key-invalid",
+        }
+    }
+
+    /// The RFC 6749 §5.2 error code for rejections a token endpoint can give.
+    pub fn oauth_error(&self) -> Option<&'static str> {
+        match self {
+            Self::RefreshTokenInvalid | Self::RefreshTokenReused | Self::InvalidCredentials => {
+                Some("invalid_grant")
+            }
+            _ => None,
         }
     }
 }

@@ -13,10 +13,15 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::account::{AccountView, username_key};
+use crate::blocklist::{NotBefore, RevokedAccessToken};
 use crate::event::Event;
+use crate::refresh::{FamilyView, RefreshTokenView};
 use crate::secret::SecretDigest;
 use crate::session::SessionView;
-use crate::{AccountId, SessionId, Timestamp};
+use crate::signing_key::{KeySet, PublishedKey};
+use crate::{AccountId, FamilyId, SessionId, Timestamp, TokenId};
+
+mod tokens;
 
 /// The key of one persisted view record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +30,16 @@ pub enum ViewKey {
     /// The normalised (lower-case) username.
     Username(String),
     Session(SessionId),
+    /// A signing key, by kid.
+    SigningKey(String),
+    /// A refresh family.
+    Family(FamilyId),
+    /// A refresh token (current or spent), by digest.
+    RefreshToken(SecretDigest),
+    /// A revoked access token, by jti.
+    RevokedAccessToken(TokenId),
+    /// An account's not-before time for access tokens.
+    NotBefore(AccountId),
 }
 
 /// One persisted view record.
@@ -33,6 +48,11 @@ pub enum ViewRecord {
     Account(AccountView),
     Username(AccountId),
     Session(SessionView),
+    SigningKey(PublishedKey),
+    Family(FamilyView),
+    RefreshToken(RefreshTokenView),
+    RevokedAccessToken(RevokedAccessToken),
+    NotBefore(NotBefore),
 }
 
 /// An event the views cannot apply: the log contradicts itself. Only a corrupt or tampered
@@ -52,6 +72,17 @@ pub struct Views {
     pub(crate) by_digest: HashMap<SecretDigest, SessionId>,
     pub(crate) by_account: HashMap<AccountId, BTreeSet<SessionId>>,
     pub(crate) by_deadline: BTreeSet<(Timestamp, SessionId)>,
+    pub(crate) signing_keys: KeySet,
+    pub(crate) families: HashMap<FamilyId, FamilyView>,
+    pub(crate) refresh_tokens: HashMap<SecretDigest, RefreshTokenView>,
+    pub(crate) revoked_access_tokens: HashMap<TokenId, RevokedAccessToken>,
+    pub(crate) not_before: HashMap<AccountId, NotBefore>,
+    /// Derived: the families of each account.
+    pub(crate) families_by_account: HashMap<AccountId, BTreeSet<FamilyId>>,
+    /// Derived: the refresh-token digests of each family.
+    pub(crate) digests_by_family: HashMap<FamilyId, BTreeSet<SecretDigest>>,
+    /// Derived: when each token record is dropped.
+    pub(crate) token_expiry: BTreeSet<(Timestamp, tokens::Expiring)>,
 }
 
 impl Views {
@@ -102,6 +133,7 @@ impl Views {
             .map(|k| ViewKey::Account(*k))
             .chain(self.usernames.keys().map(|k| ViewKey::Username(k.clone())))
             .chain(self.sessions.keys().map(|k| ViewKey::Session(*k)))
+            .chain(self.token_keys())
             .collect();
         keys.sort();
         keys
@@ -113,6 +145,7 @@ impl Views {
             ViewKey::Account(id) => self.accounts.get(id).cloned().map(ViewRecord::Account),
             ViewKey::Username(name) => self.usernames.get(name).copied().map(ViewRecord::Username),
             ViewKey::Session(id) => self.sessions.get(id).cloned().map(ViewRecord::Session),
+            _ => self.token_record(key),
         }
     }
 
@@ -126,6 +159,14 @@ impl Views {
                 self.usernames.insert(name, id);
             }
             (ViewKey::Session(id), ViewRecord::Session(s)) if s.id == id => self.insert_session(s),
+            (
+                key @ (ViewKey::SigningKey(_)
+                | ViewKey::Family(_)
+                | ViewKey::RefreshToken(_)
+                | ViewKey::RevokedAccessToken(_)
+                | ViewKey::NotBefore(_)),
+                record,
+            ) => return self.load_token(&key, record),
             (key, _) => {
                 return Err(ApplyError {
                     kind: "load",
@@ -181,6 +222,10 @@ impl Views {
         touched: &mut Vec<ViewKey>,
     ) -> Result<(), ApplyError> {
         self.drop_expired(at, touched);
+        self.drop_expired_tokens(at, touched);
+        if self.apply_token(at, event, touched)? {
+            return Ok(());
+        }
         let fail = |why: &str| ApplyError {
             kind: event.kind(),
             why: why.to_owned(),
@@ -225,10 +270,14 @@ impl Views {
                     .get_mut(account)
                     .ok_or_else(|| fail("unknown account"))?;
                 a.password_hash = password_hash.clone();
-                if matches!(event, Event::PasswordChanged { .. }) {
+                let changed = matches!(event, Event::PasswordChanged { .. });
+                if changed {
                     a.password_changed_at = at;
                 }
                 touched.push(ViewKey::Account(*account));
+                if changed {
+                    self.set_not_before(*account, at, touched);
+                }
             }
             Event::AccountDisabled { account, .. } => {
                 let a = self
@@ -237,6 +286,7 @@ impl Views {
                     .ok_or_else(|| fail("unknown account"))?;
                 a.disabled = true;
                 touched.push(ViewKey::Account(*account));
+                self.set_not_before(*account, at, touched);
             }
             Event::LoginFailed { account, .. } => {
                 self.accounts
@@ -278,6 +328,17 @@ impl Views {
             Event::SessionEnded { session, .. } => {
                 self.remove_session(session, touched)
                     .ok_or_else(|| fail("unknown or expired session"))?;
+            }
+            // Folded by `apply_token` above.
+            Event::SigningKeyAdded { .. }
+            | Event::SigningKeyRetired { .. }
+            | Event::RefreshFamilyStarted { .. }
+            | Event::RefreshTokenRotated { .. }
+            | Event::RefreshTokenReused { .. }
+            | Event::RefreshFamilyRevoked { .. }
+            | Event::AccessTokenRevoked { .. }
+            | Event::AccountSignedOutEverywhere { .. } => {
+                return Err(fail("token event not folded"));
             }
         }
         Ok(())

@@ -213,6 +213,15 @@ impl From<Rejection> for Problem {
             Rejection::InvalidCredentials | Rejection::Unauthenticated => {
                 (StatusCode::UNAUTHORIZED, "Unauthorized", vec![])
             }
+            // Only the OAuth endpoints meet these, and they answer RFC 6749 errors instead.
+            Rejection::RefreshTokenInvalid | Rejection::RefreshTokenReused => {
+                (StatusCode::BAD_REQUEST, "Invalid grant", vec![])
+            }
+            Rejection::SigningKeyInvalid => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid signing key",
+                vec![],
+            ),
             Rejection::SessionNotFound | Rejection::AccountNotFound => {
                 (StatusCode::NOT_FOUND, "Not found", vec![])
             }

@@ -10,8 +10,14 @@
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use serde::{Deserialize, Serialize};
 use tessera_core::account::AccountView;
+use tessera_core::blocklist::{NotBefore, RevokedAccessToken};
+use tessera_core::refresh::{FamilyView, RefreshTokenView};
+use tessera_core::secret::SecretDigest;
 use tessera_core::session::SessionView;
-use tessera_core::{AccountId, Event, SessionId, StreamId, Timestamp, ViewKey, ViewRecord};
+use tessera_core::signing_key::PublishedKey;
+use tessera_core::{
+    AccountId, Event, FamilyId, SessionId, StreamId, Timestamp, TokenId, ViewKey, ViewRecord,
+};
 
 /// Largest encoded value we ever write or accept: far above any real event, far below what
 /// would let a corrupt length field allocate gigabytes.
@@ -167,23 +173,48 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
     })
 }
 
-/// Which persisted view a key lives in.
+/// Which persisted view a key lives in: one sled tree each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ViewTree {
     Accounts,
     Usernames,
     Sessions,
+    SigningKeys,
+    Families,
+    RefreshTokens,
+    RevokedAccessTokens,
+    NotBefore,
 }
 
 impl ViewTree {
-    pub const ALL: [ViewTree; 3] = [Self::Accounts, Self::Usernames, Self::Sessions];
+    /// Every view tree, in a fixed order: a store opens one tree per entry.
+    pub const ALL: [ViewTree; 8] = [
+        Self::Accounts,
+        Self::Usernames,
+        Self::Sessions,
+        Self::SigningKeys,
+        Self::Families,
+        Self::RefreshTokens,
+        Self::RevokedAccessTokens,
+        Self::NotBefore,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Accounts => "view.accounts",
             Self::Usernames => "view.usernames",
             Self::Sessions => "view.sessions",
+            Self::SigningKeys => "view.signing_keys",
+            Self::Families => "view.families",
+            Self::RefreshTokens => "view.refresh_tokens",
+            Self::RevokedAccessTokens => "view.revoked_access_tokens",
+            Self::NotBefore => "view.not_before",
         }
+    }
+
+    /// The tree's position in [`ViewTree::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -192,27 +223,42 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
         ViewKey::Account(id) => (ViewTree::Accounts, id.as_bytes().to_vec()),
         ViewKey::Username(name) => (ViewTree::Usernames, name.as_bytes().to_vec()),
         ViewKey::Session(id) => (ViewTree::Sessions, id.as_bytes().to_vec()),
+        ViewKey::SigningKey(kid) => (ViewTree::SigningKeys, kid.as_bytes().to_vec()),
+        ViewKey::Family(id) => (ViewTree::Families, id.as_bytes().to_vec()),
+        ViewKey::RefreshToken(digest) => (ViewTree::RefreshTokens, digest.0.to_vec()),
+        ViewKey::RevokedAccessToken(jti) => {
+            (ViewTree::RevokedAccessTokens, jti.as_bytes().to_vec())
+        }
+        ViewKey::NotBefore(id) => (ViewTree::NotBefore, id.as_bytes().to_vec()),
     }
 }
 
+fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], CodecError> {
+    bytes.try_into().map_err(|_| CodecError::Decode {
+        what: "view key",
+        why: format!("{} bytes, want {N}", bytes.len()),
+    })
+}
+
+fn utf8(bytes: &[u8]) -> Result<String, CodecError> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| CodecError::Decode {
+        what: "view key",
+        why: e.to_string(),
+    })
+}
+
 pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecError> {
-    let uuid = || -> Result<[u8; 16], CodecError> {
-        bytes.try_into().map_err(|_| CodecError::Decode {
-            what: "view key",
-            why: format!("{} bytes, want 16", bytes.len()),
-        })
-    };
     Ok(match tree {
-        ViewTree::Accounts => ViewKey::Account(AccountId::from_bytes(uuid()?)),
-        ViewTree::Sessions => ViewKey::Session(SessionId::from_bytes(uuid()?)),
-        ViewTree::Usernames => {
-            ViewKey::Username(String::from_utf8(bytes.to_vec()).map_err(|e| {
-                CodecError::Decode {
-                    what: "view key",
-                    why: e.to_string(),
-                }
-            })?)
+        ViewTree::Accounts => ViewKey::Account(AccountId::from_bytes(fixed(bytes)?)),
+        ViewTree::Sessions => ViewKey::Session(SessionId::from_bytes(fixed(bytes)?)),
+        ViewTree::Usernames => ViewKey::Username(utf8(bytes)?),
+        ViewTree::SigningKeys => ViewKey::SigningKey(utf8(bytes)?),
+        ViewTree::Families => ViewKey::Family(FamilyId::from_bytes(fixed(bytes)?)),
+        ViewTree::RefreshTokens => ViewKey::RefreshToken(SecretDigest(fixed(bytes)?)),
+        ViewTree::RevokedAccessTokens => {
+            ViewKey::RevokedAccessToken(TokenId::from_bytes(fixed(bytes)?))
         }
+        ViewTree::NotBefore => ViewKey::NotBefore(AccountId::from_bytes(fixed(bytes)?)),
     })
 }
 
@@ -221,6 +267,11 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
         ViewRecord::Account(a) => encode(a),
         ViewRecord::Username(id) => encode(id),
         ViewRecord::Session(s) => encode(s),
+        ViewRecord::SigningKey(k) => encode(k),
+        ViewRecord::Family(f) => encode(f),
+        ViewRecord::RefreshToken(t) => encode(t),
+        ViewRecord::RevokedAccessToken(r) => encode(r),
+        ViewRecord::NotBefore(nb) => encode(nb),
     }
 }
 
@@ -229,6 +280,22 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
         ViewTree::Accounts => ViewRecord::Account(decode::<AccountView>(bytes, "account view")?),
         ViewTree::Usernames => ViewRecord::Username(decode::<AccountId>(bytes, "username view")?),
         ViewTree::Sessions => ViewRecord::Session(decode::<SessionView>(bytes, "session view")?),
+        ViewTree::SigningKeys => {
+            ViewRecord::SigningKey(decode::<PublishedKey>(bytes, "signing key view")?)
+        }
+        ViewTree::Families => ViewRecord::Family(decode::<FamilyView>(bytes, "family view")?),
+        ViewTree::RefreshTokens => {
+            ViewRecord::RefreshToken(decode::<RefreshTokenView>(bytes, "refresh token view")?)
+        }
+        ViewTree::RevokedAccessTokens => {
+            ViewRecord::RevokedAccessToken(decode::<RevokedAccessToken>(
+                bytes,
+                "revoked access token view",
+            )?)
+        }
+        ViewTree::NotBefore => {
+            ViewRecord::NotBefore(decode::<NotBefore>(bytes, "not-before view")?)
+        }
     })
 }
 

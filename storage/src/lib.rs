@@ -9,6 +9,8 @@
 //! - [`engine`]: the single writer. It batches commands, decides each with the core,
 //!   appends all their events and view changes atomically, makes the batch durable once
 //!   (group commit) and only then answers.
+//! - [`keys`]: the private signing keys, one 0600 file each under `<data>/keys`, outside
+//!   the log.
 //! - [`replay`]: reading the log back: printing, rebuilding views, verifying the chain.
 //!
 //! # What this crate must not do
@@ -20,6 +22,7 @@ pub mod codec;
 pub mod engine;
 pub mod event_store;
 pub mod fault;
+pub mod keys;
 pub mod memory_store;
 pub mod replay;
 pub mod sled_store;

@@ -21,6 +21,12 @@ use crate::event_store::{
     AppendBatch, AppendError, EventStore, Head, OpenError, ReadError, seal_batch,
 };
 
+const VIEW_TREES: usize = ViewTree::ALL.len();
+
+/// The log, stream index, heads and meta trees come first in every transaction; the view
+/// trees follow in [`ViewTree::ALL`] order.
+const FIXED_TREES: usize = 4;
+
 /// The layout version of the sled trees, stored under `meta/format`.
 pub const STORE_FORMAT: u32 = 1;
 
@@ -50,7 +56,8 @@ pub struct SledStore {
     streams: Tree,
     heads: Tree,
     meta: Tree,
-    views: [Tree; 3],
+    /// One tree per [`ViewTree::ALL`] entry, in that order.
+    views: [Tree; VIEW_TREES],
     data_file: File,
     head: Head,
     options: SledOptions,
@@ -100,13 +107,20 @@ impl SledStore {
                 ))
             })?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| fail(e.to_string()));
-        let views = [
-            tree(ViewTree::Accounts.name())?,
-            tree(ViewTree::Usernames.name())?,
-            tree(ViewTree::Sessions.name())?,
-        ];
+        let mut views = Vec::with_capacity(VIEW_TREES);
+        for view in ViewTree::ALL {
+            views.push(tree(view.name())?);
+        }
+        let views: [Tree; VIEW_TREES] = views
+            .try_into()
+            .map_err(|_| fail("view trees: count mismatch".into()))?;
         let data_file =
             File::open(path.join("db")).map_err(|e| fail(format!("sled data file: {e}")))?;
+        // On first start sled has just created its files: make their directory entries
+        // durable too, or a power cut could lose the file itself.
+        File::open(path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| fail(format!("syncing the data folder: {e}")))?;
         let mut store = Self {
             path: path.to_owned(),
             log: tree("log")?,
@@ -239,11 +253,9 @@ impl SledStore {
     }
 
     fn view_tree(&self, tree: ViewTree) -> &Tree {
-        match tree {
-            ViewTree::Accounts => &self.views[0],
-            ViewTree::Usernames => &self.views[1],
-            ViewTree::Sessions => &self.views[2],
-        }
+        // In bounds: `index` is the position in `ViewTree::ALL`, which has VIEW_TREES
+        // entries (tested in codec).
+        &self.views[tree.index()]
     }
 }
 
@@ -312,20 +324,14 @@ impl EventStore for SledStore {
             v.extend_from_slice(&new_head.hash);
             v
         });
-        let trees = [
-            &self.log,
-            &self.streams,
-            &self.heads,
-            &self.meta,
-            &self.views[0],
-            &self.views[1],
-            &self.views[2],
-        ];
+        let mut trees: Vec<&Tree> = vec![&self.log, &self.streams, &self.heads, &self.meta];
+        trees.extend(self.views.iter());
         // The closure may be retried, so it only replays the precomputed writes.
         let result = trees[..].transaction(|t: &Vec<TransactionalTree>| {
-            let [log, streams, heads, meta, accounts, usernames, sessions] = &t[..] else {
+            let Some(([log, streams, heads, meta], views)) = t.split_first_chunk::<FIXED_TREES>()
+            else {
                 return Err(ConflictableTransactionError::Abort(
-                    "transaction over seven trees",
+                    "transaction is missing its fixed trees",
                 ));
             };
             for (seq, bytes, skey, stream, version) in &events {
@@ -337,10 +343,10 @@ impl EventStore for SledStore {
                 meta.insert("head", head_value.as_slice())?;
             }
             for (tree, key, value) in &records {
-                let target = match tree {
-                    ViewTree::Accounts => accounts,
-                    ViewTree::Usernames => usernames,
-                    ViewTree::Sessions => sessions,
+                let Some(target) = views.get(tree.index()) else {
+                    return Err(ConflictableTransactionError::Abort(
+                        "transaction is missing a view tree",
+                    ));
                 };
                 match value {
                     Some(v) => target.insert(key.as_slice(), v.as_slice())?,

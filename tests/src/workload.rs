@@ -125,6 +125,14 @@ pub struct Mix {
     pub revoke: u32,
     pub change_password: u32,
     pub disable: u32,
+    pub login_token: u32,
+    pub refresh: u32,
+    pub replay_refresh: u32,
+    pub revoke_refresh: u32,
+    pub revoke_access: u32,
+    pub logout_family: u32,
+    pub sign_out_everywhere: u32,
+    pub add_signing_key: u32,
 }
 
 impl Mix {
@@ -139,6 +147,14 @@ impl Mix {
         revoke: 0,
         change_password: 0,
         disable: 0,
+        login_token: 0,
+        refresh: 0,
+        replay_refresh: 0,
+        revoke_refresh: 0,
+        revoke_access: 0,
+        logout_family: 0,
+        sign_out_everywhere: 0,
+        add_signing_key: 0,
     };
 
     /// Every command there is.
@@ -146,6 +162,14 @@ impl Mix {
         revoke: 2,
         change_password: 2,
         disable: 1,
+        login_token: 5,
+        refresh: 5,
+        replay_refresh: 1,
+        revoke_refresh: 1,
+        revoke_access: 1,
+        logout_family: 1,
+        sign_out_everywhere: 1,
+        add_signing_key: 1,
         ..Self::SESSIONS
     };
 
@@ -160,6 +184,14 @@ impl Mix {
             (self.revoke, Op::Revoke),
             (self.change_password, Op::ChangePassword),
             (self.disable, Op::Disable),
+            (self.login_token, Op::LoginToken),
+            (self.refresh, Op::Refresh),
+            (self.replay_refresh, Op::ReplayRefresh),
+            (self.revoke_refresh, Op::RevokeRefresh),
+            (self.revoke_access, Op::RevokeAccess),
+            (self.logout_family, Op::LogoutFamily),
+            (self.sign_out_everywhere, Op::SignOutEverywhere),
+            (self.add_signing_key, Op::AddSigningKey),
         ];
         let total: u32 = table.iter().map(|(w, _)| w).sum();
         let mut roll = rng.random_range(0..total);
@@ -184,6 +216,21 @@ enum Op {
     Revoke,
     ChangePassword,
     Disable,
+    LoginToken,
+    Refresh,
+    ReplayRefresh,
+    RevokeRefresh,
+    RevokeAccess,
+    LogoutFamily,
+    SignOutEverywhere,
+    AddSigningKey,
+}
+
+/// A refresh family the driver holds: the live token, the spent ones, the last access claims.
+#[derive(Clone, Debug)]
+struct Family {
+    issued: tessera_core::refresh::TokensIssued,
+    spent: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -213,6 +260,7 @@ pub struct Driver {
     mix: Mix,
     users: Vec<User>,
     sessions: Vec<SessionIssued>,
+    families: Vec<Family>,
     registrations: u32,
 }
 
@@ -229,6 +277,7 @@ impl Driver {
             mix,
             users: Vec::new(),
             sessions: Vec::new(),
+            families: Vec::new(),
             registrations: 0,
         }
     }
@@ -321,6 +370,53 @@ impl Driver {
                     Some(new),
                 );
             }
+            (Op::LoginToken, Some(u), _) => Command::Login {
+                check: self.check(&u.username, &u.password),
+                mode: LoginMode::Token,
+                client: None,
+            },
+            (Op::Refresh | Op::ReplayRefresh | Op::RevokeRefresh, _, _)
+                if !self.families.is_empty() =>
+            {
+                let f = self.pick(&self.families.clone()).expect("not empty");
+                let presented = match op {
+                    Op::ReplayRefresh if !f.spent.is_empty() => {
+                        f.spent[self.rng.random_range(0..f.spent.len())].clone()
+                    }
+                    _ => f.issued.refresh.expose().to_owned(),
+                };
+                let presented = tessera_core::refresh::presented_digest(&presented)
+                    .expect("the driver holds well-formed refresh tokens");
+                if op == Op::RevokeRefresh {
+                    Command::RevokeRefreshToken { presented }
+                } else {
+                    Command::RefreshTokens { presented }
+                }
+            }
+            (Op::RevokeAccess, _, _) if !self.families.is_empty() => {
+                let f = self.pick(&self.families.clone()).expect("not empty");
+                Command::RevokeAccessToken {
+                    jti: f.issued.access.jti,
+                    account: f.issued.account,
+                    expires_at: Timestamp::from_millis(f.issued.access.exp * 1000),
+                }
+            }
+            (Op::LogoutFamily, _, _) if !self.families.is_empty() => {
+                let f = self.pick(&self.families.clone()).expect("not empty");
+                Command::LogoutFamily {
+                    family: f.issued.family,
+                }
+            }
+            (Op::SignOutEverywhere, Some(u), _) => Command::SignOutEverywhere {
+                account: u.account,
+                by: Actor::Holder,
+            },
+            (Op::AddSigningKey, _, _) => {
+                let seed: [u8; 32] = self.rng.random();
+                tessera_core::signing_key::Signer::from_seed(&seed)
+                    .expect("any 32 bytes are an Ed25519 seed")
+                    .add_command()
+            }
             (Op::Disable, Some(u), _) => Command::DisableAccount {
                 account: u.account,
                 by: Actor::Operator {
@@ -400,6 +496,22 @@ impl Driver {
                 });
             }
             (_, Ok(Reply::LoggedIn(issued))) => self.sessions.push(issued.clone()),
+            (Command::Login { .. }, Ok(Reply::TokensIssued(issued))) => {
+                self.families.push(Family {
+                    issued: issued.clone(),
+                    spent: Vec::new(),
+                });
+            }
+            (Command::RefreshTokens { .. }, Ok(Reply::TokensIssued(issued))) => {
+                if let Some(f) = self
+                    .families
+                    .iter_mut()
+                    .find(|f| f.issued.family == issued.family)
+                {
+                    f.spent.push(f.issued.refresh.expose().to_owned());
+                    f.issued = issued.clone();
+                }
+            }
             (
                 Command::Logout { session } | Command::RevokeSession { session, .. },
                 Ok(Reply::SessionEnded),

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::SecretDigest;
-use tessera_core::{AccountId, Actor, Event, LoginFailure, SessionEndReason, SessionId, Timestamp};
+use tessera_core::{
+    AccountId, Actor, Event, FamilyId, FamilyRevokeReason, LoginFailure, SessionEndReason,
+    SessionId, Timestamp, TokenId,
+};
 use uuid_fixture::uuid;
 
 use super::*;
@@ -26,6 +29,7 @@ mod uuid_fixture {
 fn examples() -> Vec<Event> {
     let account = AccountId::from_bytes(uuid(1));
     let session = SessionId::from_bytes(uuid(2));
+    let family = FamilyId::from_bytes(uuid(3));
     let hash =
         PasswordHash("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".into());
     let client = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
@@ -65,6 +69,51 @@ fn examples() -> Vec<Event> {
         Event::SessionEnded {
             session,
             reason: SessionEndReason::LoggedOut,
+        },
+        Event::SigningKeyAdded {
+            kid: "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into(),
+            public_key: [3; 32],
+        },
+        Event::SigningKeyRetired {
+            kid: "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into(),
+            unpublish_at: Timestamp::from_millis(1_700_000_001_000),
+        },
+        Event::RefreshFamilyStarted {
+            family,
+            account,
+            session: Some(session),
+            client_id: Some("cli".into()),
+            scope: Some("openid profile".into()),
+            token_digest: SecretDigest([4; 32]),
+            token_expires_at: Timestamp::from_millis(1_700_604_800_000),
+            expires_at: Timestamp::from_millis(1_702_592_000_000),
+        },
+        Event::RefreshTokenRotated {
+            family,
+            presented_digest: SecretDigest([4; 32]),
+            token_digest: SecretDigest([5; 32]),
+            token_expires_at: Timestamp::from_millis(1_700_604_900_000),
+            grace: false,
+        },
+        Event::RefreshTokenReused {
+            family,
+            presented_digest: SecretDigest([4; 32]),
+            generation: 0,
+            since_rotation_ms: 5_000,
+            successor_used: true,
+        },
+        Event::RefreshFamilyRevoked {
+            family,
+            reason: FamilyRevokeReason::PasswordChanged,
+        },
+        Event::AccessTokenRevoked {
+            jti: TokenId::from_bytes(uuid(4)),
+            account,
+            expires_at: Timestamp::from_millis(1_700_000_900_000),
+        },
+        Event::AccountSignedOutEverywhere {
+            account,
+            by: Actor::Holder,
         },
     ]
 }
@@ -160,6 +209,82 @@ fn unknown_schema_is_refused_not_guessed() {
         decode_event("PasswordChanged", 1, &bytes),
         Err(CodecError::Decode { .. })
     ));
+}
+
+#[test]
+fn view_trees_are_indexed_by_their_position() {
+    for (i, tree) in ViewTree::ALL.into_iter().enumerate() {
+        assert_eq!(tree.index(), i);
+    }
+}
+
+#[test]
+fn token_view_records_round_trip_through_their_trees() {
+    use tessera_core::blocklist::{NotBefore, RevokedAccessToken};
+    use tessera_core::refresh::{FamilyView, RefreshTokenView};
+    use tessera_core::signing_key::PublishedKey;
+    use tessera_core::{ViewKey, ViewRecord};
+    let account = AccountId::from_bytes(uuid(1));
+    let family = FamilyId::from_bytes(uuid(3));
+    let jti = TokenId::from_bytes(uuid(4));
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    let pairs = vec![
+        (
+            ViewKey::SigningKey("kid".into()),
+            ViewRecord::SigningKey(PublishedKey {
+                kid: "kid".into(),
+                public_key: [1; 32],
+                created_at: at,
+                unpublish_at: Some(at),
+            }),
+        ),
+        (
+            ViewKey::Family(family),
+            ViewRecord::Family(FamilyView {
+                id: family,
+                account,
+                session: None,
+                client_id: None,
+                scope: Some("s".into()),
+                started_at: at,
+                expires_at: at,
+                generation: 2,
+                current: Some(SecretDigest([2; 32])),
+                current_expires_at: at,
+                revoked_at: None,
+            }),
+        ),
+        (
+            ViewKey::RefreshToken(SecretDigest([2; 32])),
+            ViewRecord::RefreshToken(RefreshTokenView {
+                family,
+                generation: 2,
+                issued_at: at,
+                expires_at: at,
+                spent_at: None,
+                spent_unused: false,
+            }),
+        ),
+        (
+            ViewKey::RevokedAccessToken(jti),
+            ViewRecord::RevokedAccessToken(RevokedAccessToken {
+                jti,
+                account,
+                expires_at: at,
+            }),
+        ),
+        (
+            ViewKey::NotBefore(account),
+            ViewRecord::NotBefore(NotBefore { at }),
+        ),
+    ];
+    for (key, record) in pairs {
+        let (tree, bytes) = view_key(&key);
+        assert_eq!(decode_view_key(tree, &bytes).expect("key decodes"), key);
+        let encoded = encode_view_record(&record).expect("encodes");
+        assert_eq!(decode_view_record(tree, &encoded).expect("decodes"), record);
+        assert!(decode_view_key(tree, &[1, 2, 3]).is_err() || tree == ViewTree::SigningKeys);
+    }
 }
 
 fn data_encoding_hex(bytes: &[u8]) -> String {

@@ -1,0 +1,345 @@
+//! Access tokens: short-lived JWTs signed with EdDSA (RFC 9068 profile of RFC 7519).
+//!
+//! ```text
+//!   decide (writer) ──▶ AccessClaims ──▶ Signer::sign (caller, any thread) ──▶ compact JWT
+//!
+//!   presented JWT ──▶ verify_access_token (pure, parallel)              ──▶ AccessClaims
+//!                       1. length ≤ ACCESS_TOKEN_BYTES_MAX, three base64url parts
+//!                       2. header: alg == EdDSA (allow-list of one), typ == at+jwt,
+//!                          no `crit`, kid published at `now`     ── before any crypto
+//!                       3. Ed25519 signature under that kid's public key
+//!                       4. claims: exp, nbf, iat against the injected `now` ± leeway,
+//!                          iss, aud, exactly one of sid / fam
+//!                 ──▶ check_not_revoked (pure, on the views)            ──▶ accepted
+//!                       jti revoked? family revoked or gone? session ended?
+//!                       account disabled, or its not-before later than iat?
+//! ```
+//!
+//! Why this shape:
+//! - The algorithm is never taken from the token (RFC 8725 §2.1, §3.1): anything but
+//!   `EdDSA`, including `none` and `HS256` keyed with our public key (algorithm
+//!   confusion), is refused before a key is even looked up. The key comes from the `kid`,
+//!   looked up in the key set the log publishes, never from `jku`, `jwk` or `x5u`.
+//! - Explicit typing (RFC 8725 §3.11, RFC 9068 §2.1): `typ: at+jwt`, so that an ID token or
+//!   any other JWT we might sign cannot be replayed as an access token.
+//! - Time is the caller's (`now`), never the system clock: jsonwebtoken's own `exp`/`nbf`
+//!   checks read `SystemTime`, so we check the claims ourselves.
+//! - Signing happens outside the serial writer: `decide` only builds the claims (they
+//!   need nothing recorded: the family or session id they carry is already in the log).
+//!
+//! Refresh tokens are opaque and live in [`crate::refresh`]; revocation of access tokens
+//! is in [`crate::blocklist`]; keys in [`crate::signing_key`].
+
+use data_encoding::BASE64URL_NOPAD;
+use serde::{Deserialize, Serialize};
+
+use crate::id::uuid_v7;
+use crate::policy::TokenPolicy;
+use crate::signing_key::KeySet;
+use crate::{AccountId, Env, FamilyId, SessionId, Timestamp, TokenId};
+
+/// Shortest access-token lifetime a policy may set.
+pub const ACCESS_TTL_SECS_MIN: u64 = 5 * 60;
+/// Longest access-token lifetime a policy may set. The views keep blocklist entries and
+/// retired keys this long (plus [`LEEWAY_SECS_MAX`]), whatever the current policy says.
+pub const ACCESS_TTL_SECS_MAX: u64 = 30 * 60;
+/// Most clock skew a policy may tolerate.
+pub const LEEWAY_SECS_MAX: u64 = 60;
+/// Longest reuse-grace window a policy may set.
+pub const REUSE_GRACE_SECS_MAX: u64 = 60;
+/// Longest presented access token we parse. Ours are about 600 bytes.
+pub const ACCESS_TOKEN_BYTES_MAX: usize = 4 * 1024;
+/// The JOSE `typ` of an access token (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// The only accepted JOSE `alg`.
+pub const ALGORITHM: &str = "EdDSA";
+
+/// How long after a token's `exp` (or a not-before time) any record that could refuse it
+/// must be kept: the leeway, plus one second for `exp` being rounded down to seconds.
+pub const REVOCATION_MARGIN_MS: u64 = (LEEWAY_SECS_MAX + 1) * 1000;
+/// How long after a family is revoked, or a not-before time set, an access token issued
+/// before it can still be unexpired.
+pub const ACCESS_TOKEN_OUTLIVES_MS: u64 = ACCESS_TTL_SECS_MAX * 1000 + REVOCATION_MARGIN_MS;
+
+const _: () = assert!(ACCESS_TTL_SECS_MIN <= ACCESS_TTL_SECS_MAX);
+const _: () = assert!(REUSE_GRACE_SECS_MAX < ACCESS_TTL_SECS_MIN);
+
+/// The claims of an access token (RFC 9068 §2.2). Times are whole seconds since the epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The account.
+    pub sub: AccountId,
+    pub exp: u64,
+    pub iat: u64,
+    pub nbf: u64,
+    pub jti: TokenId,
+    /// The session the token was issued through, for session-bound tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<SessionId>,
+    /// The refresh family the token was issued in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<FamilyId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// RFC 9068 §2.2 requires `client_id`; first-party logins use the issuer's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl AccessClaims {
+    /// `expires_in` for a token response: seconds from issue to expiry.
+    pub fn expires_in_secs(&self) -> u64 {
+        self.exp.saturating_sub(self.iat)
+    }
+
+    /// When the token expires, as a [`Timestamp`].
+    pub fn expires_at(&self) -> Timestamp {
+        Timestamp::from_millis(self.exp.saturating_mul(1000))
+    }
+}
+
+/// What an access token is bound to. Exactly one, so every token can be revoked through
+/// something the views track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenBinding {
+    Session(SessionId),
+    Family(FamilyId),
+}
+
+/// Builds the claims of a new access token at `env.now`. Its expiry is the policy's TTL,
+/// cut short at `not_after` (the family's or session's own deadline), so that no access
+/// token outlives what it was issued from.
+pub(crate) fn issue(
+    account: AccountId,
+    binding: TokenBinding,
+    scope: Option<String>,
+    client_id: Option<String>,
+    not_after: Timestamp,
+    env: &mut Env<'_>,
+) -> AccessClaims {
+    let policy = &env.policy.token;
+    let now = env.now;
+    let expires = now.plus_ms(policy.access_ttl_ms()).min(not_after);
+    let (sid, fam) = match binding {
+        TokenBinding::Session(s) => (Some(s), None),
+        TokenBinding::Family(f) => (None, Some(f)),
+    };
+    AccessClaims {
+        iss: policy.issuer.clone(),
+        aud: policy.audience.clone(),
+        sub: account,
+        exp: expires.as_secs(),
+        iat: now.as_secs(),
+        nbf: now.as_secs(),
+        jti: TokenId(uuid_v7(now, env.random_bytes())),
+        sid,
+        fam,
+        scope,
+        client_id,
+    }
+}
+
+/// Why a presented access token was refused. Every variant maps to HTTP 401 with
+/// `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1); the code and slug are
+/// for logs and metrics, not for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("the token is longer than {ACCESS_TOKEN_BYTES_MAX} bytes")]
+    TooLong,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("a refresh token was presented where an access token belongs")]
+    RefreshTokenPresented,
+    #[error("the token's algorithm is not allowed")]
+    AlgorithmNotAllowed,
+    #[error("the token is not an access token (typ)")]
+    WrongType,
+    #[error("the token's header carries an unsupported critical parameter")]
+    CriticalHeader,
+    #[error("the token names no published signing key")]
+    UnknownKey,
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was issued by someone else")]
+    WrongIssuer,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+    #[error("the token was revoked")]
+    Revoked,
+    #[error("the token's refresh family was revoked or has ended")]
+    FamilyRevoked,
+    #[error("the token's session has ended")]
+    SessionEnded,
+    #[error("the account signed out everywhere, or is disabled, after the token was issued")]
+    AccountRevoked,
+}
+
+impl TokenRejection {
+    /// Stable codes, 41xx: token verification (40xx are the writer's token rejections).
+    pub fn code(&self) -> u16 {
+        match self {
+            Self::TooLong => 4101,
+            Self::Malformed => 4102,
+            Self::RefreshTokenPresented => 4103,
+            Self::AlgorithmNotAllowed => 4104,
+            Self::WrongType => 4105,
+            Self::CriticalHeader => 4106,
+            Self::UnknownKey => 4107,
+            Self::BadSignature => 4108,
+            Self::Expired => 4109,
+            Self::NotYetValid => 4110,
+            Self::WrongIssuer => 4111,
+            Self::WrongAudience => 4112,
+            Self::Revoked => 4113,
+            Self::FamilyRevoked => 4114,
+            Self::SessionEnded => 4115,
+            Self::AccountRevoked => 4116,
+        }
+    }
+
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Self::TooLong => "token-too-long",
+            Self::Malformed => "token-malformed",
+            Self::RefreshTokenPresented => "refresh-token-presented",
+            Self::AlgorithmNotAllowed => "algorithm-not-allowed",
+            Self::WrongType => "wrong-token-type",
+            Self::CriticalHeader => "critical-header",
+            Self::UnknownKey => "unknown-key",
+            Self::BadSignature => "bad-signature",
+            Self::Expired => "token-expired",
+            Self::NotYetValid => "token-not-yet-valid",
+            Self::WrongIssuer => "wrong-issuer",
+            Self::WrongAudience => "wrong-audience",
+            Self::Revoked => "token-revoked",
+            Self::FamilyRevoked => "family-revoked",
+            Self::SessionEnded => "session-ended",
+            Self::AccountRevoked => "account-revoked",
+        }
+    }
+}
+
+/// Selects aws-lc-rs as jsonwebtoken's crypto provider for this process (pitfall P1:
+/// without a provider the first sign or verify panics). Idempotent; call it at start-up,
+/// and in every test that signs or verifies. [`crate::signing_key::Signer::from_seed`]
+/// calls it too.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed: the first call's, or one the embedding
+    // program chose. Either way there is one, which is all we need.
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
+/// The JOSE header fields we look at. Anything else is ignored, never used to find a key.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+fn b64_part(part: &str) -> Result<Vec<u8>, TokenRejection> {
+    BASE64URL_NOPAD
+        .decode(part.as_bytes())
+        .map_err(|_| TokenRejection::Malformed)
+}
+
+/// `at+jwt`, compared case-insensitively, with or without the `application/` prefix
+/// (RFC 7515 §4.1.9).
+fn is_access_type(typ: &str) -> bool {
+    let t = typ.strip_prefix("application/").unwrap_or(typ);
+    t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
+}
+
+/// Verifies a presented access token's form, header, signature and claims against the key
+/// set at `now`. Pure: no clock, no IO; safe to run on any thread. Does *not* consult the
+/// blocklist: call [`crate::blocklist::check_not_revoked`] on the result.
+pub fn verify_access_token(
+    token: &str,
+    keys: &KeySet,
+    now: Timestamp,
+    policy: &TokenPolicy,
+) -> Result<AccessClaims, TokenRejection> {
+    if token.len() > ACCESS_TOKEN_BYTES_MAX {
+        return Err(TokenRejection::TooLong);
+    }
+    if token.starts_with(crate::refresh::REFRESH_TOKEN_PREFIX) {
+        return Err(TokenRejection::RefreshTokenPresented);
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenRejection::Malformed);
+    };
+    let header: RawHeader =
+        serde_json::from_slice(&b64_part(header_b64)?).map_err(|_| TokenRejection::Malformed)?;
+    if header.alg != ALGORITHM {
+        return Err(TokenRejection::AlgorithmNotAllowed);
+    }
+    if !header.typ.as_deref().is_some_and(is_access_type) {
+        return Err(TokenRejection::WrongType);
+    }
+    if header.crit.is_some() {
+        return Err(TokenRejection::CriticalHeader);
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.published(kid, now))
+        .ok_or(TokenRejection::UnknownKey)?;
+    let signed_len = header_b64.len() + 1 + claims_b64.len();
+    let message = token.get(..signed_len).ok_or(TokenRejection::Malformed)?;
+    let decoding = jsonwebtoken::DecodingKey::from_ed_der(&key.public_key);
+    match jsonwebtoken::crypto::verify(
+        signature_b64,
+        message.as_bytes(),
+        &decoding,
+        jsonwebtoken::Algorithm::EdDSA,
+    ) {
+        Ok(true) => {}
+        Ok(false) | Err(_) => return Err(TokenRejection::BadSignature),
+    }
+    let claims: AccessClaims =
+        serde_json::from_slice(&b64_part(claims_b64)?).map_err(|_| TokenRejection::Malformed)?;
+    check_claims(&claims, now, policy)?;
+    Ok(claims)
+}
+
+fn check_claims(
+    claims: &AccessClaims,
+    now: Timestamp,
+    policy: &TokenPolicy,
+) -> Result<(), TokenRejection> {
+    let now_secs = now.as_secs();
+    let leeway = policy.leeway_secs.min(LEEWAY_SECS_MAX);
+    if now_secs >= claims.exp.saturating_add(leeway) {
+        return Err(TokenRejection::Expired);
+    }
+    if claims.nbf > now_secs.saturating_add(leeway) || claims.iat > now_secs.saturating_add(leeway)
+    {
+        return Err(TokenRejection::NotYetValid);
+    }
+    if claims.iss != policy.issuer {
+        return Err(TokenRejection::WrongIssuer);
+    }
+    if claims.aud != policy.audience {
+        return Err(TokenRejection::WrongAudience);
+    }
+    if claims.sid.is_some() == claims.fam.is_some() {
+        return Err(TokenRejection::Malformed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

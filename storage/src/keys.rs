@@ -1,0 +1,246 @@
+//! The private signing keys: one file per key, outside the log.
+//!
+//! `<data>/keys/<kid>.ed25519` holds the key's 32-byte Ed25519 seed (RFC 8032), nothing
+//! else. The folder is 0700 and every file 0600; a file is written to a temporary name,
+//! fsynced, renamed into place and the folder fsynced, so a crash leaves either no key or
+//! the whole key, never half of one. The log records only the public key and kid
+//! (`SigningKeyAdded`): the private key never enters it.
+//!
+//! Generating the seed is the caller's job (the OS RNG lives in `cli`/`http`, never here),
+//! so this module, like the rest of storage, reads no randomness. Rotation, as an operator
+//! runs it:
+//! 1. draw 32 random bytes; [`KeyStore::write`] them; build the [`Signer`];
+//! 2. submit [`Signer::add_command`] to the engine; once acknowledged, sign with it;
+//! 3. after the retired key's `unpublish_at`, [`KeyStore::remove`] its file (it signs
+//!    nothing after step 2, so it could go at once; keeping it until then allows a
+//!    rollback).
+//!
+//! A kid must look like one of ours ([`kid_plausible`]) before it becomes a path, so no
+//! `..` or `/` ever reaches the file system.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tessera_core::signing_key::{Signer, SignerError, kid_for, kid_plausible};
+use zeroize::Zeroizing;
+
+const SUFFIX: &str = ".ed25519";
+const SEED_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("key store I/O at {path}: {why}")]
+    Io { path: String, why: String },
+    #[error("{0:?} is not a key id")]
+    BadKid(String),
+    #[error("key {0} is not in the key store")]
+    NotFound(String),
+    #[error("key file {path} is corrupt: {why}")]
+    Corrupt { path: String, why: String },
+    #[error("key file {path} is readable by others (mode {mode:o}); chmod 600 it")]
+    Exposed { path: String, mode: u32 },
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> KeyStoreError + '_ {
+    move |e| KeyStoreError::Io {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    }
+}
+
+/// The folder of private signing keys.
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    dir: PathBuf,
+}
+
+impl KeyStore {
+    /// Opens (creating if needed, mode 0700) `<data_dir>/keys`.
+    pub fn open(data_dir: &Path) -> Result<Self, KeyStoreError> {
+        let dir = data_dir.join("keys");
+        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_error(&dir))?;
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_of(&self, kid: &str) -> Result<PathBuf, KeyStoreError> {
+        if !kid_plausible(kid) {
+            return Err(KeyStoreError::BadKid(kid.to_owned()));
+        }
+        Ok(self.dir.join(format!("{kid}{SUFFIX}")))
+    }
+
+    /// Stores `seed` under its kid, durably, and returns the signer for it. Writing a seed
+    /// that is already stored is a no-op.
+    pub fn write(&self, seed: &Zeroizing<[u8; SEED_BYTES]>) -> Result<Signer, KeyStoreError> {
+        let signer = Signer::from_seed(seed)?;
+        let path = self.path_of(signer.kid())?;
+        if path.exists() {
+            self.load(signer.kid())?;
+            return Ok(signer);
+        }
+        let tmp = self.dir.join(format!(".{}{SUFFIX}.tmp", signer.kid()));
+        // A leftover from a crash mid-write holds nothing we need.
+        let _ = fs::remove_file(&tmp);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_error(&tmp))?;
+        file.write_all(&seed[..]).map_err(io_error(&tmp))?;
+        file.sync_all().map_err(io_error(&tmp))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(io_error(&path))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error(&self.dir))?;
+        Ok(signer)
+    }
+
+    /// The signer for `kid`, read from its file. Refuses a file others can read, one of
+    /// the wrong length, and one whose key does not match its name.
+    pub fn load(&self, kid: &str) -> Result<Signer, KeyStoreError> {
+        let path = self.path_of(kid)?;
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(KeyStoreError::NotFound(kid.to_owned()));
+            }
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        let mode = file
+            .metadata()
+            .map_err(io_error(&path))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyStoreError::Exposed {
+                path: path.display().to_string(),
+                mode,
+            });
+        }
+        let mut bytes = Zeroizing::new(Vec::with_capacity(SEED_BYTES + 1));
+        // One byte more than a seed, to notice a longer file without reading all of it.
+        file.take(SEED_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_error(&path))?;
+        let corrupt = |why: &str| KeyStoreError::Corrupt {
+            path: path.display().to_string(),
+            why: why.to_owned(),
+        };
+        let seed: Zeroizing<[u8; SEED_BYTES]> = Zeroizing::new(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("not a 32-byte Ed25519 seed"))?,
+        );
+        let signer = Signer::from_seed(&seed)?;
+        if signer.kid() != kid || kid_for(signer.public_key()) != kid {
+            return Err(corrupt("the key does not match its kid"));
+        }
+        Ok(signer)
+    }
+
+    /// The kids of every stored key, sorted.
+    pub fn list(&self) -> Result<Vec<String>, KeyStoreError> {
+        let mut kids = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
+            let name = entry.map_err(io_error(&self.dir))?.file_name();
+            if let Some(kid) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(SUFFIX))
+                .filter(|k| kid_plausible(k))
+            {
+                kids.push(kid.to_owned());
+            }
+        }
+        kids.sort();
+        Ok(kids)
+    }
+
+    /// Deletes a retired key's file. Removing an absent key is not an error.
+    pub fn remove(&self, kid: &str) -> Result<(), KeyStoreError> {
+        let path = self.path_of(kid)?;
+        match fs::remove_file(&path) {
+            Ok(()) => File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error(&self.dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&path)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_with_private_permissions() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let store = KeyStore::open(data.path()).expect("opens");
+        let signer = store.write(&Zeroizing::new([5; 32])).expect("writes");
+        let path = store.dir().join(format!("{}.ed25519", signer.kid()));
+        assert_eq!(
+            fs::metadata(&path).expect("file").permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(store.dir()).expect("dir").permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(fs::read(&path).expect("reads"), vec![5; 32]);
+        let loaded = store.load(signer.kid()).expect("loads");
+        assert_eq!(loaded.public_key(), signer.public_key());
+        assert_eq!(store.list().expect("lists"), vec![signer.kid().to_owned()]);
+        store
+            .write(&Zeroizing::new([5; 32]))
+            .expect("rewriting the same key is a no-op");
+        store.remove(signer.kid()).expect("removes");
+        store.remove(signer.kid()).expect("removing twice is fine");
+        assert!(matches!(
+            store.load(signer.kid()),
+            Err(KeyStoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn bad_kids_exposed_and_corrupt_files_are_refused() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let store = KeyStore::open(data.path()).expect("opens");
+        for kid in ["../../etc/passwd", "", "a/b", &"a".repeat(44)] {
+            assert!(
+                matches!(store.load(kid), Err(KeyStoreError::BadKid(_))),
+                "{kid}"
+            );
+        }
+        let signer = store.write(&Zeroizing::new([6; 32])).expect("writes");
+        let path = store.dir().join(format!("{}.ed25519", signer.kid()));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(matches!(
+            store.load(signer.kid()),
+            Err(KeyStoreError::Exposed { .. })
+        ));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        fs::write(&path, [6; 33]).expect("overwrite");
+        assert!(matches!(
+            store.load(signer.kid()),
+            Err(KeyStoreError::Corrupt { .. })
+        ));
+        fs::write(&path, [7; 32]).expect("overwrite");
+        assert!(
+            matches!(store.load(signer.kid()), Err(KeyStoreError::Corrupt { .. })),
+            "a key under another key's name"
+        );
+    }
+}

@@ -53,9 +53,14 @@ enum Command {
     /// Operator actions on accounts, each recorded as events.
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 fn main() -> ExitCode {
+    // jsonwebtoken needs its crypto provider chosen before the first sign or verify.
+    tessera_core::token::install_crypto_provider();
     let cli = Cli::parse();
     let config = match config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Command::Verify { data } => replay::verify(&config, data),
         Command::Account(cmd) => account::run(&config, cmd),
         Command::Simulate(args) => simulate::run(&config, args),
+        Command::Keys(KeysCommand::Rotate { data }) => rotate_keys(config, data),
     };
     match result {
         Ok(code) => code,
@@ -87,6 +93,32 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key: it signs from now on; the old one stays published until
+    /// every token it signed has expired. The server must be stopped.
+    Rotate {
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+fn rotate_keys(mut config: config::Config, data: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    config.data = data.unwrap_or(config.data);
+    let engine = serve::start_engine(&config, false)?;
+    let keys = tessera_storage::keys::KeyStore::open(&config.data).map_err(Failure::new);
+    let result = keys.and_then(|keys| {
+        tessera_http::signing::rotate_blocking(&engine, &keys).map_err(Failure::new)
+    });
+    engine.shutdown();
+    let signer = result?;
+    println!(
+        "new signing key {}; the previous one stays published until its tokens expire",
+        signer.kid()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// An error the operator can act on; printed as `tessera: <message>`, exit status 2.

@@ -4,9 +4,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::time::Duration;
 use tessera_http::system::{SystemClock, os_rng};
+
+use tessera_http::signing::Signing;
 use tessera_http::{App, start};
 use tessera_storage::engine::EngineConfig;
+use tessera_storage::keys::KeyStore;
 use tessera_storage::replay;
 use tessera_storage::{Engine, EventStore, SledOptions, SledStore};
 
@@ -67,8 +71,15 @@ pub fn run(config: Config) -> Result<ExitCode, Failure> {
         .enable_all()
         .build()
         .map_err(Failure::new)?;
-    let app = Arc::new(App::new(engine.clone(), config.http.clone()).map_err(Failure::new)?);
     runtime.block_on(async {
+        let keys = KeyStore::open(&config.data).map_err(Failure::new)?;
+        let signing = Arc::new(Signing::start(&engine, keys).await.map_err(Failure::new)?);
+        let days = config.http.signing_key_rotation_days;
+        if days > 0 {
+            let period = Duration::from_secs(days.saturating_mul(86_400));
+            tokio::spawn(signing.clone().rotate_periodically(engine.clone(), period, Duration::from_secs(3600)));
+        }
+        let app = Arc::new(App::new(engine.clone(), config.http.clone(), signing).map_err(Failure::new)?);
         let handle = start(app, config.listen).await.map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
         tracing::info!(address = %handle.local_addr, data = %config.data.display(), "tessera is serving");
         println!("tessera listening on http://{}", handle.local_addr);

@@ -1,11 +1,14 @@
 //! The application state every handler shares.
 
+use std::sync::Arc;
+
 use tessera_core::password::{PasswordHash, decoy_hash};
 use tessera_storage::Engine;
 
 use crate::config::HttpConfig;
 use crate::hashing::Hashing;
 use crate::metrics::HttpMetrics;
+use crate::signing::Signing;
 
 #[derive(Debug)]
 pub struct App {
@@ -15,6 +18,8 @@ pub struct App {
     /// Checked instead of a real hash when a login names no account, so both take as long.
     pub decoy: PasswordHash,
     pub metrics: HttpMetrics,
+    /// The key access tokens are signed with.
+    pub signing: Arc<Signing>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +29,11 @@ pub enum AppError {
 }
 
 impl App {
-    pub fn new(engine: Engine, config: HttpConfig) -> Result<Self, AppError> {
+    pub fn new(
+        engine: Engine,
+        config: HttpConfig,
+        signing: Arc<Signing>,
+    ) -> Result<Self, AppError> {
         config.validate().map_err(AppError::Config)?;
         engine.policy().validate().map_err(AppError::Config)?;
         let decoy =
@@ -36,6 +45,7 @@ impl App {
             hashing,
             decoy,
             metrics: HttpMetrics::default(),
+            signing,
         })
     }
 }

@@ -9,8 +9,10 @@
 use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, HeaderValue, Method, header};
+use tessera_core::blocklist::check_not_revoked;
 use tessera_core::session::{SessionView, authenticate, touch_due};
-use tessera_core::{Command, Rejection, Timestamp};
+use tessera_core::token::{AccessClaims, verify_access_token};
+use tessera_core::{AccountId, Command, Rejection, SessionId, Timestamp};
 
 use crate::App;
 use crate::config::HttpConfig;
@@ -52,6 +54,70 @@ pub fn clear_session_cookie() -> HeaderValue {
 #[derive(Clone, Debug)]
 pub struct SessionCaller {
     pub session: SessionView,
+}
+
+/// Who made a request: a session cookie's holder or a bearer token's.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    Session(SessionView),
+    Bearer(AccessClaims),
+}
+
+impl Caller {
+    pub fn account(&self) -> AccountId {
+        match self {
+            Self::Session(s) => s.account,
+            Self::Bearer(c) => c.sub,
+        }
+    }
+
+    /// The session the request came through, if any (a bearer token bound to one).
+    pub fn session(&self) -> Option<SessionId> {
+        match self {
+            Self::Session(s) => Some(s.id),
+            Self::Bearer(c) => c.sid,
+        }
+    }
+}
+
+/// The bearer token of an `Authorization` header, if the request has one. `Err` when the
+/// header is there but is not a bearer credential.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| Problem::invalid_token())?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(Problem::invalid_token()),
+    }
+}
+
+/// Verifies a bearer access token: signature, claims, then the blocklist.
+pub fn verify_bearer(app: &App, token: &str) -> Result<AccessClaims, Problem> {
+    let now = app.engine.now();
+    let views = app.engine.views();
+    let claims = verify_access_token(token, views.signing_keys(), now, &app.engine.policy().token)
+        .map_err(|_| Problem::invalid_token())?;
+    check_not_revoked(&views, &claims, now).map_err(|_| Problem::invalid_token())?;
+    Ok(claims)
+}
+
+/// Authenticates a request by its bearer token, or else its session cookie. A change made
+/// with a cookie must also pass the same-site check (a bearer token cannot be sent by a
+/// forged cross-site form, so it needs none).
+pub async fn caller(app: &App, method: &Method, headers: &HeaderMap) -> Result<Caller, Problem> {
+    if let Some(token) = bearer(headers)? {
+        return verify_bearer(app, token).map(Caller::Bearer);
+    }
+    check_same_site(method, headers, &app.config)?;
+    session_caller(app, headers)
+        .await
+        .map(|c| Caller::Session(c.session))
 }
 
 /// Finds the live session the cookie names, recording activity when it is due. A cookie the

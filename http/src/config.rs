@@ -25,6 +25,14 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// Time to let in-flight requests finish on shutdown.
     pub drain_timeout_ms: u64,
+    /// The base URL clients reach this server at, for the RFC 8414 metadata.
+    pub public_url: String,
+    /// The resource server allowed to call POST /oauth/introspect (HTTP Basic). Without
+    /// both, introspection answers `invalid_client` and is not advertised.
+    pub introspection_client_id: Option<String>,
+    pub introspection_client_secret: Option<ClientSecret>,
+    /// A new signing key every this many days (0: only `tessera keys rotate`).
+    pub signing_key_rotation_days: u64,
 }
 
 impl Default for HttpConfig {
@@ -40,12 +48,43 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             drain_timeout_ms: 10_000,
+            public_url: "http://127.0.0.1:8080".into(),
+            introspection_client_id: None,
+            introspection_client_secret: None,
+            signing_key_rotation_days: 30,
         }
+    }
+}
+
+/// A client secret from the configuration. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientSecret(pub String);
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(<redacted>)")
+    }
+}
+
+impl ClientSecret {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
 impl HttpConfig {
     pub fn validate(&self) -> Result<(), String> {
+        if self.introspection_client_id.is_some() != self.introspection_client_secret.is_some() {
+            return Err("set both http.introspection_client_id and http.introspection_client_secret, or neither".into());
+        }
+        if self
+            .introspection_client_secret
+            .as_ref()
+            .is_some_and(|s| s.0.len() < 16)
+        {
+            return Err("http.introspection_client_secret must be at least 16 characters".into());
+        }
         if self.body_bytes_max < 1024 {
             return Err("http.body_bytes_max must be at least 1024".into());
         }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod problem;
 pub mod routes;
 pub mod server;
+pub mod signing;
 pub mod system;
 pub mod time;
 

@@ -18,11 +18,16 @@ pub enum Route {
     Password,
     Healthz,
     Metrics,
+    Token,
+    Revoke,
+    Introspect,
+    Jwks,
+    Metadata,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 15] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -32,6 +37,11 @@ impl Route {
         Self::Password,
         Self::Healthz,
         Self::Metrics,
+        Self::Token,
+        Self::Revoke,
+        Self::Introspect,
+        Self::Jwks,
+        Self::Metadata,
         Self::Other,
     ];
 
@@ -46,6 +56,11 @@ impl Route {
             Self::Password => "password",
             Self::Healthz => "healthz",
             Self::Metrics => "metrics",
+            Self::Token => "oauth_token",
+            Self::Revoke => "oauth_revoke",
+            Self::Introspect => "oauth_introspect",
+            Self::Jwks => "jwks",
+            Self::Metadata => "metadata",
             Self::Other => "other",
         }
     }

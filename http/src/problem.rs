@@ -29,6 +29,8 @@ pub struct Problem {
     pub code: Option<u16>,
     pub errors: Vec<FieldProblem>,
     pub retry_after_secs: Option<u64>,
+    /// Overrides the default `WWW-Authenticate` of a 401.
+    pub www_authenticate: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +61,7 @@ impl Problem {
             code: None,
             errors: Vec::new(),
             retry_after_secs: None,
+            www_authenticate: None,
         }
     }
 
@@ -103,6 +106,21 @@ impl Problem {
 
     pub fn unauthenticated() -> Self {
         Self::from(Rejection::Unauthenticated)
+    }
+
+    /// A bearer token that is missing its scheme, malformed, expired, revoked or forged.
+    /// RFC 6750 §3.1: `WWW-Authenticate: Bearer error="invalid_token"`. The reason stays in
+    /// the server's metrics, not in the answer.
+    pub fn invalid_token() -> Self {
+        Self {
+            www_authenticate: Some("Bearer realm=\"tessera\", error=\"invalid_token\""),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-token",
+                "Unauthorized",
+                "the access token is not valid",
+            )
+        }
     }
 
     pub fn cross_site() -> Self {
@@ -163,9 +181,10 @@ impl Problem {
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = self.www_authenticate.unwrap_or("Bearer realm=\"tessera\"");
             h.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tessera\""),
+                HeaderValue::from_static(challenge),
             );
         }
         if let Some(secs) = self.retry_after_secs {
@@ -234,6 +253,7 @@ impl From<Rejection> for Problem {
             code: Some(r.code()),
             errors,
             retry_after_secs: None,
+            www_authenticate: None,
         }
     }
 }

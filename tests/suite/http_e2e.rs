@@ -79,7 +79,13 @@ impl Server {
             },
         )
         .expect("engine starts");
-        let app = Arc::new(App::new(engine.clone(), config).expect("valid config"));
+        let keys = tessera_storage::keys::KeyStore::open(dir.path()).expect("key store opens");
+        let signing = Arc::new(
+            tessera_http::signing::Signing::start(&engine, keys)
+                .await
+                .expect("a first signing key"),
+        );
+        let app = Arc::new(App::new(engine.clone(), config, signing).expect("valid config"));
         let handle = tessera_http::start(app, "127.0.0.1:0".parse().expect("literal"))
             .await
             .expect("binds");
@@ -582,10 +588,12 @@ async fn password_change_ends_other_sessions_and_rotates_this_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {
     let s = Server::start(HttpConfig::default()).await;
+    // The first signing key was recorded at start-up: one event, one sync.
+    assert_eq!(s.engine.head_sequence(), 1);
     s.register("alice").await;
     let health = s.send(Method::GET, "/healthz", &[], Bytes::new()).await;
     assert_eq!(health.status, StatusCode::OK);
-    assert_eq!(health.json()["log_head"], json!(1));
+    assert_eq!(health.json()["log_head"], json!(2));
     let metrics = s.send(Method::GET, "/metrics", &[], Bytes::new()).await;
     let text = String::from_utf8_lossy(&metrics.body).to_string();
     assert!(
@@ -594,8 +602,8 @@ async fn health_and_metrics() {
             .is_some_and(|c| c.starts_with("text/plain"))
     );
     for needle in [
-        "tessera_events_appended_total 1",
-        "tessera_durable_syncs_total 1",
+        "tessera_events_appended_total 2",
+        "tessera_durable_syncs_total 2",
         "tessera_http_requests_total{route=\"accounts\",status=\"2xx\"} 1",
         "tessera_http_request_duration_seconds_bucket{route=\"accounts\",le=\"+Inf\"} 1",
     ] {

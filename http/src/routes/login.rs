@@ -11,7 +11,7 @@ use tessera_core::{Command, LoginMode, Rejection, Reply as CoreReply, prepare};
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply};
-use crate::auth::{self, check_same_site, clear_session_cookie, set_session_cookie};
+use crate::auth::{self, Caller, check_same_site, clear_session_cookie, set_session_cookie};
 use crate::body::{empty, json, read_json};
 use crate::problem::Problem;
 use crate::time::rfc3339;
@@ -49,12 +49,7 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
             check_same_site(&parts.method, &parts.headers, &ctx.app.config)?;
             LoginMode::Session
         }
-        Mode::Token => {
-            return Err(Problem::unprocessable(
-                "token mode is not available on this server yet; use \"mode\": \"session\"",
-                vec![],
-            ));
-        }
+        Mode::Token => LoginMode::Token,
     };
     let client = Some(auth::client_address(
         ctx.peer,
@@ -104,25 +99,30 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
             );
             Ok(resp)
         }
+        CoreReply::TokensIssued(issued) => super::oauth::token_response(ctx, &issued),
         _ => Err(Problem::internal()),
     }
 }
 
 pub async fn logout(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    check_same_site(req.method(), req.headers(), &ctx.app.config)?;
-    let caller = auth::session_caller(ctx.app, req.headers()).await?;
-    let outcome = ctx
-        .app
-        .engine
-        .execute(Command::Logout {
-            session: caller.session.id,
-        })
-        .await?;
+    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
+    let command = match &caller {
+        Caller::Session(s) => Command::Logout { session: s.id },
+        // A token-mode login: end its refresh family (and the session it is bound to).
+        Caller::Bearer(claims) => match (claims.fam, claims.sid) {
+            (Some(family), _) => Command::LogoutFamily { family },
+            (None, Some(session)) => Command::Logout { session },
+            (None, None) => return Err(Problem::invalid_token()),
+        },
+    };
+    let outcome = ctx.app.engine.execute(command).await?;
     match outcome.reply {
         Ok(_) | Err(Rejection::Unauthenticated) => {
             let mut resp = empty(StatusCode::NO_CONTENT);
-            resp.headers_mut()
-                .insert(header::SET_COOKIE, clear_session_cookie());
+            if matches!(caller, Caller::Session(_)) {
+                resp.headers_mut()
+                    .insert(header::SET_COOKIE, clear_session_cookie());
+            }
             Ok(resp)
         }
         Err(r) => Err(r.into()),

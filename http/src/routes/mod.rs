@@ -2,6 +2,7 @@
 
 mod accounts;
 mod login;
+pub mod oauth;
 mod ops;
 mod sessions;
 
@@ -37,6 +38,11 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/v1/password") => Route::Password,
         (_, "/healthz") => Route::Healthz,
         (_, "/metrics") => Route::Metrics,
+        (_, "/oauth/token") => Route::Token,
+        (_, "/oauth/revoke") => Route::Revoke,
+        (_, "/oauth/introspect") => Route::Introspect,
+        (_, "/.well-known/jwks.json") => Route::Jwks,
+        (_, "/.well-known/oauth-authorization-server") => Route::Metadata,
         _ => Route::Other,
     }
 }
@@ -57,6 +63,11 @@ pub async fn dispatch(
         (Route::Password, Method::POST) => sessions::change_password(ctx, req).await,
         (Route::Healthz, Method::GET) => Ok(ops::healthz(ctx)),
         (Route::Metrics, Method::GET) => Ok(ops::metrics(ctx)),
+        (Route::Token, Method::POST) => oauth::token(ctx, req).await,
+        (Route::Revoke, Method::POST) => oauth::revoke(ctx, req).await,
+        (Route::Introspect, Method::POST) => oauth::introspect(ctx, req).await,
+        (Route::Jwks, Method::GET) => Ok(oauth::jwks(ctx)),
+        (Route::Metadata, Method::GET) => Ok(oauth::metadata(ctx)),
         (Route::Other, _) => Err(Problem::not_found()),
         (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())

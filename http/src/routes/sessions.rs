@@ -7,7 +7,7 @@ use tessera_core::{Command, Reply as CoreReply, SessionId, prepare};
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply, parse_session_path};
-use crate::auth::{self, check_same_site, set_session_cookie};
+use crate::auth::{self, set_session_cookie};
 use crate::body::{empty, json, read_json};
 use crate::problem::Problem;
 use crate::time::rfc3339;
@@ -22,12 +22,12 @@ struct Me {
 }
 
 pub async fn me(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let caller = auth::session_caller(ctx.app, req.headers()).await?;
+    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
     let account = ctx
         .app
         .engine
         .views()
-        .account(&caller.session.account)
+        .account(&caller.account())
         .cloned()
         .ok_or_else(Problem::unauthenticated)?;
     Ok(json(
@@ -51,20 +51,21 @@ struct SessionItem {
 }
 
 pub async fn list(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let caller = auth::session_caller(ctx.app, req.headers()).await?;
+    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
+    let current = caller.session();
     let now = ctx.app.engine.now();
     let mut items: Vec<SessionItem> = ctx
         .app
         .engine
         .views()
-        .sessions_of(&caller.session.account)
+        .sessions_of(&caller.account())
         .filter(|s| s.is_live(now))
         .map(|s| SessionItem {
             id: s.id.to_string(),
             created_at: rfc3339(s.created_at),
             last_seen_at: rfc3339(s.last_seen_at),
             expires_at: rfc3339(s.deadline()),
-            current: s.id == caller.session.id,
+            current: Some(s.id) == current,
         })
         .collect();
     items.sort_by(|a, b| {
@@ -76,8 +77,7 @@ pub async fn list(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem
 }
 
 pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    check_same_site(req.method(), req.headers(), &ctx.app.config)?;
-    let caller = auth::session_caller(ctx.app, req.headers()).await?;
+    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
     let id = parse_session_path(req.uri().path())
         .and_then(SessionId::parse)
         .ok_or_else(Problem::not_found)?;
@@ -85,7 +85,7 @@ pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
         .app
         .engine
         .execute(Command::RevokeSession {
-            account: caller.session.account,
+            account: caller.account(),
             session: id,
         })
         .await?;
@@ -102,8 +102,7 @@ struct PasswordBody {
 
 pub async fn change_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
     let (parts, body) = req.into_parts();
-    check_same_site(&parts.method, &parts.headers, &ctx.app.config)?;
-    let caller = auth::session_caller(ctx.app, &parts.headers).await?;
+    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
     let input: PasswordBody =
         read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
     let client = Some(auth::client_address(
@@ -111,12 +110,7 @@ pub async fn change_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
         &parts.headers,
         &ctx.app.config,
     ));
-    let account = ctx
-        .app
-        .engine
-        .views()
-        .account(&caller.session.account)
-        .cloned();
+    let account = ctx.app.engine.views().account(&caller.account()).cloned();
     let policy = ctx.app.engine.policy().clone();
     let decoy = ctx.app.decoy.clone();
     let prepared = ctx
@@ -138,7 +132,7 @@ pub async fn change_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
     let command = Command::ChangePassword {
         check,
         new_hash,
-        current_session: Some(caller.session.id),
+        current_session: caller.session(),
         client,
     };
     let outcome = ctx.app.engine.execute(command).await?;
@@ -155,7 +149,9 @@ pub async fn change_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
     match reply {
         CoreReply::PasswordChanged { session } => {
             let mut resp = empty(StatusCode::NO_CONTENT);
-            if let Some(issued) = session {
+            // A cookie caller continues under a fresh cookie; a bearer caller's session (if
+            // any) was rotated too, and its tokens were revoked: it logs in again.
+            if let (Some(issued), auth::Caller::Session(_)) = (session, &caller) {
                 resp.headers_mut().insert(
                     header::SET_COOKIE,
                     set_session_cookie(

@@ -5,6 +5,7 @@
 //! on disk in `tessera-storage`, every HTTP detail in `tessera-http`.
 
 mod account;
+mod bench;
 mod config;
 mod replay;
 mod serve;
@@ -50,6 +51,8 @@ enum Command {
     /// Operator actions on accounts, each recorded as events.
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Measure throughput, latency and memory against this machine's own ceilings.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&config, args),
         Command::Verify { data } => replay::verify(&config, data),
         Command::Account(cmd) => account::run(&config, cmd),
+        Command::Bench(args) => bench::run(&config, args),
     };
     match result {
         Ok(code) => code,

@@ -406,6 +406,10 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
                 repeat + 1,
                 describe_run(&r)
             );
+            line.push_str(&format!(
+                "  cpu s/s: server {} client {}",
+                cpu["server_cpu_s_per_s"], cpu["client_cpu_s_per_s"]
+            ));
             if let Some(c) = ceiling {
                 line.push_str(&format!(
                     "  | ceiling {c:.1}/s, ratio {:.3}",
@@ -779,11 +783,11 @@ fn sessions(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
         say(
             args,
             format!(
-                "run {}: restart (open + load views) with {} live sessions: {:.3} s, RSS after {:.1} MiB",
+                "run {}: restart (open + load views) with {} live sessions: {:.3} s, RSS +{:.1} MiB",
                 repeat + 1,
                 r.live_sessions,
                 r.seconds,
-                r.rss_after_bytes as f64 / 1_048_576.0
+                r.rss_delta_bytes as f64 / 1_048_576.0
             ),
         );
         runs.push(r);

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Regenerates every figure in docs/benchmarks.md.
 #
-#   cli/bench.sh [OUT_DIR]        (default: bench-results/ in the repo root)
+#   cli/bench.sh [OUT_DIR]        (default: docs/bench-results/, the figures docs/benchmarks.md cites)
 #
 # Builds the release binary once, then runs each workload as its own process (so that the
 # memory figure is not disturbed by the others), 3 repeats each, medians reported. Every run
 # writes OUT_DIR/NAME.json (the machine-readable report) and OUT_DIR/NAME.txt (the human
-# lines, runs and medians). Needs about 4 minutes on 2 cores, plus the release build.
+# lines, runs and medians). Needs about 8 minutes on 2 cores, plus the release build.
 #
 # Environment: TESSERA_BIN to use an existing binary; BENCH_REPEATS, BENCH_DURATION,
 # BENCH_EVENTS, BENCH_SESSIONS to change the defaults below; any TESSERA_* configuration
@@ -14,7 +14,7 @@
 # ceilings measured next to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-bench-results}
+out=${1:-docs/bench-results}
 mkdir -p "$out"
 if [[ -z "${TESSERA_BIN:-}" ]]; then
   cargo build --release -p tessera

@@ -15,13 +15,27 @@ use crate::Failure;
 /// Most iterations any ceiling loop makes, whatever the time says.
 const ITERATIONS_MAX: u64 = 10_000_000;
 
+/// argon2id hashes per second of wall time and per CPU second.
+#[derive(Clone, Copy, Debug)]
+pub struct Argon2Rate {
+    pub per_s: f64,
+    /// Hashes per CPU second this process used: what one fully available core does,
+    /// whatever share of the machine other processes took meanwhile.
+    pub per_cpu_s: f64,
+}
+
 /// argon2id hashes per second on `threads` threads at `params`, for about `secs`
 /// (`tessera_core::password::hash`, the same call registration makes; verification costs
 /// the same: it recomputes the hash).
-pub fn argon2_per_s(params: &Argon2Params, threads: usize, secs: f64) -> Result<f64, Failure> {
+pub fn argon2_per_s(
+    params: &Argon2Params,
+    threads: usize,
+    secs: f64,
+) -> Result<Argon2Rate, Failure> {
     password::hash("warm-up Password 1", [7; 16], params).map_err(|e| Failure(e.to_string()))?;
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
+    let cpu0 = super::stats::cpu_seconds(std::process::id());
     let started = monotonic();
     let deadline = started + Duration::from_secs_f64(secs);
     std::thread::scope(|s| {
@@ -44,7 +58,15 @@ pub fn argon2_per_s(params: &Argon2Params, threads: usize, secs: f64) -> Result<
         }
     });
     let elapsed = started.elapsed().as_secs_f64();
-    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+    let n = done.load(Ordering::Relaxed) as f64;
+    let cpu = match (cpu0, super::stats::cpu_seconds(std::process::id())) {
+        (Some(a), Some(b)) if b > a => b - a,
+        _ => elapsed * threads.max(1) as f64,
+    };
+    Ok(Argon2Rate {
+        per_s: n / elapsed,
+        per_cpu_s: n / cpu,
+    })
 }
 
 /// Small appends made durable one at a time: write 100 bytes to the end of a file in `dir`,
@@ -80,7 +102,7 @@ mod tests {
     #[test]
     fn ceilings_measure_something() {
         let fast = Argon2Params::INSECURE_FAST;
-        assert!(argon2_per_s(&fast, 2, 0.05).expect("argon2") > 0.0);
+        assert!(argon2_per_s(&fast, 2, 0.05).expect("argon2").per_s > 0.0);
         let dir = tempfile::tempdir().expect("dir");
         assert!(fdatasync_per_s(dir.path(), 0.05).expect("fsync") > 0.0);
     }

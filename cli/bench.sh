@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Regenerates every figure in docs/benchmarks.md.
+#
+#   cli/bench.sh [OUT_DIR]        (default: docs/bench-results/, the figures docs/benchmarks.md cites)
+#
+# Builds the release binary once, then runs each workload as its own process (so that the
+# memory figure is not disturbed by the others), 3 repeats each, medians reported. Every run
+# writes OUT_DIR/NAME.json (the machine-readable report) and OUT_DIR/NAME.txt (the human
+# lines, runs and medians). Needs about 8 minutes on 2 cores, plus the release build.
+#
+# Environment: TESSERA_BIN to use an existing binary; BENCH_REPEATS, BENCH_DURATION,
+# BENCH_EVENTS, BENCH_SESSIONS to change the defaults below; any TESSERA_* configuration
+# variable (argon2 parameters, pool sizes) applies both to the child server and to the
+# ceilings measured next to it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-docs/bench-results}
+mkdir -p "$out"
+if [[ -z "${TESSERA_BIN:-}" ]]; then
+  cargo build --release -p tessera
+  TESSERA_BIN="${CARGO_TARGET_DIR:-target}/release/tessera"
+fi
+repeats=${BENCH_REPEATS:-3}
+duration=${BENCH_DURATION:-3}
+common=(--duration "$duration" --warmup 1 --json)
+
+run() {
+  local name=$1
+  shift
+  echo "== $name: tessera bench $*" | tee "$out/$name.txt"
+  "$TESSERA_BIN" bench "$@" "${common[@]}" >"$out/$name.json" 2> >(tee -a "$out/$name.txt" >&2)
+}
+
+{
+  echo "nproc: $(nproc)"
+  grep -m1 'model name' /proc/cpuinfo || true
+  free -h
+  uname -sr
+  df -hT "${TMPDIR:-/tmp}" | tail -1
+} >"$out/machine.txt"
+cat "$out/machine.txt"
+
+run ceilings ceilings --repeats "$repeats" --connections 64
+run login login --repeats "$repeats" --connections 2,8
+run me me --repeats "$repeats" --connections 64
+run register register --repeats "$repeats" --connections 8
+run group-commit group-commit --repeats "$repeats" --connections 1,64
+run replay replay --repeats "$repeats" --events "${BENCH_EVENTS:-1000000}"
+run sessions sessions --repeats "$repeats" --sessions "${BENCH_SESSIONS:-100000}"
+run sessions-1m sessions --repeats 1 --sessions "${BENCH_SESSIONS_LARGE:-1000000}"
+
+echo
+echo "== targets"
+grep -h '^target ' "$out"/*.txt || true

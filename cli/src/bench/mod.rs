@@ -1,0 +1,854 @@
+//! `tessera bench`: the load generator and the benchmark workloads, each measured next to
+//! the machine's matching ceiling in the same run, so that results are ratios.
+//!
+//! ```text
+//! tessera bench login|me|register   HTTP, against a child `tessera serve` (or --url)
+//! tessera bench hello               the bare hyper ceiling alone
+//! tessera bench ceilings            argon2id/s, fdatasync/s, hello requests/s
+//! tessera bench group-commit        durable appends, 1 vs 64 writers, through the engine
+//! tessera bench replay              replay::rebuild speed on a log of --events events
+//! tessera bench sessions            bytes per live session, restart time
+//! ```
+//! Processes: the load generator is this process (`--client-threads` tokio workers, 1 by
+//! default); the server is a separate child process (`tessera serve` on a fresh temporary
+//! data folder, one tokio worker per core and `hash_workers` = cores). Both share the
+//! machine's cores under the OS scheduler; the CPU seconds each used per second of the run
+//! are reported, so the split is visible. docs/benchmarks.md has the method.
+
+mod ceilings;
+mod client;
+mod http_workloads;
+mod server;
+mod stats;
+mod storage;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::Failure;
+use crate::config::Config;
+use client::{Spec, Target};
+use http_workloads::ConnFactory;
+use server::ChildServer;
+use stats::median;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Session-mode password logins over HTTP (default 2,8 connections) vs the argon2 ceiling.
+    Login,
+    /// GET /v1/me with session cookies (default 64 connections) vs the bare hyper ceiling.
+    Me,
+    /// POST /v1/accounts (default 8 connections) vs the argon2 ceiling.
+    Register,
+    /// The bare hyper "hello" route alone (default 64 connections).
+    Hello,
+    /// argon2id hashes/s on all cores, fdatasync/s, hello requests/s.
+    Ceilings,
+    /// Durable appends through the engine, 1 vs 64 writers (default), vs fdatasync/s.
+    GroupCommit,
+    /// replay::rebuild on a log of --events events (default 1,000,000).
+    Replay,
+    /// Bytes per live session in the views, and restart time, at --sessions (100,000).
+    Sessions,
+    /// The hello server itself (started by the other workloads as a child process).
+    #[value(hide = true)]
+    HelloServer,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    workload: Workload,
+    /// Connections (HTTP) or concurrent writers (group-commit); a comma-separated list is
+    /// measured in turn.
+    #[arg(long, value_delimiter = ',')]
+    connections: Vec<usize>,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Unmeasured seconds before each run.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Runs per figure; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Seconds per ceiling measurement (argon2, fdatasync).
+    #[arg(long, default_value_t = 2.0)]
+    ceiling_secs: f64,
+    /// Target a running server instead of starting one (loopback only), e.g.
+    /// http://127.0.0.1:8080.
+    #[arg(long)]
+    url: Option<String>,
+    /// Tokio worker threads in the load generator.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Where temporary data folders and the fdatasync probe go (default: the system's
+    /// temporary folder). Use the filesystem the server's data lives on.
+    #[arg(long)]
+    data_parent: Option<PathBuf>,
+    /// Events in the log for `replay`.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Live sessions for `sessions`.
+    #[arg(long, default_value_t = 100_000)]
+    sessions: u64,
+    /// One JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+    /// For hello-server: where to listen.
+    #[arg(long, hide = true, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+}
+
+/// One reported figure: the median of its runs.
+#[derive(Clone, Debug, Serialize)]
+struct Figure {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    runs: Vec<f64>,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    detail: Value,
+}
+
+/// A target from the issues, checked against a figure of this run.
+#[derive(Clone, Debug, Serialize)]
+struct Check {
+    name: String,
+    value: f64,
+    target: String,
+    met: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    workload: String,
+    command: String,
+    machine: Value,
+    ceilings: Vec<Figure>,
+    results: Vec<Figure>,
+    checks: Vec<Check>,
+}
+
+fn figure(
+    name: impl Into<String>,
+    unit: &'static str,
+    mut runs: Vec<f64>,
+    detail: Value,
+) -> Figure {
+    let original = runs.clone();
+    Figure {
+        name: name.into(),
+        value: median(&mut runs),
+        unit,
+        runs: original,
+        detail,
+    }
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default();
+    json!({
+        "nproc": cores(),
+        "loadavg_1min_at_start": load,
+        "cpu_model": cpu,
+        "mem_total_gib": (mem_kib as f64 / 1_048_576.0 * 10.0).round() / 10.0,
+    })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+fn say(args: &BenchArgs, line: impl std::fmt::Display) {
+    if args.json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+pub fn run(config: &Config, args: BenchArgs) -> Result<ExitCode, Failure> {
+    if args.workload == Workload::HelloServer {
+        server::hello_server(args.listen)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !(args.duration > 0.0 && args.warmup >= 0.0 && args.repeats >= 1 && args.ceiling_secs > 0.0)
+    {
+        return Err(Failure::new(
+            "--duration and --ceiling-secs must be positive, --warmup not negative, --repeats at least 1",
+        ));
+    }
+    let mut report = Report {
+        workload: format!("{:?}", args.workload).to_lowercase(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine(),
+        ..Report::default()
+    };
+    say(&args, format!("# {}  ({})", report.command, report.machine));
+    match args.workload {
+        Workload::Login | Workload::Me | Workload::Register | Workload::Hello => {
+            http(config, &args, &mut report)?;
+        }
+        Workload::Ceilings => all_ceilings(config, &args, &mut report)?,
+        Workload::GroupCommit => group_commit(&args, &mut report)?,
+        Workload::Replay => replay(&args, &mut report)?,
+        Workload::Sessions => sessions(&args, &mut report)?,
+        Workload::HelloServer => {}
+    }
+    for c in &report.checks {
+        say(
+            &args,
+            format!(
+                "target {:<58} {:>12.3}  {:<10} {}",
+                c.name,
+                c.value,
+                c.target,
+                if c.met { "MET" } else { "FALLS SHORT" }
+            ),
+        );
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(Failure::new)?
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn data_parent(args: &BenchArgs) -> PathBuf {
+    args.data_parent.clone().unwrap_or_else(std::env::temp_dir)
+}
+
+fn spec(args: &BenchArgs) -> Spec {
+    Spec {
+        warmup: Duration::from_secs_f64(args.warmup),
+        measure: Duration::from_secs_f64(args.duration),
+        threads: args.client_threads,
+        request_timeout: Duration::from_secs(30),
+        requests_per_conn_max: 50_000_000,
+    }
+}
+
+fn setup_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::new)
+}
+
+/// One closed-loop run over fresh connections, with the CPU each process used.
+fn measured(
+    target: &Target,
+    factory: &ConnFactory,
+    conns: usize,
+    spec: Spec,
+    server_pid: Option<u32>,
+) -> Result<(client::RunResult, Value), Failure> {
+    let me = std::process::id();
+    let cpu = |pid: Option<u32>| pid.and_then(stats::cpu_seconds);
+    let (s0, c0, w0) = (
+        cpu(server_pid),
+        cpu(Some(me)),
+        tessera_http::system::monotonic(),
+    );
+    let result = client::run(target, (0..conns).map(|i| factory(i)).collect(), spec)?;
+    let wall = w0.elapsed().as_secs_f64();
+    let per_s = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => json!(((b - a) / wall * 100.0).round() / 100.0),
+        _ => Value::Null,
+    };
+    let cpu = json!({
+        "server_cpu_s_per_s": per_s(s0, cpu(server_pid)),
+        "client_cpu_s_per_s": per_s(c0, cpu(Some(me))),
+    });
+    Ok((result, cpu))
+}
+
+fn describe_run(r: &client::RunResult) -> String {
+    let l = &r.latency;
+    let errors = if r.errors.is_empty() {
+        "no errors".to_owned()
+    } else {
+        r.errors
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{:>9.1} req/s  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  {errors}",
+        r.requests_per_s,
+        l.p50_us as f64 / 1e3,
+        l.p90_us as f64 / 1e3,
+        l.p99_us as f64 / 1e3,
+        l.max_us as f64 / 1e3,
+    )
+}
+
+fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
+    let kind = args.workload;
+    let conns_list = if args.connections.is_empty() {
+        match kind {
+            Workload::Login => vec![2, 8],
+            Workload::Register => vec![8],
+            _ => vec![64],
+        }
+    } else {
+        args.connections.clone()
+    };
+    let rt = setup_runtime()?;
+    let spec = spec(args);
+    let (server, target) = match (&args.url, kind) {
+        (_, Workload::Hello) => {
+            let s = ChildServer::hello()?;
+            let t = s.target.clone();
+            (Some(s), t)
+        }
+        (Some(url), _) => (None, Target::from_url(url)?),
+        (None, _) => {
+            let s = ChildServer::tessera(&data_parent(args))?;
+            let t = s.target.clone();
+            (Some(s), t)
+        }
+    };
+    let server_pid = server.as_ref().map(ChildServer::pid);
+    let hello = if kind == Workload::Me {
+        Some(ChildServer::hello()?)
+    } else {
+        None
+    };
+    let argon2 = config.policy.argon2;
+    let ceiling_name = match kind {
+        Workload::Login | Workload::Register => Some(format!(
+            "argon2id hashes/s, {} threads, m={} t={} p={}",
+            cores(),
+            argon2.memory_kib,
+            argon2.iterations,
+            argon2.parallelism
+        )),
+        Workload::Me => Some("hello requests/s".to_owned()),
+        _ => None,
+    };
+    for &conns in &conns_list {
+        let factory: ConnFactory = rt.block_on(async {
+            match kind {
+                Workload::Login => http_workloads::prepare_login(&target, conns).await,
+                Workload::Me => http_workloads::prepare_me(&target, conns).await,
+                Workload::Register => Ok(http_workloads::prepare_register()),
+                _ => Ok(http_workloads::prepare_hello()),
+            }
+        })?;
+        let mut rps = Vec::new();
+        let mut ceilings = Vec::new();
+        let mut ratios = Vec::new();
+        let mut cpu_ratios = Vec::new();
+        let mut latencies = Vec::new();
+        let mut errors = std::collections::BTreeMap::<String, u64>::new();
+        let mut server_deltas = Vec::new();
+        let mut cpus = Vec::new();
+        for repeat in 0..args.repeats {
+            // The ceiling per wall second, and per CPU second of the process doing the work.
+            let (ceiling, ceiling_per_cpu) = match kind {
+                Workload::Login | Workload::Register => {
+                    let a = ceilings::argon2_per_s(&argon2, cores(), args.ceiling_secs)?;
+                    (Some(a.per_s), Some(a.per_cpu_s))
+                }
+                Workload::Me => {
+                    let h = hello
+                        .as_ref()
+                        .ok_or_else(|| Failure::new("no hello server"))?;
+                    let (r, cpu) = measured(
+                        &h.target,
+                        &http_workloads::prepare_hello(),
+                        conns,
+                        spec,
+                        Some(h.pid()),
+                    )?;
+                    let per_cpu = cpu["server_cpu_s_per_s"]
+                        .as_f64()
+                        .filter(|c| *c > 0.0)
+                        .map(|c| r.requests_per_s / c);
+                    (Some(r.requests_per_s), per_cpu)
+                }
+                _ => (None, None),
+            };
+            let scrape = kind != Workload::Hello;
+            let before = if scrape {
+                Some(rt.block_on(server::metrics(&target))?)
+            } else {
+                None
+            };
+            let (r, cpu) = measured(&target, &factory, conns, spec, server_pid)?;
+            if let Some(before) = before {
+                let after = rt.block_on(server::metrics(&target))?;
+                server_deltas.push(server::delta(&before, &after));
+            }
+            let mut line = format!(
+                "{:<9} {conns:>3} conns  run {}: {}",
+                report.workload,
+                repeat + 1,
+                describe_run(&r)
+            );
+            line.push_str(&format!(
+                "  cpu s/s: server {} client {}",
+                cpu["server_cpu_s_per_s"], cpu["client_cpu_s_per_s"]
+            ));
+            let server_cpu = cpu["server_cpu_s_per_s"].as_f64().filter(|c| *c > 0.0);
+            if let (Some(c), Some(s)) = (ceiling_per_cpu, server_cpu) {
+                let ratio = r.requests_per_s / s / c;
+                line.push_str(&format!("  | per CPU s: ratio {ratio:.3}"));
+                cpu_ratios.push(ratio);
+            }
+            if let Some(c) = ceiling {
+                line.push_str(&format!(
+                    "  | ceiling {c:.1}/s, ratio {:.3}",
+                    r.requests_per_s / c
+                ));
+                ceilings.push(c);
+                ratios.push(r.requests_per_s / c);
+            }
+            say(args, line);
+            rps.push(r.requests_per_s);
+            latencies.push(r.latency);
+            for (k, v) in r.errors {
+                *errors.entry(k).or_default() += v;
+            }
+            cpus.push(cpu);
+        }
+        let last_delta = server_deltas.last().copied();
+        let (events, batches, syncs, commands) =
+            server_deltas.iter().fold((0.0, 0.0, 0.0, 0.0), |a, d| {
+                (
+                    a.0 + d.events_appended,
+                    a.1 + d.batches,
+                    a.2 + d.durable_syncs,
+                    a.3 + d.commands,
+                )
+            });
+        let server_json = last_delta.map(|_| {
+            json!({
+                "events_appended": events,
+                "durable_syncs": syncs,
+                "commands": commands,
+                "mean_batch_events": if batches > 0.0 { events / batches } else { 0.0 },
+                "hash_rejected": server_deltas.iter().map(|d| d.hash_rejected).sum::<f64>(),
+                "writer_overloaded": server_deltas.iter().map(|d| d.writer_overloaded).sum::<f64>(),
+            })
+        });
+        let lat = stats::Latency::median(&latencies);
+        let detail = json!({
+            "connections": conns,
+            "latency_median_of_runs": lat,
+            "errors_all_runs": errors,
+            "server_all_runs": server_json,
+            "cpu": cpus,
+        });
+        let row = figure(
+            format!("{} requests/s, {conns} connections", report.workload),
+            "req/s",
+            rps,
+            detail,
+        );
+        say(
+            args,
+            format!(
+                "{:<9} {conns:>3} conns  MEDIAN {:.1} req/s  p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms; server: {}",
+                report.workload,
+                row.value,
+                lat.p50_us as f64 / 1e3,
+                lat.p90_us as f64 / 1e3,
+                lat.p99_us as f64 / 1e3,
+                lat.max_us as f64 / 1e3,
+                server_json.clone().unwrap_or(Value::Null)
+            ),
+        );
+        report.results.push(row);
+        if let Some(name) = &ceiling_name {
+            let c = figure(
+                format!("{name} (next to {conns} connections)"),
+                "1/s",
+                ceilings,
+                Value::Null,
+            );
+            let ratio = figure(
+                format!("{} / {name}, {conns} connections", report.workload),
+                "ratio",
+                ratios,
+                Value::Null,
+            );
+            say(
+                args,
+                format!(
+                    "{:<9} {conns:>3} conns  ceiling median {:.1}/s, ratio median {:.3}",
+                    report.workload, c.value, ratio.value
+                ),
+            );
+            let cpu_ratio = figure(
+                format!(
+                    "{} / {name}, per CPU second of the server, {conns} connections",
+                    report.workload
+                ),
+                "ratio",
+                cpu_ratios,
+                Value::Null,
+            );
+            say(
+                args,
+                format!(
+                    "{:<9} {conns:>3} conns  ratio per CPU second median {:.3}",
+                    report.workload, cpu_ratio.value
+                ),
+            );
+            if kind == Workload::Login {
+                report.checks.push(Check {
+                    name: format!("login over HTTP / argon2 ceiling, {conns} connections"),
+                    value: ratio.value,
+                    target: ">= 0.90".into(),
+                    met: ratio.value >= 0.90,
+                });
+                report.checks.push(Check {
+                    name: format!("login / argon2, per CPU second, {conns} connections"),
+                    value: cpu_ratio.value,
+                    target: ">= 0.90".into(),
+                    met: cpu_ratio.value >= 0.90,
+                });
+            }
+            report.ceilings.push(c);
+            report.results.push(ratio);
+            report.results.push(cpu_ratio);
+        }
+    }
+    drop(hello);
+    drop(server);
+    Ok(())
+}
+
+fn all_ceilings(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
+    let argon2 = config.policy.argon2;
+    let mut a = Vec::new();
+    let mut f = Vec::new();
+    for _ in 0..args.repeats {
+        a.push(ceilings::argon2_per_s(&argon2, cores(), args.ceiling_secs)?.per_s);
+        f.push(ceilings::fdatasync_per_s(
+            &data_parent(args),
+            args.ceiling_secs,
+        )?);
+        say(
+            args,
+            format!(
+                "argon2id {:.1}/s  fdatasync {:.1}/s",
+                a[a.len() - 1],
+                f[f.len() - 1]
+            ),
+        );
+    }
+    report.ceilings.push(figure(
+        format!(
+            "argon2id hashes/s, {} threads, m={} t={} p={}",
+            cores(),
+            argon2.memory_kib,
+            argon2.iterations,
+            argon2.parallelism
+        ),
+        "1/s",
+        a,
+        Value::Null,
+    ));
+    report.ceilings.push(figure(
+        "fdatasync/s, 100-byte appends",
+        "1/s",
+        f,
+        Value::Null,
+    ));
+    let conns = args.connections.first().copied().unwrap_or(64);
+    let hello = ChildServer::hello()?;
+    let mut h = Vec::new();
+    for _ in 0..args.repeats {
+        let (r, _) = measured(
+            &hello.target,
+            &http_workloads::prepare_hello(),
+            conns,
+            spec(args),
+            Some(hello.pid()),
+        )?;
+        say(args, format!("hello {conns} conns: {}", describe_run(&r)));
+        h.push(r.requests_per_s);
+    }
+    report.ceilings.push(figure(
+        format!("hello requests/s, {conns} connections"),
+        "req/s",
+        h,
+        Value::Null,
+    ));
+    for c in &report.ceilings {
+        say(
+            args,
+            format!("ceiling {:<50} median {:.1}", c.name, c.value),
+        );
+    }
+    Ok(())
+}
+
+fn group_commit(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
+    let parent = data_parent(args);
+    let writers_list = if args.connections.is_empty() {
+        vec![1, 64]
+    } else {
+        args.connections.clone()
+    };
+    let (_dir, engine, hash) = storage::group_commit_engine(&parent)?;
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let measure = Duration::from_secs_f64(args.duration);
+    let mut fsync = Vec::new();
+    let mut per_writers: Vec<Vec<storage::GroupCommitRun>> = vec![Vec::new(); writers_list.len()];
+    for repeat in 0..args.repeats {
+        fsync.push(ceilings::fdatasync_per_s(&parent, args.ceiling_secs)?);
+        say(
+            args,
+            format!("run {}: fdatasync {:.1}/s", repeat + 1, fsync[repeat]),
+        );
+        for (i, &w) in writers_list.iter().enumerate() {
+            let r = storage::group_commit(&engine, &hash, w, warmup, measure);
+            say(
+                args,
+                format!(
+                    "run {}: {w:>3} writers {:>9.1} durable commits/s, {:.1} syncs/s, {:.1} commands per sync",
+                    repeat + 1,
+                    r.commits_per_s,
+                    r.durable_syncs_per_s,
+                    r.mean_batch_commands
+                ),
+            );
+            per_writers[i].push(r);
+        }
+    }
+    engine.shutdown();
+    let f = figure(
+        "fdatasync/s, 100-byte appends",
+        "1/s",
+        fsync.clone(),
+        Value::Null,
+    );
+    say(args, format!("ceiling fdatasync median {:.1}/s", f.value));
+    report.ceilings.push(f);
+    let mut medians = Vec::new();
+    for (i, &w) in writers_list.iter().enumerate() {
+        let runs = &per_writers[i];
+        let fig = figure(
+            format!("durable commits/s, {w} writers"),
+            "1/s",
+            runs.iter().map(|r| r.commits_per_s).collect(),
+            json!(runs),
+        );
+        let ratio = figure(
+            format!("durable commits/s, {w} writers / fdatasync/s"),
+            "ratio",
+            runs.iter()
+                .zip(&fsync)
+                .map(|(r, f)| r.commits_per_s / f)
+                .collect(),
+            Value::Null,
+        );
+        say(
+            args,
+            format!(
+                "{w:>3} writers MEDIAN {:.1} commits/s, {:.3}x fdatasync",
+                fig.value, ratio.value
+            ),
+        );
+        medians.push((w, runs.iter().map(|r| r.commits_per_s).collect::<Vec<_>>()));
+        report.results.push(fig);
+        report.results.push(ratio);
+    }
+    if let (Some(lo), Some(hi)) = (
+        medians.iter().min_by_key(|m| m.0),
+        medians.iter().max_by_key(|m| m.0),
+    ) && lo.0 != hi.0
+    {
+        let runs: Vec<f64> = lo.1.iter().zip(&hi.1).map(|(l, h)| h / l).collect();
+        let fig = figure(
+            format!("group commit: {} writers / {} writer(s)", hi.0, lo.0),
+            "ratio",
+            runs,
+            Value::Null,
+        );
+        report.checks.push(Check {
+            name: fig.name.clone(),
+            value: fig.value,
+            target: ">= 5".into(),
+            met: fig.value >= 5.0,
+        });
+        report.results.push(fig);
+    }
+    Ok(())
+}
+
+fn replay(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
+    let parent = data_parent(args);
+    let dir = tempfile::Builder::new()
+        .prefix("tessera-bench-replay-")
+        .tempdir_in(&parent)
+        .map_err(Failure::new)?;
+    let path = dir.path().join("data");
+    let started = tessera_http::system::monotonic();
+    let quiet = args.json;
+    let events = storage::build_churn_log(&path, args.events, &|head| {
+        if !quiet {
+            eprintln!("building the log: {head} events");
+        }
+    })?;
+    say(
+        args,
+        format!(
+            "built a log of {events} events in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    let mut runs = Vec::new();
+    for repeat in 0..args.repeats {
+        let r = storage::rebuild(&path)?;
+        say(
+            args,
+            format!(
+                "run {}: rebuilt {} events in {:.2} s = {:.0} events/s ({} accounts, {} live sessions, views match: {})",
+                repeat + 1,
+                r.events,
+                r.seconds,
+                r.events_per_s,
+                r.accounts,
+                r.live_sessions,
+                r.views_match
+            ),
+        );
+        if !r.views_match {
+            return Err(Failure::new(
+                "the rebuilt views differ from the stored ones",
+            ));
+        }
+        runs.push(r);
+    }
+    let fig = figure(
+        format!("replay::rebuild events/s, one thread, {events} events"),
+        "1/s",
+        runs.iter().map(|r| r.events_per_s).collect(),
+        json!(runs),
+    );
+    say(args, format!("MEDIAN {:.0} events/s", fig.value));
+    report.checks.push(Check {
+        name: format!("replay --rebuild events/s on {events} events"),
+        value: fig.value,
+        target: ">= 500000".into(),
+        met: fig.value >= 500_000.0 && events >= 1_000_000,
+    });
+    report.results.push(fig);
+    Ok(())
+}
+
+fn sessions(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
+    let n = args.sessions;
+    // Memory first, while the process is otherwise empty.
+    let mut mem = Vec::new();
+    for repeat in 0..args.repeats {
+        let m = storage::memory(n as usize, (n / 100).max(1) as usize)?;
+        say(
+            args,
+            format!(
+                "run {}: {} live sessions added {} bytes resident = {:.0} bytes/session",
+                repeat + 1,
+                m.live_sessions,
+                m.rss_delta_bytes,
+                m.bytes_per_session
+            ),
+        );
+        mem.push(m);
+    }
+    let fig = figure(
+        format!("bytes per live session in the views, {n} sessions (RSS delta)"),
+        "B",
+        mem.iter().map(|m| m.bytes_per_session).collect(),
+        json!(mem),
+    );
+    report.checks.push(Check {
+        name: format!("bytes per live session at {n} sessions"),
+        value: fig.value,
+        target: "<= 1024".into(),
+        met: fig.value <= 1024.0,
+    });
+    report.results.push(fig);
+    let dir = tempfile::Builder::new()
+        .prefix("tessera-bench-sessions-")
+        .tempdir_in(data_parent(args))
+        .map_err(Failure::new)?;
+    let path = dir.path().join("data");
+    let started = tessera_http::system::monotonic();
+    let events = storage::build_session_log(&path, n)?;
+    say(
+        args,
+        format!(
+            "built a store with {n} live sessions ({events} events) in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    let mut runs = Vec::new();
+    for repeat in 0..args.repeats {
+        let r = storage::restart(&path)?;
+        say(
+            args,
+            format!(
+                "run {}: restart (open + load views) with {} live sessions: {:.3} s, RSS +{:.1} MiB",
+                repeat + 1,
+                r.live_sessions,
+                r.seconds,
+                r.rss_delta_bytes as f64 / 1_048_576.0
+            ),
+        );
+        runs.push(r);
+    }
+    let fig = figure(
+        format!(
+            "restart seconds (SledStore::open + Engine::start), {n} live sessions, {events} events"
+        ),
+        "s",
+        runs.iter().map(|r| r.seconds).collect(),
+        json!(runs),
+    );
+    if n >= 1_000_000 {
+        report.checks.push(Check {
+            name: format!("restart with {n} live sessions"),
+            value: fig.value,
+            target: "< 10 s".into(),
+            met: fig.value < 10.0,
+        });
+    }
+    report.results.push(fig);
+    Ok(())
+}

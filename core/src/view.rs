@@ -319,11 +319,15 @@ impl Views {
                 touched.push(ViewKey::Session(*session));
             }
             Event::SessionTouched { session } => {
-                let mut s = self
-                    .remove_session(session, touched)
+                // In place: only the deadline index moves (replay applies many of these).
+                let s = self
+                    .sessions
+                    .get_mut(session)
                     .ok_or_else(|| fail("unknown or expired session"))?;
+                self.by_deadline.remove(&(s.deadline(), s.id));
                 s.last_seen_at = at;
-                self.insert_session(s);
+                self.by_deadline.insert((s.deadline(), s.id));
+                touched.push(ViewKey::Session(*session));
             }
             Event::SessionEnded { session, .. } => {
                 self.remove_session(session, touched)

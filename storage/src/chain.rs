@@ -2,8 +2,6 @@
 //! hash), so that changing, removing or reordering any stored event breaks every hash after
 //! it. `tessera verify` walks it; `serve` refuses to start on a broken one.
 
-use sha2::{Digest, Sha256};
-
 use crate::codec::{self, CodecError, Envelope};
 
 /// The `prev_hash` of the first envelope.
@@ -12,15 +10,13 @@ pub const GENESIS: [u8; 32] = [0; 32];
 /// The hash `e` must carry, given its fields and `prev_hash`.
 pub fn expected_hash(e: &Envelope) -> Result<[u8; 32], CodecError> {
     let payload = codec::encode_event(&e.event)?;
-    let mut h = Sha256::new();
-    h.update(b"tessera-log-v1");
-    h.update(codec::hashed_bytes(e, &payload)?);
-    Ok(h.finalize().into())
+    Ok(codec::chain_hash(&codec::hashed_bytes(e, &payload)?))
 }
 
-/// Fills in `e.hash` after `e.prev_hash` and the fields are set.
+/// Fills in `e.hash` (and `content_hash`) after `e.prev_hash` and the fields are set.
 pub fn seal(e: &mut Envelope) -> Result<(), CodecError> {
     e.hash = expected_hash(e)?;
+    e.content_hash = e.hash;
     Ok(())
 }
 
@@ -61,11 +57,8 @@ impl ChainVerifier {
                 expected: self.next_sequence,
             });
         }
-        let expected = expected_hash(e).map_err(|err| ChainError::Unreadable {
-            sequence: e.sequence,
-            why: err.to_string(),
-        })?;
-        if expected != e.hash {
+        // `content_hash` was computed from the bytes as read (or as sealed): no re-encoding.
+        if e.content_hash != e.hash {
             return Err(ChainError::Altered {
                 sequence: e.sequence,
             });

@@ -102,21 +102,50 @@ pub struct Envelope {
     pub prev_hash: [u8; 32],
     /// SHA-256 over this envelope's fields and `prev_hash`: see [`crate::chain`].
     pub hash: [u8; 32],
+    /// What `hash` must be, computed from the content as it was read (the stored bytes) or
+    /// sealed. The chain check compares the two, so it never re-encodes an event.
+    pub content_hash: [u8; 32],
 }
 
-/// The stored form of an envelope. Field order is the format.
-#[derive(Serialize, Deserialize)]
-struct StoredEnvelope {
+/// The stored form of an envelope. Field order is the format, and `hash` is last: the
+/// stored bytes minus their last 32 are exactly what the chain hash covers.
+#[derive(Serialize)]
+struct StoredEnvelope<'a> {
     format: u8,
     sequence: u64,
-    stream: String,
+    stream: &'a str,
     stream_version: u64,
     recorded_at: u64,
-    kind: String,
+    kind: &'a str,
     schema: u16,
-    payload: Vec<u8>,
+    payload: &'a [u8],
     prev_hash: [u8; 32],
     hash: [u8; 32],
+}
+
+/// The same layout, read back borrowing from the stored bytes (no copies of `kind` or the
+/// payload).
+#[derive(Deserialize)]
+struct StoredEnvelopeRef<'a> {
+    format: u8,
+    sequence: u64,
+    stream: &'a str,
+    stream_version: u64,
+    recorded_at: u64,
+    kind: &'a str,
+    schema: u16,
+    payload: &'a [u8],
+    prev_hash: [u8; 32],
+    hash: [u8; 32],
+}
+
+/// The domain-separated SHA-256 the chain uses over an envelope's hashed bytes.
+pub(crate) fn chain_hash(hashed: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"tessera-log-v1");
+    h.update(hashed);
+    h.finalize().into()
 }
 
 /// The bytes the chain hash covers: everything but the hash itself.
@@ -135,15 +164,16 @@ pub(crate) fn hashed_bytes(e: &Envelope, payload: &[u8]) -> Result<Vec<u8>, Code
 }
 
 pub fn encode_envelope(e: &Envelope) -> Result<Vec<u8>, CodecError> {
+    let payload = encode_event(&e.event)?;
     encode(&StoredEnvelope {
         format: ENVELOPE_FORMAT,
         sequence: e.sequence,
-        stream: e.stream.0.clone(),
+        stream: e.stream.as_str(),
         stream_version: e.stream_version,
         recorded_at: e.recorded_at.as_millis(),
-        kind: e.event.kind().to_owned(),
+        kind: e.event.kind(),
         schema: e.schema,
-        payload: encode_event(&e.event)?,
+        payload: &payload,
         prev_hash: e.prev_hash,
         hash: e.hash,
     })
@@ -160,16 +190,31 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
             });
         }
     }
-    let s: StoredEnvelope = decode(bytes, "envelope")?;
+    let (s, used): (StoredEnvelopeRef<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(bytes, CFG).map_err(|e| CodecError::Decode {
+            what: "envelope",
+            why: e.to_string(),
+        })?;
+    if used != bytes.len() {
+        return Err(CodecError::Trailing("envelope"));
+    }
+    let hashed = bytes
+        .get(..bytes.len().saturating_sub(32))
+        .unwrap_or_default();
     Ok(Envelope {
         sequence: s.sequence,
-        stream: StreamId(s.stream),
+        stream: StreamId(s.stream.to_owned()),
         stream_version: s.stream_version,
         recorded_at: Timestamp::from_millis(s.recorded_at),
         schema: s.schema,
-        event: decode_event(&s.kind, s.schema, &s.payload)?,
+        event: decode_event(s.kind, s.schema, s.payload)?,
         prev_hash: s.prev_hash,
         hash: s.hash,
+        content_hash: if s.format == ENVELOPE_FORMAT {
+            chain_hash(hashed)
+        } else {
+            [0; 32]
+        },
     })
 }
 

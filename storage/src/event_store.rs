@@ -123,6 +123,7 @@ pub(crate) fn seal_batch(
             event: new.event.clone(),
             prev_hash,
             hash: [0; 32],
+            content_hash: [0; 32],
         };
         crate::chain::seal(&mut envelope)?;
         prev_hash = envelope.hash;

@@ -17,10 +17,10 @@ use tessera_http::{App, HttpConfig, ServerHandle};
 use tessera_storage::engine::EngineConfig;
 use tessera_storage::{Clock, Engine, SledOptions, SledStore};
 
-const PASSWORD: &str = "Correct horse 9 battery";
+pub(crate) const PASSWORD: &str = "Correct horse 9 battery";
 
 #[derive(Debug)]
-struct TestClock(AtomicU64);
+pub(crate) struct TestClock(AtomicU64);
 
 impl Clock for TestClock {
     fn now(&self) -> Timestamp {
@@ -28,31 +28,32 @@ impl Clock for TestClock {
     }
 }
 
-struct Server {
-    addr: SocketAddr,
-    handle: Option<ServerHandle>,
-    engine: Engine,
-    clock: Arc<TestClock>,
-    client: Client<HttpConnector, Full<Bytes>>,
-    _dir: tempfile::TempDir,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    pub(crate) handle: Option<ServerHandle>,
+    pub(crate) engine: Engine,
+    pub(crate) app: Arc<App>,
+    pub(crate) clock: Arc<TestClock>,
+    pub(crate) client: Client<HttpConnector, Full<Bytes>>,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: hyper::HeaderMap,
-    body: Bytes,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: hyper::HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    fn cookie(&self) -> Option<String> {
+    pub(crate) fn cookie(&self) -> Option<String> {
         let set = self.header("set-cookie")?;
         let value = set
             .split(';')
@@ -63,7 +64,7 @@ impl Answer {
 }
 
 impl Server {
-    async fn start(config: HttpConfig) -> Self {
+    pub(crate) async fn start(config: HttpConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SledStore::open(dir.path(), SledOptions::default()).expect("store opens");
         let clock = Arc::new(TestClock(AtomicU64::new(1_700_000_000_000)));
@@ -86,7 +87,7 @@ impl Server {
                 .expect("a first signing key"),
         );
         let app = Arc::new(App::new(engine.clone(), config, signing).expect("valid config"));
-        let handle = tessera_http::start(app, "127.0.0.1:0".parse().expect("literal"))
+        let handle = tessera_http::start(app.clone(), "127.0.0.1:0".parse().expect("literal"))
             .await
             .expect("binds");
         let client = Client::builder(TokioExecutor::new()).build_http();
@@ -94,17 +95,18 @@ impl Server {
             addr: handle.local_addr,
             handle: Some(handle),
             engine,
+            app,
             clock,
             client,
             _dir: dir,
         }
     }
 
-    fn advance(&self, ms: u64) {
+    pub(crate) fn advance(&self, ms: u64) {
         self.clock.0.fetch_add(ms, Ordering::SeqCst);
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -134,14 +136,19 @@ impl Server {
         }
     }
 
-    async fn post_json(&self, path: &str, value: Value, extra: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        value: Value,
+        extra: &[(&str, &str)],
+    ) -> Answer {
         let mut headers = vec![("content-type", "application/json")];
         headers.extend_from_slice(extra);
         self.send(Method::POST, path, &headers, value.to_string())
             .await
     }
 
-    async fn register(&self, username: &str) -> Answer {
+    pub(crate) async fn register(&self, username: &str) -> Answer {
         self.post_json(
             "/v1/accounts",
             json!({"username": username, "password": PASSWORD}),
@@ -150,7 +157,7 @@ impl Server {
         .await
     }
 
-    async fn login(&self, username: &str, password: &str) -> Answer {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> Answer {
         self.post_json(
             "/v1/login",
             json!({"username": username, "password": password, "mode": "session"}),
@@ -159,13 +166,13 @@ impl Server {
         .await
     }
 
-    async fn with_cookie(&self, method: Method, path: &str, cookie: &str) -> Answer {
+    pub(crate) async fn with_cookie(&self, method: Method, path: &str, cookie: &str) -> Answer {
         let header = format!("__Host-tessera_session={cookie}");
         self.send(method, path, &[("cookie", header.as_str())], Bytes::new())
             .await
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown().await;
         }
@@ -176,7 +183,7 @@ impl Server {
     }
 }
 
-fn assert_problem(a: &Answer, status: StatusCode) -> Value {
+pub(crate) fn assert_problem(a: &Answer, status: StatusCode) -> Value {
     assert_eq!(
         a.status,
         status,

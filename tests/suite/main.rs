@@ -7,3 +7,4 @@ mod rebuild;
 mod session_props;
 mod sim_smoke;
 mod store_contract;
+mod token_e2e;

@@ -309,3 +309,121 @@ fn a_flipped_byte_is_found_and_serve_refuses_to_start() {
         "{err}"
     );
 }
+
+fn token_login(addr: &str, username: &str) -> Option<String> {
+    let body =
+        format!("{{\"username\":\"{username}\",\"password\":\"{PASSWORD}\",\"mode\":\"token\"}}");
+    let (status, _, body) = request(addr, "POST", "/v1/login", &body, None)?;
+    (status == 200).then(|| {
+        serde_json::from_str::<serde_json::Value>(&body).ok()?["refresh_token"]
+            .as_str()
+            .map(str::to_owned)
+    })?
+}
+
+/// One refresh over a form body; the new refresh token, or `None` (refused or server gone).
+fn refresh(addr: &str, token: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let body = format!("grant_type=refresh_token&refresh_token={token}");
+    let req = format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    if head.split(' ').nth(1)? != "200" {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(body).ok()?["refresh_token"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn sigkill_under_refresh_load_loses_no_acknowledged_rotation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = serve(dir.path());
+    let addr = server.addr.clone();
+    let families: Vec<String> = (0..8)
+        .map(|i| {
+            let name = format!("rotator{i}");
+            register(&addr, &name).expect("registered");
+            token_login(&addr, &name).expect("token login")
+        })
+        .collect();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = families
+        .into_iter()
+        .map(|mut token| {
+            let (addr, acked, stop) = (addr.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Some(next) = refresh(&addr, &token) else {
+                        return;
+                    };
+                    acked.lock().expect("lock").push(next.clone());
+                    token = next;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..600 {
+        if acked.lock().expect("lock").len() >= 200 {
+            break;
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test harness pacing a real process, not domain time"
+        )]
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() >= 20,
+        "the load got going ({} rotations)",
+        acked.len()
+    );
+    assert!(run(dir.path(), &["verify"]).status.success());
+    let replay = run(
+        dir.path(),
+        &["replay", "--json", "--type", "RefreshTokenRotated"],
+    );
+    let logged: std::collections::HashSet<String> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["event"]["token_digest"].as_str().map(str::to_owned))
+        .collect();
+    for token in &acked {
+        assert!(
+            logged.contains(&sha256_hex(token)),
+            "an acknowledged rotation is missing after SIGKILL"
+        );
+    }
+    assert!(
+        run(dir.path(), &["replay", "--rebuild"]).status.success(),
+        "views agree with the log"
+    );
+}

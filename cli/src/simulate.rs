@@ -27,6 +27,10 @@ pub struct SimulateArgs {
     /// Hash passwords at the configured (real) argon2 cost instead of a cheap one.
     #[arg(long)]
     real_argon2: bool,
+    /// Keep the run's event log in this new folder (one subfolder per seed with --seeds),
+    /// to read it with `tessera replay --data DIR`.
+    #[arg(long)]
+    keep: Option<std::path::PathBuf>,
 }
 
 pub fn run(config: &crate::config::Config, args: SimulateArgs) -> Result<ExitCode, Failure> {
@@ -57,6 +61,13 @@ pub fn run(config: &crate::config::Config, args: SimulateArgs) -> Result<ExitCod
             scenarios: scenarios.clone(),
             steps: args.steps,
             argon2,
+            keep: args.keep.as_ref().map(|k| {
+                if args.seeds == 1 {
+                    k.clone()
+                } else {
+                    k.join(seed.to_string())
+                }
+            }),
         };
         match tessera_simulator::run(&options) {
             Ok(r) if args.seeds == 1 => {

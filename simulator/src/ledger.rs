@@ -3,7 +3,8 @@
 //! their deadlines. Only what was acknowledged counts: a call that crashed leaves its secret
 //! "uncertain", and nothing is asserted about it.
 
-use tessera_core::{AccountId, Timestamp};
+use tessera_core::token::AccessClaims;
+use tessera_core::{AccountId, FamilyId, Timestamp};
 
 use crate::world::World;
 use crate::{Failure, FailureKind};
@@ -18,9 +19,20 @@ struct Entry {
     uncertain: bool,
 }
 
+/// An access token the simulation holds, and its family.
+#[derive(Clone, Debug)]
+struct TokenEntry {
+    access: String,
+    family: FamilyId,
+    expires_at: Timestamp,
+    ended: Option<&'static str>,
+    family_ended: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: Vec<Entry>,
+    tokens: Vec<TokenEntry>,
 }
 
 impl Ledger {
@@ -70,6 +82,71 @@ impl Ledger {
         for e in self.entries.iter_mut().filter(|e| e.account == account) {
             e.uncertain = true;
         }
+    }
+
+    /// An access token was issued (and acknowledged).
+    pub fn token_issued(&mut self, access: &str, claims: &AccessClaims) {
+        if let Some(family) = claims.fam {
+            self.tokens.push(TokenEntry {
+                access: access.to_owned(),
+                family,
+                expires_at: claims.expires_at(),
+                ended: None,
+                family_ended: false,
+            });
+        }
+    }
+
+    /// One access token was revoked (its family lives on).
+    pub fn token_ended(&mut self, access: &str, why: &'static str) {
+        for t in self.tokens.iter_mut().filter(|t| t.access == access) {
+            t.ended.get_or_insert(why);
+        }
+    }
+
+    /// A family was revoked: none of its access tokens, and no refresh, may work again.
+    pub fn family_ended(&mut self, family: FamilyId, why: &'static str) {
+        for t in self.tokens.iter_mut().filter(|t| t.family == family) {
+            t.ended.get_or_insert(why);
+            t.family_ended = true;
+        }
+    }
+
+    /// Every family of the account was revoked (password change, sign-out everywhere).
+    pub fn families_of_ended(&mut self, families: &[FamilyId], why: &'static str) {
+        for f in families {
+            self.family_ended(*f, why);
+        }
+    }
+
+    /// "A revoked token is never accepted; after reuse is detected no token of that family
+    /// is accepted; no access token outlives its expiry."
+    pub fn check_tokens(&mut self, world: &mut World) -> Result<(), Failure> {
+        let now = world.now();
+        let leeway_ms = world.policy.token.leeway_secs * 1000;
+        for t in &self.tokens {
+            let expired = now >= t.expires_at.plus_ms(leeway_ms);
+            let why = match (t.ended, expired) {
+                (Some(why), _) => why,
+                (None, true) => "it expired",
+                (None, false) => continue,
+            };
+            if world.verify_bearer(&t.access).is_ok() {
+                return Err(world.fail(
+                    FailureKind::Invariant,
+                    format!("an access token was accepted after {why}"),
+                ));
+            }
+            if t.family_ended && world.family_live(&t.family) {
+                return Err(world.fail(
+                    FailureKind::Invariant,
+                    format!("a refresh family still mints after {why}"),
+                ));
+            }
+        }
+        let horizon = world.policy.token.access_ttl_secs * 1000 * 4;
+        self.tokens.retain(|t| now.since(t.expires_at) < horizon);
+        Ok(())
     }
 
     /// The invariants "no ended session is accepted" and "no session outlives its idle or

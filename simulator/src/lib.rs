@@ -95,6 +95,8 @@ pub struct Options {
     pub steps: u64,
     /// Argon2 cost: cheap by default, real when asked.
     pub argon2: Argon2Params,
+    /// Keep the store in this (new or empty) folder, for `tessera replay` afterwards.
+    pub keep: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -104,6 +106,7 @@ impl Options {
             scenarios: Vec::new(),
             steps: 200,
             argon2: Argon2Params::INSECURE_FAST,
+            keep: None,
         }
     }
 }
@@ -195,7 +198,7 @@ pub fn run(options: &Options) -> Result<RunReport, Failure> {
         argon2: options.argon2,
         ..Policy::default()
     };
-    let mut world = World::new(seed, policy, swarm.crashes.clone())?;
+    let mut world = World::new(seed, policy, swarm.crashes.clone(), options.keep.clone())?;
     world.drift_ppm = swarm.clock_drift_ppm;
     let mut ledger = Ledger::default();
     let mut rng = seed::stream(seed, "world");
@@ -216,6 +219,7 @@ pub fn run(options: &Options) -> Result<RunReport, Failure> {
         let written = world.head().sequence.saturating_sub(before);
         scenarios[pick].stats_mut().events_written += written;
         ledger.check(&mut world)?;
+        ledger.check_tokens(&mut world)?;
         world.audit()?;
     }
     // Phase two: quiet. Every honest user gets back in and can use the session.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rand::rngs::ChaCha20Rng;
 use tessera_core::decide::SessionIssued;
+use tessera_core::refresh::TokensIssued;
 use tessera_core::session::{SessionView, authenticate, touch_due};
 use tessera_core::{AccountId, Command, LoginMode, Policy, Rejection, Reply, Timestamp, prepare};
 use tessera_storage::engine::EngineConfig;
@@ -34,6 +35,22 @@ fn point_name<S: serde::Serializer>(p: &FaultPoint, s: S) -> Result<S::Ok, S::Er
     })
 }
 
+/// Where the world's store lives.
+#[derive(Debug)]
+enum Folder {
+    Temporary(tempfile::TempDir),
+    Kept(std::path::PathBuf),
+}
+
+impl Folder {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Self::Temporary(t) => t.path(),
+            Self::Kept(p) => p,
+        }
+    }
+}
+
 /// The call did not complete: the engine crashed under it and was reopened from disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Crashed;
@@ -44,7 +61,7 @@ pub struct World {
     pub clock: Arc<SimClock>,
     pub policy: Policy,
     pub marks: Marks,
-    dir: tempfile::TempDir,
+    dir: Folder,
     engine: Engine,
     incarnation: u32,
     crashes: VecDeque<CrashPlan>,
@@ -55,6 +72,8 @@ pub struct World {
     pub recent: VecDeque<String>,
     /// Clock drift, parts per million (0 without skew).
     pub drift_ppm: u64,
+    /// The signing key, from the seed; recorded in the log at start, as `serve` does.
+    signer: tessera_core::signing_key::Signer,
     auditor: Option<Auditor>,
 }
 
@@ -123,9 +142,30 @@ impl Auditor {
 }
 
 impl World {
-    pub fn new(seed: u64, policy: Policy, crashes: Vec<CrashPlan>) -> Result<Self, Failure> {
-        let dir = tempfile::tempdir()
-            .map_err(|e| Failure::new(seed, 0, FailureKind::Crash, format!("temp dir: {e}")))?;
+    /// A new world. With `keep`, the store lives in that folder and stays after the run (for
+    /// `tessera replay`); otherwise in a temporary one.
+    pub fn new(
+        seed: u64,
+        policy: Policy,
+        crashes: Vec<CrashPlan>,
+        keep: Option<std::path::PathBuf>,
+    ) -> Result<Self, Failure> {
+        let dir = match keep {
+            Some(path) => {
+                std::fs::create_dir_all(&path).map_err(|e| {
+                    Failure::new(
+                        seed,
+                        0,
+                        FailureKind::Crash,
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                Folder::Kept(path)
+            }
+            None => Folder::Temporary(tempfile::tempdir().map_err(|e| {
+                Failure::new(seed, 0, FailureKind::Crash, format!("temp dir: {e}"))
+            })?),
+        };
         let clock = Arc::new(SimClock::default());
         let mut crashes: VecDeque<CrashPlan> = crashes.into();
         let engine = start_engine(
@@ -136,7 +176,11 @@ impl World {
             clock.clone(),
             crashes.pop_front(),
         )?;
-        Ok(Self {
+        let key_seed: [u8; 32] = rand::RngExt::random(&mut seed::stream(seed, "signing-key"));
+        let signer = tessera_core::signing_key::Signer::from_seed(&key_seed)
+            .map_err(|e| Failure::new(seed, 0, FailureKind::Crash, format!("signing key: {e}")))?;
+        let add = signer.add_command();
+        let mut world = Self {
             seed,
             step: 0,
             clock,
@@ -151,7 +195,10 @@ impl World {
             recent: VecDeque::new(),
             drift_ppm: 0,
             auditor: None,
-        })
+            signer,
+        };
+        world.execute(add)?;
+        Ok(world)
     }
 
     pub fn now(&self) -> Timestamp {
@@ -308,6 +355,141 @@ impl World {
             return Ok(Err(r));
         }
         Ok(Ok(session))
+    }
+
+    /// A password login in token mode. `Ok(None)`: the engine crashed under the call.
+    pub fn login_tokens(
+        &mut self,
+        username: &str,
+        password: &str,
+        client: std::net::IpAddr,
+    ) -> Result<Option<Result<TokensIssued, Rejection>>, Failure> {
+        let account = self.engine.views().account_by_username(username).cloned();
+        let decoy = tessera_core::password::decoy_hash(&self.policy.argon2)
+            .map_err(|e| self.fail(FailureKind::Crash, format!("decoy hash: {e}")))?;
+        let check = prepare::check_password(
+            password,
+            account.as_ref(),
+            &decoy,
+            &self.policy,
+            &mut self.salts,
+        );
+        self.tokens_reply(Command::Login {
+            check,
+            mode: LoginMode::Token,
+            client: Some(client),
+        })
+    }
+
+    fn tokens_reply(
+        &mut self,
+        command: Command,
+    ) -> Result<Option<Result<TokensIssued, Rejection>>, Failure> {
+        match self.execute(command)? {
+            Some(Ok(Reply::TokensIssued(issued))) => Ok(Some(Ok(issued))),
+            Some(Ok(other)) => Err(self.fail(
+                FailureKind::Crash,
+                format!("expected tokens, got {other:?}"),
+            )),
+            Some(Err(r)) => Ok(Some(Err(r))),
+            None => Ok(None),
+        }
+    }
+
+    /// POST /oauth/token with a refresh token, as the HTTP adapter does it.
+    pub fn refresh(
+        &mut self,
+        presented: &str,
+    ) -> Result<Option<Result<TokensIssued, Rejection>>, Failure> {
+        let Some(digest) = tessera_core::refresh::presented_digest(presented) else {
+            return Ok(Some(Err(Rejection::RefreshTokenInvalid)));
+        };
+        self.tokens_reply(Command::RefreshTokens { presented: digest })
+    }
+
+    /// Two commands submitted before either is answered: the writer orders them, first
+    /// first. `None` for a command whose outcome a crash made unknown.
+    #[allow(clippy::type_complexity)]
+    pub fn race(
+        &mut self,
+        first: Command,
+        second: Command,
+    ) -> Result<
+        (
+            Option<Result<Reply, Rejection>>,
+            Option<Result<Reply, Rejection>>,
+        ),
+        Failure,
+    > {
+        // One message, one batch: the outcome cannot depend on how threads were scheduled.
+        let mut receivers = self
+            .engine
+            .submit_all(vec![first, second])
+            .unwrap_or_default()
+            .into_iter();
+        let mut wait = || match receivers.next().map(|rx| rx.blocking_recv()) {
+            Some(Ok(Ok(outcome))) => Some(outcome.reply),
+            _ => None,
+        };
+        let ra = wait();
+        let rb = wait();
+        if self.engine.failure().is_some() {
+            self.note("race -> crash".into());
+            self.recover()?;
+            self.marks.hit("engine crashed and recovered");
+        } else {
+            let head = self.engine.head();
+            if self
+                .acknowledged
+                .last()
+                .is_none_or(|(s, _)| *s != head.sequence)
+            {
+                self.acknowledged.push((head.sequence, head.hash));
+            }
+        }
+        Ok((ra, rb))
+    }
+
+    /// Signs access-token claims with the world's key, as the HTTP adapter does.
+    pub fn sign(&self, claims: &tessera_core::token::AccessClaims) -> String {
+        self.signer.sign(claims).unwrap_or_default()
+    }
+
+    /// Verifies a bearer token as GET /v1/me does: signature and claims, then the blocklist.
+    pub fn verify_bearer(
+        &self,
+        token: &str,
+    ) -> Result<tessera_core::token::AccessClaims, tessera_core::token::TokenRejection> {
+        let now = self.now();
+        let views = self.engine.views();
+        let claims = tessera_core::token::verify_access_token(
+            token,
+            views.signing_keys(),
+            now,
+            &self.policy.token,
+        )?;
+        tessera_core::blocklist::check_not_revoked(&views, &claims, now)?;
+        Ok(claims)
+    }
+
+    /// Whether a refresh family still mints, from the views (presenting a token would spend
+    /// it).
+    pub fn family_live(&self, family: &tessera_core::FamilyId) -> bool {
+        let now = self.now();
+        self.engine
+            .views()
+            .family(family)
+            .is_some_and(|f| f.is_live(now))
+    }
+
+    /// The kid of the signing key, for forging tokens that name it.
+    pub fn kid(&self) -> String {
+        self.signer.kid().to_owned()
+    }
+
+    /// The published public key, as the JWKS gives it to anyone.
+    pub fn public_key(&self) -> [u8; 32] {
+        *self.signer.public_key()
     }
 
     /// Whether the cookie value would be accepted right now, without touching anything.

@@ -91,6 +91,8 @@ type Inspection = Box<dyn FnOnce(&dyn EventStore, &Views) + Send>;
 
 enum Msg {
     Job(Command, oneshot::Sender<Result<Outcome, EngineError>>),
+    /// Several commands decided in order within one batch (see [`Engine::submit_all`]).
+    Jobs(Vec<(Command, oneshot::Sender<Result<Outcome, EngineError>>)>),
     /// Runs on the writer between batches, so the store and the views it sees agree.
     Inspect(Inspection),
     Shutdown(oneshot::Sender<()>),
@@ -217,6 +219,31 @@ impl Engine {
                     .fetch_add(1, Ordering::Relaxed);
                 Err(EngineError::Overloaded)
             }
+            Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Queues several commands as one message: they are decided in order, in one batch,
+    /// before anything queued after them. The simulator uses it to stage a race whose
+    /// batching does not depend on thread timing.
+    #[allow(clippy::type_complexity)]
+    pub fn submit_all(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<Vec<oneshot::Receiver<Result<Outcome, EngineError>>>, EngineError> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let (jobs, receivers): (Vec<_>, Vec<_>) = commands
+            .into_iter()
+            .map(|c| {
+                let (tx, rx) = oneshot::channel();
+                ((c, tx), rx)
+            })
+            .unzip();
+        match self.tx.try_send(Msg::Jobs(jobs)) {
+            Ok(()) => Ok(receivers),
+            Err(TrySendError::Full(_)) => Err(EngineError::Overloaded),
             Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
         }
     }
@@ -350,6 +377,7 @@ impl Writer {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Job(cmd, reply) => jobs.push((cmd, reply)),
+                    Msg::Jobs(list) => jobs.extend(list),
                     Msg::Inspect(inspect) => {
                         // Decide what came before it first, so the inspection sees it.
                         if !jobs.is_empty() {

@@ -47,6 +47,12 @@ fn smoke_seeds_pass_reproduce_and_reach_every_mark() {
         "stolen cookie refused after absolute lifetime",
         "stolen cookie refused after password change",
         "stolen cookie refused after deletion",
+        "thief refreshed first",
+        "user refreshed first",
+        "revocation beat a racing refresh",
+        "access token refused after password change",
+        "access token refused after its revocation",
+        "access token refused after sign-out everywhere",
     ] {
         assert!(marks.count(mark) > 0, "no smoke seed reached {mark:?}");
     }
@@ -71,7 +77,7 @@ fn different_seeds_make_different_logs() {
 fn the_checker_catches_an_accepted_ended_session() {
     // Tell the ledger a session ended without ending it: the check must fail, which shows
     // it is not vacuous.
-    let mut world = World::new(7, Policy::fast_for_tests(), Vec::new()).expect("world");
+    let mut world = World::new(7, Policy::fast_for_tests(), Vec::new(), None).expect("world");
     world
         .register("alice", "Correct horse 9 battery")
         .expect("registers");

@@ -3,6 +3,10 @@
 //! of the run.
 
 mod brute_force;
+mod jwt_tampering;
+mod refresh_race;
+mod refresh_theft;
+mod revoked_token;
 mod session_fixation;
 mod stolen_session;
 
@@ -15,6 +19,10 @@ use crate::world::World;
 use crate::{Failure, FailureKind};
 
 pub use brute_force::BruteForce;
+pub use jwt_tampering::JwtTampering;
+pub use refresh_race::RefreshRace;
+pub use refresh_theft::RefreshTheft;
+pub use revoked_token::RevokedToken;
 pub use session_fixation::SessionFixation;
 pub use stolen_session::StolenSession;
 
@@ -77,7 +85,15 @@ pub trait Scenario {
 }
 
 /// Every scenario by name.
-pub const NAMES: &[&str] = &["session-fixation", "stolen-session", "brute-force"];
+pub const NAMES: &[&str] = &[
+    "session-fixation",
+    "stolen-session",
+    "brute-force",
+    "refresh-theft",
+    "revoked-token",
+    "jwt-tampering",
+    "refresh-race",
+];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
     let rng =
@@ -86,6 +102,10 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         "session-fixation" => Box::new(SessionFixation::new(rng(name))),
         "stolen-session" => Box::new(StolenSession::new(rng(name))),
         "brute-force" => Box::new(BruteForce::new(rng(name))),
+        "refresh-theft" => Box::new(RefreshTheft::new(rng(name))),
+        "revoked-token" => Box::new(RevokedToken::new(rng(name))),
+        "jwt-tampering" => Box::new(JwtTampering::new(rng(name))),
+        "refresh-race" => Box::new(RefreshRace::new(rng(name))),
         _ => return None,
     })
 }

@@ -618,3 +618,78 @@ async fn health_and_metrics() {
     }
     s.stop().await;
 }
+
+/// Reads whatever the server sends until it closes or `secs` pass.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, secs: u64) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(secs),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
+    read.ok().map(|_| String::from_utf8_lossy(&buf).to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_and_too_many_connections_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let config = HttpConfig {
+        header_timeout_ms: 300,
+        request_timeout_ms: 500,
+        connections_max: 2,
+        ..HttpConfig::default()
+    };
+    let s = Server::start(config).await;
+
+    // Headers that never finish: the connection is closed after the header timeout.
+    let mut slow_headers = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connects");
+    slow_headers
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("writes");
+    let answer = read_until_closed(&mut slow_headers, 5)
+        .await
+        .expect("closed within the timeout, not left hanging");
+    assert!(!answer.contains("200 OK"), "{answer}");
+    drop(slow_headers);
+
+    // A body that trickles: 408 problem+json after the request timeout.
+    let mut slow_body = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connects");
+    slow_body
+        .write_all(b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user")
+        .await
+        .expect("writes");
+    let answer = read_until_closed(&mut slow_body, 5)
+        .await
+        .expect("answered within the timeout");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"));
+    drop(slow_body);
+
+    // Two open connections are the limit: a third is closed at once, unanswered.
+    let _a = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connects");
+    let _b = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connects");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut third = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("the kernel accepts");
+    let _ = third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let answer = read_until_closed(&mut third, 5).await.unwrap_or_default();
+    assert!(
+        answer.is_empty(),
+        "a connection over the limit gets no answer: {answer}"
+    );
+    drop((_a, _b));
+    s.stop().await;
+}

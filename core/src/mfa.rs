@@ -17,18 +17,18 @@
 //! # Calling it (the HTTP adapter)
 //! Load the keys once: `storage::keys::KeyStore::mfa_keys_or_create(random 32 bytes)`
 //! gives an [`MfaKeys`]; clone it into every command that needs it. Then:
-//! - `POST /v1/mfa/totp`: [`Command::StartTotpEnrolment`] → [`Reply::TotpEnrolmentStarted`]
+//! - `POST /v1/mfa/totp`: [`crate::Command::StartTotpEnrolment`] → [`crate::Reply::TotpEnrolmentStarted`]
 //!   with a [`TotpEnrolment`] (base32 secret, otpauth URI, QR SVG), shown once.
-//! - `POST /v1/mfa/totp/confirm {code}`: [`TotpCode::parse`], then [`Command::ConfirmTotp`]
-//!   → [`Reply::TotpEnabled`] with [`BackupCodes`], shown once.
-//! - `POST /v1/login`: unchanged command; with MFA on the reply is [`Reply::MfaRequired`].
+//! - `POST /v1/mfa/totp/confirm {code}`: [`TotpCode::parse`], then [`crate::Command::ConfirmTotp`]
+//!   → [`crate::Reply::TotpEnabled`] with [`BackupCodes`], shown once.
+//! - `POST /v1/login`: unchanged command; with MFA on the reply is [`crate::Reply::MfaRequired`].
 //! - `POST /v1/login/mfa {mfa_token, code | backup_code}`: [`presented_challenge_digest`] and
-//!   [`MfaAnswer::totp`] / [`MfaAnswer::backup`], then [`Command::AnswerMfaChallenge`] →
-//!   [`Reply::LoggedIn`] or [`Reply::TokensIssued`], as the login asked.
-//! - `POST /v1/mfa/backup-codes {code}`: [`Command::ReplaceBackupCodes`] →
-//!   [`Reply::BackupCodesReplaced`].
-//! - `DELETE /v1/mfa/totp {code | backup_code}`: [`Command::DisableTotp`] →
-//!   [`Reply::TotpDisabled`].
+//!   [`MfaAnswer::totp`] / [`MfaAnswer::backup`], then [`crate::Command::AnswerMfaChallenge`] →
+//!   [`crate::Reply::LoggedIn`] or [`crate::Reply::TokensIssued`], as the login asked.
+//! - `POST /v1/mfa/backup-codes {code}`: [`crate::Command::ReplaceBackupCodes`] →
+//!   [`crate::Reply::BackupCodesReplaced`].
+//! - `DELETE /v1/mfa/totp {code | backup_code}`: [`crate::Command::DisableTotp`] →
+//!   [`crate::Reply::TotpDisabled`].
 //! - `GET /v1/me`: [`Views::mfa_status`].
 //!
 //! # Why the keys travel in the command
@@ -321,6 +321,30 @@ fn usable<'v>(
         0 => Ok(views.mfa(account)),
         wait => Err(throttled(wait)),
     }
+}
+
+/// The otpauth:// URI of `account`'s pending enrolment, for an operator to show as a QR
+/// code in a terminal (`tessera account mfa-qr`). Opens the sealed secret with `keys`.
+/// [`Rejection::MfaNotEnrolled`] when no enrolment is pending at `now`.
+pub fn pending_otpauth_uri(
+    views: &Views,
+    account: &AccountId,
+    keys: &MfaKeys,
+    policy: &crate::Policy,
+    now: Timestamp,
+) -> Result<Zeroizing<String>, Rejection> {
+    let holder = views.account(account).ok_or(Rejection::AccountNotFound)?;
+    let pending = views
+        .mfa(account)
+        .and_then(|m| m.live_pending(now))
+        .ok_or(Rejection::MfaNotEnrolled)?;
+    let secret = keys
+        .open(account, &pending.sealed_secret)
+        .ok_or(Rejection::MfaKeysUnavailable)?;
+    codes::totp(&secret, &policy.mfa.issuer, &holder.username)
+        .and_then(|t| codes::otpauth_uri(&t))
+        .map(Zeroizing::new)
+        .ok_or(Rejection::MfaKeysUnavailable)
 }
 
 pub(crate) fn start_enrolment(

@@ -237,6 +237,31 @@ fn enrol_confirm_and_log_in_with_a_code() {
 }
 
 #[test]
+fn an_operator_can_show_the_pending_enrolment_only() {
+    let mut w = World::new(13);
+    let alice = w.register("alice");
+    let uri = |w: &World| pending_otpauth_uri(&w.views, &alice, &keys(), &w.policy, w.now);
+    assert_eq!(uri(&w).err(), Some(Rejection::MfaNotEnrolled));
+    let secret = start(&mut w, alice);
+    let shown = uri(&w).expect("pending");
+    assert!(shown.contains(&data_encoding::BASE32_NOPAD.encode(&secret)));
+    assert!(qr_terminal(&shown).is_some());
+    assert_eq!(
+        pending_otpauth_uri(
+            &w.views,
+            &alice,
+            &MfaKeys::from_master(&[0; 32]),
+            &w.policy,
+            w.now
+        )
+        .err(),
+        Some(Rejection::MfaKeysUnavailable)
+    );
+    w.advance_secs(601);
+    assert_eq!(uri(&w).err(), Some(Rejection::MfaNotEnrolled), "expired");
+}
+
+#[test]
 fn confirming_without_enrolment_is_refused_and_spends_nothing() {
     let mut w = World::new(2);
     let alice = w.register("alice");

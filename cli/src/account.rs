@@ -1,4 +1,4 @@
-//! `tessera account add|disable`: operator actions, decided by the same core and recorded by
+//! `tessera account add|disable|reset-mfa|mfa-qr`: operator actions, decided by the same core and recorded by
 //! the same writer as the API's. The server must be stopped (sled allows one process).
 
 use std::io::BufRead;
@@ -18,6 +18,23 @@ pub enum AccountCommand {
         username: String,
         #[arg(long)]
         email: Option<String>,
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+    },
+    /// Turn MFA off for a user who lost their device; every session and family ends. Recorded
+    /// as `TotpDisabled` naming the operator.
+    ResetMfa {
+        username: String,
+        /// Who is doing this, recorded in the event.
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+    },
+    /// Print the QR code of a pending TOTP enrolment in the terminal, for the user to scan.
+    /// Needs the MFA key in `<data>/keys/mfa.key`.
+    MfaQr {
+        username: String,
         #[arg(long)]
         data: Option<std::path::PathBuf>,
     },
@@ -67,6 +84,61 @@ pub fn run(config: &Config, cmd: AccountCommand) -> Result<ExitCode, Failure> {
                 Ok(_) => Err(Failure::new("unexpected reply")),
                 Err(r) => Err(Failure(describe(&r))),
             }
+        }
+        AccountCommand::ResetMfa {
+            username,
+            operator,
+            data,
+        } => {
+            config.data = data.unwrap_or(config.data);
+            let engine = crate::serve::start_engine(&config, false)?;
+            let account = engine.views().account_by_username(&username).map(|a| a.id);
+            let Some(account) = account else {
+                engine.shutdown();
+                return Err(Failure(format!("no account named {username}")));
+            };
+            let outcome = engine.execute_blocking(Command::ResetMfa {
+                account,
+                by: Actor::Operator { name: operator },
+            });
+            engine.shutdown();
+            outcome
+                .map_err(Failure::new)?
+                .reply
+                .map_err(|r| Failure(describe(&r)))?;
+            println!("reset MFA of {username} ({account}); its sessions have ended");
+            Ok(ExitCode::SUCCESS)
+        }
+        AccountCommand::MfaQr { username, data } => {
+            config.data = data.unwrap_or(config.data);
+            let keys = tessera_storage::keys::KeyStore::open(&config.data)
+                .and_then(|k| k.mfa_keys())
+                .map_err(|e| Failure(format!("cannot load the MFA key: {e}")))?;
+            let engine = crate::serve::start_engine(&config, false)?;
+            let uri = {
+                let views = engine.views();
+                let account = views.account_by_username(&username).map(|a| a.id);
+                account
+                    .ok_or(tessera_core::Rejection::AccountNotFound)
+                    .and_then(|a| {
+                        tessera_core::mfa::pending_otpauth_uri(
+                            &views,
+                            &a,
+                            &keys,
+                            &config.policy,
+                            engine.now(),
+                        )
+                    })
+            };
+            engine.shutdown();
+            let uri = uri.map_err(|r| Failure(format!("{username}: {}", describe(&r))))?;
+            let qr = tessera_core::mfa::qr_terminal(&uri)
+                .ok_or_else(|| Failure::new("the URI does not fit in a QR code"))?;
+            println!("{qr}");
+            println!(
+                "scan this with the authenticator app of {username}, then confirm with a code"
+            );
+            Ok(ExitCode::SUCCESS)
         }
         AccountCommand::Disable {
             username,

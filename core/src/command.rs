@@ -3,12 +3,14 @@
 
 use std::net::IpAddr;
 
+use crate::mfa::{MfaAnswer, MfaKeys, TotpCode};
 use crate::password::{PasswordHash, Verification};
 use crate::secret::SecretDigest;
 use crate::{AccountId, Actor, FamilyId, SessionId, Timestamp, TokenId};
 
-/// How a successful login is delivered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a successful login is delivered. Recorded in `MfaChallengeStarted`, so variant order
+/// is part of the event format: append only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LoginMode {
     /// A `__Host-tessera_session` cookie.
     Session,
@@ -96,6 +98,52 @@ pub enum Command {
         kid: String,
         public_key: [u8; 32],
     },
+    /// Starts TOTP enrolment for the authenticated holder of `account`. See [`crate::mfa`].
+    StartTotpEnrolment {
+        account: AccountId,
+        keys: MfaKeys,
+    },
+    /// Confirms the pending enrolment with a code from the app: MFA is on, and the reply
+    /// carries the first backup codes.
+    ConfirmTotp {
+        account: AccountId,
+        code: TotpCode,
+        keys: MfaKeys,
+        client: Option<IpAddr>,
+    },
+    /// Answers an MFA challenge. `presented` comes from
+    /// [`crate::mfa::presented_challenge_digest`]; a string that is no `mfa_token` never
+    /// becomes a command (answer [`crate::Rejection::MfaChallengeInvalid`] at once).
+    AnswerMfaChallenge {
+        presented: SecretDigest,
+        answer: MfaAnswer,
+        keys: MfaKeys,
+        client: Option<IpAddr>,
+    },
+    /// Replaces the backup codes, proven with a TOTP code or a backup code.
+    ReplaceBackupCodes {
+        account: AccountId,
+        answer: MfaAnswer,
+        keys: MfaKeys,
+        client: Option<IpAddr>,
+    },
+    /// Turns MFA off, proven with a TOTP code or a backup code, and ends every other
+    /// session and refresh family of the account (the ones the request came through
+    /// survive).
+    DisableTotp {
+        account: AccountId,
+        answer: MfaAnswer,
+        keys: MfaKeys,
+        client: Option<IpAddr>,
+        current_session: Option<SessionId>,
+        current_family: Option<FamilyId>,
+    },
+    /// An operator turns MFA off for a user who lost their device; every session and family
+    /// of the account ends.
+    ResetMfa {
+        account: AccountId,
+        by: Actor,
+    },
 }
 
 impl Command {
@@ -115,6 +163,12 @@ impl Command {
             Self::LogoutFamily { .. } => "logout_family",
             Self::SignOutEverywhere { .. } => "sign_out_everywhere",
             Self::AddSigningKey { .. } => "add_signing_key",
+            Self::StartTotpEnrolment { .. } => "start_totp_enrolment",
+            Self::ConfirmTotp { .. } => "confirm_totp",
+            Self::AnswerMfaChallenge { .. } => "answer_mfa_challenge",
+            Self::ReplaceBackupCodes { .. } => "replace_backup_codes",
+            Self::DisableTotp { .. } => "disable_totp",
+            Self::ResetMfa { .. } => "reset_mfa",
         }
     }
 }

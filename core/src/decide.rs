@@ -50,6 +50,23 @@ pub enum Reply {
     SigningKeyAdded {
         kid: String,
     },
+    /// TOTP enrolment started: show the secret, URI and QR code once; MFA is pending.
+    TotpEnrolmentStarted(crate::mfa::TotpEnrolment),
+    /// The enrolment is confirmed and MFA is on: show the backup codes once.
+    TotpEnabled {
+        backup_codes: crate::mfa::BackupCodes,
+    },
+    /// A new set of backup codes, shown once; the old set no longer works.
+    BackupCodesReplaced {
+        backup_codes: crate::mfa::BackupCodes,
+    },
+    /// MFA is off; the account's other sessions and families have ended.
+    TotpDisabled,
+    /// An operator reset the account's MFA; every session and family has ended.
+    MfaReset,
+    /// The password was right and MFA is on: nothing is issued until the challenge is
+    /// answered (`{mfa_required: true, mfa_token, methods, expires_in}`).
+    MfaRequired(crate::mfa::MfaChallengeIssued),
 }
 
 /// The events to append and the reply to give after they are durable.
@@ -124,6 +141,57 @@ pub fn decide(views: &Views, command: Command, env: &mut Env<'_>) -> Decision {
         Command::AddSigningKey { kid, public_key } => {
             crate::signing_key::add(&views.signing_keys, kid, public_key, env)
         }
+        command @ (Command::StartTotpEnrolment { .. }
+        | Command::ConfirmTotp { .. }
+        | Command::AnswerMfaChallenge { .. }
+        | Command::ReplaceBackupCodes { .. }
+        | Command::DisableTotp { .. }
+        | Command::ResetMfa { .. }) => decide_mfa(views, command, env),
+    }
+}
+
+/// The MFA commands (see [`crate::mfa`]).
+fn decide_mfa(views: &Views, command: Command, env: &mut Env<'_>) -> Decision {
+    use crate::mfa;
+    match command {
+        Command::StartTotpEnrolment { account, keys } => {
+            mfa::start_enrolment(views, account, &keys, env)
+        }
+        Command::ConfirmTotp {
+            account,
+            code,
+            keys,
+            client,
+        } => mfa::confirm(views, account, &code, &keys, client, env),
+        Command::AnswerMfaChallenge {
+            presented,
+            answer,
+            keys,
+            client,
+        } => mfa::answer_challenge(views, presented, &answer, &keys, client, env),
+        Command::ReplaceBackupCodes {
+            account,
+            answer,
+            keys,
+            client,
+        } => mfa::replace_backup_codes(views, account, &answer, &keys, client, env),
+        Command::DisableTotp {
+            account,
+            answer,
+            keys,
+            client,
+            current_session,
+            current_family,
+        } => {
+            let keep = mfa::Keep {
+                session: current_session,
+                family: current_family,
+            };
+            mfa::disable(views, account, &answer, &keys, client, keep, env)
+        }
+        Command::ResetMfa { account, by } => mfa::reset(views, account, by, env),
+        // `decide` sends only the commands above here.
+        _ => Decision::refuse(vec![], Rejection::Unauthenticated),
     }
 }
 
@@ -168,7 +236,8 @@ fn register(
 }
 
 /// Whether a checked password still opens the account now: right password, checked
-/// against the hash the account has now, account enabled. On failure, the event to record.
+/// against the hash the account has now, account enabled and not throttled. On failure, the
+/// event to record.
 // The failure is an event to record, built once per refused login: its size is no
 // concern, and boxing it would only obscure the flow.
 #[allow(clippy::result_large_err)]
@@ -176,12 +245,18 @@ fn admit(
     views: &Views,
     check: &PasswordCheck,
     client: Option<std::net::IpAddr>,
+    now: Timestamp,
+    throttle: &crate::throttle::ThrottlePolicy,
 ) -> Result<AccountId, Pending> {
     let Some(account) = check.account.and_then(|id| views.account(&id)) else {
         return Err(Event::UnknownAccountLoginFailed { client }.into());
     };
+    let wait = crate::throttle::account_wait_ms(views, &account.id, now, throttle);
     let reason = if account.disabled {
         LoginFailure::AccountDisabled
+    } else if wait > 0 {
+        // Refused unchecked, and answered like a wrong password (see `crate::throttle`).
+        LoginFailure::Throttled
     } else if check.outcome == Verification::Mismatch || check.checked_hash != account.password_hash
     {
         LoginFailure::WrongPassword
@@ -230,7 +305,12 @@ fn login(
     client: Option<std::net::IpAddr>,
     env: &mut Env<'_>,
 ) -> Decision {
-    let account = match admit(views, check, client) {
+    // The address check needs no account lookup, so its 429 reveals nothing about accounts.
+    let wait = crate::throttle::address_wait_ms(views, client, env.now, &env.policy.throttle);
+    if wait > 0 {
+        return Decision::refuse(vec![], crate::throttle::throttled(wait));
+    }
+    let account = match admit(views, check, client, env.now, &env.policy.throttle) {
         Ok(account) => account,
         Err(failure) => return Decision::refuse(vec![failure], Rejection::InvalidCredentials),
     };
@@ -244,16 +324,33 @@ fn login(
             .into(),
         );
     }
+    if let Some(mfa) = views.mfa(&account).filter(|m| m.enabled()) {
+        let (started, issued) = crate::mfa::start_challenge(account, mode, mfa, env);
+        events.push(started);
+        return Decision::ok(events, Reply::MfaRequired(issued));
+    }
+    let reply = complete_login(account, mode, env, &mut events);
+    Decision::ok(events, reply)
+}
+
+/// Issues what a login asked for, once every factor is proven: a session or a refresh
+/// family with its first tokens.
+pub(crate) fn complete_login(
+    account: AccountId,
+    mode: LoginMode,
+    env: &mut Env<'_>,
+    events: &mut Vec<Pending>,
+) -> Reply {
     match mode {
         LoginMode::Session => {
             let (started, issued) = start_session(account, None, env);
             events.push(started);
-            Decision::ok(events, Reply::LoggedIn(issued))
+            Reply::LoggedIn(issued)
         }
         LoginMode::Token => {
             let (started, issued) = refresh::start_family(account, None, None, None, env);
             events.push(started);
-            Decision::ok(events, Reply::TokensIssued(issued))
+            Reply::TokensIssued(issued)
         }
     }
 }
@@ -281,7 +378,7 @@ fn change_password(
     client: Option<std::net::IpAddr>,
     env: &mut Env<'_>,
 ) -> Decision {
-    let account = match admit(views, check, client) {
+    let account = match admit(views, check, client, env.now, &env.policy.throttle) {
         Ok(account) => account,
         Err(failure) => return Decision::refuse(vec![failure], Rejection::InvalidCredentials),
     };

@@ -10,9 +10,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mfa::{BackupCodeDigest, SealedSecret};
 use crate::password::PasswordHash;
 use crate::secret::SecretDigest;
-use crate::{AccountId, FamilyId, SessionId, StreamId, Timestamp, TokenId};
+use crate::{AccountId, ChallengeId, FamilyId, LoginMode, SessionId, StreamId, Timestamp, TokenId};
 
 /// Who asked for a change, when it was not the account holder through the API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,8 @@ pub enum SessionEndReason {
     TokenReused,
     /// The holder or an operator signed the account out everywhere (added with tokens).
     SignedOutEverywhere,
+    /// MFA was turned off by its holder or reset by an operator (added with MFA).
+    MfaDisabled,
 }
 
 /// Why a refresh family was revoked before its deadline.
@@ -49,6 +52,8 @@ pub enum FamilyRevokeReason {
     PasswordChanged,
     AccountDisabled,
     SignedOutEverywhere,
+    /// MFA was turned off by its holder or reset by an operator (added with MFA).
+    MfaDisabled,
 }
 
 /// Why a login failed. Only failures against an existing account are recorded: the account
@@ -57,6 +62,9 @@ pub enum FamilyRevokeReason {
 pub enum LoginFailure {
     WrongPassword,
     AccountDisabled,
+    /// Refused unchecked: the account was throttled by earlier failures (added with MFA and
+    /// throttling). Answered like a wrong password, and not counted as a failure again.
+    Throttled,
 }
 
 /// Every fact Tessera records. Variant order is part of the encoding: append only.
@@ -169,6 +177,63 @@ pub enum Event {
         account: AccountId,
         by: Actor,
     },
+    /// TOTP enrolment began: the secret, sealed (see `mfa::seal`), pending until a code
+    /// confirms it or `expires_at` passes.
+    TotpEnrolmentStarted {
+        account: AccountId,
+        sealed_secret: SealedSecret,
+        expires_at: Timestamp,
+    },
+    /// A code confirmed the pending enrolment: MFA is on. `step` is the accepted TOTP step;
+    /// `backup_codes` the keyed hashes of the first set of backup codes.
+    TotpEnabled {
+        account: AccountId,
+        step: u64,
+        backup_codes: Vec<BackupCodeDigest>,
+    },
+    /// A TOTP code was accepted for `step`: that step and every earlier one are spent
+    /// (RFC 6238 §5.2).
+    TotpStepAccepted {
+        account: AccountId,
+        step: u64,
+    },
+    /// A backup code was spent.
+    BackupCodeUsed {
+        account: AccountId,
+        code: BackupCodeDigest,
+    },
+    /// A new set of backup codes replaced the old one.
+    BackupCodesReplaced {
+        account: AccountId,
+        backup_codes: Vec<BackupCodeDigest>,
+    },
+    /// MFA is off: TOTP, a pending enrolment and backup codes are gone. `by` says whether
+    /// the holder (with a valid code) or an operator (a reset) did it.
+    TotpDisabled {
+        account: AccountId,
+        by: Actor,
+    },
+    /// A right password for an account with MFA on opened a challenge, answered with the
+    /// bearer secret whose digest is `token_digest`, in the login's `mode`.
+    MfaChallengeStarted {
+        challenge: ChallengeId,
+        account: AccountId,
+        token_digest: SecretDigest,
+        mode: LoginMode,
+        attempts_max: u32,
+        expires_at: Timestamp,
+    },
+    /// A wrong, replayed or spent code: in answer to `challenge`, or (when `None`) to an
+    /// authenticated MFA change. Counts toward the account's throttle.
+    MfaCodeFailed {
+        account: AccountId,
+        challenge: Option<ChallengeId>,
+        client: Option<IpAddr>,
+    },
+    /// A challenge was answered right; the login completes in the same decision.
+    MfaChallengePassed {
+        challenge: ChallengeId,
+    },
 }
 
 impl Event {
@@ -192,6 +257,15 @@ impl Event {
             Self::RefreshFamilyRevoked { .. } => "RefreshFamilyRevoked",
             Self::AccessTokenRevoked { .. } => "AccessTokenRevoked",
             Self::AccountSignedOutEverywhere { .. } => "AccountSignedOutEverywhere",
+            Self::TotpEnrolmentStarted { .. } => "TotpEnrolmentStarted",
+            Self::TotpEnabled { .. } => "TotpEnabled",
+            Self::TotpStepAccepted { .. } => "TotpStepAccepted",
+            Self::BackupCodeUsed { .. } => "BackupCodeUsed",
+            Self::BackupCodesReplaced { .. } => "BackupCodesReplaced",
+            Self::TotpDisabled { .. } => "TotpDisabled",
+            Self::MfaChallengeStarted { .. } => "MfaChallengeStarted",
+            Self::MfaCodeFailed { .. } => "MfaCodeFailed",
+            Self::MfaChallengePassed { .. } => "MfaChallengePassed",
         }
     }
 
@@ -214,6 +288,15 @@ impl Event {
         "RefreshFamilyRevoked",
         "AccessTokenRevoked",
         "AccountSignedOutEverywhere",
+        "TotpEnrolmentStarted",
+        "TotpEnabled",
+        "TotpStepAccepted",
+        "BackupCodeUsed",
+        "BackupCodesReplaced",
+        "TotpDisabled",
+        "MfaChallengeStarted",
+        "MfaCodeFailed",
+        "MfaChallengePassed",
     ];
 
     /// The stream the event belongs to.
@@ -225,7 +308,24 @@ impl Event {
             | Self::AccountDisabled { account, .. }
             | Self::LoginFailed { account, .. }
             | Self::AccessTokenRevoked { account, .. }
-            | Self::AccountSignedOutEverywhere { account, .. } => account.stream(),
+            | Self::AccountSignedOutEverywhere { account, .. }
+            | Self::TotpEnrolmentStarted { account, .. }
+            | Self::TotpEnabled { account, .. }
+            | Self::TotpStepAccepted { account, .. }
+            | Self::BackupCodeUsed { account, .. }
+            | Self::BackupCodesReplaced { account, .. }
+            | Self::TotpDisabled { account, .. }
+            | Self::MfaCodeFailed {
+                account,
+                challenge: None,
+                ..
+            } => account.stream(),
+            Self::MfaChallengeStarted { challenge, .. }
+            | Self::MfaCodeFailed {
+                challenge: Some(challenge),
+                ..
+            }
+            | Self::MfaChallengePassed { challenge } => challenge.stream(),
             Self::UnknownAccountLoginFailed { .. } => StreamId(UNKNOWN_ACCOUNT_STREAM.to_owned()),
             Self::SessionStarted { session, .. }
             | Self::SessionTouched { session }

@@ -71,6 +71,13 @@ uuid_id!(
     "access-token"
 );
 
+uuid_id!(
+    /// An MFA challenge: opened by a right password for an account with MFA on, answered
+    /// with a code. Not a credential: the `mfa_token` is a separate 256-bit secret.
+    ChallengeId,
+    "mfa-challenge"
+);
+
 /// The stream an event belongs to: `<aggregate>-<id>`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StreamId(pub String);

@@ -58,5 +58,6 @@ pub(crate) fn check(views: &Views) -> Result<(), String> {
             return Err(format!("session {} has deadlines before its start", s.id));
         }
     }
-    views.check_token_invariants()
+    views.check_token_invariants()?;
+    views.check_mfa_invariants()
 }

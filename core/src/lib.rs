@@ -12,6 +12,8 @@
 //!   pure verification ([`token::verify_access_token`]), rotating refresh families with
 //!   reuse detection ([`refresh`]), and the [`blocklist`] check on verified claims. Signing
 //!   and verifying run outside the writer; only issuing claims and rotation are decided.
+//! - MFA ([`mfa`]): TOTP enrolment with sealed secrets, backup codes, the login challenge
+//!   with its attempt limit; login throttling per account and per address ([`throttle`]).
 //! - The CPU-heavy, order-independent work that runs before a decision ([`prepare`]):
 //!   hashing and verifying passwords with argon2id.
 //!
@@ -34,6 +36,7 @@ pub mod env;
 pub mod event;
 pub mod id;
 pub mod invariant;
+pub mod mfa;
 pub mod password;
 pub mod policy;
 pub mod prepare;
@@ -44,6 +47,7 @@ pub mod session;
 pub mod signing_key;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod throttle;
 pub mod time;
 pub mod token;
 pub mod view;
@@ -52,7 +56,7 @@ pub use command::{Command, LoginMode, PasswordCheck};
 pub use decide::{Decision, Reply, decide};
 pub use env::Env;
 pub use event::{Actor, Event, FamilyRevokeReason, LoginFailure, Pending, SessionEndReason};
-pub use id::{AccountId, FamilyId, SessionId, StreamId, TokenId};
+pub use id::{AccountId, ChallengeId, FamilyId, SessionId, StreamId, TokenId};
 pub use policy::{Policy, TokenPolicy};
 pub use rejection::Rejection;
 pub use time::Timestamp;

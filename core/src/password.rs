@@ -21,6 +21,8 @@ pub struct PasswordPolicy {
     pub require_upper: bool,
     pub require_lower: bool,
     pub require_digit: bool,
+    /// Refuse passwords on the shipped common-password list, whatever the rules above say.
+    pub refuse_common: bool,
 }
 
 impl Default for PasswordPolicy {
@@ -31,6 +33,7 @@ impl Default for PasswordPolicy {
             require_upper: true,
             require_lower: true,
             require_digit: true,
+            refuse_common: true,
         }
     }
 }
@@ -67,8 +70,40 @@ impl PasswordPolicy {
         if self.require_digit && !password.chars().any(|c| c.is_ascii_digit()) {
             problems.push(PasswordProblem::NoDigit);
         }
+        if self.refuse_common && is_common(password) {
+            problems.push(PasswordProblem::Common);
+        }
         problems
     }
+}
+
+/// The shipped list of common and breached passwords (see the file's header for where it
+/// comes from), lower case.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+fn common_set() -> &'static std::collections::HashSet<String> {
+    static SET: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        COMMON_PASSWORDS
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_lowercase)
+            .collect()
+    })
+}
+
+/// Whether `password` is on the common list, ignoring case, as typed or with its trailing
+/// digits and symbols removed (`Password2024!` is `password` with decoration).
+pub fn is_common(password: &str) -> bool {
+    let lower = password.trim().to_lowercase();
+    let set = common_set();
+    if set.contains(&lower) {
+        return true;
+    }
+    let stem = lower
+        .trim_end_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation() || c == ' ');
+    !stem.is_empty() && set.contains(stem)
 }
 
 /// One broken password rule.
@@ -84,6 +119,9 @@ pub enum PasswordProblem {
     NoLower,
     #[error("password must contain a digit")]
     NoDigit,
+    /// On the list of common and breached passwords (added with MFA and login defences).
+    #[error("password is too common: it appears on lists of breached passwords")]
+    Common,
 }
 
 impl PasswordProblem {
@@ -95,6 +133,7 @@ impl PasswordProblem {
             Self::NoUpper => "password_needs_upper",
             Self::NoLower => "password_needs_lower",
             Self::NoDigit => "password_needs_digit",
+            Self::Common => "password_too_common",
         }
     }
 }
@@ -206,6 +245,33 @@ mod tests {
         );
         // Characters, not bytes, count toward the minimum.
         assert_eq!(p.problems("Ééééééééééé1"), vec![]);
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_the_rules() {
+        let p = PasswordPolicy::default();
+        // Meets every composition rule, and is still the most guessed password there is.
+        assert_eq!(p.problems("Password1234"), vec![PasswordProblem::Common]);
+        assert_eq!(p.problems("Qwertyuiop123!"), vec![PasswordProblem::Common]);
+        assert_eq!(p.problems("Summer2024!!!"), vec![PasswordProblem::Common]);
+        assert_eq!(
+            p.problems("password"),
+            vec![
+                PasswordProblem::TooShort { min_chars: 12 },
+                PasswordProblem::NoUpper,
+                PasswordProblem::NoDigit,
+                PasswordProblem::Common
+            ],
+            "every problem is listed"
+        );
+        assert!(p.problems("Correct horse 9 battery").is_empty());
+        assert!(p.problems("Password is not 1 word").is_empty());
+        let lax = PasswordPolicy {
+            refuse_common: false,
+            ..PasswordPolicy::default()
+        };
+        assert!(lax.problems("Password1234").is_empty());
+        assert!(common_set().len() > 800);
     }
 
     #[test]

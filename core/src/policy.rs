@@ -155,6 +155,57 @@ impl TokenPolicy {
     }
 }
 
+/// MFA rules (tutorial section 6; OWASP Multifactor Authentication Cheat Sheet).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaPolicy {
+    /// The issuer shown by authenticator apps (otpauth:// `issuer`). No `:`.
+    pub issuer: String,
+    /// How long an MFA challenge can be answered. Default 5 minutes.
+    pub challenge_ttl_secs: u64,
+    /// Wrong answers a challenge takes before it dies (the tutorial's 5).
+    pub challenge_attempts_max: u32,
+    /// How long a TOTP enrolment waits for its confirming code; after that a new enrolment
+    /// may replace it. Default 10 minutes.
+    pub enrolment_ttl_secs: u64,
+}
+
+impl Default for MfaPolicy {
+    fn default() -> Self {
+        Self {
+            issuer: "Tessera".into(),
+            challenge_ttl_secs: 5 * 60,
+            challenge_attempts_max: 5,
+            enrolment_ttl_secs: 10 * 60,
+        }
+    }
+}
+
+impl MfaPolicy {
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::mfa::{ATTEMPTS_MAX_LIMIT, CHALLENGE_TTL_SECS_MAX, ENROLMENT_TTL_SECS_MAX};
+        if self.issuer.trim().is_empty() || self.issuer.contains(':') || self.issuer.len() > 64 {
+            return Err("mfa issuer must be 1 to 64 bytes without ':'".into());
+        }
+        if !(30..=CHALLENGE_TTL_SECS_MAX).contains(&self.challenge_ttl_secs) {
+            return Err(format!(
+                "mfa challenge_ttl_secs must be 30..={CHALLENGE_TTL_SECS_MAX}"
+            ));
+        }
+        if !(1..=ATTEMPTS_MAX_LIMIT).contains(&self.challenge_attempts_max) {
+            return Err(format!(
+                "mfa challenge_attempts_max must be 1..={ATTEMPTS_MAX_LIMIT}"
+            ));
+        }
+        if !(60..=ENROLMENT_TTL_SECS_MAX).contains(&self.enrolment_ttl_secs) {
+            return Err(format!(
+                "mfa enrolment_ttl_secs must be 60..={ENROLMENT_TTL_SECS_MAX}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Every rule a decision consults that an operator may tune.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +214,8 @@ pub struct Policy {
     pub password: PasswordPolicy,
     pub session: SessionPolicy,
     pub token: TokenPolicy,
+    pub mfa: MfaPolicy,
+    pub throttle: crate::throttle::ThrottlePolicy,
 }
 
 impl Policy {
@@ -178,6 +231,8 @@ impl Policy {
         self.session.validate()?;
         self.token.validate()?;
         self.password.validate()?;
+        self.mfa.validate()?;
+        self.throttle.validate()?;
         crate::password::params(&self.argon2)
             .map(|_| ())
             .map_err(|e| format!("argon2 parameters: {e}"))

@@ -38,10 +38,49 @@ pub enum Rejection {
     /// already in the key set.
     #[error("the signing key is invalid or already known")]
     SigningKeyInvalid,
+    /// A TOTP code that is not six digits, or a backup code of the wrong shape. Nothing is
+    /// spent: such a string cannot be right. HTTP 422.
+    #[error("the code is not a six-digit TOTP code or a backup code")]
+    MfaCodeMalformed,
+    /// A wrong TOTP code or an unknown or spent backup code. In answer to a challenge,
+    /// `attempts_left` says how many more the challenge takes. HTTP 401.
+    #[error("the code is wrong")]
+    MfaCodeInvalid { attempts_left: Option<u32> },
+    /// A TOTP code for a step already accepted (RFC 6238 §5.2): wait for the next code.
+    /// Counts as a wrong attempt. HTTP 401.
+    #[error("the code was already used; wait for the next one")]
+    MfaCodeReplayed { attempts_left: Option<u32> },
+    /// An `mfa_token` that is unknown, expired, already answered, or whose account no longer
+    /// has MFA on or is disabled. HTTP 401; log in again.
+    #[error("the MFA challenge is unknown or has expired; log in again")]
+    MfaChallengeInvalid,
+    /// The challenge took its last wrong attempt and accepts nothing more, the right code
+    /// included. HTTP 401; log in again.
+    #[error("too many wrong codes for this login; log in again")]
+    MfaChallengeExhausted,
+    /// Confirming, changing or disabling MFA that is not on (or not being enrolled).
+    /// HTTP 409.
+    #[error("MFA is not enrolled")]
+    MfaNotEnrolled,
+    /// Enrolling when MFA is already on: disable it first. HTTP 409.
+    #[error("MFA is already on")]
+    MfaAlreadyEnabled,
+    /// Enrolling while an enrolment is pending: confirm it, or start again once it expires
+    /// in `retry_after_secs`. HTTP 409.
+    #[error("a TOTP enrolment is already pending; confirm it or wait for it to expire")]
+    MfaEnrolmentPending { retry_after_secs: u64 },
+    /// The TOTP secret was sealed under a key this server does not hold. An operator
+    /// problem, not the caller's: nothing is spent. HTTP 503.
+    #[error("MFA is unavailable: the sealing key is missing")]
+    MfaKeysUnavailable,
+    /// Too many failures: try again after `retry_after_secs`. HTTP 429 + Retry-After.
+    #[error("too many failed attempts; retry later")]
+    Throttled { retry_after_secs: u64 },
 }
 
 impl Rejection {
-    /// The stable code: 1xxx accounts, 2xxx credentials, 3xxx sessions, 4xxx tokens.
+    /// The stable code: 1xxx accounts, 2xxx credentials, 3xxx sessions, 4xxx tokens, 5xxx
+    /// MFA and throttling.
     pub fn code(&self) -> u16 {
         match self {
             Self::UsernameTaken => 1001,
@@ -55,6 +94,16 @@ impl Rejection {
             Self::RefreshTokenInvalid => 4001,
             Self::RefreshTokenReused => 4002,
             Self::SigningKeyInvalid => 4003,
+            Self::MfaCodeMalformed => 5001,
+            Self::MfaCodeInvalid { .. } => 5002,
+            Self::MfaCodeReplayed { .. } => 5003,
+            Self::MfaChallengeInvalid => 5004,
+            Self::MfaChallengeExhausted => 5005,
+            Self::MfaNotEnrolled => 5006,
+            Self::MfaAlreadyEnabled => 5007,
+            Self::MfaEnrolmentPending { .. } => 5008,
+            Self::MfaKeysUnavailable => 5009,
+            Self::Throttled { .. } => 5010,
         }
     }
 
@@ -72,6 +121,24 @@ impl Rejection {
             Self::RefreshTokenInvalid => "refresh-token-invalid",
             Self::RefreshTokenReused => "refresh-token-reused",
             Self::SigningKeyInvalid => "signing-key-invalid",
+            Self::MfaCodeMalformed => "mfa-code-malformed",
+            Self::MfaCodeInvalid { .. } => "mfa-code-invalid",
+            Self::MfaCodeReplayed { .. } => "mfa-code-replayed",
+            Self::MfaChallengeInvalid => "mfa-challenge-invalid",
+            Self::MfaChallengeExhausted => "mfa-challenge-exhausted",
+            Self::MfaNotEnrolled => "mfa-not-enrolled",
+            Self::MfaAlreadyEnabled => "mfa-already-enabled",
+            Self::MfaEnrolmentPending { .. } => "mfa-enrolment-pending",
+            Self::MfaKeysUnavailable => "mfa-unavailable",
+            Self::Throttled { .. } => "throttled",
+        }
+    }
+
+    /// Seconds the caller should wait before retrying (HTTP `Retry-After`), if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 

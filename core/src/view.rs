@@ -15,13 +15,18 @@ use std::collections::{BTreeSet, HashMap};
 use crate::account::{AccountView, username_key};
 use crate::blocklist::{NotBefore, RevokedAccessToken};
 use crate::event::Event;
+use crate::mfa::{ChallengeView, MfaView};
 use crate::refresh::{FamilyView, RefreshTokenView};
 use crate::secret::SecretDigest;
 use crate::session::SessionView;
 use crate::signing_key::{KeySet, PublishedKey};
-use crate::{AccountId, FamilyId, SessionId, Timestamp, TokenId};
+use crate::throttle::Strikes;
+use crate::{AccountId, ChallengeId, FamilyId, SessionId, Timestamp, TokenId};
 
+mod mfa;
 mod tokens;
+
+pub use mfa::AddressCapacity;
 
 /// The key of one persisted view record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -40,6 +45,14 @@ pub enum ViewKey {
     RevokedAccessToken(TokenId),
     /// An account's not-before time for access tokens.
     NotBefore(AccountId),
+    /// An account's MFA state.
+    Mfa(AccountId),
+    /// An MFA challenge.
+    Challenge(ChallengeId),
+    /// An account's throttle strikes.
+    AccountStrikes(AccountId),
+    /// An address's throttle strikes, under its [`crate::throttle::address_key`].
+    AddressStrikes(std::net::IpAddr),
 }
 
 /// One persisted view record.
@@ -53,6 +66,10 @@ pub enum ViewRecord {
     RefreshToken(RefreshTokenView),
     RevokedAccessToken(RevokedAccessToken),
     NotBefore(NotBefore),
+    Mfa(MfaView),
+    Challenge(ChallengeView),
+    /// Under [`ViewKey::AccountStrikes`] or [`ViewKey::AddressStrikes`].
+    Strikes(Strikes),
 }
 
 /// An event the views cannot apply: the log contradicts itself. Only a corrupt or tampered
@@ -83,6 +100,8 @@ pub struct Views {
     pub(crate) digests_by_family: HashMap<FamilyId, BTreeSet<SecretDigest>>,
     /// Derived: when each token record is dropped.
     pub(crate) token_expiry: BTreeSet<(Timestamp, tokens::Expiring)>,
+    /// MFA state, challenges and throttle strikes.
+    pub(crate) mfa: mfa::MfaViews,
 }
 
 impl Views {
@@ -134,6 +153,7 @@ impl Views {
             .chain(self.usernames.keys().map(|k| ViewKey::Username(k.clone())))
             .chain(self.sessions.keys().map(|k| ViewKey::Session(*k)))
             .chain(self.token_keys())
+            .chain(self.mfa_keys())
             .collect();
         keys.sort();
         keys
@@ -145,6 +165,10 @@ impl Views {
             ViewKey::Account(id) => self.accounts.get(id).cloned().map(ViewRecord::Account),
             ViewKey::Username(name) => self.usernames.get(name).copied().map(ViewRecord::Username),
             ViewKey::Session(id) => self.sessions.get(id).cloned().map(ViewRecord::Session),
+            ViewKey::Mfa(_)
+            | ViewKey::Challenge(_)
+            | ViewKey::AccountStrikes(_)
+            | ViewKey::AddressStrikes(_) => self.mfa_record(key),
             _ => self.token_record(key),
         }
     }
@@ -167,6 +191,13 @@ impl Views {
                 | ViewKey::NotBefore(_)),
                 record,
             ) => return self.load_token(&key, record),
+            (
+                key @ (ViewKey::Mfa(_)
+                | ViewKey::Challenge(_)
+                | ViewKey::AccountStrikes(_)
+                | ViewKey::AddressStrikes(_)),
+                record,
+            ) => return self.load_mfa(&key, record),
             (key, _) => {
                 return Err(ApplyError {
                     kind: "load",
@@ -223,9 +254,21 @@ impl Views {
     ) -> Result<(), ApplyError> {
         self.drop_expired(at, touched);
         self.drop_expired_tokens(at, touched);
-        if self.apply_token(at, event, touched)? {
-            return Ok(());
+        self.drop_expired_mfa(at, touched);
+        if !self.apply_token(at, event, touched)? && !self.apply_mfa(at, event, touched)? {
+            self.apply_account(at, event, touched)?;
         }
+        self.count_strikes(at, event, touched);
+        Ok(())
+    }
+
+    /// Folds an account or session event.
+    fn apply_account(
+        &mut self,
+        at: Timestamp,
+        event: &Event,
+        touched: &mut Vec<ViewKey>,
+    ) -> Result<(), ApplyError> {
         let fail = |why: &str| ApplyError {
             kind: event.kind(),
             why: why.to_owned(),
@@ -343,6 +386,18 @@ impl Views {
             | Event::AccessTokenRevoked { .. }
             | Event::AccountSignedOutEverywhere { .. } => {
                 return Err(fail("token event not folded"));
+            }
+            // Folded by `apply_mfa`.
+            Event::TotpEnrolmentStarted { .. }
+            | Event::TotpEnabled { .. }
+            | Event::TotpStepAccepted { .. }
+            | Event::BackupCodeUsed { .. }
+            | Event::BackupCodesReplaced { .. }
+            | Event::TotpDisabled { .. }
+            | Event::MfaChallengeStarted { .. }
+            | Event::MfaCodeFailed { .. }
+            | Event::MfaChallengePassed { .. } => {
+                return Err(fail("MFA event not folded"));
             }
         }
         Ok(())

@@ -244,6 +244,32 @@ impl From<Rejection> for Problem {
             Rejection::SessionNotFound | Rejection::AccountNotFound => {
                 (StatusCode::NOT_FOUND, "Not found", vec![])
             }
+            Rejection::MfaCodeMalformed => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The request is not valid",
+                vec![FieldProblem {
+                    pointer: "/code".into(),
+                    code: "mfa_code_malformed".into(),
+                    detail,
+                }],
+            ),
+            Rejection::MfaCodeInvalid { .. }
+            | Rejection::MfaCodeReplayed { .. }
+            | Rejection::MfaChallengeInvalid
+            | Rejection::MfaChallengeExhausted => {
+                (StatusCode::UNAUTHORIZED, "Unauthorized", vec![])
+            }
+            Rejection::MfaNotEnrolled
+            | Rejection::MfaAlreadyEnabled
+            | Rejection::MfaEnrolmentPending { .. } => (StatusCode::CONFLICT, "Conflict", vec![]),
+            Rejection::MfaKeysUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                vec![],
+            ),
+            Rejection::Throttled { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "Too many requests", vec![])
+            }
         };
         Self {
             status,
@@ -252,7 +278,7 @@ impl From<Rejection> for Problem {
             detail: r.to_string(),
             code: Some(r.code()),
             errors,
-            retry_after_secs: None,
+            retry_after_secs: r.retry_after_secs(),
             www_authenticate: None,
         }
     }

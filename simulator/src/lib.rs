@@ -222,9 +222,15 @@ pub fn run(options: &Options) -> Result<RunReport, Failure> {
         ledger.check_tokens(&mut world)?;
         world.audit()?;
     }
-    // Phase two: quiet. Every honest user gets back in and can use the session.
+    // Phase two: quiet. Once the longest throttle wait has passed, every honest user gets
+    // back in and can use the session.
     world.step = options.steps + 1;
-    world.advance(60_000);
+    let throttle = &Policy::default().throttle;
+    let longest_wait_secs = throttle
+        .account
+        .delay_secs_max
+        .max(throttle.address.delay_secs_max);
+    world.advance(60_000 + longest_wait_secs * 1000);
     for s in &scenarios {
         for (username, password) in s.honest_accounts() {
             let issued = match world.login(

@@ -11,12 +11,15 @@ use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use serde::{Deserialize, Serialize};
 use tessera_core::account::AccountView;
 use tessera_core::blocklist::{NotBefore, RevokedAccessToken};
+use tessera_core::mfa::{ChallengeView, MfaView};
 use tessera_core::refresh::{FamilyView, RefreshTokenView};
 use tessera_core::secret::SecretDigest;
 use tessera_core::session::SessionView;
 use tessera_core::signing_key::PublishedKey;
+use tessera_core::throttle::Strikes;
 use tessera_core::{
-    AccountId, Event, FamilyId, SessionId, StreamId, Timestamp, TokenId, ViewKey, ViewRecord,
+    AccountId, ChallengeId, Event, FamilyId, SessionId, StreamId, Timestamp, TokenId, ViewKey,
+    ViewRecord,
 };
 
 /// Largest encoded value we ever write or accept: far above any real event, far below what
@@ -229,11 +232,15 @@ pub enum ViewTree {
     RefreshTokens,
     RevokedAccessTokens,
     NotBefore,
+    Mfa,
+    MfaChallenges,
+    AccountStrikes,
+    AddressStrikes,
 }
 
 impl ViewTree {
     /// Every view tree, in a fixed order: a store opens one tree per entry.
-    pub const ALL: [ViewTree; 8] = [
+    pub const ALL: [ViewTree; 12] = [
         Self::Accounts,
         Self::Usernames,
         Self::Sessions,
@@ -242,6 +249,10 @@ impl ViewTree {
         Self::RefreshTokens,
         Self::RevokedAccessTokens,
         Self::NotBefore,
+        Self::Mfa,
+        Self::MfaChallenges,
+        Self::AccountStrikes,
+        Self::AddressStrikes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -254,6 +265,10 @@ impl ViewTree {
             Self::RefreshTokens => "view.refresh_tokens",
             Self::RevokedAccessTokens => "view.revoked_access_tokens",
             Self::NotBefore => "view.not_before",
+            Self::Mfa => "view.mfa",
+            Self::MfaChallenges => "view.mfa_challenges",
+            Self::AccountStrikes => "view.account_strikes",
+            Self::AddressStrikes => "view.address_strikes",
         }
     }
 
@@ -275,6 +290,25 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
             (ViewTree::RevokedAccessTokens, jti.as_bytes().to_vec())
         }
         ViewKey::NotBefore(id) => (ViewTree::NotBefore, id.as_bytes().to_vec()),
+        ViewKey::Mfa(id) => (ViewTree::Mfa, id.as_bytes().to_vec()),
+        ViewKey::Challenge(id) => (ViewTree::MfaChallenges, id.as_bytes().to_vec()),
+        ViewKey::AccountStrikes(id) => (ViewTree::AccountStrikes, id.as_bytes().to_vec()),
+        ViewKey::AddressStrikes(ip) => (ViewTree::AddressStrikes, ip_bytes(ip)),
+    }
+}
+
+/// An address as a key: 4 bytes for IPv4, 16 for IPv6, so the length says which.
+fn ip_bytes(ip: &std::net::IpAddr) -> Vec<u8> {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+fn ip_from(bytes: &[u8]) -> Result<std::net::IpAddr, CodecError> {
+    match bytes.len() {
+        4 => Ok(std::net::IpAddr::from(fixed::<4>(bytes)?)),
+        _ => Ok(std::net::IpAddr::from(fixed::<16>(bytes)?)),
     }
 }
 
@@ -304,6 +338,10 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
             ViewKey::RevokedAccessToken(TokenId::from_bytes(fixed(bytes)?))
         }
         ViewTree::NotBefore => ViewKey::NotBefore(AccountId::from_bytes(fixed(bytes)?)),
+        ViewTree::Mfa => ViewKey::Mfa(AccountId::from_bytes(fixed(bytes)?)),
+        ViewTree::MfaChallenges => ViewKey::Challenge(ChallengeId::from_bytes(fixed(bytes)?)),
+        ViewTree::AccountStrikes => ViewKey::AccountStrikes(AccountId::from_bytes(fixed(bytes)?)),
+        ViewTree::AddressStrikes => ViewKey::AddressStrikes(ip_from(bytes)?),
     })
 }
 
@@ -317,6 +355,9 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
         ViewRecord::RefreshToken(t) => encode(t),
         ViewRecord::RevokedAccessToken(r) => encode(r),
         ViewRecord::NotBefore(nb) => encode(nb),
+        ViewRecord::Mfa(m) => encode(m),
+        ViewRecord::Challenge(c) => encode(c),
+        ViewRecord::Strikes(s) => encode(s),
     }
 }
 
@@ -340,6 +381,13 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
         }
         ViewTree::NotBefore => {
             ViewRecord::NotBefore(decode::<NotBefore>(bytes, "not-before view")?)
+        }
+        ViewTree::Mfa => ViewRecord::Mfa(decode::<MfaView>(bytes, "MFA view")?),
+        ViewTree::MfaChallenges => {
+            ViewRecord::Challenge(decode::<ChallengeView>(bytes, "MFA challenge view")?)
+        }
+        ViewTree::AccountStrikes | ViewTree::AddressStrikes => {
+            ViewRecord::Strikes(decode::<Strikes>(bytes, "strikes view")?)
         }
     })
 }

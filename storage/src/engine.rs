@@ -145,12 +145,24 @@ impl Engine {
     ) -> Result<Self, replay::ReplayError> {
         let mut store = store;
         let views = if store.views_trusted()? {
-            replay::load_views(store.as_ref())?
+            let mut views = replay::load_views_into(Views::for_policy(&policy), store.as_ref())?;
+            // A bound smaller than the one the stored views were kept under evicts in memory
+            // only: the stored records stay until their address fails again or is forgotten
+            // by time. Rebuilds under the new bound differ from the old history there.
+            let evicted = views.set_address_capacity(policy.throttle.addresses_max);
+            if !evicted.is_empty() {
+                tracing::info!(
+                    evicted = evicted.len(),
+                    "throttle address records over the bound"
+                );
+            }
+            views
         } else {
             tracing::warn!(
                 "stored views were being replaced when the process stopped; rebuilding them from the log"
             );
-            let rebuilt = replay::rebuild(store.as_ref(), &mut |_| {})?;
+            let rebuilt =
+                replay::rebuild_into(Views::for_policy(&policy), store.as_ref(), &mut |_| {})?;
             let records = rebuilt
                 .keys()
                 .into_iter()

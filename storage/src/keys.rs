@@ -17,16 +17,25 @@
 //!
 //! A kid must look like one of ours ([`kid_plausible`]) before it becomes a path, so no
 //! `..` or `/` ever reaches the file system.
+//!
+//! The MFA master key lives beside them in `<data>/keys/mfa.key` (32 bytes, 0600), created
+//! on first use from 32 random bytes the caller supplies ([`KeyStore::mfa_keys_or_create`]).
+//! It seals TOTP secrets and peppers backup-code hashes ([`MfaKeys`]); the log holds only
+//! sealed secrets and keyed hashes, so a copy of the log without this file reveals neither.
+//! Losing the file makes every enrolled TOTP secret unreadable (users fall back to an
+//! operator reset): back it up with the data folder, but apart from the log.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use tessera_core::mfa::{MASTER_KEY_BYTES, MfaKeys};
 use tessera_core::signing_key::{Signer, SignerError, kid_for, kid_plausible};
 use zeroize::Zeroizing;
 
 const SUFFIX: &str = ".ed25519";
+const MFA_KEY_FILE: &str = "mfa.key";
 const SEED_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +177,36 @@ impl KeyStore {
         Ok(kids)
     }
 
+    /// The MFA keys, from `mfa.key`; [`KeyStoreError::NotFound`] if it was never created.
+    pub fn mfa_keys(&self) -> Result<MfaKeys, KeyStoreError> {
+        let path = self.dir.join(MFA_KEY_FILE);
+        let bytes = read_private(&path, MASTER_KEY_BYTES, MFA_KEY_FILE)?;
+        let master: Zeroizing<[u8; MASTER_KEY_BYTES]> = Zeroizing::new(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyStoreError::Corrupt {
+                    path: path.display().to_string(),
+                    why: "not a 32-byte MFA master key".into(),
+                })?,
+        );
+        Ok(MfaKeys::from_master(&master))
+    }
+
+    /// The MFA keys, creating `mfa.key` from `fresh` (32 bytes from the OS RNG) if it does
+    /// not exist yet. An existing file always wins: `fresh` is then unused.
+    pub fn mfa_keys_or_create(
+        &self,
+        fresh: &Zeroizing<[u8; MASTER_KEY_BYTES]>,
+    ) -> Result<MfaKeys, KeyStoreError> {
+        match self.mfa_keys() {
+            Err(KeyStoreError::NotFound(_)) => {}
+            other => return other,
+        }
+        write_private(&self.dir, MFA_KEY_FILE, &fresh[..])?;
+        self.mfa_keys()
+    }
+
     /// Deletes a retired key's file. Removing an absent key is not an error.
     pub fn remove(&self, kid: &str) -> Result<(), KeyStoreError> {
         let path = self.path_of(kid)?;
@@ -179,6 +218,69 @@ impl KeyStore {
             Err(e) => Err(io_error(&path)(e)),
         }
     }
+}
+
+/// Writes `bytes` to `<dir>/<name>` (0600) durably: temporary file, fsync, rename, fsync
+/// of the folder. Refuses to replace an existing file.
+fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), KeyStoreError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    // A leftover from a crash mid-write holds nothing we need.
+    let _ = fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_error(&tmp))?;
+    file.write_all(bytes).map_err(io_error(&tmp))?;
+    file.sync_all().map_err(io_error(&tmp))?;
+    drop(file);
+    // hard_link fails if the target exists, so a concurrent creator's key is never replaced.
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_error(&path)(e)),
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))
+}
+
+/// Reads a private file of exactly `len` bytes, refusing one others can read.
+fn read_private(path: &Path, len: usize, name: &str) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KeyStoreError::NotFound(name.to_owned()));
+        }
+        Err(e) => return Err(io_error(path)(e)),
+    };
+    let mode = file
+        .metadata()
+        .map_err(io_error(path))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyStoreError::Exposed {
+            path: path.display().to_string(),
+            mode,
+        });
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(len + 1));
+    file.take(len as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error(path))?;
+    if bytes.len() != len {
+        return Err(KeyStoreError::Corrupt {
+            path: path.display().to_string(),
+            why: format!("{} bytes, want {len}", bytes.len()),
+        });
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -211,6 +313,38 @@ mod tests {
         assert!(matches!(
             store.load(signer.kid()),
             Err(KeyStoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn mfa_key_is_created_once_private_and_kept() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let store = KeyStore::open(data.path()).expect("opens");
+        assert!(matches!(store.mfa_keys(), Err(KeyStoreError::NotFound(_))));
+        let keys = store
+            .mfa_keys_or_create(&Zeroizing::new([9; 32]))
+            .expect("creates");
+        let path = store.dir().join("mfa.key");
+        assert_eq!(
+            fs::metadata(&path).expect("file").permissions().mode() & 0o777,
+            0o600
+        );
+        let again = store
+            .mfa_keys_or_create(&Zeroizing::new([10; 32]))
+            .expect("loads the existing key");
+        assert_eq!(again.key_id(), keys.key_id(), "an existing key always wins");
+        assert_eq!(store.mfa_keys().expect("loads").key_id(), keys.key_id());
+        assert!(store.list().expect("lists").is_empty(), "not a signing key");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert!(matches!(
+            store.mfa_keys(),
+            Err(KeyStoreError::Exposed { .. })
+        ));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        fs::write(&path, [1; 31]).expect("overwrite");
+        assert!(matches!(
+            store.mfa_keys(),
+            Err(KeyStoreError::Corrupt { .. })
         ));
     }
 

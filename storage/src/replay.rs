@@ -55,7 +55,12 @@ pub fn events<'a>(
 
 /// The persisted views, as the writer left them.
 pub fn load_views(store: &dyn EventStore) -> Result<Views, ReplayError> {
-    let mut views = Views::default();
+    load_views_into(Views::default(), store)
+}
+
+/// [`load_views`] into `views` (empty, built with [`Views::for_policy`]).
+pub fn load_views_into(views: Views, store: &dyn EventStore) -> Result<Views, ReplayError> {
+    let mut views = views;
     for item in store.view_records() {
         let (key, record) = item?;
         views.load(key, record).map_err(|e| ReplayError::Apply {
@@ -67,12 +72,23 @@ pub fn load_views(store: &dyn EventStore) -> Result<Views, ReplayError> {
 }
 
 /// Folds the whole log into fresh views, calling `progress` with each sequence applied.
-/// Checks the hash chain on the way, so a rebuild never trusts a tampered log.
+/// Checks the hash chain on the way, so a rebuild never trusts a tampered log. Uses the
+/// default policy's bound on per-address throttle records; see [`rebuild_into`].
 pub fn rebuild(
     store: &dyn EventStore,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Views, ReplayError> {
-    let mut views = Views::default();
+    rebuild_into(Views::default(), store, progress)
+}
+
+/// [`rebuild`] into `views` (empty, built with [`Views::for_policy`]), so that the
+/// per-address throttle records are bounded as the writer bounds them.
+pub fn rebuild_into(
+    views: Views,
+    store: &dyn EventStore,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Views, ReplayError> {
+    let mut views = views;
     let mut chain = ChainVerifier::default();
     let mut touched = Vec::new();
     for item in store.read_from(1) {

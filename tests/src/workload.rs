@@ -4,9 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::collections::BTreeMap;
+
 use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
 use tessera_core::decide::SessionIssued;
+use tessera_core::mfa::{MfaAnswer, MfaKeys, TotpCode, presented_challenge_digest, totp_code_at};
 use tessera_core::password::{self, PasswordHash};
 use tessera_core::policy::Argon2Params;
 use tessera_core::{
@@ -133,6 +136,12 @@ pub struct Mix {
     pub logout_family: u32,
     pub sign_out_everywhere: u32,
     pub add_signing_key: u32,
+    pub enrol_totp: u32,
+    pub confirm_totp: u32,
+    pub answer_mfa: u32,
+    pub replace_backup_codes: u32,
+    pub disable_totp: u32,
+    pub reset_mfa: u32,
 }
 
 impl Mix {
@@ -155,6 +164,12 @@ impl Mix {
         logout_family: 0,
         sign_out_everywhere: 0,
         add_signing_key: 0,
+        enrol_totp: 0,
+        confirm_totp: 0,
+        answer_mfa: 0,
+        replace_backup_codes: 0,
+        disable_totp: 0,
+        reset_mfa: 0,
     };
 
     /// Every command there is.
@@ -170,6 +185,12 @@ impl Mix {
         logout_family: 1,
         sign_out_everywhere: 1,
         add_signing_key: 1,
+        enrol_totp: 1,
+        confirm_totp: 2,
+        answer_mfa: 5,
+        replace_backup_codes: 1,
+        disable_totp: 1,
+        reset_mfa: 1,
         ..Self::SESSIONS
     };
 
@@ -192,6 +213,12 @@ impl Mix {
             (self.logout_family, Op::LogoutFamily),
             (self.sign_out_everywhere, Op::SignOutEverywhere),
             (self.add_signing_key, Op::AddSigningKey),
+            (self.enrol_totp, Op::EnrolTotp),
+            (self.confirm_totp, Op::ConfirmTotp),
+            (self.answer_mfa, Op::AnswerMfa),
+            (self.replace_backup_codes, Op::ReplaceBackupCodes),
+            (self.disable_totp, Op::DisableTotp),
+            (self.reset_mfa, Op::ResetMfa),
         ];
         let total: u32 = table.iter().map(|(w, _)| w).sum();
         let mut roll = rng.random_range(0..total);
@@ -224,6 +251,24 @@ enum Op {
     LogoutFamily,
     SignOutEverywhere,
     AddSigningKey,
+    EnrolTotp,
+    ConfirmTotp,
+    AnswerMfa,
+    ReplaceBackupCodes,
+    DisableTotp,
+    ResetMfa,
+}
+
+/// The MFA keys every driver uses (the server would load them from its key store).
+pub fn mfa_keys() -> MfaKeys {
+    MfaKeys::from_master(&[7; 32])
+}
+
+/// What the driver knows of an account's TOTP, as its holder would.
+#[derive(Clone, Debug)]
+struct Totp {
+    secret: Vec<u8>,
+    backup_codes: Vec<String>,
 }
 
 /// A refresh family the driver holds: the live token, the spent ones, the last access claims.
@@ -262,6 +307,12 @@ pub struct Driver {
     sessions: Vec<SessionIssued>,
     families: Vec<Family>,
     registrations: u32,
+    pending_totp: BTreeMap<AccountId, Vec<u8>>,
+    totp: BTreeMap<AccountId, Totp>,
+    /// Open MFA challenges: the `mfa_token` and its account.
+    challenges: Vec<(String, AccountId)>,
+    /// The backup code the last command presented, to strike off if it worked.
+    presented_backup: Option<(AccountId, String)>,
 }
 
 impl Driver {
@@ -279,6 +330,10 @@ impl Driver {
             sessions: Vec::new(),
             families: Vec::new(),
             registrations: 0,
+            pending_totp: BTreeMap::new(),
+            totp: BTreeMap::new(),
+            challenges: Vec::new(),
+            presented_backup: None,
         }
     }
 
@@ -333,7 +388,13 @@ impl Driver {
         let session = self.pick(&self.sessions.clone());
         let command = match (op, user, session) {
             (Op::Login, Some(u), _) => self.login(&u.username, &u.password),
-            (Op::LoginWrong, Some(u), _) => self.login(&u.username, &format!("{}x", u.password)),
+            (Op::LoginWrong, Some(u), _) => {
+                let mut command = self.login(&u.username, &format!("{}x", u.password));
+                if let Command::Login { client, .. } = &mut command {
+                    *client = Some(self.client());
+                }
+                command
+            }
             (Op::LoginUnknown, _, _) => {
                 let ghost = format!("ghost{}", self.rng.random_range(0..1000));
                 self.login(&ghost, crate::PASSWORD)
@@ -417,6 +478,19 @@ impl Driver {
                     .expect("any 32 bytes are an Ed25519 seed")
                     .add_command()
             }
+            (
+                Op::EnrolTotp
+                | Op::ConfirmTotp
+                | Op::AnswerMfa
+                | Op::ReplaceBackupCodes
+                | Op::DisableTotp
+                | Op::ResetMfa,
+                Some(u),
+                _,
+            ) => match self.mfa_command(op, &u) {
+                Some(command) => command,
+                None => return self.register(),
+            },
             (Op::Disable, Some(u), _) => Command::DisableAccount {
                 account: u.account,
                 by: Actor::Operator {
@@ -426,6 +500,113 @@ impl Driver {
             _ => return self.register(),
         };
         (command, None)
+    }
+
+    /// An MFA command for `u` (or for an open challenge), as its holder, or an attacker
+    /// guessing, would send it.
+    fn mfa_command(&mut self, op: Op, u: &User) -> Option<Command> {
+        let keys = mfa_keys();
+        let now = self.clock.now();
+        self.presented_backup = None;
+        let pending: Vec<AccountId> = self.pending_totp.keys().copied().collect();
+        let enrolled: Vec<AccountId> = self.totp.keys().copied().collect();
+        let enrol = Command::StartTotpEnrolment {
+            account: u.account,
+            keys: keys.clone(),
+        };
+        // When nothing is in the state the command needs, take the step that leads there,
+        // so that the whole flow runs within a few hundred steps.
+        let op = match op {
+            Op::ConfirmTotp if pending.is_empty() => return Some(enrol),
+            Op::AnswerMfa if self.challenges.is_empty() => {
+                let Some(account) = self.pick(&enrolled) else {
+                    return Some(enrol);
+                };
+                let holder = self.users.iter().find(|u| u.account == account).cloned()?;
+                return Some(self.login(&holder.username, &holder.password));
+            }
+            Op::ReplaceBackupCodes | Op::DisableTotp | Op::ResetMfa if enrolled.is_empty() => {
+                if pending.is_empty() {
+                    return Some(enrol);
+                }
+                Op::ConfirmTotp
+            }
+            op => op,
+        };
+        // Mostly an account in the state the command needs; sometimes any, to be refused.
+        let fitting = match op {
+            Op::ConfirmTotp => self.pick(&pending),
+            Op::ReplaceBackupCodes | Op::DisableTotp | Op::ResetMfa => self.pick(&enrolled),
+            _ => None,
+        };
+        let account = match fitting {
+            Some(a) if self.rng.random_bool(0.9) => a,
+            _ => u.account,
+        };
+        Some(match op {
+            Op::EnrolTotp => enrol,
+            Op::ConfirmTotp => {
+                let code = match self.pending_totp.get(&account) {
+                    Some(secret) if self.rng.random_bool(0.8) => totp_code_at(secret, now)?,
+                    _ => "000000".to_owned(),
+                };
+                Command::ConfirmTotp {
+                    account,
+                    code: TotpCode::parse(&code).ok()?,
+                    keys,
+                    client: None,
+                }
+            }
+            Op::AnswerMfa => {
+                let (token, account) = self.pick(&self.challenges.clone())?;
+                let answer = self.mfa_answer(account, now)?;
+                Command::AnswerMfaChallenge {
+                    presented: presented_challenge_digest(&token)?,
+                    answer,
+                    keys,
+                    client: Some(self.client()),
+                }
+            }
+            Op::ReplaceBackupCodes => Command::ReplaceBackupCodes {
+                account,
+                answer: self.mfa_answer(account, now)?,
+                keys,
+                client: None,
+            },
+            Op::DisableTotp => Command::DisableTotp {
+                account,
+                answer: self.mfa_answer(account, now)?,
+                keys,
+                client: None,
+                current_session: None,
+                current_family: None,
+            },
+            _ => Command::ResetMfa {
+                account,
+                by: Actor::Operator {
+                    name: "driver".into(),
+                },
+            },
+        })
+    }
+
+    /// A right TOTP code, a backup code, or a wrong code, for `account`.
+    fn mfa_answer(&mut self, account: AccountId, now: Timestamp) -> Option<MfaAnswer> {
+        let totp = self.totp.get(&account).cloned();
+        match (self.rng.random_range(0..10), totp) {
+            (0..=5, Some(t)) => MfaAnswer::totp(&totp_code_at(&t.secret, now)?).ok(),
+            (6..=7, Some(t)) if !t.backup_codes.is_empty() => {
+                let code = t.backup_codes[self.rng.random_range(0..t.backup_codes.len())].clone();
+                self.presented_backup = Some((account, code.clone()));
+                MfaAnswer::backup(&code).ok()
+            }
+            _ => MfaAnswer::totp("999999").ok(),
+        }
+    }
+
+    /// One of a few client addresses, so that address strikes are recorded and dropped.
+    fn client(&mut self) -> std::net::IpAddr {
+        std::net::IpAddr::from([198, 51, 100, self.rng.random_range(1..5)])
     }
 
     fn register(&mut self) -> (Command, Option<String>) {
@@ -486,6 +667,11 @@ impl Driver {
         password: Option<String>,
         reply: &Result<Reply, tessera_core::Rejection>,
     ) {
+        if let (Some((account, code)), Ok(_)) = (self.presented_backup.take(), reply)
+            && let Some(t) = self.totp.get_mut(&account)
+        {
+            t.backup_codes.retain(|c| *c != code);
+        }
         match (command, reply) {
             (Command::Register { username, .. }, Ok(Reply::Registered { account, .. })) => {
                 let password = password.expect("a registration carries its password");
@@ -501,6 +687,68 @@ impl Driver {
                     issued: issued.clone(),
                     spent: Vec::new(),
                 });
+            }
+            (Command::StartTotpEnrolment { account, .. }, Ok(Reply::TotpEnrolmentStarted(e))) => {
+                if let Ok(secret) = data_encoding::BASE32_NOPAD.decode(e.secret_base32.as_bytes()) {
+                    self.pending_totp.insert(*account, secret);
+                }
+            }
+            (Command::ConfirmTotp { account, .. }, Ok(Reply::TotpEnabled { backup_codes })) => {
+                if let Some(secret) = self.pending_totp.remove(account) {
+                    let backup_codes: Vec<String> = backup_codes
+                        .expose()
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect();
+                    self.totp.insert(
+                        *account,
+                        Totp {
+                            secret,
+                            backup_codes,
+                        },
+                    );
+                }
+            }
+            (
+                Command::ReplaceBackupCodes { account, .. },
+                Ok(Reply::BackupCodesReplaced { backup_codes }),
+            ) => {
+                if let Some(t) = self.totp.get_mut(account) {
+                    t.backup_codes = backup_codes
+                        .expose()
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect();
+                }
+            }
+            (Command::DisableTotp { account, .. }, Ok(Reply::TotpDisabled))
+            | (Command::ResetMfa { account, .. }, Ok(Reply::MfaReset)) => {
+                self.totp.remove(account);
+                self.pending_totp.remove(account);
+            }
+            (_, Ok(Reply::MfaRequired(c))) => {
+                self.challenges
+                    .push((c.mfa_token.expose().to_owned(), c.account));
+            }
+            (Command::AnswerMfaChallenge { presented, .. }, reply) => {
+                let done = !matches!(
+                    reply,
+                    Err(tessera_core::Rejection::MfaCodeInvalid { .. }
+                        | tessera_core::Rejection::MfaCodeReplayed { .. }
+                        | tessera_core::Rejection::Throttled { .. })
+                );
+                if done {
+                    self.challenges
+                        .retain(|(t, _)| presented_challenge_digest(t).as_ref() != Some(presented));
+                }
+                match reply {
+                    Ok(Reply::LoggedIn(issued)) => self.sessions.push(issued.clone()),
+                    Ok(Reply::TokensIssued(issued)) => self.families.push(Family {
+                        issued: issued.clone(),
+                        spent: Vec::new(),
+                    }),
+                    _ => {}
+                }
             }
             (Command::RefreshTokens { .. }, Ok(Reply::TokensIssued(issued))) => {
                 if let Some(f) = self

@@ -111,7 +111,7 @@ impl Views {
                 .cloned()
                 .map(ViewRecord::RevokedAccessToken),
             ViewKey::NotBefore(a) => self.not_before.get(a).copied().map(ViewRecord::NotBefore),
-            ViewKey::Account(_) | ViewKey::Username(_) | ViewKey::Session(_) => None,
+            _ => None,
         }
     }
 

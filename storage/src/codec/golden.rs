@@ -6,11 +6,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use tessera_core::mfa::{BackupCodeDigest, SealedSecret};
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::SecretDigest;
 use tessera_core::{
-    AccountId, Actor, Event, FamilyId, FamilyRevokeReason, LoginFailure, SessionEndReason,
-    SessionId, Timestamp, TokenId,
+    AccountId, Actor, ChallengeId, Event, FamilyId, FamilyRevokeReason, LoginFailure, LoginMode,
+    SessionEndReason, SessionId, Timestamp, TokenId,
 };
 use uuid_fixture::uuid;
 
@@ -33,6 +34,7 @@ fn examples() -> Vec<Event> {
     let hash =
         PasswordHash("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".into());
     let client = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+    let challenge = ChallengeId::from_bytes(uuid(5));
     vec![
         Event::AccountRegistered {
             account,
@@ -115,6 +117,50 @@ fn examples() -> Vec<Event> {
             account,
             by: Actor::Holder,
         },
+        Event::TotpEnrolmentStarted {
+            account,
+            sealed_secret: SealedSecret {
+                key_id: [1, 2, 3, 4, 5, 6, 7, 8],
+                nonce: [6; 24],
+                ciphertext: vec![7; 36],
+            },
+            expires_at: Timestamp::from_millis(1_700_000_600_000),
+        },
+        Event::TotpEnabled {
+            account,
+            step: 56_666_666,
+            backup_codes: vec![BackupCodeDigest([8; 32]), BackupCodeDigest([9; 32])],
+        },
+        Event::TotpStepAccepted {
+            account,
+            step: 56_666_667,
+        },
+        Event::BackupCodeUsed {
+            account,
+            code: BackupCodeDigest([8; 32]),
+        },
+        Event::BackupCodesReplaced {
+            account,
+            backup_codes: vec![BackupCodeDigest([10; 32])],
+        },
+        Event::TotpDisabled {
+            account,
+            by: Actor::Operator { name: "ops".into() },
+        },
+        Event::MfaChallengeStarted {
+            challenge,
+            account,
+            token_digest: SecretDigest([11; 32]),
+            mode: LoginMode::Token,
+            attempts_max: 5,
+            expires_at: Timestamp::from_millis(1_700_000_300_000),
+        },
+        Event::MfaCodeFailed {
+            account,
+            challenge: Some(challenge),
+            client,
+        },
+        Event::MfaChallengePassed { challenge },
     ]
 }
 
@@ -288,6 +334,99 @@ fn token_view_records_round_trip_through_their_trees() {
         let encoded = encode_view_record(&record).expect("encodes");
         assert_eq!(decode_view_record(tree, &encoded).expect("decodes"), record);
         assert!(decode_view_key(tree, &[1, 2, 3]).is_err() || tree == ViewTree::SigningKeys);
+    }
+}
+
+/// The enum values added with MFA inside released events keep their encodings: appended,
+/// never inserted.
+#[test]
+fn appended_enum_values_encode_after_the_old_ones() {
+    let account = AccountId::from_bytes(uuid(1));
+    let throttled = encode_event(&Event::LoginFailed {
+        account,
+        reason: LoginFailure::Throttled,
+        client: None,
+    })
+    .expect("encodes");
+    // Variant 4 (LoginFailed), the account, then reason 2, then None.
+    assert_eq!(throttled.first(), Some(&4));
+    assert_eq!(&throttled[throttled.len() - 2..], &[2, 0]);
+    let ended = encode_event(&Event::SessionEnded {
+        session: SessionId::from_bytes(uuid(2)),
+        reason: SessionEndReason::MfaDisabled,
+    })
+    .expect("encodes");
+    assert_eq!(ended.last(), Some(&7));
+    let revoked = encode_event(&Event::RefreshFamilyRevoked {
+        family: FamilyId::from_bytes(uuid(3)),
+        reason: FamilyRevokeReason::MfaDisabled,
+    })
+    .expect("encodes");
+    assert_eq!(revoked.last(), Some(&5));
+}
+
+#[test]
+fn mfa_view_records_round_trip_through_their_trees() {
+    use std::collections::BTreeSet;
+    use tessera_core::mfa::{ActiveTotp, ChallengeView, MfaView};
+    use tessera_core::throttle::Strikes;
+    use tessera_core::{ViewKey, ViewRecord};
+    let account = AccountId::from_bytes(uuid(1));
+    let challenge = ChallengeId::from_bytes(uuid(5));
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    let strikes = Strikes {
+        failures: 3,
+        last_failure_at: at,
+    };
+    let pairs = vec![
+        (
+            ViewKey::Mfa(account),
+            ViewRecord::Mfa(MfaView {
+                account,
+                pending: None,
+                totp: Some(ActiveTotp {
+                    sealed_secret: SealedSecret {
+                        key_id: [1; 8],
+                        nonce: [2; 24],
+                        ciphertext: vec![3; 36],
+                    },
+                    enabled_at: at,
+                    last_step: 9,
+                }),
+                backup_codes: BTreeSet::from([BackupCodeDigest([4; 32])]),
+            }),
+        ),
+        (
+            ViewKey::Challenge(challenge),
+            ViewRecord::Challenge(ChallengeView {
+                id: challenge,
+                account,
+                token_digest: SecretDigest([5; 32]),
+                mode: LoginMode::Session,
+                started_at: at,
+                expires_at: at,
+                attempts_max: 5,
+                failures: 2,
+            }),
+        ),
+        (
+            ViewKey::AccountStrikes(account),
+            ViewRecord::Strikes(strikes),
+        ),
+        (
+            ViewKey::AddressStrikes(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+            ViewRecord::Strikes(strikes),
+        ),
+        (
+            ViewKey::AddressStrikes("2001:db8::".parse().expect("ip")),
+            ViewRecord::Strikes(strikes),
+        ),
+    ];
+    for (key, record) in pairs {
+        let (tree, bytes) = view_key(&key);
+        assert_eq!(decode_view_key(tree, &bytes).expect("key decodes"), key);
+        let encoded = encode_view_record(&record).expect("encodes");
+        assert_eq!(decode_view_record(tree, &encoded).expect("decodes"), record);
     }
 }
 

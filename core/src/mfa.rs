@@ -1,0 +1,659 @@
+//! Multi-factor authentication: TOTP (RFC 6238), backup codes, and the login challenge
+//! (tutorial section 6; OWASP Multifactor Authentication Cheat Sheet).
+//!
+//! ```text
+//!   account MFA:  Off ──StartTotpEnrolment──▶ Pending ──ConfirmTotp (valid code)──▶ On
+//!                  ▲     (TotpEnrolmentStarted)  │        (TotpEnabled + 10 backup codes)
+//!                  │                             └─ expires: a new enrolment may replace it
+//!                  └──── DisableTotp (valid code) / ResetMfa (operator) ── TotpDisabled ─ On
+//!
+//!   login, right password, MFA on ──MfaChallengeStarted──▶ challenge Open (mfa_token)
+//!   Open ──AnswerMfaChallenge, right code──▶ MfaChallengePassed + session or family
+//!   Open ──wrong / replayed / spent code──▶ MfaCodeFailed; after attempts_max of them: Dead
+//!   Dead ──any answer, the right code included──▶ refused (MfaChallengeExhausted)
+//!   Open or Dead ──now ≥ expires_at──▶ gone (MfaChallengeInvalid), dropped from the views
+//! ```
+//!
+//! # Calling it (the HTTP adapter)
+//! Load the keys once: `storage::keys::KeyStore::mfa_keys_or_create(random 32 bytes)`
+//! gives an [`MfaKeys`]; clone it into every command that needs it. Then:
+//! - `POST /v1/mfa/totp`: [`crate::Command::StartTotpEnrolment`] → [`crate::Reply::TotpEnrolmentStarted`]
+//!   with a [`TotpEnrolment`] (base32 secret, otpauth URI, QR SVG), shown once.
+//! - `POST /v1/mfa/totp/confirm {code}`: [`TotpCode::parse`], then [`crate::Command::ConfirmTotp`]
+//!   → [`crate::Reply::TotpEnabled`] with [`BackupCodes`], shown once.
+//! - `POST /v1/login`: unchanged command; with MFA on the reply is [`crate::Reply::MfaRequired`].
+//! - `POST /v1/login/mfa {mfa_token, code | backup_code}`: [`presented_challenge_digest`] and
+//!   [`MfaAnswer::totp`] / [`MfaAnswer::backup`], then [`crate::Command::AnswerMfaChallenge`] →
+//!   [`crate::Reply::LoggedIn`] or [`crate::Reply::TokensIssued`], as the login asked.
+//! - `POST /v1/mfa/backup-codes {code}`: [`crate::Command::ReplaceBackupCodes`] →
+//!   [`crate::Reply::BackupCodesReplaced`].
+//! - `DELETE /v1/mfa/totp {code | backup_code}`: [`crate::Command::DisableTotp`] →
+//!   [`crate::Reply::TotpDisabled`].
+//! - `GET /v1/me`: [`Views::mfa_status`].
+//!
+//! # Why the keys travel in the command
+//! The TOTP secret is sealed under a key kept outside the log, and the core reads no files.
+//! Commands that must seal or open a secret, or hash a backup code, carry an [`MfaKeys`]
+//! (derived subkeys behind an `Arc`; `Debug` shows only the key id). Nothing from it is
+//! recorded: events hold the sealed secret with the key id, and keyed hashes of backup
+//! codes. The alternative, keys in [`Env`], would have made every engine start take keys
+//! that most commands never use.
+//!
+//! # Codes are accepted once
+//! A TOTP step is accepted at most once per account: the step is recorded
+//! (`TotpEnabled`, `TotpStepAccepted`) and a code for it or an earlier step is refused,
+//! also inside the drift window (RFC 6238 §5.2). A backup code is spent by `BackupCodeUsed`;
+//! a new set (`BackupCodesReplaced`) voids the old one.
+
+mod codes;
+mod seal;
+
+pub use codes::{
+    BACKUP_CODE_CHARS, BACKUP_CODES_PER_SET, BackupCode, BackupCodes, MfaAnswer, TOTP_DIGITS,
+    TOTP_DRIFT_STEPS, TOTP_SECRET_BYTES, TOTP_STEP_SECS, TotpCheck, TotpCode, qr_svg, qr_terminal,
+    step_at, totp_code_at,
+};
+pub use seal::{BackupCodeDigest, MASTER_KEY_BYTES, MfaKeys, SealedSecret};
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::decide::{Decision, Reply};
+use crate::event::{Actor, Event, FamilyRevokeReason, Pending, SessionEndReason};
+use crate::id::uuid_v7;
+use crate::secret::{BearerSecret, SecretDigest};
+use crate::throttle::{account_wait_ms, throttled};
+use crate::{
+    AccountId, ChallengeId, Env, FamilyId, LoginMode, Rejection, SessionId, Timestamp, Views,
+};
+
+/// The prefix of every `mfa_token`: `tsm_` + 43 base64url characters.
+pub const MFA_TOKEN_PREFIX: &str = "tsm_";
+/// The longest challenge lifetime a policy may set; the views drop challenges by it.
+pub const CHALLENGE_TTL_SECS_MAX: u64 = 60 * 60;
+/// The most wrong attempts a policy may allow per challenge.
+pub const ATTEMPTS_MAX_LIMIT: u32 = 10;
+/// The longest enrolment lifetime a policy may set.
+pub const ENROLMENT_TTL_SECS_MAX: u64 = 24 * 60 * 60;
+
+/// The digest to look a presented `mfa_token` up by, if it has the shape of one.
+pub fn presented_challenge_digest(presented: &str) -> Option<SecretDigest> {
+    crate::secret::plausible(presented, MFA_TOKEN_PREFIX).then(|| SecretDigest::of(presented))
+}
+
+/// A TOTP enrolment waiting for its confirming code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTotp {
+    pub sealed_secret: SealedSecret,
+    pub started_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// TOTP in use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveTotp {
+    pub sealed_secret: SealedSecret,
+    pub enabled_at: Timestamp,
+    /// The last accepted step: it and every earlier one are spent.
+    pub last_step: u64,
+}
+
+/// An account's MFA state as the views hold it. Absent when MFA was never touched or was
+/// turned off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaView {
+    pub account: AccountId,
+    pub pending: Option<PendingTotp>,
+    pub totp: Option<ActiveTotp>,
+    /// Keyed hashes of the unspent backup codes of the current set.
+    pub backup_codes: BTreeSet<BackupCodeDigest>,
+}
+
+impl MfaView {
+    pub fn enabled(&self) -> bool {
+        self.totp.is_some()
+    }
+
+    /// The pending enrolment, if it can still be confirmed at `now`.
+    pub fn live_pending(&self, now: Timestamp) -> Option<&PendingTotp> {
+        self.pending.as_ref().filter(|p| now < p.expires_at)
+    }
+}
+
+/// What `GET /v1/me` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct MfaStatus {
+    pub enabled: bool,
+    /// An enrolment awaits its confirming code.
+    pub pending: bool,
+    pub backup_codes_remaining: usize,
+}
+
+/// An MFA challenge as the views hold it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeView {
+    pub id: ChallengeId,
+    pub account: AccountId,
+    pub token_digest: SecretDigest,
+    pub mode: LoginMode,
+    pub started_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub attempts_max: u32,
+    /// Wrong answers so far.
+    pub failures: u32,
+}
+
+impl ChallengeView {
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        now < self.expires_at
+    }
+
+    pub fn exhausted(&self) -> bool {
+        self.failures >= self.attempts_max
+    }
+
+    pub fn attempts_left(&self) -> u32 {
+        self.attempts_max.saturating_sub(self.failures)
+    }
+}
+
+/// The methods a challenge can be answered with, as `/v1/login` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaMethod {
+    Totp,
+    BackupCode,
+}
+
+/// A started TOTP enrolment, to show once. `Debug` hides everything that holds the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpEnrolment {
+    /// The secret in base32 (RFC 4648, no padding), for typing into an app.
+    pub secret_base32: Zeroizing<String>,
+    /// `otpauth://totp/<issuer>:<account>?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30`.
+    pub otpauth_uri: Zeroizing<String>,
+    /// The QR code of `otpauth_uri`, as an SVG document.
+    pub qr_svg: Zeroizing<String>,
+    /// The enrolment must be confirmed before this.
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrolment")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A challenge handed to the caller of a login with MFA on:
+/// `{mfa_required: true, mfa_token, methods, expires_in}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MfaChallengeIssued {
+    pub challenge: ChallengeId,
+    pub account: AccountId,
+    /// The `mfa_token`, shown once.
+    pub mfa_token: BearerSecret,
+    pub methods: Vec<MfaMethod>,
+    pub expires_in_secs: u64,
+}
+
+/// What checking an answer found.
+enum Checked {
+    Step(u64),
+    Backup(BackupCodeDigest),
+    Replayed,
+    Wrong,
+    KeysUnavailable,
+}
+
+fn check_answer(
+    account: &AccountId,
+    mfa: &MfaView,
+    answer: &MfaAnswer,
+    keys: &MfaKeys,
+    now: Timestamp,
+) -> Checked {
+    match answer {
+        MfaAnswer::Totp(code) => {
+            let Some(active) = &mfa.totp else {
+                return Checked::Wrong;
+            };
+            let Some(secret) = keys.open(account, &active.sealed_secret) else {
+                return Checked::KeysUnavailable;
+            };
+            let Some(totp) = codes::totp(&secret, "tessera", "check") else {
+                return Checked::KeysUnavailable;
+            };
+            match codes::check_totp(&totp, code, now, Some(active.last_step)) {
+                TotpCheck::Accepted(step) => Checked::Step(step),
+                TotpCheck::Replayed => Checked::Replayed,
+                TotpCheck::Wrong => Checked::Wrong,
+            }
+        }
+        MfaAnswer::Backup(code) => {
+            let digest = keys.backup_code_digest(account, code.normalised());
+            if mfa.backup_codes.contains(&digest) {
+                Checked::Backup(digest)
+            } else {
+                Checked::Wrong
+            }
+        }
+    }
+}
+
+/// The event that spends what a right answer used.
+fn spent(account: AccountId, checked: &Checked) -> Option<Pending> {
+    match checked {
+        Checked::Step(step) => Some(
+            Event::TotpStepAccepted {
+                account,
+                step: *step,
+            }
+            .into(),
+        ),
+        Checked::Backup(code) => Some(
+            Event::BackupCodeUsed {
+                account,
+                code: *code,
+            }
+            .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// A new set of backup codes: the codes to show and their keyed hashes to record.
+fn new_backup_codes(
+    account: &AccountId,
+    keys: &MfaKeys,
+    env: &mut Env<'_>,
+) -> (BackupCodes, Vec<BackupCodeDigest>) {
+    let mut shown = Vec::with_capacity(BACKUP_CODES_PER_SET);
+    let mut digests = Vec::with_capacity(BACKUP_CODES_PER_SET);
+    while shown.len() < BACKUP_CODES_PER_SET {
+        let (display, normal) = codes::generate_backup_code(env);
+        let digest = keys.backup_code_digest(account, &normal);
+        // 60 bits each: a repeat within a set is a 1-in-10^16 event, but cheap to exclude.
+        if !digests.contains(&digest) {
+            shown.push(display);
+            digests.push(digest);
+        }
+    }
+    (BackupCodes(shown), digests)
+}
+
+/// The refusal for a wrong or replayed answer, with the failure event to record.
+fn failed(
+    account: AccountId,
+    challenge: Option<&ChallengeView>,
+    client: Option<IpAddr>,
+    replayed: bool,
+) -> Decision {
+    let attempts_left = challenge.map(|c| c.attempts_left().saturating_sub(1));
+    let event = Event::MfaCodeFailed {
+        account,
+        challenge: challenge.map(|c| c.id),
+        client,
+    };
+    let rejection = if replayed {
+        Rejection::MfaCodeReplayed { attempts_left }
+    } else {
+        Rejection::MfaCodeInvalid { attempts_left }
+    };
+    Decision::refuse(vec![event.into()], rejection)
+}
+
+/// The account's MFA state if the account is usable and not throttled for MFA attempts.
+fn usable<'v>(
+    views: &'v Views,
+    account: &AccountId,
+    env: &Env<'_>,
+) -> Result<Option<&'v MfaView>, Rejection> {
+    match views.account(account) {
+        Some(a) if !a.disabled => {}
+        _ => return Err(Rejection::Unauthenticated),
+    }
+    match account_wait_ms(views, account, env.now, &env.policy.throttle) {
+        0 => Ok(views.mfa(account)),
+        wait => Err(throttled(wait)),
+    }
+}
+
+/// The otpauth:// URI of `account`'s pending enrolment, for an operator to show as a QR
+/// code in a terminal (`tessera account mfa-qr`). Opens the sealed secret with `keys`.
+/// [`Rejection::MfaNotEnrolled`] when no enrolment is pending at `now`.
+pub fn pending_otpauth_uri(
+    views: &Views,
+    account: &AccountId,
+    keys: &MfaKeys,
+    policy: &crate::Policy,
+    now: Timestamp,
+) -> Result<Zeroizing<String>, Rejection> {
+    let holder = views.account(account).ok_or(Rejection::AccountNotFound)?;
+    let pending = views
+        .mfa(account)
+        .and_then(|m| m.live_pending(now))
+        .ok_or(Rejection::MfaNotEnrolled)?;
+    let secret = keys
+        .open(account, &pending.sealed_secret)
+        .ok_or(Rejection::MfaKeysUnavailable)?;
+    codes::totp(&secret, &policy.mfa.issuer, &holder.username)
+        .and_then(|t| codes::otpauth_uri(&t))
+        .map(Zeroizing::new)
+        .ok_or(Rejection::MfaKeysUnavailable)
+}
+
+pub(crate) fn start_enrolment(
+    views: &Views,
+    account: AccountId,
+    keys: &MfaKeys,
+    env: &mut Env<'_>,
+) -> Decision {
+    let Some(holder) = views.account(&account).filter(|a| !a.disabled) else {
+        return Decision::refuse(vec![], Rejection::Unauthenticated);
+    };
+    if let Some(mfa) = views.mfa(&account) {
+        if mfa.enabled() {
+            return Decision::refuse(vec![], Rejection::MfaAlreadyEnabled);
+        }
+        if let Some(p) = mfa.live_pending(env.now) {
+            let retry_after_secs = p.expires_at.since(env.now).div_ceil(1000).max(1);
+            return Decision::refuse(vec![], Rejection::MfaEnrolmentPending { retry_after_secs });
+        }
+    }
+    let secret = Zeroizing::new(env.random_bytes::<TOTP_SECRET_BYTES>());
+    let policy = &env.policy.mfa;
+    let enrolment = codes::totp(&secret[..], &policy.issuer, &holder.username).and_then(|t| {
+        let uri = codes::otpauth_uri(&t)?;
+        let svg = qr_svg(&uri)?;
+        Some((uri, svg))
+    });
+    // Only an issuer or username the policy and registration refuse could fail here.
+    let Some((uri, svg)) = enrolment else {
+        return Decision::refuse(vec![], Rejection::MfaKeysUnavailable);
+    };
+    let expires_at = env
+        .now
+        .plus_ms(policy.enrolment_ttl_secs.saturating_mul(1000));
+    let sealed_secret = keys.seal(&account, &secret[..], env);
+    let event = Event::TotpEnrolmentStarted {
+        account,
+        sealed_secret,
+        expires_at,
+    };
+    let reply = TotpEnrolment {
+        secret_base32: Zeroizing::new(data_encoding::BASE32_NOPAD.encode(&secret[..])),
+        otpauth_uri: Zeroizing::new(uri),
+        qr_svg: Zeroizing::new(svg),
+        expires_at,
+    };
+    Decision::ok(vec![event.into()], Reply::TotpEnrolmentStarted(reply))
+}
+
+pub(crate) fn confirm(
+    views: &Views,
+    account: AccountId,
+    code: &TotpCode,
+    keys: &MfaKeys,
+    client: Option<IpAddr>,
+    env: &mut Env<'_>,
+) -> Decision {
+    let mfa = match usable(views, &account, env) {
+        Ok(mfa) => mfa,
+        Err(r) => return Decision::refuse(vec![], r),
+    };
+    if mfa.is_some_and(MfaView::enabled) {
+        return Decision::refuse(vec![], Rejection::MfaAlreadyEnabled);
+    }
+    let Some(pending) = mfa.and_then(|m| m.live_pending(env.now)) else {
+        return Decision::refuse(vec![], Rejection::MfaNotEnrolled);
+    };
+    let Some(totp) = keys
+        .open(&account, &pending.sealed_secret)
+        .and_then(|secret| codes::totp(&secret, "tessera", "check"))
+    else {
+        return Decision::refuse(vec![], Rejection::MfaKeysUnavailable);
+    };
+    match codes::check_totp(&totp, code, env.now, None) {
+        TotpCheck::Accepted(step) => {
+            let (shown, backup_codes) = new_backup_codes(&account, keys, env);
+            let event = Event::TotpEnabled {
+                account,
+                step,
+                backup_codes,
+            };
+            Decision::ok(
+                vec![event.into()],
+                Reply::TotpEnabled {
+                    backup_codes: shown,
+                },
+            )
+        }
+        TotpCheck::Replayed | TotpCheck::Wrong => failed(account, None, client, false),
+    }
+}
+
+/// Starts a challenge for an account whose password was right (called by login).
+pub(crate) fn start_challenge(
+    account: AccountId,
+    mode: LoginMode,
+    mfa: &MfaView,
+    env: &mut Env<'_>,
+) -> (Pending, MfaChallengeIssued) {
+    let challenge = ChallengeId(uuid_v7(env.now, env.random_bytes()));
+    let (mfa_token, token_digest) = BearerSecret::generate(MFA_TOKEN_PREFIX, env);
+    let policy = &env.policy.mfa;
+    let expires_at = env
+        .now
+        .plus_ms(policy.challenge_ttl_secs.saturating_mul(1000));
+    let mut methods = vec![MfaMethod::Totp];
+    if !mfa.backup_codes.is_empty() {
+        methods.push(MfaMethod::BackupCode);
+    }
+    let event = Event::MfaChallengeStarted {
+        challenge,
+        account,
+        token_digest,
+        mode,
+        attempts_max: policy.challenge_attempts_max,
+        expires_at,
+    };
+    let issued = MfaChallengeIssued {
+        challenge,
+        account,
+        mfa_token,
+        methods,
+        expires_in_secs: policy.challenge_ttl_secs,
+    };
+    (event.into(), issued)
+}
+
+pub(crate) fn answer_challenge(
+    views: &Views,
+    presented: SecretDigest,
+    answer: &MfaAnswer,
+    keys: &MfaKeys,
+    client: Option<IpAddr>,
+    env: &mut Env<'_>,
+) -> Decision {
+    let Some(challenge) = views
+        .challenge_by_digest(&presented)
+        .filter(|c| c.is_live(env.now))
+    else {
+        return Decision::refuse(vec![], Rejection::MfaChallengeInvalid);
+    };
+    if challenge.exhausted() {
+        return Decision::refuse(vec![], Rejection::MfaChallengeExhausted);
+    }
+    let account = challenge.account;
+    let mfa = match usable(views, &account, env) {
+        Ok(Some(mfa)) if mfa.enabled() => mfa,
+        Ok(_) | Err(Rejection::Unauthenticated) => {
+            return Decision::refuse(vec![], Rejection::MfaChallengeInvalid);
+        }
+        Err(r) => return Decision::refuse(vec![], r),
+    };
+    let checked = check_answer(&account, mfa, answer, keys, env.now);
+    let Some(spend) = spent(account, &checked) else {
+        return match checked {
+            Checked::KeysUnavailable => Decision::refuse(vec![], Rejection::MfaKeysUnavailable),
+            Checked::Replayed => failed(account, Some(challenge), client, true),
+            _ => failed(account, Some(challenge), client, false),
+        };
+    };
+    let mut events = vec![
+        spend,
+        Event::MfaChallengePassed {
+            challenge: challenge.id,
+        }
+        .into(),
+    ];
+    let reply = crate::decide::complete_login(account, challenge.mode, env, &mut events);
+    Decision::ok(events, reply)
+}
+
+/// Checks a proof for an authenticated MFA change: the events spending it, or the refusal.
+// The refusal is a decision to return as is; boxing it would only obscure the flow.
+#[allow(clippy::result_large_err)]
+fn prove(
+    views: &Views,
+    account: AccountId,
+    answer: &MfaAnswer,
+    keys: &MfaKeys,
+    client: Option<IpAddr>,
+    env: &Env<'_>,
+) -> Result<Pending, Decision> {
+    let mfa = match usable(views, &account, env) {
+        Ok(Some(mfa)) if mfa.enabled() => mfa,
+        Ok(_) => return Err(Decision::refuse(vec![], Rejection::MfaNotEnrolled)),
+        Err(r) => return Err(Decision::refuse(vec![], r)),
+    };
+    let checked = check_answer(&account, mfa, answer, keys, env.now);
+    match spent(account, &checked) {
+        Some(spend) => Ok(spend),
+        None => Err(match checked {
+            Checked::KeysUnavailable => Decision::refuse(vec![], Rejection::MfaKeysUnavailable),
+            Checked::Replayed => failed(account, None, client, true),
+            _ => failed(account, None, client, false),
+        }),
+    }
+}
+
+pub(crate) fn replace_backup_codes(
+    views: &Views,
+    account: AccountId,
+    answer: &MfaAnswer,
+    keys: &MfaKeys,
+    client: Option<IpAddr>,
+    env: &mut Env<'_>,
+) -> Decision {
+    let spend = match prove(views, account, answer, keys, client, env) {
+        Ok(spend) => spend,
+        Err(refusal) => return refusal,
+    };
+    let (shown, backup_codes) = new_backup_codes(&account, keys, env);
+    let events = vec![
+        spend,
+        Event::BackupCodesReplaced {
+            account,
+            backup_codes,
+        }
+        .into(),
+    ];
+    Decision::ok(
+        events,
+        Reply::BackupCodesReplaced {
+            backup_codes: shown,
+        },
+    )
+}
+
+/// What survives turning MFA off: the session and family the request came through.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Keep {
+    pub session: Option<SessionId>,
+    pub family: Option<FamilyId>,
+}
+
+pub(crate) fn disable(
+    views: &Views,
+    account: AccountId,
+    answer: &MfaAnswer,
+    keys: &MfaKeys,
+    client: Option<IpAddr>,
+    keep: Keep,
+    env: &mut Env<'_>,
+) -> Decision {
+    let spend = match prove(views, account, answer, keys, client, env) {
+        Ok(spend) => spend,
+        Err(refusal) => return refusal,
+    };
+    let mut events = vec![
+        spend,
+        Event::TotpDisabled {
+            account,
+            by: Actor::Holder,
+        }
+        .into(),
+    ];
+    end_others(views, account, keep, env.now, &mut events);
+    Decision::ok(events, Reply::TotpDisabled)
+}
+
+pub(crate) fn reset(views: &Views, account: AccountId, by: Actor, env: &Env<'_>) -> Decision {
+    if views.account(&account).is_none() {
+        return Decision::refuse(vec![], Rejection::AccountNotFound);
+    }
+    if views.mfa(&account).is_none() {
+        return Decision::refuse(vec![], Rejection::MfaNotEnrolled);
+    }
+    let mut events = vec![Event::TotpDisabled { account, by }.into()];
+    end_others(views, account, Keep::default(), env.now, &mut events);
+    Decision::ok(events, Reply::MfaReset)
+}
+
+/// Ends the account's live sessions and families except the ones to keep (and the
+/// families bound to a kept session).
+fn end_others(
+    views: &Views,
+    account: AccountId,
+    keep: Keep,
+    now: Timestamp,
+    events: &mut Vec<Pending>,
+) {
+    for f in views.families_of(&account).filter(|f| f.is_live(now)) {
+        let kept = Some(f.id) == keep.family || (f.session.is_some() && f.session == keep.session);
+        if !kept {
+            events.push(
+                Event::RefreshFamilyRevoked {
+                    family: f.id,
+                    reason: FamilyRevokeReason::MfaDisabled,
+                }
+                .into(),
+            );
+        }
+    }
+    let kept_session = keep.session.or_else(|| {
+        keep.family
+            .and_then(|f| views.family(&f))
+            .and_then(|f| f.session)
+    });
+    for s in views.sessions_of(&account).filter(|s| s.is_live(now)) {
+        if Some(s.id) != kept_session {
+            events.push(
+                Event::SessionEnded {
+                    session: s.id,
+                    reason: SessionEndReason::MfaDisabled,
+                }
+                .into(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

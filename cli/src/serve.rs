@@ -73,13 +73,15 @@ pub fn run(config: Config) -> Result<ExitCode, Failure> {
         .map_err(Failure::new)?;
     runtime.block_on(async {
         let keys = KeyStore::open(&config.data).map_err(Failure::new)?;
+        // Created on first start; from then on the file always wins.
+        let mfa_keys = keys.mfa_keys_or_create(&tessera_http::signing::new_seed()).map_err(Failure::new)?;
         let signing = Arc::new(Signing::start(&engine, keys).await.map_err(Failure::new)?);
         let days = config.http.signing_key_rotation_days;
         if days > 0 {
             let period = Duration::from_secs(days.saturating_mul(86_400));
             tokio::spawn(signing.clone().rotate_periodically(engine.clone(), period, Duration::from_secs(3600)));
         }
-        let app = Arc::new(App::new(engine.clone(), config.http.clone(), signing).map_err(Failure::new)?);
+        let app = Arc::new(App::new(engine.clone(), config.http.clone(), signing, mfa_keys).map_err(Failure::new)?);
         let handle = start(app, config.listen).await.map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
         tracing::info!(address = %handle.local_addr, data = %config.data.display(), "tessera is serving");
         println!("tessera listening on http://{}", handle.local_addr);

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use tessera_core::mfa::MfaKeys;
 use tessera_core::password::{PasswordHash, decoy_hash};
 use tessera_storage::Engine;
 
@@ -20,6 +21,8 @@ pub struct App {
     pub metrics: HttpMetrics,
     /// The key access tokens are signed with.
     pub signing: Arc<Signing>,
+    /// Seals TOTP secrets and keys backup-code digests; kept outside the log.
+    pub mfa_keys: MfaKeys,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,7 @@ impl App {
         engine: Engine,
         config: HttpConfig,
         signing: Arc<Signing>,
+        mfa_keys: MfaKeys,
     ) -> Result<Self, AppError> {
         config.validate().map_err(AppError::Config)?;
         engine.policy().validate().map_err(AppError::Config)?;
@@ -46,6 +50,7 @@ impl App {
             decoy,
             metrics: HttpMetrics::default(),
             signing,
+            mfa_keys,
         })
     }
 }

@@ -16,6 +16,10 @@ pub enum Route {
     Sessions,
     SessionDelete,
     Password,
+    LoginMfa,
+    MfaTotp,
+    MfaConfirm,
+    MfaBackupCodes,
     Healthz,
     Metrics,
     Token,
@@ -27,7 +31,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 15] = [
+    pub const ALL: [Route; 19] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -35,6 +39,10 @@ impl Route {
         Self::Sessions,
         Self::SessionDelete,
         Self::Password,
+        Self::LoginMfa,
+        Self::MfaTotp,
+        Self::MfaConfirm,
+        Self::MfaBackupCodes,
         Self::Healthz,
         Self::Metrics,
         Self::Token,
@@ -54,6 +62,10 @@ impl Route {
             Self::Sessions => "sessions",
             Self::SessionDelete => "session_delete",
             Self::Password => "password",
+            Self::LoginMfa => "login_mfa",
+            Self::MfaTotp => "mfa_totp",
+            Self::MfaConfirm => "mfa_confirm",
+            Self::MfaBackupCodes => "mfa_backup_codes",
             Self::Healthz => "healthz",
             Self::Metrics => "metrics",
             Self::Token => "oauth_token",

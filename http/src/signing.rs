@@ -32,7 +32,8 @@ pub struct Signing {
     pub keys: KeyStore,
 }
 
-fn new_seed() -> Zeroizing<[u8; 32]> {
+/// 32 bytes from the OS, for a new key.
+pub fn new_seed() -> Zeroizing<[u8; 32]> {
     let mut seed = Zeroizing::new([0u8; 32]);
     rand_core::Rng::fill_bytes(&mut crate::system::os_rng(), &mut seed[..]);
     seed

@@ -81,12 +81,16 @@ impl Server {
         )
         .expect("engine starts");
         let keys = tessera_storage::keys::KeyStore::open(dir.path()).expect("key store opens");
+        let mfa_keys = keys
+            .mfa_keys_or_create(&zeroize::Zeroizing::new([3u8; 32]))
+            .expect("an MFA key");
         let signing = Arc::new(
             tessera_http::signing::Signing::start(&engine, keys)
                 .await
                 .expect("a first signing key"),
         );
-        let app = Arc::new(App::new(engine.clone(), config, signing).expect("valid config"));
+        let app =
+            Arc::new(App::new(engine.clone(), config, signing, mfa_keys).expect("valid config"));
         let handle = tessera_http::start(app.clone(), "127.0.0.1:0".parse().expect("literal"))
             .await
             .expect("binds");

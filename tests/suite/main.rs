@@ -3,6 +3,7 @@
 mod crash_recovery;
 mod decide_scenarios;
 mod http_e2e;
+mod mfa_e2e;
 mod mfa_props;
 mod rebuild;
 mod session_props;

@@ -6,15 +6,14 @@
 
 use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
-use serde::{Deserialize, Serialize};
-use tessera_core::{Command, LoginMode, Rejection, Reply as CoreReply, prepare};
+use serde::Deserialize;
+use tessera_core::{Command, LoginMode, Rejection, prepare};
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply};
-use crate::auth::{self, Caller, check_same_site, clear_session_cookie, set_session_cookie};
-use crate::body::{empty, json, read_json};
+use crate::auth::{self, Caller, check_same_site, clear_session_cookie};
+use crate::body::{empty, read_json};
 use crate::problem::Problem;
-use crate::time::rfc3339;
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -31,12 +30,6 @@ struct LoginBody {
     password: Zeroizing<String>,
     #[serde(default)]
     mode: Mode,
-}
-
-#[derive(Serialize)]
-struct SessionLogin {
-    session_id_hint: String,
-    expires_at: String,
 }
 
 pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
@@ -56,12 +49,19 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
         &parts.headers,
         &ctx.app.config,
     ));
-    let account = ctx
-        .app
-        .engine
-        .views()
-        .account_by_username(&input.username)
-        .cloned();
+    // An address that is failing too often waits before anything else happens: no account
+    // lookup, no argon2 (the core decides again with the same rule).
+    let account = {
+        let views = ctx.app.engine.views();
+        let now = ctx.app.engine.now();
+        tessera_core::throttle::check_address(
+            &views,
+            client,
+            now,
+            &ctx.app.engine.policy().throttle,
+        )?;
+        views.account_by_username(&input.username).cloned()
+    };
     let policy = ctx.app.engine.policy().clone();
     let decoy = ctx.app.decoy.clone();
     let check = ctx
@@ -80,28 +80,7 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
             client,
         })
         .await?;
-    match outcome.reply? {
-        CoreReply::LoggedIn(issued) => {
-            let mut resp = json(
-                StatusCode::OK,
-                &SessionLogin {
-                    session_id_hint: issued.session.to_string(),
-                    expires_at: rfc3339(issued.expires_at),
-                },
-            );
-            resp.headers_mut().insert(
-                header::SET_COOKIE,
-                set_session_cookie(
-                    issued.secret.expose(),
-                    issued.expires_at,
-                    outcome.recorded_at,
-                ),
-            );
-            Ok(resp)
-        }
-        CoreReply::TokensIssued(issued) => super::oauth::token_response(ctx, &issued),
-        _ => Err(Problem::internal()),
-    }
+    super::mfa::login_reply(ctx, outcome.reply?, outcome.recorded_at)
 }
 
 pub async fn logout(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod login;
+mod mfa;
 pub mod oauth;
 mod ops;
 mod sessions;
@@ -36,6 +37,10 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/v1/sessions") => Route::Sessions,
         (_, p) if p.starts_with("/v1/sessions/") => Route::SessionDelete,
         (_, "/v1/password") => Route::Password,
+        (_, "/v1/login/mfa") => Route::LoginMfa,
+        (_, "/v1/mfa/totp") => Route::MfaTotp,
+        (_, "/v1/mfa/totp/confirm") => Route::MfaConfirm,
+        (_, "/v1/mfa/backup-codes") => Route::MfaBackupCodes,
         (_, "/healthz") => Route::Healthz,
         (_, "/metrics") => Route::Metrics,
         (_, "/oauth/token") => Route::Token,
@@ -61,6 +66,11 @@ pub async fn dispatch(
         (Route::Sessions, Method::GET) => sessions::list(ctx, req).await,
         (Route::SessionDelete, Method::DELETE) => sessions::delete(ctx, req).await,
         (Route::Password, Method::POST) => sessions::change_password(ctx, req).await,
+        (Route::LoginMfa, Method::POST) => mfa::answer_challenge(ctx, req).await,
+        (Route::MfaTotp, Method::POST) => mfa::start_enrolment(ctx, req).await,
+        (Route::MfaTotp, Method::DELETE) => mfa::disable(ctx, req).await,
+        (Route::MfaConfirm, Method::POST) => mfa::confirm(ctx, req).await,
+        (Route::MfaBackupCodes, Method::POST) => mfa::replace_backup_codes(ctx, req).await,
         (Route::Healthz, Method::GET) => Ok(ops::healthz(ctx)),
         (Route::Metrics, Method::GET) => Ok(ops::metrics(ctx)),
         (Route::Token, Method::POST) => oauth::token(ctx, req).await,

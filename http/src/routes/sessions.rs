@@ -19,24 +19,34 @@ struct Me {
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
     mfa_enabled: bool,
+    /// A TOTP enrolment waits for its confirming code.
+    mfa_pending: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_codes_remaining: Option<usize>,
 }
 
 pub async fn me(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
     let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
-    let account = ctx
-        .app
-        .engine
-        .views()
-        .account(&caller.account())
-        .cloned()
-        .ok_or_else(Problem::unauthenticated)?;
+    let (account, mfa) = {
+        let views = ctx.app.engine.views();
+        let account = views
+            .account(&caller.account())
+            .cloned()
+            .ok_or_else(Problem::unauthenticated)?;
+        (
+            account,
+            views.mfa_status(&caller.account(), ctx.app.engine.now()),
+        )
+    };
     Ok(json(
         StatusCode::OK,
         &Me {
             id: account.id.to_string(),
             username: account.username,
             email: account.email,
-            mfa_enabled: false,
+            mfa_enabled: mfa.enabled,
+            mfa_pending: mfa.pending,
+            backup_codes_remaining: mfa.enabled.then_some(mfa.backup_codes_remaining),
         },
     ))
 }

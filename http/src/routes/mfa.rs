@@ -1,0 +1,233 @@
+//! MFA over HTTP (tutorial section 7 and exercise 5): TOTP enrolment and confirmation, the
+//! second login step, backup codes, and turning MFA off. Every decision (code checks, the
+//! 5-attempt limit, replay of a spent step, throttling) is the core's; this module parses,
+//! authenticates and maps.
+
+use http::{Request, StatusCode, header};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use tessera_core::mfa::{MfaAnswer, TotpCode, presented_challenge_digest};
+use tessera_core::{Command, Rejection, Reply as CoreReply};
+use zeroize::Zeroizing;
+
+use super::{Ctx, Reply};
+use crate::auth::{self, Caller, check_same_site, set_session_cookie};
+use crate::body::{empty, json, read_json};
+use crate::problem::{FieldProblem, Problem};
+use crate::time::rfc3339;
+
+/// `{code}` or `{backup_code}`: exactly one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Proof {
+    #[serde(default)]
+    code: Option<Zeroizing<String>>,
+    #[serde(default)]
+    backup_code: Option<Zeroizing<String>>,
+}
+
+impl Proof {
+    fn answer(&self) -> Result<MfaAnswer, Problem> {
+        match (&self.code, &self.backup_code) {
+            (Some(code), None) => MfaAnswer::totp(code).map_err(Problem::from),
+            (None, Some(code)) => MfaAnswer::backup(code).map_err(Problem::from),
+            _ => Err(Problem::unprocessable(
+                "send exactly one of code and backup_code",
+                vec![FieldProblem {
+                    pointer: "/code".into(),
+                    code: "one_of_code_or_backup_code".into(),
+                    detail: "exactly one is required".into(),
+                }],
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChallengeAnswer {
+    mfa_token: Zeroizing<String>,
+    #[serde(default)]
+    code: Option<Zeroizing<String>>,
+    #[serde(default)]
+    backup_code: Option<Zeroizing<String>>,
+}
+
+#[derive(Serialize)]
+struct SessionLogin {
+    session_id_hint: String,
+    expires_at: String,
+}
+
+/// Renders a completed login: the cookie in session mode, the tokens in token mode.
+pub fn login_reply(
+    ctx: Ctx<'_>,
+    reply: CoreReply,
+    recorded_at: tessera_core::Timestamp,
+) -> Result<Reply, Problem> {
+    match reply {
+        CoreReply::LoggedIn(issued) => {
+            let mut resp = json(
+                StatusCode::OK,
+                &SessionLogin {
+                    session_id_hint: issued.session.to_string(),
+                    expires_at: rfc3339(issued.expires_at),
+                },
+            );
+            resp.headers_mut().insert(
+                header::SET_COOKIE,
+                set_session_cookie(issued.secret.expose(), issued.expires_at, recorded_at),
+            );
+            Ok(resp)
+        }
+        CoreReply::TokensIssued(issued) => super::oauth::token_response(ctx, &issued),
+        CoreReply::MfaRequired(challenge) => {
+            let methods: Vec<_> = challenge.methods.clone();
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "mfa_required": true,
+                    "mfa_token": challenge.mfa_token.expose(),
+                    "methods": methods,
+                    "expires_in": challenge.expires_in_secs,
+                }),
+            ))
+        }
+        _ => Err(Problem::internal()),
+    }
+}
+
+/// POST /v1/login/mfa: the second step.
+pub async fn answer_challenge(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    // The step can set a session cookie: the same login-CSRF check as /v1/login.
+    check_same_site(&parts.method, &parts.headers, &ctx.app.config)?;
+    let input: ChallengeAnswer =
+        read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let answer = Proof {
+        code: input.code,
+        backup_code: input.backup_code,
+    }
+    .answer()?;
+    let presented = presented_challenge_digest(&input.mfa_token)
+        .ok_or_else(|| Problem::from(Rejection::MfaChallengeInvalid))?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
+    let command = Command::AnswerMfaChallenge {
+        presented,
+        answer,
+        keys: ctx.app.mfa_keys.clone(),
+        client,
+    };
+    let outcome = ctx.app.engine.execute(command).await?;
+    login_reply(ctx, outcome.reply?, outcome.recorded_at)
+}
+
+/// POST /v1/mfa/totp: starts enrolment; pending until confirmed.
+pub async fn start_enrolment(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
+    let command = Command::StartTotpEnrolment {
+        account: caller.account(),
+        keys: ctx.app.mfa_keys.clone(),
+    };
+    match ctx.app.engine.execute(command).await?.reply? {
+        CoreReply::TotpEnrolmentStarted(e) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "secret": e.secret_base32.as_str(),
+                "otpauth_uri": e.otpauth_uri.as_str(),
+                "qr_svg": e.qr_svg.as_str(),
+                "expires_at": rfc3339(e.expires_at),
+            }),
+        )),
+        _ => Err(Problem::internal()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmBody {
+    code: Zeroizing<String>,
+}
+
+/// POST /v1/mfa/totp/confirm: a valid code turns MFA on; the answer has the backup codes.
+pub async fn confirm(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
+    let input: ConfirmBody = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let code = TotpCode::parse(&input.code)?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
+    let command = Command::ConfirmTotp {
+        account: caller.account(),
+        code,
+        keys: ctx.app.mfa_keys.clone(),
+        client,
+    };
+    match ctx.app.engine.execute(command).await?.reply? {
+        CoreReply::TotpEnabled { backup_codes } => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "backup_codes": backup_codes.expose() }),
+        )),
+        _ => Err(Problem::internal()),
+    }
+}
+
+/// POST /v1/mfa/backup-codes: a new set; the old one stops working.
+pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
+    let proof: Proof = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let answer = proof.answer()?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
+    let command = Command::ReplaceBackupCodes {
+        account: caller.account(),
+        answer,
+        keys: ctx.app.mfa_keys.clone(),
+        client,
+    };
+    match ctx.app.engine.execute(command).await?.reply? {
+        CoreReply::BackupCodesReplaced { backup_codes } => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "backup_codes": backup_codes.expose() }),
+        )),
+        _ => Err(Problem::internal()),
+    }
+}
+
+/// DELETE /v1/mfa/totp: MFA off, proven with a code; other sessions and families end.
+pub async fn disable(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
+    let proof: Proof = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let answer = proof.answer()?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
+    let current_family = match &caller {
+        Caller::Bearer(claims) => claims.fam,
+        Caller::Session(_) => None,
+    };
+    let command = Command::DisableTotp {
+        account: caller.account(),
+        answer,
+        keys: ctx.app.mfa_keys.clone(),
+        client,
+        current_session: caller.session(),
+        current_family,
+    };
+    ctx.app.engine.execute(command).await?.reply?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}

@@ -35,6 +35,9 @@ fn point_name<S: serde::Serializer>(p: &FaultPoint, s: S) -> Result<S::Ok, S::Er
     })
 }
 
+/// What an MFA enrolment leaves with its holder: the TOTP secret and the backup codes.
+pub type Enrolled = (Vec<u8>, Vec<String>);
+
 /// Where the world's store lives.
 #[derive(Debug)]
 enum Folder {
@@ -75,6 +78,8 @@ pub struct World {
     /// The signing key, from the seed; recorded in the log at start, as `serve` does.
     signer: tessera_core::signing_key::Signer,
     auditor: Option<Auditor>,
+    /// The MFA sealing key, from the seed, as `serve` keeps it outside the log.
+    mfa_keys: tessera_core::mfa::MfaKeys,
 }
 
 impl std::fmt::Debug for World {
@@ -180,6 +185,8 @@ impl World {
         let signer = tessera_core::signing_key::Signer::from_seed(&key_seed)
             .map_err(|e| Failure::new(seed, 0, FailureKind::Crash, format!("signing key: {e}")))?;
         let add = signer.add_command();
+        let mfa_master: [u8; 32] = rand::RngExt::random(&mut seed::stream(seed, "mfa-key"));
+        let mfa_keys = tessera_core::mfa::MfaKeys::from_master(&mfa_master);
         let mut world = Self {
             seed,
             step: 0,
@@ -196,6 +203,7 @@ impl World {
             drift_ppm: 0,
             auditor: None,
             signer,
+            mfa_keys,
         };
         world.execute(add)?;
         Ok(world)
@@ -302,10 +310,19 @@ impl World {
                     ));
                 }
             };
-        Ok(match self.execute(command)? {
-            Some(Ok(Reply::Registered { account, .. })) => Some(account),
-            _ => None,
-        })
+        match self.execute(command.clone())? {
+            Some(Ok(Reply::Registered { account, .. })) => Ok(Some(account)),
+            Some(_) => Ok(None),
+            // A crash made the outcome unknown: a client would look, and try again if the
+            // account is not there (after a crash before the write, it is not).
+            None => match self.account_id(username) {
+                Some(account) => Ok(Some(account)),
+                None => match self.execute(command)? {
+                    Some(Ok(Reply::Registered { account, .. })) => Ok(Some(account)),
+                    _ => Ok(None),
+                },
+            },
+        }
     }
 
     /// A password login in session mode, with the password check done as `serve` does it.
@@ -316,21 +333,7 @@ impl World {
         password: &str,
         client: std::net::IpAddr,
     ) -> Result<Option<Result<SessionIssued, Rejection>>, Failure> {
-        let account = self.engine.views().account_by_username(username).cloned();
-        let decoy = tessera_core::password::decoy_hash(&self.policy.argon2)
-            .map_err(|e| self.fail(FailureKind::Crash, format!("decoy hash: {e}")))?;
-        let check = prepare::check_password(
-            password,
-            account.as_ref(),
-            &decoy,
-            &self.policy,
-            &mut self.salts,
-        );
-        match self.execute(Command::Login {
-            check,
-            mode: LoginMode::Session,
-            client: Some(client),
-        })? {
+        match self.login_any(username, password, client, LoginMode::Session)? {
             Some(Ok(Reply::LoggedIn(issued))) => Ok(Some(Ok(issued))),
             Some(Ok(other)) => {
                 Err(self.fail(FailureKind::Crash, format!("login answered {other:?}")))
@@ -364,21 +367,15 @@ impl World {
         password: &str,
         client: std::net::IpAddr,
     ) -> Result<Option<Result<TokensIssued, Rejection>>, Failure> {
-        let account = self.engine.views().account_by_username(username).cloned();
-        let decoy = tessera_core::password::decoy_hash(&self.policy.argon2)
-            .map_err(|e| self.fail(FailureKind::Crash, format!("decoy hash: {e}")))?;
-        let check = prepare::check_password(
-            password,
-            account.as_ref(),
-            &decoy,
-            &self.policy,
-            &mut self.salts,
-        );
-        self.tokens_reply(Command::Login {
-            check,
-            mode: LoginMode::Token,
-            client: Some(client),
-        })
+        match self.login_any(username, password, client, LoginMode::Token)? {
+            Some(Ok(Reply::TokensIssued(issued))) => Ok(Some(Ok(issued))),
+            Some(Ok(other)) => Err(self.fail(
+                FailureKind::Crash,
+                format!("expected tokens, got {other:?}"),
+            )),
+            Some(Err(r)) => Ok(Some(Err(r))),
+            None => Ok(None),
+        }
     }
 
     fn tokens_reply(
@@ -448,6 +445,133 @@ impl World {
             }
         }
         Ok((ra, rb))
+    }
+
+    /// A password login in either mode, whatever it answers (MFA challenges included).
+    pub fn login_any(
+        &mut self,
+        username: &str,
+        password: &str,
+        client: std::net::IpAddr,
+        mode: LoginMode,
+    ) -> Result<Option<Result<Reply, Rejection>>, Failure> {
+        let (account, wait) = {
+            let views = self.engine.views();
+            let wait = tessera_core::throttle::check_address(
+                &views,
+                Some(client),
+                self.now(),
+                &self.policy.throttle,
+            );
+            (views.account_by_username(username).cloned(), wait)
+        };
+        // The HTTP adapter's pre-check: a throttled address is refused before argon2.
+        if let Err(r) = wait {
+            return Ok(Some(Err(r)));
+        }
+        let decoy = tessera_core::password::decoy_hash(&self.policy.argon2)
+            .map_err(|e| self.fail(FailureKind::Crash, format!("decoy hash: {e}")))?;
+        let check = prepare::check_password(
+            password,
+            account.as_ref(),
+            &decoy,
+            &self.policy,
+            &mut self.salts,
+        );
+        self.execute(Command::Login {
+            check,
+            mode,
+            client: Some(client),
+        })
+    }
+
+    /// POST /v1/login/mfa.
+    pub fn answer_mfa(
+        &mut self,
+        mfa_token: &str,
+        answer: tessera_core::mfa::MfaAnswer,
+        client: std::net::IpAddr,
+    ) -> Result<Option<Result<Reply, Rejection>>, Failure> {
+        let Some(presented) = tessera_core::mfa::presented_challenge_digest(mfa_token) else {
+            return Ok(Some(Err(Rejection::MfaChallengeInvalid)));
+        };
+        self.execute(Command::AnswerMfaChallenge {
+            presented,
+            answer,
+            keys: self.mfa_keys.clone(),
+            client: Some(client),
+        })
+    }
+
+    /// Turns TOTP on for the account, as its holder would: the TOTP secret and the backup
+    /// codes, or `None` if a crash got in the way.
+    pub fn enable_mfa(&mut self, username: &str) -> Result<Option<Enrolled>, Failure> {
+        let Some(account) = self
+            .engine
+            .views()
+            .account_by_username(username)
+            .map(|a| a.id)
+        else {
+            return Ok(None);
+        };
+        let started = self.execute(Command::StartTotpEnrolment {
+            account,
+            keys: self.mfa_keys.clone(),
+        })?;
+        let Some(Ok(Reply::TotpEnrolmentStarted(e))) = started else {
+            return Ok(None);
+        };
+        let secret = data_encoding::BASE32_NOPAD
+            .decode(e.secret_base32.as_bytes())
+            .map_err(|_| self.fail(FailureKind::Crash, "enrolment secret is not base32"))?;
+        let code = tessera_core::mfa::totp_code_at(&secret, self.now()).unwrap_or_default();
+        let code = tessera_core::mfa::TotpCode::parse(&code)
+            .map_err(|r| self.fail(FailureKind::Crash, format!("own code refused: {r}")))?;
+        let confirmed = self.execute(Command::ConfirmTotp {
+            account,
+            code,
+            keys: self.mfa_keys.clone(),
+            client: None,
+        })?;
+        let Some(Ok(Reply::TotpEnabled { backup_codes })) = confirmed else {
+            return Ok(None);
+        };
+        let codes = backup_codes
+            .expose()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        // The confirming step is spent; the holder's next code is a step later.
+        self.advance(30_000);
+        Ok(Some((secret, codes)))
+    }
+
+    pub fn account_id(&self, username: &str) -> Option<AccountId> {
+        self.engine
+            .views()
+            .account_by_username(username)
+            .map(|a| a.id)
+    }
+
+    /// Whether the account has MFA on.
+    pub fn mfa_enabled(&self, username: &str) -> bool {
+        let views = self.engine.views();
+        views
+            .account_by_username(username)
+            .is_some_and(|a| views.mfa_status(&a.id, self.now()).enabled)
+    }
+
+    /// Milliseconds the account must wait before its next login counts (throttling).
+    pub fn account_wait_ms(&self, username: &str) -> u64 {
+        let views = self.engine.views();
+        views.account_by_username(username).map_or(0, |a| {
+            tessera_core::throttle::account_wait_ms(
+                &views,
+                &a.id,
+                self.now(),
+                &self.policy.throttle,
+            )
+        })
     }
 
     /// Signs access-token claims with the world's key, as the HTTP adapter does.

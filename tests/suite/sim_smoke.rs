@@ -53,6 +53,8 @@ fn smoke_seeds_pass_reproduce_and_reach_every_mark() {
         "access token refused after password change",
         "access token refused after its revocation",
         "access token refused after sign-out everywhere",
+        "reused password stopped by MFA",
+        "throttled",
     ] {
         assert!(marks.count(mark) > 0, "no smoke seed reached {mark:?}");
     }

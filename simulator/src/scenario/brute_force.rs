@@ -50,7 +50,7 @@ impl Scenario for BruteForce {
     }
 
     fn defence(&self) -> &'static str {
-        "argon2id per guess; failures recorded per account"
+        "argon2id per guess; failures throttle the account and the address"
     }
 
     fn mark(&self) -> &'static str {
@@ -77,8 +77,17 @@ impl Scenario for BruteForce {
                         "a guessed password opened the account",
                     ));
                 }
+                Some(Err(tessera_core::Rejection::Throttled { .. })) => {
+                    self.stats.blocked();
+                    self.stats.detected(world.now());
+                    world.marks.hit("address throttled");
+                }
                 Some(Err(_)) => {
                     self.stats.blocked();
+                    if world.account_wait_ms(&self.victim.0) > 0 {
+                        self.stats.detected(world.now());
+                        world.marks.hit("throttled");
+                    }
                     if world.head().sequence > before {
                         world.marks.hit("guess refused and recorded");
                     }

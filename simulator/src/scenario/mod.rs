@@ -4,11 +4,13 @@
 
 mod brute_force;
 mod jwt_tampering;
+mod mfa_attacks;
 mod refresh_race;
 mod refresh_theft;
 mod revoked_token;
 mod session_fixation;
 mod stolen_session;
+mod stuffing;
 
 use rand::rngs::ChaCha20Rng;
 use serde::Serialize;
@@ -20,11 +22,13 @@ use crate::{Failure, FailureKind};
 
 pub use brute_force::BruteForce;
 pub use jwt_tampering::JwtTampering;
+pub use mfa_attacks::MfaAttack;
 pub use refresh_race::RefreshRace;
 pub use refresh_theft::RefreshTheft;
 pub use revoked_token::RevokedToken;
 pub use session_fixation::SessionFixation;
 pub use stolen_session::StolenSession;
+pub use stuffing::Stuffing;
 
 /// What one scenario's attacker did, and what the server did about it.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -93,6 +97,11 @@ pub const NAMES: &[&str] = &[
     "revoked-token",
     "jwt-tampering",
     "refresh-race",
+    "mfa-guessing",
+    "totp-replay",
+    "backup-code-reuse",
+    "credential-stuffing",
+    "password-spraying",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -106,6 +115,13 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         "revoked-token" => Box::new(RevokedToken::new(rng(name))),
         "jwt-tampering" => Box::new(JwtTampering::new(rng(name))),
         "refresh-race" => Box::new(RefreshRace::new(rng(name))),
+        "mfa-guessing" => Box::new(MfaAttack::new(mfa_attacks::Attack::Guessing, rng(name))),
+        "totp-replay" => Box::new(MfaAttack::new(mfa_attacks::Attack::TotpReplay, rng(name))),
+        "backup-code-reuse" => {
+            Box::new(MfaAttack::new(mfa_attacks::Attack::BackupReuse, rng(name)))
+        }
+        "credential-stuffing" => Box::new(Stuffing::new(stuffing::Attack::Stuffing, rng(name))),
+        "password-spraying" => Box::new(Stuffing::new(stuffing::Attack::Spraying, rng(name))),
         _ => return None,
     })
 }

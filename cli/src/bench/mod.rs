@@ -793,11 +793,13 @@ fn replay(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
         say(
             args,
             format!(
-                "run {}: rebuilt {} events in {:.2} s = {:.0} events/s ({} accounts, {} live sessions, views match: {})",
+                "run {}: rebuilt {} events in {:.2} s = {:.0} events/s; {:.2} CPU s = {:.0} events per CPU s ({} accounts, {} live sessions, views match: {})",
                 repeat + 1,
                 r.events,
                 r.seconds,
                 r.events_per_s,
+                r.cpu_seconds,
+                r.events_per_cpu_s,
                 r.accounts,
                 r.live_sessions,
                 r.views_match
@@ -816,7 +818,26 @@ fn replay(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
         runs.iter().map(|r| r.events_per_s).collect(),
         json!(runs),
     );
-    say(args, format!("MEDIAN {:.0} events/s", fig.value));
+    let per_cpu = figure(
+        format!("replay::rebuild events per CPU second, {events} events"),
+        "1/s",
+        runs.iter().map(|r| r.events_per_cpu_s).collect(),
+        Value::Null,
+    );
+    say(
+        args,
+        format!(
+            "MEDIAN {:.0} events/s, {:.0} events per CPU s",
+            fig.value, per_cpu.value
+        ),
+    );
+    report.checks.push(Check {
+        name: format!("replay --rebuild events per CPU second on {events} events"),
+        value: per_cpu.value,
+        target: ">= 500000".into(),
+        met: per_cpu.value >= 500_000.0 && events >= 1_000_000,
+    });
+    report.results.push(per_cpu);
     report.checks.push(Check {
         name: format!("replay --rebuild events/s on {events} events"),
         value: fig.value,

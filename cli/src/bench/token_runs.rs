@@ -291,8 +291,10 @@ pub fn refresh(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
         let factory = rt.block_on(http_workloads::prepare_refresh(&target, conns))?;
         let (mut rps, mut fsync, mut ratios, mut lat, mut runs) =
             (vec![], vec![], vec![], vec![], vec![]);
+        let (mut fsync_in_place, mut ratios_in_place) = (vec![], vec![]);
         for repeat in 0..args.repeats {
             let f = ceilings::fdatasync_per_s(&parent, args.ceiling_secs)?;
+            let fi = ceilings::fdatasync_in_place_per_s(&parent, args.ceiling_secs)?;
             let before = rt.block_on(server::metrics(&target))?;
             let (r, cpu) = measured(&target, &factory, conns, spec(args), pid)?;
             let after = rt.block_on(server::metrics(&target))?;
@@ -300,13 +302,14 @@ pub fn refresh(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
             say(
                 args,
                 format!(
-                    "refresh {conns:>3} conns run {}: {}  cpu s/s: server {} client {}, pressure {}  | fdatasync {f:.0}/s, ratio {:.3}; server: {:.0} syncs, {:.1} events/batch",
+                    "refresh {conns:>3} conns run {}: {}  cpu s/s: server {} client {}, pressure {}  | fdatasync {f:.0}/s, ratio {:.3}; in place {fi:.0}/s, ratio {:.3}; server: {:.0} syncs, {:.1} events/batch",
                     repeat + 1,
                     describe_run(&r),
                     cpu["server_cpu_s_per_s"],
                     cpu["client_cpu_s_per_s"],
                     cpu["cpu_pressure_some"],
                     r.requests_per_s / f,
+                    r.requests_per_s / fi,
                     d.durable_syncs,
                     d.mean_batch_events
                 ),
@@ -314,9 +317,11 @@ pub fn refresh(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
             rps.push(r.requests_per_s);
             fsync.push(f);
             ratios.push(r.requests_per_s / f);
+            fsync_in_place.push(fi);
+            ratios_in_place.push(r.requests_per_s / fi);
             lat.push(r.latency);
             runs.push(
-                json!({"run": latency_json(&r), "cpu": cpu, "server": d, "fdatasync_per_s": f}),
+                json!({"run": latency_json(&r), "cpu": cpu, "server": d, "fdatasync_per_s": f, "fdatasync_in_place_per_s": fi}),
             );
         }
         let lat = super::stats::Latency::median(&lat);
@@ -338,15 +343,29 @@ pub fn refresh(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
             ratios,
             Value::Null,
         );
+        let fi = figure(
+            format!("fdatasync/s in place, 100-byte overwrites (next to {conns} connections)"),
+            "1/s",
+            fsync_in_place,
+            Value::Null,
+        );
+        let ratio_in_place = figure(
+            format!("refresh / fdatasync in place, {conns} connections"),
+            "ratio",
+            ratios_in_place,
+            Value::Null,
+        );
         say(
             args,
             format!(
-                "refresh {conns:>3} conns MEDIAN {:.0} rotations/s  p50 {:.2} p99 {:.2} ms; fdatasync {:.0}/s; ratio {:.3}",
+                "refresh {conns:>3} conns MEDIAN {:.0} rotations/s  p50 {:.2} p99 {:.2} ms; fdatasync {:.0}/s, ratio {:.3}; in place {:.0}/s, ratio {:.3}",
                 row.value,
                 lat.p50_us as f64 / 1e3,
                 lat.p99_us as f64 / 1e3,
                 f.value,
-                ratio.value
+                ratio.value,
+                fi.value,
+                ratio_in_place.value
             ),
         );
         if conns == 1 {
@@ -357,10 +376,17 @@ pub fn refresh(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
                 ">= 0.80",
                 ratio.value >= 0.80,
             );
+            check(
+                report,
+                "refresh over HTTP, 1 connection / fdatasync in place".into(),
+                ratio_in_place.value,
+                ">= 0.80",
+                ratio_in_place.value >= 0.80,
+            );
         }
         medians.push((conns, rps));
-        report.results.extend([row, ratio]);
-        report.ceilings.push(f);
+        report.results.extend([row, ratio, ratio_in_place]);
+        report.ceilings.extend([f, fi]);
     }
     if let Some((_, one)) = medians.iter().find(|m| m.0 == 1) {
         for (conns, many) in medians.iter().filter(|m| m.0 > 1) {

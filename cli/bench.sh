@@ -6,10 +6,12 @@
 # Builds the release binary once, then runs each workload as its own process (so that the
 # memory figure is not disturbed by the others), 3 repeats each, medians reported. Every run
 # writes OUT_DIR/NAME.json (the machine-readable report) and OUT_DIR/NAME.txt (the human
-# lines, runs and medians). Needs about 8 minutes on 2 cores, plus the release build.
+# lines, runs and medians). Needs about 20 minutes on 2 cores, plus the release build.
+# The divan micro-benchmarks (storage/benches/hot_paths.rs) go to OUT_DIR/hot_paths.txt.
 #
 # Environment: TESSERA_BIN to use an existing binary; BENCH_REPEATS, BENCH_DURATION,
-# BENCH_EVENTS, BENCH_SESSIONS to change the defaults below; any TESSERA_* configuration
+# BENCH_EVENTS, BENCH_SESSIONS, BENCH_MIXED_RATES to change the defaults below;
+# BENCH_SKIP_DIVAN=1 to leave the micro-benchmarks out; any TESSERA_* configuration
 # variable (argon2 parameters, pool sizes) applies both to the child server and to the
 # ceilings measured next to it.
 set -euo pipefail
@@ -37,17 +39,33 @@ run() {
   free -h
   uname -sr
   df -hT "${TMPDIR:-/tmp}" | tail -1
+  echo "loadavg: $(cat /proc/loadavg)"
+  echo "cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)"
 } >"$out/machine.txt"
 cat "$out/machine.txt"
 
 run ceilings ceilings --repeats "$repeats" --connections 64
+run tokens tokens --repeats "$repeats"
 run login login --repeats "$repeats" --connections 2,8
+run login-token login-token --repeats "$repeats" --connections 2,8,64
+# The same at 64 connections with an argon2 queue that admits them all (the default, 16
+# per worker, admits 32: the other 32 connections spin on 503s).
+TESSERA_HTTP__HASH_QUEUE_MAX=128 run login-token-q128 login-token --repeats "$repeats" --connections 64
 run me me --repeats "$repeats" --connections 64
+run verify verify --repeats "$repeats" --connections 64
+run refresh refresh --repeats "$repeats" --connections 1,16,64,256
+run mixed mixed --repeats 1 --connections 64 --rates "${BENCH_MIXED_RATES:-2000,4000,6000,8000,10000,12000}"
+run flood flood --repeats "$repeats" --connections 64
 run register register --repeats "$repeats" --connections 8
 run group-commit group-commit --repeats "$repeats" --connections 1,64
 run replay replay --repeats "$repeats" --events "${BENCH_EVENTS:-1000000}"
 run sessions sessions --repeats "$repeats" --sessions "${BENCH_SESSIONS:-100000}"
 run sessions-1m sessions --repeats 1 --sessions "${BENCH_SESSIONS_LARGE:-1000000}"
+
+if [[ -z "${BENCH_SKIP_DIVAN:-}" ]]; then
+  echo "== hot_paths: cargo bench -p tessera-storage --bench hot_paths" | tee "$out/hot_paths.txt"
+  cargo bench -p tessera-storage --bench hot_paths 2>/dev/null | tee -a "$out/hot_paths.txt"
+fi
 
 echo
 echo "== targets"

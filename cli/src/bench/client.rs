@@ -1,6 +1,20 @@
-//! The load generator: N keep-alive HTTP/1.1 connections, closed loop (each connection sends
-//! its next request when the previous answer is fully read), for a warm-up and then a fixed
+//! The load generator: N keep-alive HTTP/1.1 connections for a warm-up and then a fixed
 //! measured window. Every loop is bounded in count and in time.
+//!
+//! Two disciplines, per group of connections:
+//! - closed loop (the default): each connection sends its next request as soon as the
+//!   previous answer is fully read; latency is send to last byte.
+//! - open loop (`Group::rate_per_s`): the group has one schedule of intended send times,
+//!   one every `1 / rate` seconds. Each connection, whenever it is idle, takes the next
+//!   unclaimed slot, waits for its time and sends (at once when the slot is already past).
+//!   Latency is measured from the slot's *intended* time, so a server that falls behind
+//!   shows it in the percentiles instead of silently slowing the generator down (no
+//!   coordinated omission). The connections act as a pool: a slow request (an argon2
+//!   login) holds up only its own connection, not the slots after it, as long as some
+//!   connection is idle; when none is, the wait counts as latency.
+//!
+//! Several groups run in the same window on the same runtime (the flood workload: verify
+//! connections and wrong-password connections side by side), each with its own result.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -65,6 +79,22 @@ pub trait Conn: Send {
         headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<(), String>;
+    /// Whether `status` is the expected kind of answer (then `answer` sees it); anything
+    /// else counts as an error `status N`. 2xx by default; the flood expects 401.
+    fn expects(&self, status: StatusCode) -> bool {
+        status.is_success()
+    }
+    /// The kind of the request last made, for per-kind latency (`mixed`); `""`: one kind.
+    fn kind(&self) -> &'static str {
+        ""
+    }
+}
+
+/// Connections that run together under one discipline, with their own result.
+pub struct Group {
+    pub conns: Vec<Box<dyn Conn>>,
+    /// Open loop at this many requests per second over the whole group; `None`: closed loop.
+    pub rate_per_s: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +117,9 @@ pub struct RunResult {
     pub requests_per_s: f64,
     pub latency: Latency,
     pub errors: BTreeMap<String, u64>,
+    /// Per request kind, when the workload has several (`mixed`): count and latency.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_kind: BTreeMap<String, (u64, Latency)>,
 }
 
 #[derive(Default)]
@@ -94,6 +127,7 @@ struct ConnReport {
     ok: u64,
     samples: Vec<u32>,
     errors: BTreeMap<String, u64>,
+    by_kind: BTreeMap<&'static str, Vec<u32>>,
 }
 
 /// Most latency samples one connection keeps (the count stays exact beyond it).
@@ -125,10 +159,20 @@ fn error_kind(e: &hyper::Error) -> String {
     }
 }
 
+/// An open-loop group's schedule: slot `k` is due at `first + k * interval`; `next` is
+/// the next unclaimed slot, shared by the group's connections.
+#[derive(Clone, Debug)]
+struct Pace {
+    first: Instant,
+    interval: Duration,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
 async fn drive(
     target: Target,
     mut conn: Box<dyn Conn>,
     spec: Spec,
+    pace: Option<Pace>,
     from: Instant,
     end: Instant,
 ) -> ConnReport {
@@ -141,6 +185,19 @@ async fn drive(
     for _ in 0..spec.requests_per_conn_max {
         if monotonic() >= end {
             break;
+        }
+        // Open loop: claim the next slot, wait for its time (at once when behind it).
+        let intended = pace.as_ref().map(|p| {
+            let k = p.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            p.first + p.interval.mul_f64(k as f64)
+        });
+        if let Some(t) = intended {
+            if t >= end {
+                break;
+            }
+            if t > monotonic() {
+                tokio::time::sleep_until(t.into()).await;
+            }
         }
         let s = match sender.as_mut() {
             Some(s) => s,
@@ -158,7 +215,7 @@ async fn drive(
             },
         };
         let req = conn.request(&target.host);
-        let started = monotonic();
+        let started = intended.unwrap_or_else(monotonic);
         let exchange = async {
             s.ready().await.map_err(|e| error_kind(&e))?;
             let resp = s.send_request(req).await.map_err(|e| error_kind(&e))?;
@@ -173,7 +230,7 @@ async fn drive(
             Err(_) => Err("timeout".to_owned()),
             Ok(Err(kind)) => Err(kind),
             Ok(Ok((parts, body))) => {
-                if parts.status.is_success() {
+                if conn.expects(parts.status) {
                     conn.answer(parts.status, &parts.headers, &body)
                 } else {
                     Err(format!("status {}", parts.status.as_u16()))
@@ -186,7 +243,12 @@ async fn drive(
                     report.ok += 1;
                     if report.samples.len() < SAMPLES_PER_CONN_MAX {
                         let us = done.duration_since(started).as_micros();
-                        report.samples.push(u32::try_from(us).unwrap_or(u32::MAX));
+                        let us = u32::try_from(us).unwrap_or(u32::MAX);
+                        report.samples.push(us);
+                        let kind = conn.kind();
+                        if !kind.is_empty() {
+                            report.by_kind.entry(kind).or_default().push(us);
+                        }
                     }
                 }
             }
@@ -209,22 +271,57 @@ async fn drive(
     report
 }
 
-/// Runs one measured window over `conns` (one connection each) on its own runtime.
+/// Runs one measured window over `conns` (one connection each, closed loop) on its own
+/// runtime.
 pub fn run(target: &Target, conns: Vec<Box<dyn Conn>>, spec: Spec) -> Result<RunResult, Failure> {
+    let mut results = run_groups(
+        target,
+        vec![Group {
+            conns,
+            rate_per_s: None,
+        }],
+        spec,
+    )?;
+    results
+        .pop()
+        .ok_or_else(|| Failure::new("no result for the group"))
+}
+
+/// Runs several groups of connections in the same measured window, on one runtime; one
+/// result per group, in order.
+pub fn run_groups(
+    target: &Target,
+    groups: Vec<Group>,
+    spec: Spec,
+) -> Result<Vec<RunResult>, Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(spec.threads.max(1))
         .enable_all()
         .build()
         .map_err(Failure::new)?;
-    let connections = conns.len();
+    let sizes: Vec<usize> = groups.iter().map(|g| g.conns.len()).collect();
     let reports = runtime.block_on(async {
         let start = monotonic();
         let from = start + spec.warmup;
         let end = from + spec.measure;
-        let tasks: Vec<_> = conns
-            .into_iter()
-            .map(|c| tokio::spawn(drive(target.clone(), c, spec, from, end)))
-            .collect();
+        let mut tasks = Vec::new();
+        for group in groups {
+            let pace = group.rate_per_s.filter(|r| *r > 0.0).map(|rate| Pace {
+                first: start,
+                interval: Duration::from_secs_f64(1.0 / rate),
+                next: std::sync::Arc::default(),
+            });
+            for c in group.conns {
+                tasks.push(tokio::spawn(drive(
+                    target.clone(),
+                    c,
+                    spec,
+                    pace.clone(),
+                    from,
+                    end,
+                )));
+            }
+        }
         let mut reports = Vec::with_capacity(tasks.len());
         for t in tasks {
             reports.push(t.await.unwrap_or_default());
@@ -232,25 +329,39 @@ pub fn run(target: &Target, conns: Vec<Box<dyn Conn>>, spec: Spec) -> Result<Run
         reports
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
-    let mut samples = Vec::new();
-    let mut errors = BTreeMap::new();
-    let mut requests = 0;
-    for r in reports {
-        requests += r.ok;
-        samples.extend(r.samples);
-        for (k, v) in r.errors {
-            *errors.entry(k).or_default() += v;
-        }
-    }
     let seconds = spec.measure.as_secs_f64();
-    Ok(RunResult {
-        connections,
-        requests,
-        seconds,
-        requests_per_s: requests as f64 / seconds,
-        latency: Latency::of(&mut samples),
-        errors,
-    })
+    let mut reports = reports.into_iter();
+    let mut results = Vec::with_capacity(sizes.len());
+    for connections in sizes {
+        let mut samples = Vec::new();
+        let mut errors = BTreeMap::new();
+        let mut kinds: BTreeMap<&'static str, Vec<u32>> = BTreeMap::new();
+        let mut requests = 0;
+        for r in reports.by_ref().take(connections) {
+            requests += r.ok;
+            samples.extend(r.samples);
+            for (k, v) in r.errors {
+                *errors.entry(k).or_default() += v;
+            }
+            for (k, v) in r.by_kind {
+                kinds.entry(k).or_default().extend(v);
+            }
+        }
+        let by_kind = kinds
+            .into_iter()
+            .map(|(k, mut v)| (k.to_owned(), (v.len() as u64, Latency::of(&mut v))))
+            .collect();
+        results.push(RunResult {
+            connections,
+            requests,
+            seconds,
+            requests_per_s: requests as f64 / seconds,
+            latency: Latency::of(&mut samples),
+            errors,
+            by_kind,
+        });
+    }
+    Ok(results)
 }
 
 /// One request on a fresh connection, for set-up and for /metrics.

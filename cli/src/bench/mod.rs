@@ -3,6 +3,10 @@
 //!
 //! ```text
 //! tessera bench login|me|register   HTTP, against a child `tessera serve` (or --url)
+//! tessera bench login-token         token-mode logins vs the argon2 ceiling
+//! tessera bench verify|refresh      bearer GET /v1/me; durable refresh rotations
+//! tessera bench mixed|flood         the issue-6 mix (open loop); wrong-password flood
+//! tessera bench tokens              in-process Ed25519 sign/verify and issuance ceilings
 //! tessera bench hello               the bare hyper ceiling alone
 //! tessera bench ceilings            argon2id/s, fdatasync/s, hello requests/s
 //! tessera bench group-commit        durable appends, 1 vs 64 writers, through the engine
@@ -21,6 +25,8 @@ mod http_workloads;
 mod server;
 mod stats;
 mod storage;
+mod token_runs;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,8 +47,24 @@ use stats::median;
 pub enum Workload {
     /// Session-mode password logins over HTTP (default 2,8 connections) vs the argon2 ceiling.
     Login,
+    /// Token-mode password logins (default 2,8,64 connections) vs the argon2 ceiling.
+    LoginToken,
     /// GET /v1/me with session cookies (default 64 connections) vs the bare hyper ceiling.
     Me,
+    /// GET /v1/me with bearer tokens (default 64 connections) vs in-process verification.
+    Verify,
+    /// Durable refresh rotations, one family per connection (default 1,16,64,256) vs
+    /// fdatasync/s.
+    Refresh,
+    /// The issue-6 mix, open loop at stepped --rates (default 64 connections): the highest
+    /// offered rate with p99 under 20 ms.
+    Mixed,
+    /// Verify (64 connections) alone, then alongside wrong-password logins at 10x the
+    /// measured login rate: verify's p99 with / without.
+    Flood,
+    /// In-process ceilings: Ed25519 signs and verifies/s, verification with the blocklist
+    /// check, issuance per core.
+    Tokens,
     /// POST /v1/accounts (default 8 connections) vs the argon2 ceiling.
     Register,
     /// The bare hyper "hello" route alone (default 64 connections).
@@ -95,6 +117,10 @@ pub struct BenchArgs {
     /// Events in the log for `replay`.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
+    /// Offered rates (requests/s over all connections) for `mixed`, tried in order until
+    /// one fails.
+    #[arg(long, value_delimiter = ',')]
+    rates: Vec<f64>,
     /// Live sessions for `sessions`.
     #[arg(long, default_value_t = 100_000)]
     sessions: u64,
@@ -175,9 +201,14 @@ fn machine() -> Value {
         .ok()
         .and_then(|t| t.split_whitespace().next().map(str::to_owned))
         .unwrap_or_default();
+    let psi = std::fs::read_to_string("/proc/pressure/cpu")
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_owned))
+        .unwrap_or_default();
     json!({
         "nproc": cores(),
         "loadavg_1min_at_start": load,
+        "cpu_pressure_at_start": psi,
         "cpu_model": cpu,
         "mem_total_gib": (mem_kib as f64 / 1_048_576.0 * 10.0).round() / 10.0,
     })
@@ -214,9 +245,18 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<ExitCode, Failure> {
     };
     say(&args, format!("# {}  ({})", report.command, report.machine));
     match args.workload {
-        Workload::Login | Workload::Me | Workload::Register | Workload::Hello => {
+        Workload::Login
+        | Workload::LoginToken
+        | Workload::Me
+        | Workload::Register
+        | Workload::Hello => {
             http(config, &args, &mut report)?;
         }
+        Workload::Verify => token_runs::verify(&args, &mut report)?,
+        Workload::Refresh => token_runs::refresh(&args, &mut report)?,
+        Workload::Mixed => token_runs::mixed(&args, &mut report)?,
+        Workload::Flood => token_runs::flood(&args, &mut report)?,
+        Workload::Tokens => token_runs::token_ceilings(&args, &mut report)?,
         Workload::Ceilings => all_ceilings(config, &args, &mut report)?,
         Workload::GroupCommit => group_commit(&args, &mut report)?,
         Workload::Replay => replay(&args, &mut report)?,
@@ -275,9 +315,10 @@ fn measured(
 ) -> Result<(client::RunResult, Value), Failure> {
     let me = std::process::id();
     let cpu = |pid: Option<u32>| pid.and_then(stats::cpu_seconds);
-    let (s0, c0, w0) = (
+    let (s0, c0, p0, w0) = (
         cpu(server_pid),
         cpu(Some(me)),
+        stats::cpu_pressure_us(),
         tessera_http::system::monotonic(),
     );
     let result = client::run(target, (0..conns).map(|i| factory(i)).collect(), spec)?;
@@ -286,9 +327,14 @@ fn measured(
         (Some(a), Some(b)) => json!(((b - a) / wall * 100.0).round() / 100.0),
         _ => Value::Null,
     };
+    let pressure = match (p0, stats::cpu_pressure_us()) {
+        (Some(a), Some(b)) => json!(((b - a) as f64 / 1e6 / wall * 100.0).round() / 100.0),
+        _ => Value::Null,
+    };
     let cpu = json!({
         "server_cpu_s_per_s": per_s(s0, cpu(server_pid)),
         "client_cpu_s_per_s": per_s(c0, cpu(Some(me))),
+        "cpu_pressure_some": pressure,
     });
     Ok((result, cpu))
 }
@@ -319,6 +365,7 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
     let conns_list = if args.connections.is_empty() {
         match kind {
             Workload::Login => vec![2, 8],
+            Workload::LoginToken => vec![2, 8, 64],
             Workload::Register => vec![8],
             _ => vec![64],
         }
@@ -348,7 +395,7 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
     };
     let argon2 = config.policy.argon2;
     let ceiling_name = match kind {
-        Workload::Login | Workload::Register => Some(format!(
+        Workload::Login | Workload::LoginToken | Workload::Register => Some(format!(
             "argon2id hashes/s, {} threads, m={} t={} p={}",
             cores(),
             argon2.memory_kib,
@@ -362,6 +409,7 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
         let factory: ConnFactory = rt.block_on(async {
             match kind {
                 Workload::Login => http_workloads::prepare_login(&target, conns).await,
+                Workload::LoginToken => http_workloads::prepare_login_token(&target, conns).await,
                 Workload::Me => http_workloads::prepare_me(&target, conns).await,
                 Workload::Register => Ok(http_workloads::prepare_register()),
                 _ => Ok(http_workloads::prepare_hello()),
@@ -378,7 +426,7 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
         for repeat in 0..args.repeats {
             // The ceiling per wall second, and per CPU second of the process doing the work.
             let (ceiling, ceiling_per_cpu) = match kind {
-                Workload::Login | Workload::Register => {
+                Workload::Login | Workload::LoginToken | Workload::Register => {
                     let a = ceilings::argon2_per_s(&argon2, cores(), args.ceiling_secs)?;
                     (Some(a.per_s), Some(a.per_cpu_s))
                 }
@@ -419,8 +467,8 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
                 describe_run(&r)
             );
             line.push_str(&format!(
-                "  cpu s/s: server {} client {}",
-                cpu["server_cpu_s_per_s"], cpu["client_cpu_s_per_s"]
+                "  cpu s/s: server {} client {}, cpu pressure {}",
+                cpu["server_cpu_s_per_s"], cpu["client_cpu_s_per_s"], cpu["cpu_pressure_some"]
             ));
             let server_cpu = cpu["server_cpu_s_per_s"].as_f64().filter(|c| *c > 0.0);
             if let (Some(c), Some(s)) = (ceiling_per_cpu, server_cpu) {
@@ -528,15 +576,21 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
                     report.workload, cpu_ratio.value
                 ),
             );
-            if kind == Workload::Login {
+            if matches!(kind, Workload::Login | Workload::LoginToken) {
                 report.checks.push(Check {
-                    name: format!("login over HTTP / argon2 ceiling, {conns} connections"),
+                    name: format!(
+                        "{} over HTTP / argon2 ceiling, {conns} connections",
+                        report.workload
+                    ),
                     value: ratio.value,
                     target: ">= 0.90".into(),
                     met: ratio.value >= 0.90,
                 });
                 report.checks.push(Check {
-                    name: format!("login / argon2, per CPU second, {conns} connections"),
+                    name: format!(
+                        "{} / argon2, per CPU second, {conns} connections",
+                        report.workload
+                    ),
                     value: cpu_ratio.value,
                     target: ">= 0.90".into(),
                     met: cpu_ratio.value >= 0.90,
@@ -739,11 +793,13 @@ fn replay(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
         say(
             args,
             format!(
-                "run {}: rebuilt {} events in {:.2} s = {:.0} events/s ({} accounts, {} live sessions, views match: {})",
+                "run {}: rebuilt {} events in {:.2} s = {:.0} events/s; {:.2} CPU s = {:.0} events per CPU s ({} accounts, {} live sessions, views match: {})",
                 repeat + 1,
                 r.events,
                 r.seconds,
                 r.events_per_s,
+                r.cpu_seconds,
+                r.events_per_cpu_s,
                 r.accounts,
                 r.live_sessions,
                 r.views_match
@@ -762,7 +818,26 @@ fn replay(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
         runs.iter().map(|r| r.events_per_s).collect(),
         json!(runs),
     );
-    say(args, format!("MEDIAN {:.0} events/s", fig.value));
+    let per_cpu = figure(
+        format!("replay::rebuild events per CPU second, {events} events"),
+        "1/s",
+        runs.iter().map(|r| r.events_per_cpu_s).collect(),
+        Value::Null,
+    );
+    say(
+        args,
+        format!(
+            "MEDIAN {:.0} events/s, {:.0} events per CPU s",
+            fig.value, per_cpu.value
+        ),
+    );
+    report.checks.push(Check {
+        name: format!("replay --rebuild events per CPU second on {events} events"),
+        value: per_cpu.value,
+        target: ">= 500000".into(),
+        met: per_cpu.value >= 500_000.0 && events >= 1_000_000,
+    });
+    report.results.push(per_cpu);
     report.checks.push(Check {
         name: format!("replay --rebuild events/s on {events} events"),
         value: fig.value,

@@ -76,6 +76,19 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// Microseconds during which some runnable task waited for a CPU, machine-wide, since boot
+/// (Linux pressure stall information, `/proc/pressure/cpu`, the `some` line's `total`).
+/// The difference over a window divided by the window is the share of it in which something
+/// was kept off a CPU: on this shared machine, the neighbours' load. `None` without PSI.
+pub fn cpu_pressure_us() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let line = text.lines().find(|l| l.starts_with("some"))?;
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
 /// Resident set size of this process, bytes, from /proc/self/statm.
 pub fn rss_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/statm").ok()?;

@@ -300,6 +300,11 @@ pub struct RebuildRun {
     pub events: u64,
     pub seconds: f64,
     pub events_per_s: f64,
+    /// CPU seconds this process used during the rebuild (the rebuild's thread, plus sled's
+    /// background threads, which are idle then), and events per such second: what one core
+    /// does, whatever share of the machine the neighbours took meanwhile.
+    pub cpu_seconds: f64,
+    pub events_per_cpu_s: f64,
     pub accounts: usize,
     pub live_sessions: usize,
     pub views_match: bool,
@@ -309,15 +314,22 @@ pub struct RebuildRun {
 /// thread over the store at `path`, then checks the result against the stored views.
 pub fn rebuild(path: &Path) -> Result<RebuildRun, Failure> {
     let store = open(path, true)?;
+    let cpu0 = super::stats::cpu_seconds(std::process::id());
     let started = monotonic();
     let views = replay::rebuild(&store, &mut |_| {}).map_err(Failure::new)?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = match (cpu0, super::stats::cpu_seconds(std::process::id())) {
+        (Some(a), Some(b)) if b > a => b - a,
+        _ => seconds,
+    };
     let events = store.head().sequence;
     let diffs = replay::compare(&views, &store).map_err(Failure::new)?;
     Ok(RebuildRun {
         events,
         seconds,
         events_per_s: events as f64 / seconds,
+        cpu_seconds,
+        events_per_cpu_s: events as f64 / cpu_seconds,
         accounts: views.account_count(),
         live_sessions: views.session_count(),
         views_match: diffs.is_empty(),

@@ -104,7 +104,7 @@ pub fn run(config: &Config, args: ReplayArgs) -> Result<ExitCode, Failure> {
     config.data = args.data.clone().unwrap_or(config.data);
     let mut store = crate::serve::open_store(&config)?;
     if args.rebuild {
-        return rebuild(&mut store, args.repair);
+        return rebuild(&mut store, &config.policy, args.repair);
     }
     let filter = Filter {
         stream: args.stream.map(tessera_core::StreamId),
@@ -139,15 +139,20 @@ pub fn run(config: &Config, args: ReplayArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn rebuild(store: &mut tessera_storage::SledStore, repair: bool) -> Result<ExitCode, Failure> {
+fn rebuild(
+    store: &mut tessera_storage::SledStore,
+    policy: &tessera_core::Policy,
+    repair: bool,
+) -> Result<ExitCode, Failure> {
     let started = tessera_http::system::monotonic();
     let bar = progress_bar(store.head().sequence, "rebuilding views");
-    let rebuilt = replay::rebuild(store, &mut |seq| {
-        if seq % 4096 == 0 {
-            bar.set_position(seq);
-        }
-    })
-    .map_err(Failure::new)?;
+    let rebuilt =
+        replay::rebuild_into(tessera_core::Views::for_policy(policy), store, &mut |seq| {
+            if seq % 4096 == 0 {
+                bar.set_position(seq);
+            }
+        })
+        .map_err(Failure::new)?;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     let events = store.head().sequence;

@@ -9,4 +9,5 @@ mod rebuild;
 mod session_props;
 mod sim_smoke;
 mod store_contract;
+mod throttle_bound;
 mod token_e2e;

@@ -57,10 +57,7 @@ impl Scenario for BruteForce {
         "guess refused and recorded"
     }
 
-    fn setup(&mut self, world: &mut World, _: &mut Ledger) -> Result<(), Failure> {
-        world.register(&self.victim.0, &self.victim.1)?;
-        Ok(())
-    }
+    register_victim!();
 
     fn step(&mut self, world: &mut World, ledger: &mut Ledger) -> Result<(), Failure> {
         let burst = self.rng.random_range(1..6);
@@ -99,25 +96,7 @@ impl Scenario for BruteForce {
         Ok(())
     }
 
-    fn honest_accounts(&self) -> Vec<(String, String)> {
-        vec![self.victim.clone()]
-    }
-
-    fn stats(&self) -> &AttackStats {
-        &self.stats
-    }
-
-    fn stats_mut(&mut self) -> &mut AttackStats {
-        &mut self.stats
-    }
+    victim_accessors!();
 }
 
-impl std::fmt::Debug for BruteForce {
-    // Passwords stay out of Debug output, even simulated ones.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BruteForce")
-            .field("victim", &self.victim.0)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(BruteForce);

@@ -136,10 +136,7 @@ impl Scenario for JwtTampering {
         "tampered token refused"
     }
 
-    fn setup(&mut self, world: &mut World, _: &mut Ledger) -> Result<(), Failure> {
-        world.register(&self.victim.0, &self.victim.1)?;
-        Ok(())
-    }
+    register_victim!();
 
     fn step(&mut self, world: &mut World, ledger: &mut Ledger) -> Result<(), Failure> {
         let Some(Ok(issued)) = world.login_tokens(&self.victim.0, &self.victim.1, VICTIM_IP)?
@@ -179,24 +176,7 @@ impl Scenario for JwtTampering {
         Ok(())
     }
 
-    fn honest_accounts(&self) -> Vec<(String, String)> {
-        vec![self.victim.clone()]
-    }
-
-    fn stats(&self) -> &AttackStats {
-        &self.stats
-    }
-
-    fn stats_mut(&mut self) -> &mut AttackStats {
-        &mut self.stats
-    }
+    victim_accessors!();
 }
 
-impl std::fmt::Debug for JwtTampering {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtTampering")
-            .field("victim", &self.victim.0)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(JwtTampering);

@@ -2,16 +2,6 @@
 //! at a time and counts what its attacker tried and what came of it. A success is a failure
 //! of the run.
 
-mod brute_force;
-mod jwt_tampering;
-mod mfa_attacks;
-mod refresh_race;
-mod refresh_theft;
-mod revoked_token;
-mod session_fixation;
-mod stolen_session;
-mod stuffing;
-
 use rand::rngs::ChaCha20Rng;
 use serde::Serialize;
 use tessera_core::Timestamp;
@@ -73,6 +63,58 @@ impl AttackStats {
         )
     }
 }
+
+/// The accessors every scenario with one `victim: (username, password)` and `stats` shares:
+/// the victim is its honest user, and its stats are its own.
+macro_rules! victim_accessors {
+    () => {
+        fn honest_accounts(&self) -> Vec<(String, String)> {
+            vec![self.victim.clone()]
+        }
+
+        fn stats(&self) -> &AttackStats {
+            &self.stats
+        }
+
+        fn stats_mut(&mut self) -> &mut AttackStats {
+            &mut self.stats
+        }
+    };
+}
+
+/// `setup` for a scenario whose only account is its victim.
+macro_rules! register_victim {
+    () => {
+        fn setup(&mut self, world: &mut World, _: &mut Ledger) -> Result<(), Failure> {
+            world.register(&self.victim.0, &self.victim.1)?;
+            Ok(())
+        }
+    };
+}
+
+/// `Debug` that names the victim and shows the stats, never a password or a code.
+macro_rules! redacted_debug {
+    ($t:ident) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field("victim", &self.victim.0)
+                    .field("stats", &self.stats)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+mod brute_force;
+mod jwt_tampering;
+mod mfa_attacks;
+mod refresh_race;
+mod refresh_theft;
+mod revoked_token;
+mod session_fixation;
+mod stolen_session;
+mod stuffing;
 
 pub trait Scenario {
     fn name(&self) -> &'static str;

@@ -46,10 +46,7 @@ impl Scenario for RefreshRace {
         "racing refreshes: exactly one rotated"
     }
 
-    fn setup(&mut self, world: &mut World, _: &mut Ledger) -> Result<(), Failure> {
-        world.register(&self.victim.0, &self.victim.1)?;
-        Ok(())
-    }
+    register_victim!();
 
     fn step(&mut self, world: &mut World, ledger: &mut Ledger) -> Result<(), Failure> {
         let Some(Ok(issued)) = world.login_tokens(&self.victim.0, &self.victim.1, VICTIM_IP)?
@@ -127,24 +124,7 @@ impl Scenario for RefreshRace {
         Ok(())
     }
 
-    fn honest_accounts(&self) -> Vec<(String, String)> {
-        vec![self.victim.clone()]
-    }
-
-    fn stats(&self) -> &AttackStats {
-        &self.stats
-    }
-
-    fn stats_mut(&mut self) -> &mut AttackStats {
-        &mut self.stats
-    }
+    victim_accessors!();
 }
 
-impl std::fmt::Debug for RefreshRace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshRace")
-            .field("victim", &self.victim.0)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(RefreshRace);

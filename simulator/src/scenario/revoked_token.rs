@@ -75,10 +75,7 @@ impl Scenario for RevokedToken {
         "access token refused after logout"
     }
 
-    fn setup(&mut self, world: &mut World, _: &mut Ledger) -> Result<(), Failure> {
-        world.register(&self.victim.0, &self.victim.1)?;
-        Ok(())
-    }
+    register_victim!();
 
     fn step(&mut self, world: &mut World, ledger: &mut Ledger) -> Result<(), Failure> {
         let Some(Ok(issued)) = world.login_tokens(&self.victim.0, &self.victim.1, VICTIM_IP)?
@@ -140,17 +137,7 @@ impl Scenario for RevokedToken {
         self.attack(world, &access, ending)
     }
 
-    fn honest_accounts(&self) -> Vec<(String, String)> {
-        vec![self.victim.clone()]
-    }
-
-    fn stats(&self) -> &AttackStats {
-        &self.stats
-    }
-
-    fn stats_mut(&mut self) -> &mut AttackStats {
-        &mut self.stats
-    }
+    victim_accessors!();
 }
 
 impl RevokedToken {
@@ -170,11 +157,4 @@ impl RevokedToken {
     }
 }
 
-impl std::fmt::Debug for RevokedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RevokedToken")
-            .field("victim", &self.victim.0)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(RevokedToken);

@@ -97,25 +97,7 @@ impl Scenario for SessionFixation {
         }
     }
 
-    fn honest_accounts(&self) -> Vec<(String, String)> {
-        vec![self.victim.clone()]
-    }
-
-    fn stats(&self) -> &AttackStats {
-        &self.stats
-    }
-
-    fn stats_mut(&mut self) -> &mut AttackStats {
-        &mut self.stats
-    }
+    victim_accessors!();
 }
 
-impl std::fmt::Debug for SessionFixation {
-    // Passwords stay out of Debug output, even simulated ones.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionFixation")
-            .field("victim", &self.victim.0)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(SessionFixation);

@@ -149,10 +149,7 @@ impl Scenario for StolenSession {
         "stolen cookie refused after logout"
     }
 
-    fn setup(&mut self, world: &mut World, _: &mut Ledger) -> Result<(), Failure> {
-        world.register(&self.victim.0, &self.victim.1)?;
-        Ok(())
-    }
+    register_victim!();
 
     fn step(&mut self, world: &mut World, ledger: &mut Ledger) -> Result<(), Failure> {
         let Some(Ok(issued)) = world.login(&self.victim.0, &self.victim.1, VICTIM_IP)? else {
@@ -181,25 +178,7 @@ impl Scenario for StolenSession {
         }
     }
 
-    fn honest_accounts(&self) -> Vec<(String, String)> {
-        vec![self.victim.clone()]
-    }
-
-    fn stats(&self) -> &AttackStats {
-        &self.stats
-    }
-
-    fn stats_mut(&mut self) -> &mut AttackStats {
-        &mut self.stats
-    }
+    victim_accessors!();
 }
 
-impl std::fmt::Debug for StolenSession {
-    // Passwords stay out of Debug output, even simulated ones.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StolenSession")
-            .field("victim", &self.victim.0)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(StolenSession);

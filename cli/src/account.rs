@@ -91,21 +91,11 @@ pub fn run(config: &Config, cmd: AccountCommand) -> Result<ExitCode, Failure> {
             data,
         } => {
             config.data = data.unwrap_or(config.data);
-            let engine = crate::serve::start_engine(&config, false)?;
-            let account = engine.views().account_by_username(&username).map(|a| a.id);
-            let Some(account) = account else {
-                engine.shutdown();
-                return Err(Failure(format!("no account named {username}")));
-            };
-            let outcome = engine.execute_blocking(Command::ResetMfa {
+            let by = Actor::Operator { name: operator };
+            let account = operator_action(&config, &username, |account| Command::ResetMfa {
                 account,
-                by: Actor::Operator { name: operator },
-            });
-            engine.shutdown();
-            outcome
-                .map_err(Failure::new)?
-                .reply
-                .map_err(|r| Failure(describe(&r)))?;
+                by,
+            })?;
             println!("reset MFA of {username} ({account}); its sessions have ended");
             Ok(ExitCode::SUCCESS)
         }
@@ -146,25 +136,36 @@ pub fn run(config: &Config, cmd: AccountCommand) -> Result<ExitCode, Failure> {
             data,
         } => {
             config.data = data.unwrap_or(config.data);
-            let engine = crate::serve::start_engine(&config, false)?;
-            let account = engine.views().account_by_username(&username).map(|a| a.id);
-            let Some(account) = account else {
-                engine.shutdown();
-                return Err(Failure(format!("no account named {username}")));
-            };
-            let outcome = engine.execute_blocking(Command::DisableAccount {
+            let by = Actor::Operator { name: operator };
+            let account = operator_action(&config, &username, |account| Command::DisableAccount {
                 account,
-                by: Actor::Operator { name: operator },
-            });
-            engine.shutdown();
-            outcome
-                .map_err(Failure::new)?
-                .reply
-                .map_err(|r| Failure(describe(&r)))?;
+                by,
+            })?;
             println!("disabled account {username} ({account}); its sessions have ended");
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs one operator command on the named account through its own engine, and stops it.
+fn operator_action(
+    config: &Config,
+    username: &str,
+    command: impl FnOnce(tessera_core::AccountId) -> Command,
+) -> Result<tessera_core::AccountId, Failure> {
+    let engine = crate::serve::start_engine(config, false)?;
+    let account = engine.views().account_by_username(username).map(|a| a.id);
+    let Some(account) = account else {
+        engine.shutdown();
+        return Err(Failure(format!("no account named {username}")));
+    };
+    let outcome = engine.execute_blocking(command(account));
+    engine.shutdown();
+    outcome
+        .map_err(Failure::new)?
+        .reply
+        .map_err(|r| Failure(describe(&r)))?;
+    Ok(account)
 }
 
 fn describe(r: &tessera_core::Rejection) -> String {

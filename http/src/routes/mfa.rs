@@ -179,8 +179,12 @@ pub async fn confirm(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Prob
     }
 }
 
-/// POST /v1/mfa/backup-codes: a new set; the old one stops working.
-pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+/// An authenticated request that proves the second factor with `{code}` or `{backup_code}`:
+/// who, the proof, and from where.
+async fn proven(
+    ctx: Ctx<'_>,
+    req: Request<Incoming>,
+) -> Result<(Caller, MfaAnswer, Option<std::net::IpAddr>), Problem> {
     let (parts, body) = req.into_parts();
     let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
     let proof: Proof = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
@@ -190,6 +194,12 @@ pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Resul
         &parts.headers,
         &ctx.app.config,
     ));
+    Ok((caller, answer, client))
+}
+
+/// POST /v1/mfa/backup-codes: a new set; the old one stops working.
+pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (caller, answer, client) = proven(ctx, req).await?;
     let command = Command::ReplaceBackupCodes {
         account: caller.account(),
         answer,
@@ -207,15 +217,7 @@ pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Resul
 
 /// DELETE /v1/mfa/totp: MFA off, proven with a code; other sessions and families end.
 pub async fn disable(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let (parts, body) = req.into_parts();
-    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
-    let proof: Proof = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
-    let answer = proof.answer()?;
-    let client = Some(auth::client_address(
-        ctx.peer,
-        &parts.headers,
-        &ctx.app.config,
-    ));
+    let (caller, answer, client) = proven(ctx, req).await?;
     let current_family = match &caller {
         Caller::Bearer(claims) => claims.fam,
         Caller::Session(_) => None,

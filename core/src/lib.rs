@@ -45,8 +45,8 @@ pub mod rejection;
 pub mod secret;
 pub mod session;
 pub mod signing_key;
-#[cfg(test)]
-pub(crate) mod testkit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod throttle;
 pub mod time;
 pub mod token;

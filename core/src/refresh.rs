@@ -406,6 +406,3 @@ pub(crate) fn revoke_for_session(
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod model_tests;

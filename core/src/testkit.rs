@@ -12,7 +12,9 @@ use crate::{
     Views, decide,
 };
 
-pub(crate) struct World {
+/// Views, a policy, a seeded RNG and a clock: decide commands and apply their events.
+#[derive(Debug)]
+pub struct World {
     pub views: Views,
     pub policy: Policy,
     pub rng: rand::rngs::ChaCha20Rng,

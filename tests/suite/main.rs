@@ -6,6 +6,7 @@ mod http_e2e;
 mod mfa_e2e;
 mod mfa_props;
 mod rebuild;
+mod refresh_props;
 mod session_props;
 mod sim_smoke;
 mod store_contract;

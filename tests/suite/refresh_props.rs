@@ -9,11 +9,13 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
 
-use super::*;
-use crate::blocklist::check_not_revoked;
-use crate::password::PasswordHash;
-use crate::testkit::World;
-use crate::{Actor, Command, Reply};
+use tessera_core::blocklist::check_not_revoked;
+use tessera_core::password::PasswordHash;
+use tessera_core::refresh::TokensIssued;
+use tessera_core::secret::SecretDigest;
+use tessera_core::testkit::World;
+use tessera_core::token::AccessClaims;
+use tessera_core::{Actor, Command, FamilyId, Rejection, Reply, Timestamp};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -131,7 +133,7 @@ fn present(w: &mut World, model: &mut Model, token: usize) -> Result<(), TestCas
 fn step(
     w: &mut World,
     model: &mut Model,
-    accounts: &[crate::AccountId],
+    accounts: &[tessera_core::AccountId],
     op: Op,
 ) -> Result<(), TestCaseError> {
     match op {
@@ -267,7 +269,7 @@ proptest! {
     #![proptest_config(Config {
         cases: 96,
         rng_seed: RngSeed::Fixed(0x7e55e2a),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/refresh_model.txt"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/refresh_props.txt")))),
         ..Config::default()
     })]
 

@@ -19,7 +19,7 @@ use crate::world::World;
 
 const VICTIM_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 50));
 
-const FORGERIES: [&str; 10] = [
+const FORGERIES: [&str; 11] = [
     "alg-none",
     "hs256-confusion",
     "unknown-kid",
@@ -29,6 +29,7 @@ const FORGERIES: [&str; 10] = [
     "other-subject",
     "later-expiry",
     "other-audience",
+    "other-issuer",
     "expired",
 ];
 
@@ -106,7 +107,7 @@ impl JwtTampering {
                 }
                 format!("{h}.{p}.{}", BASE64URL_NOPAD.encode(&bytes))
             }
-            "other-subject" | "later-expiry" | "other-audience" => {
+            "other-subject" | "later-expiry" | "other-audience" | "other-issuer" => {
                 match kind {
                     "other-subject" => {
                         claims["sub"] = json!("00000000-0000-7000-8000-000000000001")

@@ -773,30 +773,16 @@ fn describe(reply: &Result<Reply, Rejection>) -> String {
     }
 }
 
-/// Opens the store, waiting (boundedly) for the crashed incarnation's sled background threads
-/// to let go of the file lock: in one process, dropping a sled `Db` does not release the
-/// lock until its thread-pool tasks finish.
+/// Opens the store. The simulated crash is a process crash, which sled's flush survives; the
+/// fdatasync that guards against power loss would only slow a thousand seeds down.
 fn open_when_released(path: &std::path::Path) -> Result<SledStore, tessera_storage::OpenError> {
-    // The simulated crash is a process crash, which sled's flush survives; the fdatasync
-    // that guards against power loss would only slow a thousand seeds down.
-    let options = SledOptions {
-        fdatasync: false,
-        ..SledOptions::default()
-    };
-    let mut attempts = 0;
-    loop {
-        match SledStore::open(path, options.clone()) {
-            Err(e) if attempts < 500 && e.to_string().contains("could not acquire lock") => {
-                attempts += 1;
-                #[allow(
-                    clippy::disallowed_methods,
-                    reason = "waiting for sled's threads to release a lock, not domain time"
-                )]
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
+    SledStore::open(
+        path,
+        SledOptions {
+            fdatasync: false,
+            ..SledOptions::default()
+        },
+    )
 }
 
 fn start_engine(

@@ -90,6 +90,38 @@ fn stream_key(stream: &StreamId, version: u64) -> Vec<u8> {
     k
 }
 
+/// How long `open` waits for a lock held by this same process's previous handle.
+const LOCK_WAIT_ATTEMPTS: u32 = 200;
+
+/// Opens sled, waiting briefly when the file lock is still held. Within one process, a
+/// dropped `Db` keeps its lock until sled's background tasks finish, so a store closed and
+/// reopened at once (a restart in tests, the simulator's crash recovery) can find it taken
+/// for a few milliseconds. Another process holding it is reported after about 2 s.
+fn open_db(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+    let mut attempts = 0;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+        {
+            // sled reports the lock as an `Other` I/O error with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && attempts < LOCK_WAIT_ATTEMPTS =>
+            {
+                attempts += 1;
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "waiting for a file lock to be released, not domain time"
+                )]
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SledStore {
     pub fn open(path: &Path, options: SledOptions) -> Result<Self, OpenError> {
         let fail = |why: String| OpenError::Io {
@@ -97,15 +129,11 @@ impl SledStore {
             why,
         };
         std::fs::create_dir_all(path).map_err(|e| fail(e.to_string()))?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(options.cache_bytes)
-            .open()
-            .map_err(|e| {
-                fail(format!(
-                    "{e} (is another tessera process using this folder?)"
-                ))
-            })?;
+        let db = open_db(path, options.cache_bytes).map_err(|e| {
+            fail(format!(
+                "{e} (is another tessera process using this folder?)"
+            ))
+        })?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| fail(e.to_string()));
         let mut views = Vec::with_capacity(VIEW_TREES);
         for view in ViewTree::ALL {

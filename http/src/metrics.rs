@@ -106,10 +106,15 @@ pub struct HttpMetrics {
     pub connections_refused: AtomicU64,
     pub request_timeouts: AtomicU64,
     pub cross_site_refused: AtomicU64,
+    /// Requests answered 429 (address throttled, or an MFA step throttled).
+    pub throttled: AtomicU64,
 }
 
 impl HttpMetrics {
     pub fn record(&self, route: Route, status: u16, micros: u64) {
+        if status == 429 {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
         let s = &self.routes[route.index()];
         let class = usize::from(status / 100).clamp(1, STATUS_CLASSES) - 1;
         s.by_class[class].fetch_add(1, Ordering::Relaxed);
@@ -238,6 +243,24 @@ pub fn render(app: &App) -> String {
         "tessera_cross_site_refused_total",
         "Cookie-authenticated changes refused as cross-site.",
         m.cross_site_refused.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_throttled_total",
+        "Requests answered 429: the client address (or the account, on an MFA step) must wait.",
+        m.throttled.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_failures_recorded_total",
+        "Failed logins and wrong MFA codes recorded in the log.",
+        e.failures_recorded.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "tessera_detections_total",
+        "Attacks recognised and recorded: refresh-token reuse.",
+        e.detections.load(Ordering::Relaxed),
     );
     let mean = if batches == 0 {
         0.0

@@ -85,6 +85,29 @@ pub struct EngineMetrics {
     pub events_appended: AtomicU64,
     pub durable_syncs: AtomicU64,
     pub overloaded: AtomicU64,
+    /// Failed logins and wrong MFA codes recorded (what throttling counts).
+    pub failures_recorded: AtomicU64,
+    /// Attacks the engine recognised and recorded: refresh-token reuse.
+    pub detections: AtomicU64,
+}
+
+impl EngineMetrics {
+    fn count_security_events(&self, events: &[NewEvent]) {
+        use tessera_core::Event;
+        for e in events {
+            match e.event {
+                Event::LoginFailed { .. }
+                | Event::UnknownAccountLoginFailed { .. }
+                | Event::MfaCodeFailed { .. } => {
+                    self.failures_recorded.fetch_add(1, Ordering::Relaxed);
+                }
+                Event::RefreshTokenReused { .. } => {
+                    self.detections.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 type Inspection = Box<dyn FnOnce(&dyn EventStore, &Views) + Send>;
@@ -467,6 +490,8 @@ impl Writer {
             self.store.head().sequence
         } else {
             let events = batch.events.len() as u64;
+            // Counted before the append; on failure the engine stops, so nothing reads them.
+            metrics.count_security_events(&batch.events);
             match self.store.append(batch) {
                 Ok(_) => {
                     metrics.batches.fetch_add(1, Ordering::Relaxed);

@@ -455,6 +455,10 @@ async fn throttling_slows_guessing_and_lets_the_owner_back_in() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!(retry >= 1);
+    let metrics = s.send(Method::GET, "/metrics", &[], Bytes::new()).await;
+    let metrics = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(metrics.contains("tessera_throttled_total 1\n"), "{metrics}");
+    assert!(!metrics.contains("tessera_failures_recorded_total 0\n"));
     s.advance((retry + 1) * 1000);
     assert_eq!(
         s.login("alice", PASSWORD).await.status,

@@ -170,6 +170,11 @@ async fn rotation_and_reuse_detection_revoke_the_family() {
         "invalid_grant",
     );
     assert!(s.event_kinds().await.contains(&"RefreshTokenReused"));
+    let metrics = s.send(Method::GET, "/metrics", &[], Bytes::new()).await;
+    assert!(
+        String::from_utf8_lossy(&metrics.body).contains("tessera_detections_total 1"),
+        "reuse is counted as a detection"
+    );
 
     // Another login is a new family and works.
     let again = s.token_login("alice").await;

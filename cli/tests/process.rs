@@ -56,15 +56,27 @@ fn request(
     body: &str,
     cookie: Option<&str>,
 ) -> Option<(u16, String, String)> {
+    let cookie = cookie
+        .map(|c| format!("Cookie: __Host-tessera_session={c}\r\n"))
+        .unwrap_or_default();
+    raw_request(addr, method, path, "application/json", body, &cookie)
+}
+
+/// The request itself: `extra_headers` are complete lines, each ending in CRLF.
+fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    extra_headers: &str,
+) -> Option<(u16, String, String)> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
-    let cookie = cookie
-        .map(|c| format!("Cookie: __Host-tessera_session={c}\r\n"))
-        .unwrap_or_default();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{cookie}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(req.as_bytes()).ok()?;
@@ -323,23 +335,19 @@ fn token_login(addr: &str, username: &str) -> Option<String> {
 
 /// One refresh over a form body; the new refresh token, or `None` (refused or server gone).
 fn refresh(addr: &str, token: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
     let body = format!("grant_type=refresh_token&refresh_token={token}");
-    let req = format!(
-        "POST /oauth/token HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).ok()?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    if head.split(' ').nth(1)? != "200" {
+    let (status, _, body) = raw_request(
+        addr,
+        "POST",
+        "/oauth/token",
+        "application/x-www-form-urlencoded",
+        &body,
+        "",
+    )?;
+    if status != 200 {
         return None;
     }
-    serde_json::from_str::<serde_json::Value>(body).ok()?["refresh_token"]
+    serde_json::from_str::<serde_json::Value>(&body).ok()?["refresh_token"]
         .as_str()
         .map(str::to_owned)
 }

@@ -184,84 +184,77 @@ pub fn render(app: &App) -> String {
     let e = app.engine.metrics();
     let batches = e.batches.load(Ordering::Relaxed);
     let events = e.events_appended.load(Ordering::Relaxed);
-    counter(
-        &mut out,
-        "tessera_commands_total",
-        "Commands decided by the writer.",
-        e.commands.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_events_appended_total",
-        "Events appended to the log.",
-        events,
-    );
-    counter(
-        &mut out,
-        "tessera_batches_total",
-        "Batches appended (one transaction each).",
-        batches,
-    );
-    counter(
-        &mut out,
-        "tessera_durable_syncs_total",
-        "Durable syncs (sled flush + fdatasync).",
-        e.durable_syncs.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_writer_overloaded_total",
-        "Commands refused because the writer queue was full.",
-        e.overloaded.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_hash_rejected_total",
-        "Password checks refused because the argon2 pool was full.",
-        app.hashing.rejected.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_hash_completed_total",
-        "Password hashes and verifications completed.",
-        app.hashing.completed.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_connections_refused_total",
-        "Connections closed at accept: too many open.",
-        m.connections_refused.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_request_timeouts_total",
-        "Requests that ran out of time.",
-        m.request_timeouts.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_cross_site_refused_total",
-        "Cookie-authenticated changes refused as cross-site.",
-        m.cross_site_refused.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_throttled_total",
-        "Requests answered 429: the client address (or the account, on an MFA step) must wait.",
-        m.throttled.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_failures_recorded_total",
-        "Failed logins and wrong MFA codes recorded in the log.",
-        e.failures_recorded.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tessera_detections_total",
-        "Attacks recognised and recorded: refresh-token reuse.",
-        e.detections.load(Ordering::Relaxed),
-    );
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let counters: [(&str, &str, u64); 13] = [
+        (
+            "tessera_commands_total",
+            "Commands decided by the writer.",
+            load(&e.commands),
+        ),
+        (
+            "tessera_events_appended_total",
+            "Events appended to the log.",
+            events,
+        ),
+        (
+            "tessera_batches_total",
+            "Batches appended (one transaction each).",
+            batches,
+        ),
+        (
+            "tessera_durable_syncs_total",
+            "Durable syncs (sled flush + fdatasync).",
+            load(&e.durable_syncs),
+        ),
+        (
+            "tessera_writer_overloaded_total",
+            "Commands refused because the writer queue was full.",
+            load(&e.overloaded),
+        ),
+        (
+            "tessera_hash_rejected_total",
+            "Password checks refused because the argon2 pool was full.",
+            load(&app.hashing.rejected),
+        ),
+        (
+            "tessera_hash_completed_total",
+            "Password hashes and verifications completed.",
+            load(&app.hashing.completed),
+        ),
+        (
+            "tessera_connections_refused_total",
+            "Connections closed at accept: too many open.",
+            load(&m.connections_refused),
+        ),
+        (
+            "tessera_request_timeouts_total",
+            "Requests that ran out of time.",
+            load(&m.request_timeouts),
+        ),
+        (
+            "tessera_cross_site_refused_total",
+            "Cookie-authenticated changes refused as cross-site.",
+            load(&m.cross_site_refused),
+        ),
+        (
+            "tessera_throttled_total",
+            "Requests answered 429: the client address (or the account, on an MFA step) must wait.",
+            load(&m.throttled),
+        ),
+        (
+            "tessera_failures_recorded_total",
+            "Failed logins and wrong MFA codes recorded in the log.",
+            load(&e.failures_recorded),
+        ),
+        (
+            "tessera_detections_total",
+            "Attacks recognised and recorded: refresh-token reuse.",
+            load(&e.detections),
+        ),
+    ];
+    for (name, help, value) in counters {
+        counter(&mut out, name, help, value);
+    }
     let mean = if batches == 0 {
         0.0
     } else {

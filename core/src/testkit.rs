@@ -2,6 +2,11 @@
 //! tests: commands are decided and their events applied at the world's clock, and the
 //! invariants are checked after each one.
 
+#![allow(
+    clippy::panic,
+    reason = "a test harness: a wrong reply fails the test that asked"
+)]
+
 use rand::SeedableRng;
 
 use crate::password::{PasswordHash, Verification};

@@ -353,7 +353,18 @@ impl EventStore for SledStore {
             v
         });
         let mut trees: Vec<&Tree> = vec![&self.log, &self.streams, &self.heads, &self.meta];
-        trees.extend(self.views.iter());
+        // Only the view trees this batch writes join the transaction (a rotation touches
+        // two or three of the twelve): sled's transaction works per tree it is given.
+        let mut slot = [usize::MAX; VIEW_TREES];
+        for (tree, _, _) in &records {
+            let i = tree.index();
+            if slot.get(i) == Some(&usize::MAX)
+                && let (Some(s), Some(view)) = (slot.get_mut(i), self.views.get(i))
+            {
+                *s = trees.len() - FIXED_TREES;
+                trees.push(view);
+            }
+        }
         // The closure may be retried, so it only replays the precomputed writes.
         let result = trees[..].transaction(|t: &Vec<TransactionalTree>| {
             let Some(([log, streams, heads, meta], views)) = t.split_first_chunk::<FIXED_TREES>()
@@ -371,7 +382,7 @@ impl EventStore for SledStore {
                 meta.insert("head", head_value.as_slice())?;
             }
             for (tree, key, value) in &records {
-                let Some(target) = views.get(tree.index()) else {
+                let Some(target) = slot.get(tree.index()).and_then(|&i| views.get(i)) else {
                     return Err(ConflictableTransactionError::Abort(
                         "transaction is missing a view tree",
                     ));

@@ -1,7 +1,7 @@
 //! Shared helpers for Tessera's integration suite (`tests/suite`).
 //!
 //! - [`scenario`]: a given/when/then harness for `tessera_core::decide`. *Given* events are
-//!   folded into fresh [`Views`]; *when* decides a command with an [`Env`] built from a time
+//!   folded into fresh [`Views`](tessera_core::Views); *when* decides a command with an [`Env`](tessera_core::Env) built from a time
 //!   the test controls, a seeded ChaCha RNG and [`Policy::fast_for_tests`], then applies the
 //!   decision's events exactly as the writer would; *then* asserts on events and reply.
 //! - [`fixtures`]: deterministic ids, hashes and events for *given* lists.

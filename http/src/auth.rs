@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Method, header};
 use tessera_core::blocklist::check_not_revoked;
 use tessera_core::session::{SessionView, authenticate, touch_due};
 use tessera_core::token::{AccessClaims, verify_access_token};
-use tessera_core::{AccountId, Command, Rejection, SessionId, Timestamp};
+use tessera_core::{AccountId, Command, SessionId, Timestamp};
 
 use crate::App;
 use crate::config::HttpConfig;
@@ -196,11 +196,6 @@ pub fn client_address(peer: SocketAddr, headers: &HeaderMap, config: &HttpConfig
         .rev()
         .find(|ip| !config.trusted_proxies.contains(ip))
         .unwrap_or(peer_ip)
-}
-
-/// Maps a refusal to the problem a caller sees.
-pub fn refused(r: Rejection) -> Problem {
-    Problem::from(r)
 }
 
 #[cfg(test)]

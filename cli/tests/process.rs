@@ -435,3 +435,74 @@ fn sigkill_under_refresh_load_loses_no_acknowledged_rotation() {
         "views agree with the log"
     );
 }
+
+#[test]
+fn operators_show_a_pending_enrolment_qr_and_reset_mfa() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = serve(dir.path());
+    register(&server.addr, "alice").expect("registered");
+    let body = format!("{{\"username\":\"alice\",\"password\":\"{PASSWORD}\"}}");
+    let (_, _, login) = request(&server.addr, "POST", "/v1/login", &body, None).expect("answers");
+    let access = serde_json::from_str::<serde_json::Value>(&login).expect("json")["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    let bearer = format!("Authorization: Bearer {access}\r\n");
+    let (status, _, enrolment) = raw_request(
+        &server.addr,
+        "POST",
+        "/v1/mfa/totp",
+        "application/json",
+        "{}",
+        &bearer,
+    )
+    .expect("answers");
+    assert_eq!(status, 200, "{enrolment}");
+    sigterm(&server.child);
+    assert!(server.child.wait().expect("exits").success());
+
+    let qr = run(dir.path(), &["account", "mfa-qr", "alice"]);
+    assert!(
+        qr.status.success(),
+        "{}",
+        String::from_utf8_lossy(&qr.stderr)
+    );
+    let shown = String::from_utf8_lossy(&qr.stdout);
+    assert!(
+        shown.lines().count() > 20,
+        "a QR code, drawn in the terminal: {shown}"
+    );
+    assert!(
+        !shown.contains(
+            enrolment
+                .split("\"secret\":\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or("?")
+        ),
+        "the secret itself is not printed"
+    );
+    let nobody = run(dir.path(), &["account", "mfa-qr", "nobody"]);
+    assert_eq!(nobody.status.code(), Some(2));
+
+    let reset = run(
+        dir.path(),
+        &["account", "reset-mfa", "alice", "--operator", "ops-jane"],
+    );
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let replay = run(dir.path(), &["replay", "--json"]);
+    let log = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        log.contains("ops-jane"),
+        "the reset is recorded with the operator's name"
+    );
+    let again = run(dir.path(), &["account", "mfa-qr", "alice"]);
+    assert!(
+        !again.status.success(),
+        "nothing is pending after the reset"
+    );
+}

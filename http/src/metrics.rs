@@ -12,6 +12,7 @@ pub enum Route {
     Accounts,
     Login,
     Logout,
+    LogoutEverywhere,
     Me,
     Sessions,
     SessionDelete,
@@ -31,10 +32,11 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 19] = [
+    pub const ALL: [Route; 20] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
+        Self::LogoutEverywhere,
         Self::Me,
         Self::Sessions,
         Self::SessionDelete,
@@ -58,6 +60,7 @@ impl Route {
             Self::Accounts => "accounts",
             Self::Login => "login",
             Self::Logout => "logout",
+            Self::LogoutEverywhere => "logout_everywhere",
             Self::Me => "me",
             Self::Sessions => "sessions",
             Self::SessionDelete => "session_delete",

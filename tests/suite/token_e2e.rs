@@ -823,3 +823,48 @@ async fn a_rotated_key_signs_at_once_and_the_old_one_still_verifies() {
     assert_eq!(kids.len(), 2);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_everywhere_ends_every_session_family_and_token() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    s.register("bob").await;
+    let phone = s.token_login("alice").await;
+    let laptop = s.token_login("alice").await;
+    let browser = s.login("alice", PASSWORD).await.cookie().expect("cookie");
+    let bob = s.token_login("bob").await;
+    let header = format!("Bearer {}", phone.access);
+    let out = s
+        .send(
+            Method::POST,
+            "/v1/logout/everywhere",
+            &[("authorization", header.as_str())],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    for access in [&phone.access, &laptop.access] {
+        assert_invalid_token(&s.me(access).await);
+    }
+    for refresh in [&phone.refresh, &laptop.refresh] {
+        assert_oauth_error(
+            &s.refresh(refresh).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        );
+    }
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &browser).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_eq!(
+        s.me(&bob.access).await.status,
+        StatusCode::OK,
+        "other accounts are untouched"
+    );
+    // Logging in again works, and the new tokens are accepted.
+    s.advance(1_000);
+    let fresh = s.token_login("alice").await;
+    assert_eq!(s.me(&fresh.access).await.status, StatusCode::OK);
+    s.stop().await;
+}

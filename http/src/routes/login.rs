@@ -107,3 +107,20 @@ pub async fn logout(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
         Err(r) => Err(r.into()),
     }
 }
+
+/// POST /v1/logout/everywhere: every session and refresh family of the account ends, and
+/// every access token issued before now is refused (the account's not-before time).
+pub async fn logout_everywhere(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
+    let command = Command::SignOutEverywhere {
+        account: caller.account(),
+        by: tessera_core::Actor::Holder,
+    };
+    ctx.app.engine.execute(command).await?.reply?;
+    let mut resp = empty(StatusCode::NO_CONTENT);
+    if matches!(caller, Caller::Session(_)) {
+        resp.headers_mut()
+            .insert(header::SET_COOKIE, clear_session_cookie());
+    }
+    Ok(resp)
+}

@@ -5,7 +5,7 @@
 //! make argon2 chew on a megabyte. Hashes are argon2id PHC strings (RFC 9106; OWASP Password
 //! Storage Cheat Sheet parameters by default).
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash as Phc};
+use argon2::password_hash::{PasswordHasher, phc::PasswordHash as Phc};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 
@@ -191,25 +191,71 @@ pub enum Verification {
 /// Checks `password` against `stored`. A stored hash that cannot be parsed is a mismatch,
 /// never a panic: a corrupt record must not open the account.
 pub fn verify(password: &str, stored: &PasswordHash, cost: &Argon2Params) -> Verification {
+    verify_in(password, stored, cost, &mut WorkArea::default())
+}
+
+/// The memory argon2 works in (19 MiB at OWASP cost), kept by a hashing thread between
+/// hashes, so that a verification neither allocates nor faults in fresh pages.
+#[derive(Default)]
+pub struct WorkArea(Vec<argon2::Block>);
+
+impl std::fmt::Debug for WorkArea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkArea({} blocks)", self.0.len())
+    }
+}
+
+/// [`verify`], in the caller's work area. The comparison is constant-time.
+pub fn verify_in(
+    password: &str,
+    stored: &PasswordHash,
+    cost: &Argon2Params,
+    area: &mut WorkArea,
+) -> Verification {
     let Ok(parsed) = Phc::new(&stored.0) else {
         return Verification::Mismatch;
     };
-    let Ok(argon) = hasher(cost) else {
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
         return Verification::Mismatch;
     };
-    if argon.verify_password(password.as_bytes(), &parsed).is_err() {
+    let Ok(stored_params) = Params::try_from(&parsed) else {
+        return Verification::Mismatch;
+    };
+    let Ok(algorithm) = Algorithm::new(parsed.algorithm.as_str()) else {
+        return Verification::Mismatch;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return Verification::Mismatch,
+    };
+    let argon = Argon2::new(algorithm, version, stored_params.clone());
+    let blocks = stored_params.block_count();
+    if area.0.len() < blocks {
+        area.0.resize(blocks, argon2::Block::default());
+    }
+    let expected: &[u8] = expected.as_ref();
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return Verification::Mismatch;
+    };
+    if argon
+        .hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), out, &mut area.0[..])
+        .is_err()
+    {
+        return Verification::Mismatch;
+    }
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&out[..], expected)) {
         return Verification::Mismatch;
     }
     let current = params(cost).ok();
-    let stored_params = Params::try_from(&parsed).ok();
-    let same_alg = parsed.algorithm.as_str() == argon2::ARGON2ID_IDENT.as_str();
+    let same_alg = algorithm == Algorithm::Argon2id;
     let stale = !same_alg
-        || match (current, stored_params) {
-            (Some(c), Some(s)) => {
-                c.m_cost() != s.m_cost() || c.t_cost() != s.t_cost() || c.p_cost() != s.p_cost()
-            }
-            _ => true,
-        };
+        || current.is_none_or(|c| {
+            c.m_cost() != stored_params.m_cost()
+                || c.t_cost() != stored_params.t_cost()
+                || c.p_cost() != stored_params.p_cost()
+        });
     Verification::Match { stale }
 }
 
@@ -297,5 +343,42 @@ mod tests {
             Verification::Mismatch
         );
         assert!(!format!("{h:?}").contains(h.0.rsplit('$').next().unwrap_or("?")));
+    }
+
+    #[test]
+    fn one_work_area_serves_hashes_of_any_cost() {
+        let small = Argon2Params::INSECURE_FAST;
+        let large = Argon2Params {
+            memory_kib: 256,
+            ..small
+        };
+        let a = hash("Correct horse 9", [2; 16], &large).expect("valid params");
+        let b = hash("Battery staple 7", [3; 16], &small).expect("valid params");
+        let mut area = WorkArea::default();
+        assert_eq!(
+            verify_in("Correct horse 9", &a, &large, &mut area),
+            Verification::Match { stale: false }
+        );
+        assert_eq!(
+            verify_in("Battery staple 7", &b, &large, &mut area),
+            Verification::Match { stale: true }
+        );
+        assert_eq!(
+            verify_in("Battery staple 8", &b, &small, &mut area),
+            Verification::Mismatch
+        );
+        assert_eq!(
+            verify_in("Correct horse 9", &a, &large, &mut area),
+            Verification::Match { stale: false }
+        );
+        assert_eq!(
+            verify_in(
+                "x",
+                &PasswordHash("$argon2id$v=19$m=64,t=1,p=1$c2FsdA$".into()),
+                &small,
+                &mut area
+            ),
+            Verification::Mismatch
+        );
     }
 }

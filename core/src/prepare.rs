@@ -61,13 +61,33 @@ pub fn check_password(
     policy: &Policy,
     rng: &mut dyn CryptoRng,
 ) -> PasswordCheck {
+    check_password_in(
+        password,
+        account,
+        decoy,
+        policy,
+        rng,
+        &mut password::WorkArea::default(),
+    )
+}
+
+/// [`check_password`] in a work area the caller keeps between checks (one per hashing
+/// thread), so that argon2's memory is allocated once.
+pub fn check_password_in(
+    password: &str,
+    account: Option<&AccountView>,
+    decoy: &PasswordHash,
+    policy: &Policy,
+    rng: &mut dyn CryptoRng,
+    area: &mut password::WorkArea,
+) -> PasswordCheck {
     let against = account.map_or(decoy, |a| &a.password_hash);
     // An over-long password cannot match any hash we made (the policy refused it at
     // registration), and argon2 should not spend time on it; still check the decoy so the
     // timing does not stand out.
     let too_long = password.len() > policy.password.max_bytes;
     let presented = if too_long { "" } else { password };
-    let mut outcome = password::verify(presented, against, &policy.argon2);
+    let mut outcome = password::verify_in(presented, against, &policy.argon2, area);
     if too_long || account.is_none() {
         outcome = Verification::Mismatch;
     }

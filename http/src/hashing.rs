@@ -9,7 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rand_core::CryptoRng;
+use tessera_core::password::WorkArea;
 use tokio::sync::Semaphore;
+
+thread_local! {
+    static AREA: std::cell::RefCell<WorkArea> = std::cell::RefCell::new(WorkArea::default());
+}
 
 /// The pool is full, or a hash job died.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -49,11 +54,12 @@ impl Hashing {
         self.admitted.load(Ordering::Acquire)
     }
 
-    /// Runs `job` on a blocking thread with the OS RNG, once a worker is free.
+    /// Runs `job` on a blocking thread with the OS RNG and the thread's argon2 work area,
+    /// once a worker is free.
     pub async fn run<T, F>(&self, job: F) -> Result<T, Busy>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn CryptoRng) -> T + Send + 'static,
+        F: FnOnce(&mut dyn CryptoRng, &mut WorkArea) -> T + Send + 'static,
     {
         if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.admitted_max {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
@@ -69,7 +75,9 @@ impl Hashing {
             .map_err(|_| Busy)?;
         let result = tokio::task::spawn_blocking(move || {
             let mut rng = crate::system::os_rng();
-            job(&mut rng)
+            // Each blocking thread keeps its argon2 memory between jobs (it is released when
+            // tokio retires an idle thread), so a hash does not allocate and fault in 19 MiB.
+            AREA.with_borrow_mut(|area| job(&mut rng, area))
         })
         .await
         .map_err(|_| Busy)?;
@@ -90,7 +98,7 @@ mod tests {
         let first = {
             let pool = pool.clone();
             tokio::spawn(async move {
-                pool.run(move |_| {
+                pool.run(move |_, _| {
                     let _ = started_tx.send(());
                     let _ = wait.recv();
                 })
@@ -101,18 +109,18 @@ mod tests {
         // One running, one waiting for the worker: admitted. A third: refused at once.
         let second = {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.run(|_| 2).await })
+            tokio::spawn(async move { pool.run(|_, _| 2).await })
         };
         while pool.in_flight() < 2 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(pool.run(|_| 3).await, Err(Busy));
+        assert_eq!(pool.run(|_, _| 3).await, Err(Busy));
         assert_eq!(pool.rejected.load(Ordering::Relaxed), 1);
         release.send(()).expect("first job waits");
         assert_eq!(first.await.expect("joins"), Ok(()));
         assert_eq!(second.await.expect("joins"), Ok(2));
         assert_eq!(pool.in_flight(), 0);
-        assert_eq!(pool.run(|_| 4).await, Ok(4));
+        assert_eq!(pool.run(|_, _| 4).await, Ok(4));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub async fn register(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Pro
     let command = ctx
         .app
         .hashing
-        .run(move |rng| {
+        .run(move |rng, _| {
             prepare::register(
                 &input.username,
                 input.email.as_deref(),

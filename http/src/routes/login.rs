@@ -67,8 +67,15 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
     let check = ctx
         .app
         .hashing
-        .run(move |rng| {
-            prepare::check_password(&input.password, account.as_ref(), &decoy, &policy, rng)
+        .run(move |rng, area| {
+            prepare::check_password_in(
+                &input.password,
+                account.as_ref(),
+                &decoy,
+                &policy,
+                rng,
+                area,
+            )
         })
         .await?;
     let outcome = ctx

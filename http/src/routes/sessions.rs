@@ -126,14 +126,15 @@ pub async fn change_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
     let prepared = ctx
         .app
         .hashing
-        .run(move |rng| {
+        .run(move |rng, area| {
             let new_hash = prepare::new_password(&input.new_password, &policy, rng)?;
-            let check = prepare::check_password(
+            let check = prepare::check_password_in(
                 &input.current_password,
                 account.as_ref(),
                 &decoy,
                 &policy,
                 rng,
+                area,
             );
             Ok::<_, tessera_core::Rejection>((check, new_hash))
         })

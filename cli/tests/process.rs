@@ -120,6 +120,32 @@ fn run(data: &Path, args: &[&str]) -> Output {
     tessera(data).args(args).output().expect("tessera runs")
 }
 
+/// Waits (at most 6 s) until `enough` holds while the workers hammer the server, then kills
+/// it with SIGKILL mid-burst and lets the workers wind down.
+fn kill_mid_burst(
+    server: &mut Server,
+    stop: &AtomicBool,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    enough: impl Fn() -> bool,
+) {
+    for _ in 0..600 {
+        if enough() {
+            break;
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test harness pacing a real process, not domain time"
+        )]
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
 /// The standard library only sends SIGKILL; graceful shutdown needs SIGTERM, and the
 /// workspace forbids `unsafe`, so ask kill(1).
 fn sigterm(child: &Child) {
@@ -165,22 +191,9 @@ fn sigkill_mid_burst_loses_no_acknowledged_event() {
         })
         .collect();
     // Let a burst build up, then kill the server without warning, requests still in flight.
-    for _ in 0..600 {
-        if acked_sessions.lock().expect("lock").len() >= 150 {
-            break;
-        }
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "a test harness pacing a real process, not domain time"
-        )]
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    server.child.kill().expect("SIGKILL");
-    let _ = server.child.wait();
-    stop.store(true, Ordering::SeqCst);
-    for w in workers {
-        let _ = w.join();
-    }
+    kill_mid_burst(&mut server, &stop, workers, || {
+        acked_sessions.lock().expect("lock").len() >= 150
+    });
     let accounts = acked_accounts.lock().expect("lock").clone();
     let sessions = acked_sessions.lock().expect("lock").clone();
     assert!(
@@ -392,22 +405,9 @@ fn sigkill_under_refresh_load_loses_no_acknowledged_rotation() {
             })
         })
         .collect();
-    for _ in 0..600 {
-        if acked.lock().expect("lock").len() >= 200 {
-            break;
-        }
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "a test harness pacing a real process, not domain time"
-        )]
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    server.child.kill().expect("SIGKILL");
-    let _ = server.child.wait();
-    stop.store(true, Ordering::SeqCst);
-    for w in workers {
-        let _ = w.join();
-    }
+    kill_mid_burst(&mut server, &stop, workers, || {
+        acked.lock().expect("lock").len() >= 200
+    });
     let acked = acked.lock().expect("lock").clone();
     assert!(
         acked.len() >= 20,

@@ -53,6 +53,18 @@ impl Server {
         .await
     }
 
+    /// A POST with no body, authenticated by a bearer token.
+    async fn bearer_post(&self, path: &str, access: &str) -> Answer {
+        let header = format!("Bearer {access}");
+        self.send(
+            Method::POST,
+            path,
+            &[("authorization", header.as_str())],
+            Bytes::new(),
+        )
+        .await
+    }
+
     async fn me(&self, access: &str) -> Answer {
         let header = format!("Bearer {access}");
         self.send(
@@ -735,15 +747,7 @@ async fn bearer_logout_and_password_change_end_token_families() {
     let s = Server::start(HttpConfig::default()).await;
     s.register("alice").await;
     let t = s.token_login("alice").await;
-    let header = format!("Bearer {}", t.access);
-    let out = s
-        .send(
-            Method::POST,
-            "/v1/logout",
-            &[("authorization", header.as_str())],
-            Bytes::new(),
-        )
-        .await;
+    let out = s.bearer_post("/v1/logout", &t.access).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert!(
         out.header("set-cookie").is_none(),
@@ -833,15 +837,7 @@ async fn logout_everywhere_ends_every_session_family_and_token() {
     let laptop = s.token_login("alice").await;
     let browser = s.login("alice", PASSWORD).await.cookie().expect("cookie");
     let bob = s.token_login("bob").await;
-    let header = format!("Bearer {}", phone.access);
-    let out = s
-        .send(
-            Method::POST,
-            "/v1/logout/everywhere",
-            &[("authorization", header.as_str())],
-            Bytes::new(),
-        )
-        .await;
+    let out = s.bearer_post("/v1/logout/everywhere", &phone.access).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     for access in [&phone.access, &laptop.access] {
         assert_invalid_token(&s.me(access).await);

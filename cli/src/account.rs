@@ -1,11 +1,13 @@
-//! `tessera account add|disable|reset-mfa|mfa-qr`: operator actions, decided by the same core and recorded by
-//! the same writer as the API's. The server must be stopped (sled allows one process).
+//! `tessera account add|disable|reset-mfa|mfa-qr`: operator actions, run through the same use
+//! cases and recorded by the same writer as the API's. The server must be stopped (sled allows one process).
 
 use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use tessera_core::{Actor, Command, Reply, prepare};
+use tessera_core::usecase::RegisterRequest;
+use tessera_core::{Actor, Command};
+use tessera_storage::UseCaseError;
 use zeroize::Zeroizing;
 
 use crate::Failure;
@@ -65,25 +67,25 @@ pub fn run(config: &Config, cmd: AccountCommand) -> Result<ExitCode, Failure> {
                 .map_err(|e| Failure(format!("cannot read the password from stdin: {e}")))?;
             let password = line.trim_end_matches(['\n', '\r']);
             let mut rng = tessera_http::system::os_rng();
-            let command = prepare::register(
-                &username,
-                email.as_deref(),
-                password,
-                &config.policy,
-                &mut rng,
-            )
-            .map_err(|r| Failure(describe(&r)))?;
+            let mut area = tessera_core::password::WorkArea::default();
+            let request = RegisterRequest {
+                username,
+                email,
+                password: password.into(),
+            };
             let engine = crate::serve::start_engine(&config, false)?;
-            let outcome = engine.execute_blocking(command);
+            let outcome = engine.run_blocking(request, &mut rng, &mut area);
             engine.shutdown();
-            match outcome.map_err(Failure::new)?.reply {
-                Ok(Reply::Registered { account, username }) => {
-                    println!("created account {username} ({account})");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Ok(_) => Err(Failure::new("unexpected reply")),
-                Err(r) => Err(Failure(describe(&r))),
-            }
+            let registered = match outcome {
+                Ok(outcome) => outcome.reply.map_err(|r| Failure(describe(&r)))?,
+                Err(UseCaseError::Refused(r)) => return Err(Failure(describe(&r))),
+                Err(UseCaseError::Engine(e)) => return Err(Failure::new(e)),
+            };
+            println!(
+                "created account {} ({})",
+                registered.username, registered.account
+            );
+            Ok(ExitCode::SUCCESS)
         }
         AccountCommand::ResetMfa {
             username,
@@ -92,9 +94,8 @@ pub fn run(config: &Config, cmd: AccountCommand) -> Result<ExitCode, Failure> {
         } => {
             config.data = data.unwrap_or(config.data);
             let by = Actor::Operator { name: operator };
-            let account = operator_action(&config, &username, |account| Command::ResetMfa {
-                account,
-                by,
+            let account = operator_action(&config, &username, |account| {
+                Command::from(tessera_core::mfa::ResetMfa { account, by })
             })?;
             println!("reset MFA of {username} ({account}); its sessions have ended");
             Ok(ExitCode::SUCCESS)
@@ -137,9 +138,8 @@ pub fn run(config: &Config, cmd: AccountCommand) -> Result<ExitCode, Failure> {
         } => {
             config.data = data.unwrap_or(config.data);
             let by = Actor::Operator { name: operator };
-            let account = operator_action(&config, &username, |account| Command::DisableAccount {
-                account,
-                by,
+            let account = operator_action(&config, &username, |account| {
+                Command::from(tessera_core::account::DisableAccount { account, by })
             })?;
             println!("disabled account {username} ({account}); its sessions have ended");
             Ok(ExitCode::SUCCESS)

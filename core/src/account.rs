@@ -5,10 +5,17 @@
 //! restricted to ASCII letters, digits and `. _ - @ +` (so e-mail addresses fit), 3 to 64
 //! characters, and its key is its ASCII lower-case form.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
-use crate::password::PasswordHash;
-use crate::{AccountId, Timestamp};
+use crate::event::{Actor, Event, FamilyRevokeReason, LoginFailure, Pending, SessionEndReason};
+use crate::id::uuid_v7;
+use crate::password::{PasswordHash, Verification};
+use crate::session::{SessionIssued, SessionView, ended, start_session};
+use crate::{
+    AccountId, Decide, Decision, Env, PasswordCheck, Rejection, SessionId, Timestamp, Views,
+};
 
 pub const USERNAME_CHARS_MIN: usize = 3;
 pub const USERNAME_CHARS_MAX: usize = 64;
@@ -59,6 +66,205 @@ pub struct AccountView {
     pub disabled: bool,
     pub created_at: Timestamp,
     pub password_changed_at: Timestamp,
+}
+
+/// Create an account. Built by [`crate::usecase::RegisterRequest`], which validates the input
+/// and hashes the password; only the uniqueness check is left to the writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Register {
+    /// As typed (trimmed).
+    pub username: String,
+    /// Optional contact address, loosely checked.
+    pub email: Option<String>,
+    /// The argon2id hash of the new password.
+    pub password_hash: PasswordHash,
+}
+
+/// A new account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registered {
+    /// Its id.
+    pub account: AccountId,
+    /// Its username, as typed (trimmed).
+    pub username: String,
+}
+
+impl Decide for Register {
+    type Reply = Registered;
+
+    fn kind(&self) -> &'static str {
+        "register"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<Registered> {
+        let key = match username_key(&self.username) {
+            Ok(key) => key,
+            Err(problem) => return Decision::refuse(vec![], Rejection::InvalidUsername(problem)),
+        };
+        if views.account_by_username(&key).is_some() {
+            return Decision::refuse(vec![], Rejection::UsernameTaken);
+        }
+        let account = AccountId(uuid_v7(env.now, env.random_bytes()));
+        let username = self.username;
+        let event = Event::AccountRegistered {
+            account,
+            username: username.clone(),
+            email: self.email,
+            password_hash: self.password_hash,
+        };
+        Decision::ok(vec![event.into()], Registered { account, username })
+    }
+}
+
+/// Change the password. Built by [`crate::usecase::ChangePasswordRequest`]: the current
+/// password is checked and the new one hashed before the writer sees it. The reply is the
+/// fresh session that replaces the one the request came through, if it came through one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangePassword {
+    /// The current password, checked against the account's hash.
+    pub check: PasswordCheck,
+    /// The argon2id hash of the new password.
+    pub new_hash: PasswordHash,
+    /// The session the request came through: it survives, under a fresh id.
+    pub current_session: Option<SessionId>,
+    /// Where the request came from (throttling).
+    pub client: Option<IpAddr>,
+}
+
+impl Decide for ChangePassword {
+    type Reply = Option<SessionIssued>;
+
+    fn kind(&self) -> &'static str {
+        "change_password"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<Option<SessionIssued>> {
+        let account = match admit(
+            views,
+            &self.check,
+            self.client,
+            env.now,
+            &env.policy.throttle,
+        ) {
+            Ok(account) => account,
+            Err(failure) => return Decision::refuse(vec![failure], Rejection::InvalidCredentials),
+        };
+        let mut events = vec![
+            Event::PasswordChanged {
+                account,
+                password_hash: self.new_hash,
+            }
+            .into(),
+        ];
+        // Every refresh family goes, including the one the request may have come through: a
+        // token-mode client logs in again with the new password.
+        crate::refresh::revoke_all(
+            views,
+            env.now,
+            &account,
+            FamilyRevokeReason::PasswordChanged,
+            &mut events,
+        );
+        let mut carried: Option<&SessionView> = None;
+        // Sessions past their deadline are dropped by the views when these events are
+        // applied; ending one again would be an event the views refuse.
+        for s in views.sessions_of(&account).filter(|s| s.is_live(env.now)) {
+            if Some(s.id) == self.current_session {
+                carried = Some(s);
+                events.push(ended(s.id, SessionEndReason::Rotated));
+            } else {
+                events.push(ended(s.id, SessionEndReason::PasswordChanged));
+            }
+        }
+        // A privilege change gets a fresh session id (no fixation), but not a longer life.
+        let session = carried.map(|s| {
+            let (started, issued) = start_session(account, Some(s.expires_at), env);
+            events.push(started);
+            issued
+        });
+        Decision::ok(events, session)
+    }
+}
+
+/// Disable an account: its sessions and families end and its access tokens stop working.
+/// Disabling a disabled account records nothing and succeeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisableAccount {
+    /// The account.
+    pub account: AccountId,
+    /// Who asked (an operator, by name).
+    pub by: Actor,
+}
+
+impl Decide for DisableAccount {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "disable_account"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        let account = self.account;
+        let Some(a) = views.account(&account) else {
+            return Decision::refuse(vec![], Rejection::AccountNotFound);
+        };
+        if a.disabled {
+            return Decision::ok(vec![], ());
+        }
+        let mut events = vec![
+            Event::AccountDisabled {
+                account,
+                by: self.by,
+            }
+            .into(),
+        ];
+        crate::refresh::revoke_all(
+            views,
+            env.now,
+            &account,
+            FamilyRevokeReason::AccountDisabled,
+            &mut events,
+        );
+        let live = views.sessions_of(&account).filter(|s| s.is_live(env.now));
+        events.extend(live.map(|s| ended(s.id, SessionEndReason::AccountDisabled)));
+        Decision::ok(events, ())
+    }
+}
+
+/// Whether a checked password still opens the account now: right password, checked
+/// against the hash the account has now, account enabled and not throttled. On failure, the
+/// event to record.
+// The failure is an event to record, built once per refused login: its size is no
+// concern, and boxing it would only obscure the flow.
+#[allow(clippy::result_large_err)]
+pub(crate) fn admit(
+    views: &Views,
+    check: &PasswordCheck,
+    client: Option<IpAddr>,
+    now: Timestamp,
+    throttle: &crate::throttle::ThrottlePolicy,
+) -> Result<AccountId, Pending> {
+    let Some(account) = check.account.and_then(|id| views.account(&id)) else {
+        return Err(Event::UnknownAccountLoginFailed { client }.into());
+    };
+    let wait = crate::throttle::account_wait_ms(views, &account.id, now, throttle);
+    let reason = if account.disabled {
+        LoginFailure::AccountDisabled
+    } else if wait > 0 {
+        // Refused unchecked, and answered like a wrong password (see `crate::throttle`).
+        LoginFailure::Throttled
+    } else if check.outcome == Verification::Mismatch || check.checked_hash != account.password_hash
+    {
+        LoginFailure::WrongPassword
+    } else {
+        return Ok(account.id);
+    };
+    Err(Event::LoginFailed {
+        account: account.id,
+        reason,
+        client,
+    }
+    .into())
 }
 
 #[cfg(test)]

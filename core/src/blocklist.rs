@@ -25,7 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::{Decision, Reply};
+use crate::decide::{Decide, Decision};
 use crate::event::{Actor, Event, FamilyRevokeReason, SessionEndReason};
 use crate::token::{AccessClaims, TokenRejection};
 use crate::{AccountId, Env, Rejection, Timestamp, TokenId, Views};
@@ -98,20 +98,20 @@ pub fn check_not_revoked(
 /// Revokes one access token (RFC 7009). The caller verified it first (signature; expiry
 /// may be past) and passes its `jti`, `sub` and `exp`. An already revoked or expired token
 /// succeeds without events.
-pub(crate) fn revoke_access_token(
+fn revoke_access_token(
     views: &Views,
     jti: TokenId,
     account: AccountId,
     expires_at: Timestamp,
     env: &Env<'_>,
-) -> Decision {
+) -> Decision<()> {
     if views.revoked_access_tokens.contains_key(&jti)
         || expires_at.plus_ms(REVOCATION_MARGIN_MS) <= env.now
     {
-        return Decision::ok(vec![], Reply::Revoked);
+        return Decision::ok(vec![], ());
     }
     if views.account(&account).is_none() {
-        return Decision::ok(vec![], Reply::Revoked);
+        return Decision::ok(vec![], ());
     }
     Decision::ok(
         vec![
@@ -122,18 +122,18 @@ pub(crate) fn revoke_access_token(
             }
             .into(),
         ],
-        Reply::Revoked,
+        (),
     )
 }
 
 /// Signs the account out everywhere: every session ends, every family is revoked, and
 /// every access token issued before now is refused.
-pub(crate) fn sign_out_everywhere(
+fn sign_out_everywhere(
     views: &Views,
     account: AccountId,
     by: Actor,
     now: Timestamp,
-) -> Decision {
+) -> Decision<()> {
     if views.account(&account).is_none() {
         return Decision::refuse(vec![], Rejection::AccountNotFound);
     }
@@ -153,5 +153,51 @@ pub(crate) fn sign_out_everywhere(
         }
         .into()
     }));
-    Decision::ok(events, Reply::SignedOutEverywhere)
+    Decision::ok(events, ())
+}
+
+/// RFC 7009 revocation of an access token, from its verified claims (signature checked;
+/// expiry may be past).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokeAccessToken {
+    /// The token's `jti`.
+    pub jti: TokenId,
+    /// Its `sub`.
+    pub account: AccountId,
+    /// Its `exp`.
+    pub expires_at: Timestamp,
+}
+
+impl Decide for RevokeAccessToken {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "revoke_access_token"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        revoke_access_token(views, self.jti, self.account, self.expires_at, env)
+    }
+}
+
+/// Ends every session and family of the account and refuses every access token issued
+/// before now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignOutEverywhere {
+    /// The account.
+    pub account: AccountId,
+    /// The holder, or an operator by name.
+    pub by: Actor,
+}
+
+impl Decide for SignOutEverywhere {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "sign_out_everywhere"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        sign_out_everywhere(views, self.account, self.by, env.now)
+    }
 }

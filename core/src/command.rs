@@ -1,12 +1,13 @@
-//! Commands: what a caller asks for, in the imperative. Built by [`crate::prepare`] where
-//! they need argon2 work, so that the serial writer never hashes.
+//! Commands: what a caller asks for, in the imperative, grouped by domain.
+//!
+//! Each use case is a type of its own (in its domain's module) implementing
+//! [`crate::Decide`] with its own reply type; adapters that run one use case use it directly.
+//! [`Command`] gathers them, one enum per domain, for drivers that run a mix (the simulator,
+//! the test workload, property tests). Commands that need argon2 work are built by
+//! [`crate::usecase`] so that the serial writer never hashes.
 
-use std::net::IpAddr;
-
-use crate::mfa::{MfaAnswer, MfaKeys, TotpCode};
 use crate::password::{PasswordHash, Verification};
-use crate::secret::SecretDigest;
-use crate::{AccountId, Actor, FamilyId, SessionId, Timestamp, TokenId};
+use crate::{AccountId, Decide};
 
 /// How a successful login is delivered. Recorded in `MfaChallengeStarted`, so variant order
 /// is part of the event format: append only.
@@ -26,149 +27,133 @@ pub struct PasswordCheck {
     /// The hash the password was checked against. If the account's hash differs by the time
     /// the writer decides, the password changed in between and the check counts for nothing.
     pub checked_hash: PasswordHash,
+    /// Whether the password matched.
     pub outcome: Verification,
     /// A fresh hash under the current parameters, made when the stored one was stale.
     pub rehash: Option<PasswordHash>,
 }
 
+/// Any command, by domain. Build one with `.into()` from a use case's command type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Register {
-        username: String,
-        email: Option<String>,
-        password_hash: PasswordHash,
-    },
-    Login {
-        check: PasswordCheck,
-        mode: LoginMode,
-        client: Option<IpAddr>,
-    },
-    /// Record that a session was used, if the last record is older than the touch interval.
-    TouchSession {
-        session: SessionId,
-    },
-    Logout {
-        session: SessionId,
-    },
-    /// End one of the holder's own sessions.
-    RevokeSession {
-        account: AccountId,
-        session: SessionId,
-    },
-    ChangePassword {
-        check: PasswordCheck,
-        new_hash: PasswordHash,
-        /// The session the request came through: it survives, under a fresh id.
-        current_session: Option<SessionId>,
-        client: Option<IpAddr>,
-    },
-    DisableAccount {
-        account: AccountId,
-        by: Actor,
-    },
-    /// Spend a refresh token for new tokens. `presented` comes from
-    /// [`crate::refresh::presented_digest`]; a string that is no refresh token never
-    /// becomes a command (answer `invalid_grant` at once).
-    RefreshTokens {
-        presented: SecretDigest,
-    },
-    /// RFC 7009 revocation of a refresh token: revokes its family.
-    RevokeRefreshToken {
-        presented: SecretDigest,
-    },
-    /// RFC 7009 revocation of an access token, from its verified claims.
-    RevokeAccessToken {
-        jti: TokenId,
-        account: AccountId,
-        expires_at: Timestamp,
-    },
-    /// Logout in token mode: ends the family (the access token's `fam`) and its session.
-    LogoutFamily {
-        family: FamilyId,
-    },
-    /// Ends every session and family of the account and refuses every access token issued
-    /// before now.
-    SignOutEverywhere {
-        account: AccountId,
-        by: Actor,
-    },
-    /// Adds a signing key, which signs from now on; the current one is retired. Build it with
-    /// [`crate::signing_key::Signer::add_command`].
-    AddSigningKey {
-        kid: String,
-        public_key: [u8; 32],
-    },
-    /// Starts TOTP enrolment for the authenticated holder of `account`. See [`crate::mfa`].
-    StartTotpEnrolment {
-        account: AccountId,
-        keys: MfaKeys,
-    },
-    /// Confirms the pending enrolment with a code from the app: MFA is on, and the reply
-    /// carries the first backup codes.
-    ConfirmTotp {
-        account: AccountId,
-        code: TotpCode,
-        keys: MfaKeys,
-        client: Option<IpAddr>,
-    },
-    /// Answers an MFA challenge. `presented` comes from
-    /// [`crate::mfa::presented_challenge_digest`]; a string that is no `mfa_token` never
-    /// becomes a command (answer [`crate::Rejection::MfaChallengeInvalid`] at once).
-    AnswerMfaChallenge {
-        presented: SecretDigest,
-        answer: MfaAnswer,
-        keys: MfaKeys,
-        client: Option<IpAddr>,
-    },
-    /// Replaces the backup codes, proven with a TOTP code or a backup code.
-    ReplaceBackupCodes {
-        account: AccountId,
-        answer: MfaAnswer,
-        keys: MfaKeys,
-        client: Option<IpAddr>,
-    },
-    /// Turns MFA off, proven with a TOTP code or a backup code, and ends every other
-    /// session and refresh family of the account (the ones the request came through
-    /// survive).
-    DisableTotp {
-        account: AccountId,
-        answer: MfaAnswer,
-        keys: MfaKeys,
-        client: Option<IpAddr>,
-        current_session: Option<SessionId>,
-        current_family: Option<FamilyId>,
-    },
-    /// An operator turns MFA off for a user who lost their device; every session and family
-    /// of the account ends.
-    ResetMfa {
-        account: AccountId,
-        by: Actor,
-    },
+    /// Accounts and passwords ([`crate::account`]).
+    Account(AccountCommand),
+    /// Logins and cookie sessions ([`crate::session`]).
+    Session(SessionCommand),
+    /// Refresh families and revocation ([`crate::refresh`], [`crate::blocklist`]).
+    Token(TokenCommand),
+    /// The signing-key set ([`crate::signing_key`]).
+    Key(KeyCommand),
+    /// TOTP, backup codes and the login challenge ([`crate::mfa`]).
+    Mfa(MfaCommand),
+}
+
+/// Declares a domain's command enum, its `kind`, and the `From` conversions into
+/// [`Command`] for the enum and each use case's type.
+macro_rules! domain {
+    ($(#[$m:meta])* $name:ident => $top:ident {
+        $($(#[$vm:meta])* $variant:ident($ty:ty),)*
+    }) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vm])* $variant($ty),)*
+        }
+
+        impl $name {
+            /// The command's name, for metrics and logs.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(c) => c.kind(),)*
+                }
+            }
+        }
+
+        impl From<$name> for Command {
+            fn from(c: $name) -> Self {
+                Self::$top(c)
+            }
+        }
+
+        $(impl From<$ty> for Command {
+            fn from(c: $ty) -> Self {
+                Self::$top($name::$variant(c))
+            }
+        })*
+    };
+}
+
+domain! {
+    /// Accounts and passwords.
+    AccountCommand => Account {
+        /// Create an account.
+        Register(crate::account::Register),
+        /// Change the password, proven with the current one.
+        ChangePassword(crate::account::ChangePassword),
+        /// Disable an account (an operator's action).
+        Disable(crate::account::DisableAccount),
+    }
+}
+
+domain! {
+    /// Logins and cookie sessions.
+    SessionCommand => Session {
+        /// A password login.
+        Login(crate::session::Login),
+        /// Record a session's use when due.
+        Touch(crate::session::TouchSession),
+        /// End the session a request came through.
+        Logout(crate::session::Logout),
+        /// End one of the holder's own sessions.
+        Revoke(crate::session::RevokeSession),
+    }
+}
+
+domain! {
+    /// Refresh families, revocation, signing out.
+    TokenCommand => Token {
+        /// Spend a refresh token for new tokens.
+        Refresh(crate::refresh::RefreshTokens),
+        /// RFC 7009 revocation of a refresh token.
+        RevokeRefreshToken(crate::refresh::RevokeRefreshToken),
+        /// RFC 7009 revocation of an access token.
+        RevokeAccessToken(crate::blocklist::RevokeAccessToken),
+        /// Logout in token mode.
+        LogoutFamily(crate::refresh::LogoutFamily),
+        /// End every session and family of an account.
+        SignOutEverywhere(crate::blocklist::SignOutEverywhere),
+    }
+}
+
+domain! {
+    /// The signing-key set.
+    KeyCommand => Key {
+        /// Add a signing key.
+        Add(crate::signing_key::AddSigningKey),
+    }
+}
+
+domain! {
+    /// TOTP, backup codes and the login challenge.
+    MfaCommand => Mfa {
+        /// Start TOTP enrolment.
+        StartTotpEnrolment(crate::mfa::StartTotpEnrolment),
+        /// Confirm the pending enrolment.
+        ConfirmTotp(crate::mfa::ConfirmTotp),
+        /// Answer a login's MFA challenge.
+        AnswerChallenge(crate::mfa::AnswerMfaChallenge),
+        /// Replace the backup codes.
+        ReplaceBackupCodes(crate::mfa::ReplaceBackupCodes),
+        /// Turn MFA off, proven with a code.
+        DisableTotp(crate::mfa::DisableTotp),
+        /// An operator turns MFA off.
+        Reset(crate::mfa::ResetMfa),
+    }
 }
 
 impl Command {
     /// The command's name, for metrics and logs.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Register { .. } => "register",
-            Self::Login { .. } => "login",
-            Self::TouchSession { .. } => "touch_session",
-            Self::Logout { .. } => "logout",
-            Self::RevokeSession { .. } => "revoke_session",
-            Self::ChangePassword { .. } => "change_password",
-            Self::DisableAccount { .. } => "disable_account",
-            Self::RefreshTokens { .. } => "refresh_tokens",
-            Self::RevokeRefreshToken { .. } => "revoke_refresh_token",
-            Self::RevokeAccessToken { .. } => "revoke_access_token",
-            Self::LogoutFamily { .. } => "logout_family",
-            Self::SignOutEverywhere { .. } => "sign_out_everywhere",
-            Self::AddSigningKey { .. } => "add_signing_key",
-            Self::StartTotpEnrolment { .. } => "start_totp_enrolment",
-            Self::ConfirmTotp { .. } => "confirm_totp",
-            Self::AnswerMfaChallenge { .. } => "answer_mfa_challenge",
-            Self::ReplaceBackupCodes { .. } => "replace_backup_codes",
-            Self::DisableTotp { .. } => "disable_totp",
-            Self::ResetMfa { .. } => "reset_mfa",
-        }
+        Decide::kind(self)
     }
 }

@@ -62,10 +62,14 @@ pub mod testkit;
 pub mod throttle;
 pub mod time;
 pub mod token;
+pub mod usecase;
 pub mod view;
 
-pub use command::{Command, LoginMode, PasswordCheck};
-pub use decide::{Decision, Reply, decide};
+pub use command::{
+    AccountCommand, Command, KeyCommand, LoginMode, MfaCommand, PasswordCheck, SessionCommand,
+    TokenCommand,
+};
+pub use decide::{Decide, Decision, Reply, decide};
 pub use env::Env;
 pub use event::{Actor, Event, FamilyRevokeReason, LoginFailure, Pending, SessionEndReason};
 pub use id::{AccountId, ChallengeId, FamilyId, SessionId, StreamId, TokenId};

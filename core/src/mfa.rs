@@ -1,5 +1,5 @@
 //! Multi-factor authentication: TOTP (RFC 6238), backup codes, and the login challenge
-//! (tutorial section 6; OWASP Multifactor Authentication Cheat Sheet).
+//! (OWASP Multifactor Authentication Cheat Sheet).
 //!
 //! ```text
 //!   account MFA:  Off ──StartTotpEnrolment──▶ Pending ──ConfirmTotp (valid code)──▶ On
@@ -17,18 +17,17 @@
 //! # Calling it (the HTTP adapter)
 //! Load the keys once: `storage::keys::KeyStore::mfa_keys_or_create(random 32 bytes)`
 //! gives an [`MfaKeys`]; clone it into every command that needs it. Then:
-//! - `POST /v1/mfa/totp`: [`crate::Command::StartTotpEnrolment`] → [`crate::Reply::TotpEnrolmentStarted`]
-//!   with a [`TotpEnrolment`] (base32 secret, otpauth URI, QR SVG), shown once.
-//! - `POST /v1/mfa/totp/confirm {code}`: [`TotpCode::parse`], then [`crate::Command::ConfirmTotp`]
-//!   → [`crate::Reply::TotpEnabled`] with [`BackupCodes`], shown once.
-//! - `POST /v1/login`: unchanged command; with MFA on the reply is [`crate::Reply::MfaRequired`].
-//! - `POST /v1/login/mfa {mfa_token, code | backup_code}`: [`presented_challenge_digest`] and
-//!   [`MfaAnswer::totp`] / [`MfaAnswer::backup`], then [`crate::Command::AnswerMfaChallenge`] →
-//!   [`crate::Reply::LoggedIn`] or [`crate::Reply::TokensIssued`], as the login asked.
-//! - `POST /v1/mfa/backup-codes {code}`: [`crate::Command::ReplaceBackupCodes`] →
-//!   [`crate::Reply::BackupCodesReplaced`].
-//! - `DELETE /v1/mfa/totp {code | backup_code}`: [`crate::Command::DisableTotp`] →
-//!   [`crate::Reply::TotpDisabled`].
+//! - `POST /v1/mfa/totp`: [`StartTotpEnrolment`] → a [`TotpEnrolment`] (base32 secret,
+//!   otpauth URI, QR SVG), shown once.
+//! - `POST /v1/mfa/totp/confirm {code}`: [`TotpCode::parse`], then [`ConfirmTotp`] → the
+//!   [`BackupCodes`], shown once.
+//! - `POST /v1/login`: unchanged; with MFA on the reply is
+//!   [`crate::session::LoginReply::MfaRequired`].
+//! - `POST /v1/login/mfa {mfa_token, code | backup_code}`: [`crate::usecase::answer_challenge`]
+//!   builds an [`AnswerMfaChallenge`] → [`crate::session::LoginCompleted`], in the mode the
+//!   login asked for.
+//! - `POST /v1/mfa/backup-codes {code}`: [`ReplaceBackupCodes`] → the new [`BackupCodes`].
+//! - `DELETE /v1/mfa/totp {code | backup_code}`: [`DisableTotp`].
 //! - `GET /v1/me`: [`Views::mfa_status`].
 //!
 //! # Why the keys travel in the command
@@ -61,10 +60,11 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::decide::{Decision, Reply};
+use crate::decide::{Decide, Decision};
 use crate::event::{Actor, Event, FamilyRevokeReason, Pending, SessionEndReason};
 use crate::id::uuid_v7;
 use crate::secret::{BearerSecret, SecretDigest};
+use crate::session::LoginCompleted;
 use crate::throttle::{account_wait_ms, throttled};
 use crate::{
     AccountId, ChallengeId, Env, FamilyId, LoginMode, Rejection, SessionId, Timestamp, Views,
@@ -287,12 +287,12 @@ fn new_backup_codes(
 }
 
 /// The refusal for a wrong or replayed answer, with the failure event to record.
-fn failed(
+fn failed<R>(
     account: AccountId,
     challenge: Option<&ChallengeView>,
     client: Option<IpAddr>,
     replayed: bool,
-) -> Decision {
+) -> Decision<R> {
     let attempts_left = challenge.map(|c| c.attempts_left().saturating_sub(1));
     let event = Event::MfaCodeFailed {
         account,
@@ -347,12 +347,12 @@ pub fn pending_otpauth_uri(
         .ok_or(Rejection::MfaKeysUnavailable)
 }
 
-pub(crate) fn start_enrolment(
+fn start_enrolment(
     views: &Views,
     account: AccountId,
     keys: &MfaKeys,
     env: &mut Env<'_>,
-) -> Decision {
+) -> Decision<TotpEnrolment> {
     let Some(holder) = views.account(&account).filter(|a| !a.disabled) else {
         return Decision::refuse(vec![], Rejection::Unauthenticated);
     };
@@ -391,17 +391,17 @@ pub(crate) fn start_enrolment(
         qr_svg: Zeroizing::new(svg),
         expires_at,
     };
-    Decision::ok(vec![event.into()], Reply::TotpEnrolmentStarted(reply))
+    Decision::ok(vec![event.into()], reply)
 }
 
-pub(crate) fn confirm(
+fn confirm(
     views: &Views,
     account: AccountId,
     code: &TotpCode,
     keys: &MfaKeys,
     client: Option<IpAddr>,
     env: &mut Env<'_>,
-) -> Decision {
+) -> Decision<BackupCodes> {
     let mfa = match usable(views, &account, env) {
         Ok(mfa) => mfa,
         Err(r) => return Decision::refuse(vec![], r),
@@ -426,12 +426,7 @@ pub(crate) fn confirm(
                 step,
                 backup_codes,
             };
-            Decision::ok(
-                vec![event.into()],
-                Reply::TotpEnabled {
-                    backup_codes: shown,
-                },
-            )
+            Decision::ok(vec![event.into()], shown)
         }
         TotpCheck::Replayed | TotpCheck::Wrong => failed(account, None, client, false),
     }
@@ -472,14 +467,14 @@ pub(crate) fn start_challenge(
     (event.into(), issued)
 }
 
-pub(crate) fn answer_challenge(
+fn answer_challenge(
     views: &Views,
     presented: SecretDigest,
     answer: &MfaAnswer,
     keys: &MfaKeys,
     client: Option<IpAddr>,
     env: &mut Env<'_>,
-) -> Decision {
+) -> Decision<LoginCompleted> {
     let Some(challenge) = views
         .challenge_by_digest(&presented)
         .filter(|c| c.is_live(env.now))
@@ -512,21 +507,21 @@ pub(crate) fn answer_challenge(
         }
         .into(),
     ];
-    let reply = crate::decide::complete_login(account, challenge.mode, env, &mut events);
+    let reply = crate::session::complete_login(account, challenge.mode, env, &mut events);
     Decision::ok(events, reply)
 }
 
 /// Checks a proof for an authenticated MFA change: the events spending it, or the refusal.
 // The refusal is a decision to return as is; boxing it would only obscure the flow.
 #[allow(clippy::result_large_err)]
-fn prove(
+fn prove<R>(
     views: &Views,
     account: AccountId,
     answer: &MfaAnswer,
     keys: &MfaKeys,
     client: Option<IpAddr>,
     env: &Env<'_>,
-) -> Result<Pending, Decision> {
+) -> Result<Pending, Decision<R>> {
     let mfa = match usable(views, &account, env) {
         Ok(Some(mfa)) if mfa.enabled() => mfa,
         Ok(_) => return Err(Decision::refuse(vec![], Rejection::MfaNotEnrolled)),
@@ -543,14 +538,14 @@ fn prove(
     }
 }
 
-pub(crate) fn replace_backup_codes(
+fn replace_backup_codes(
     views: &Views,
     account: AccountId,
     answer: &MfaAnswer,
     keys: &MfaKeys,
     client: Option<IpAddr>,
     env: &mut Env<'_>,
-) -> Decision {
+) -> Decision<BackupCodes> {
     let spend = match prove(views, account, answer, keys, client, env) {
         Ok(spend) => spend,
         Err(refusal) => return refusal,
@@ -564,12 +559,7 @@ pub(crate) fn replace_backup_codes(
         }
         .into(),
     ];
-    Decision::ok(
-        events,
-        Reply::BackupCodesReplaced {
-            backup_codes: shown,
-        },
-    )
+    Decision::ok(events, shown)
 }
 
 /// What survives turning MFA off: the session and family the request came through.
@@ -579,7 +569,7 @@ pub(crate) struct Keep {
     pub family: Option<FamilyId>,
 }
 
-pub(crate) fn disable(
+fn disable(
     views: &Views,
     account: AccountId,
     answer: &MfaAnswer,
@@ -587,7 +577,7 @@ pub(crate) fn disable(
     client: Option<IpAddr>,
     keep: Keep,
     env: &mut Env<'_>,
-) -> Decision {
+) -> Decision<()> {
     let spend = match prove(views, account, answer, keys, client, env) {
         Ok(spend) => spend,
         Err(refusal) => return refusal,
@@ -601,10 +591,10 @@ pub(crate) fn disable(
         .into(),
     ];
     end_others(views, account, keep, env.now, &mut events);
-    Decision::ok(events, Reply::TotpDisabled)
+    Decision::ok(events, ())
 }
 
-pub(crate) fn reset(views: &Views, account: AccountId, by: Actor, env: &Env<'_>) -> Decision {
+fn reset(views: &Views, account: AccountId, by: Actor, env: &Env<'_>) -> Decision<()> {
     if views.account(&account).is_none() {
         return Decision::refuse(vec![], Rejection::AccountNotFound);
     }
@@ -613,7 +603,7 @@ pub(crate) fn reset(views: &Views, account: AccountId, by: Actor, env: &Env<'_>)
     }
     let mut events = vec![Event::TotpDisabled { account, by }.into()];
     end_others(views, account, Keep::default(), env.now, &mut events);
-    Decision::ok(events, Reply::MfaReset)
+    Decision::ok(events, ())
 }
 
 /// Ends the account's live sessions and families except the ones to keep (and the
@@ -657,3 +647,187 @@ fn end_others(
 
 #[cfg(test)]
 mod tests;
+
+/// Starts TOTP enrolment for the authenticated holder of `account`; the reply shows the
+/// secret once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartTotpEnrolment {
+    /// The holder.
+    pub account: AccountId,
+    /// The sealing keys.
+    pub keys: MfaKeys,
+}
+
+impl Decide for StartTotpEnrolment {
+    type Reply = TotpEnrolment;
+
+    fn kind(&self) -> &'static str {
+        "start_totp_enrolment"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<TotpEnrolment> {
+        start_enrolment(views, self.account, &self.keys, env)
+    }
+}
+
+/// Confirms the pending enrolment with a code from the app: MFA is on, and the reply
+/// carries the first backup codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfirmTotp {
+    /// The holder.
+    pub account: AccountId,
+    /// The code from the app.
+    pub code: TotpCode,
+    /// The sealing keys.
+    pub keys: MfaKeys,
+    /// Where the request came from (throttling).
+    pub client: Option<IpAddr>,
+}
+
+impl Decide for ConfirmTotp {
+    type Reply = BackupCodes;
+
+    fn kind(&self) -> &'static str {
+        "confirm_totp"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<BackupCodes> {
+        confirm(
+            views,
+            self.account,
+            &self.code,
+            &self.keys,
+            self.client,
+            env,
+        )
+    }
+}
+
+/// Answers an MFA challenge. `presented` comes from [`presented_challenge_digest`]; a
+/// string that is no `mfa_token` never becomes a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnswerMfaChallenge {
+    /// The presented `mfa_token`'s digest.
+    pub presented: SecretDigest,
+    /// A TOTP code or a backup code.
+    pub answer: MfaAnswer,
+    /// The sealing keys.
+    pub keys: MfaKeys,
+    /// Where the request came from (throttling).
+    pub client: Option<IpAddr>,
+}
+
+impl Decide for AnswerMfaChallenge {
+    type Reply = LoginCompleted;
+
+    fn kind(&self) -> &'static str {
+        "answer_mfa_challenge"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<LoginCompleted> {
+        answer_challenge(
+            views,
+            self.presented,
+            &self.answer,
+            &self.keys,
+            self.client,
+            env,
+        )
+    }
+}
+
+/// Replaces the backup codes, proven with a TOTP code or a backup code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplaceBackupCodes {
+    /// The holder.
+    pub account: AccountId,
+    /// The proof.
+    pub answer: MfaAnswer,
+    /// The sealing keys.
+    pub keys: MfaKeys,
+    /// Where the request came from (throttling).
+    pub client: Option<IpAddr>,
+}
+
+impl Decide for ReplaceBackupCodes {
+    type Reply = BackupCodes;
+
+    fn kind(&self) -> &'static str {
+        "replace_backup_codes"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<BackupCodes> {
+        replace_backup_codes(
+            views,
+            self.account,
+            &self.answer,
+            &self.keys,
+            self.client,
+            env,
+        )
+    }
+}
+
+/// Turns MFA off, proven with a TOTP code or a backup code, and ends every other session
+/// and refresh family of the account (the ones the request came through survive).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisableTotp {
+    /// The holder.
+    pub account: AccountId,
+    /// The proof.
+    pub answer: MfaAnswer,
+    /// The sealing keys.
+    pub keys: MfaKeys,
+    /// Where the request came from (throttling).
+    pub client: Option<IpAddr>,
+    /// The session the request came through, which survives.
+    pub current_session: Option<SessionId>,
+    /// The refresh family the request came through, which survives.
+    pub current_family: Option<FamilyId>,
+}
+
+impl Decide for DisableTotp {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "disable_totp"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        let keep = Keep {
+            session: self.current_session,
+            family: self.current_family,
+        };
+        disable(
+            views,
+            self.account,
+            &self.answer,
+            &self.keys,
+            self.client,
+            keep,
+            env,
+        )
+    }
+}
+
+/// An operator turns MFA off for a user who lost their device; every session and family
+/// of the account ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResetMfa {
+    /// The account.
+    pub account: AccountId,
+    /// The operator, by name.
+    pub by: Actor,
+}
+
+impl Decide for ResetMfa {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "reset_mfa"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        reset(views, self.account, self.by, env)
+    }
+}

@@ -194,6 +194,41 @@ pub fn verify(password: &str, stored: &PasswordHash, cost: &Argon2Params) -> Ver
     verify_in(password, stored, cost, &mut WorkArea::default())
 }
 
+/// A password as presented, zeroed on drop and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(zeroize::Zeroizing<String>);
+
+impl Password {
+    /// The password itself, to hash or check.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl From<zeroize::Zeroizing<String>> for Password {
+    fn from(p: zeroize::Zeroizing<String>) -> Self {
+        Self(p)
+    }
+}
+
+impl From<String> for Password {
+    fn from(p: String) -> Self {
+        Self(zeroize::Zeroizing::new(p))
+    }
+}
+
+impl From<&str> for Password {
+    fn from(p: &str) -> Self {
+        Self(zeroize::Zeroizing::new(p.to_owned()))
+    }
+}
+
 /// The memory argon2 works in (19 MiB at OWASP cost), kept by a hashing thread between
 /// hashes, so that a verification neither allocates nor faults in fresh pages.
 #[derive(Default)]

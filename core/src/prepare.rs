@@ -2,13 +2,13 @@
 //!
 //! These functions are pure (salt comes from the caller's RNG) but slow by design (tens of
 //! milliseconds at OWASP parameters), so callers run them on a bounded pool off the async
-//! workers and off the serial writer.
+//! workers and off the serial writer. Drivers reach them through [`crate::usecase`].
 
 use rand_core::CryptoRng;
 
-use crate::account::{AccountView, email_plausible, username_key};
+use crate::account::AccountView;
 use crate::password::{self, PasswordHash, Verification};
-use crate::{Command, PasswordCheck, Policy, Rejection};
+use crate::{PasswordCheck, Policy, Rejection};
 
 fn salt(rng: &mut dyn CryptoRng) -> [u8; 16] {
     let mut salt = [0u8; 16];
@@ -31,48 +31,10 @@ pub fn new_password(
         .map_err(|_| Rejection::WeakPassword(Vec::new()))
 }
 
-/// Validates a registration and hashes its password: everything but the uniqueness check,
-/// which only the serial writer can make.
-pub fn register(
-    username: &str,
-    email: Option<&str>,
-    password: &str,
-    policy: &Policy,
-    rng: &mut dyn CryptoRng,
-) -> Result<Command, Rejection> {
-    username_key(username).map_err(Rejection::InvalidUsername)?;
-    if email.is_some_and(|e| !email_plausible(e)) {
-        return Err(Rejection::InvalidEmail);
-    }
-    let password_hash = new_password(password, policy, rng)?;
-    Ok(Command::Register {
-        username: username.trim().to_owned(),
-        email: email.map(str::to_owned),
-        password_hash,
-    })
-}
-
 /// Checks `password` against `account`'s hash, or against `decoy` when there is no such
-/// account, so that both take the same time. Re-hashes a stale hash on a match.
-pub fn check_password(
-    password: &str,
-    account: Option<&AccountView>,
-    decoy: &PasswordHash,
-    policy: &Policy,
-    rng: &mut dyn CryptoRng,
-) -> PasswordCheck {
-    check_password_in(
-        password,
-        account,
-        decoy,
-        policy,
-        rng,
-        &mut password::WorkArea::default(),
-    )
-}
-
-/// [`check_password`] in a work area the caller keeps between checks (one per hashing
-/// thread), so that argon2's memory is allocated once.
+/// account, so that both take the same time. Re-hashes a stale hash on a match. `area` is
+/// the work area the caller keeps between checks (one per hashing thread), so that argon2's
+/// memory is allocated once.
 pub fn check_password_in(
     password: &str,
     account: Option<&AccountView>,

@@ -32,7 +32,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::{Decision, Reply};
+use crate::decide::{Decide, Decision};
 use crate::event::{Event, FamilyRevokeReason, Pending, SessionEndReason};
 use crate::id::uuid_v7;
 use crate::secret::{BearerSecret, SecretDigest};
@@ -183,7 +183,7 @@ pub(crate) fn start_family(
 }
 
 /// Rotates the refresh token with digest `presented`, or detects its reuse.
-pub(crate) fn refresh(views: &Views, presented: SecretDigest, env: &mut Env<'_>) -> Decision {
+fn refresh(views: &Views, presented: SecretDigest, env: &mut Env<'_>) -> Decision<TokensIssued> {
     let invalid = || Decision::refuse(vec![], Rejection::RefreshTokenInvalid);
     let Some(token) = views.refresh_token(&presented) else {
         return invalid();
@@ -219,7 +219,7 @@ fn rotate(
     presented: SecretDigest,
     grace: bool,
     env: &mut Env<'_>,
-) -> Decision {
+) -> Decision<TokensIssued> {
     let (refresh, token_digest, token_expires_at) = new_token(family, env);
     let deadline = family.expires_at.min(token_expires_at);
     let access = crate::token::issue(
@@ -244,7 +244,7 @@ fn rotate(
         refresh,
         refresh_expires_at: token_expires_at,
     };
-    Decision::ok(vec![event.into()], Reply::TokensIssued(issued))
+    Decision::ok(vec![event.into()], issued)
 }
 
 fn reused(
@@ -254,7 +254,7 @@ fn reused(
     token: &RefreshTokenView,
     spent_at: Timestamp,
     env: &Env<'_>,
-) -> Decision {
+) -> Decision<TokensIssued> {
     let successor_used = views.family_tokens(&family.id).any(|t| {
         t.generation == token.generation.saturating_add(1)
             && t.spent_at.is_some()
@@ -288,7 +288,7 @@ fn reused(
 
 /// RFC 7009 revocation of a refresh token: revokes its family. Unknown, spent or already
 /// revoked tokens succeed without events, so that the answer reveals nothing.
-pub(crate) fn revoke_token(views: &Views, presented: SecretDigest, env: &Env<'_>) -> Decision {
+fn revoke_token(views: &Views, presented: SecretDigest, env: &Env<'_>) -> Decision<()> {
     let family = views
         .refresh_token(&presented)
         .and_then(|t| views.family(&t.family));
@@ -304,11 +304,11 @@ pub(crate) fn revoke_token(views: &Views, presented: SecretDigest, env: &Env<'_>
             &mut events,
         );
     }
-    Decision::ok(events, Reply::Revoked)
+    Decision::ok(events, ())
 }
 
 /// Logout in token mode: ends the family and the session it belongs to.
-pub(crate) fn logout(views: &Views, family: FamilyId, env: &Env<'_>) -> Decision {
+fn logout(views: &Views, family: FamilyId, env: &Env<'_>) -> Decision<()> {
     match views.family(&family) {
         Some(f) if f.is_live(env.now) => {
             let mut events = Vec::new();
@@ -320,7 +320,7 @@ pub(crate) fn logout(views: &Views, family: FamilyId, env: &Env<'_>) -> Decision
                 env,
                 &mut events,
             );
-            Decision::ok(events, Reply::LoggedOut)
+            Decision::ok(events, ())
         }
         _ => Decision::refuse(vec![], Rejection::Unauthenticated),
     }
@@ -406,3 +406,62 @@ pub(crate) fn revoke_for_session(
 
 #[cfg(test)]
 mod tests;
+
+/// Spend a refresh token for new tokens. `presented` comes from [`presented_digest`]; a
+/// string that is no refresh token never becomes a command (answer `invalid_grant` at once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshTokens {
+    /// The presented token's digest.
+    pub presented: SecretDigest,
+}
+
+impl Decide for RefreshTokens {
+    type Reply = TokensIssued;
+
+    fn kind(&self) -> &'static str {
+        "refresh_tokens"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<TokensIssued> {
+        refresh(views, self.presented, env)
+    }
+}
+
+/// RFC 7009 revocation of a refresh token: revokes its family. Unknown, spent or already
+/// revoked tokens succeed without events, so that the answer reveals nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokeRefreshToken {
+    /// The presented token's digest.
+    pub presented: SecretDigest,
+}
+
+impl Decide for RevokeRefreshToken {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "revoke_refresh_token"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        revoke_token(views, self.presented, env)
+    }
+}
+
+/// Logout in token mode: ends the family (the access token's `fam`) and its session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogoutFamily {
+    /// The family.
+    pub family: FamilyId,
+}
+
+impl Decide for LogoutFamily {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "logout_family"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        logout(views, self.family, env)
+    }
+}

@@ -1,4 +1,4 @@
-//! Cookie sessions (tutorial section 1; OWASP Session Management Cheat Sheet).
+//! Logins and cookie sessions (OWASP Session Management Cheat Sheet).
 //!
 //! ```text
 //!   login ──▶ Live ──(request, last touch older than touch_interval)──▶ Live (touched)
@@ -10,10 +10,19 @@
 //! gets a fresh 256-bit id at login and at every privilege change, so a value planted in a
 //! victim's browser before login (session fixation) is never adopted.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{SecretDigest, plausible};
-use crate::{AccountId, Rejection, SessionId, Timestamp, Views};
+use crate::event::{Event, Pending, SessionEndReason};
+use crate::id::uuid_v7;
+use crate::mfa::MfaChallengeIssued;
+use crate::refresh::{self, TokensIssued};
+use crate::secret::{BearerSecret, SecretDigest, plausible};
+use crate::{
+    AccountId, Decide, Decision, Env, LoginMode, PasswordCheck, Rejection, SessionId, Timestamp,
+    Views,
+};
 
 /// The prefix of every session cookie value.
 pub const SESSION_SECRET_PREFIX: &str = "tss_";
@@ -63,4 +72,246 @@ pub fn authenticate<'v>(
 /// Whether a request at `now` should record activity on `session`.
 pub fn touch_due(session: &SessionView, now: Timestamp, touch_interval_ms: u64) -> bool {
     now.since(session.last_seen_at) >= touch_interval_ms
+}
+
+/// A session handed to its holder: the cookie value, once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionIssued {
+    /// The session's id (public; the cookie value is the secret).
+    pub session: SessionId,
+    /// Whose session it is.
+    pub account: AccountId,
+    /// The cookie value, shown once.
+    pub secret: BearerSecret,
+    /// The absolute deadline.
+    pub expires_at: Timestamp,
+}
+
+/// What a login that passed every factor hands out, in the mode it asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginCompleted {
+    /// Session mode: the cookie.
+    Session(SessionIssued),
+    /// Token mode: access claims to sign and a refresh token.
+    Tokens(TokensIssued),
+}
+
+/// What a password login answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginReply {
+    /// Logged in.
+    Completed(LoginCompleted),
+    /// The password was right and MFA is on: nothing is issued until the challenge is
+    /// answered.
+    MfaRequired(MfaChallengeIssued),
+}
+
+/// A password login, checked off the writer by [`crate::usecase::LoginRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    /// The password check, against the account's hash or the decoy.
+    pub check: PasswordCheck,
+    /// Session or tokens.
+    pub mode: LoginMode,
+    /// Where the request came from (throttling).
+    pub client: Option<IpAddr>,
+}
+
+impl Decide for Login {
+    type Reply = LoginReply;
+
+    fn kind(&self) -> &'static str {
+        "login"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<LoginReply> {
+        // The address check needs no account lookup, so its 429 reveals nothing about
+        // accounts.
+        let wait =
+            crate::throttle::address_wait_ms(views, self.client, env.now, &env.policy.throttle);
+        if wait > 0 {
+            return Decision::refuse(vec![], crate::throttle::throttled(wait));
+        }
+        let admitted = crate::account::admit(
+            views,
+            &self.check,
+            self.client,
+            env.now,
+            &env.policy.throttle,
+        );
+        let account = match admitted {
+            Ok(account) => account,
+            Err(failure) => return Decision::refuse(vec![failure], Rejection::InvalidCredentials),
+        };
+        let mut events = Vec::with_capacity(2);
+        if let Some(password_hash) = self.check.rehash {
+            events.push(
+                Event::PasswordRehashed {
+                    account,
+                    password_hash,
+                }
+                .into(),
+            );
+        }
+        if let Some(mfa) = views.mfa(&account).filter(|m| m.enabled()) {
+            let (started, issued) = crate::mfa::start_challenge(account, self.mode, mfa, env);
+            events.push(started);
+            return Decision::ok(events, LoginReply::MfaRequired(issued));
+        }
+        let done = complete_login(account, self.mode, env, &mut events);
+        Decision::ok(events, LoginReply::Completed(done))
+    }
+}
+
+/// Record that a session was used, if the last record is older than the touch interval.
+/// Refused when the session is not live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TouchSession {
+    /// The session.
+    pub session: SessionId,
+}
+
+impl Decide for TouchSession {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "touch_session"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        match views.session(&self.session) {
+            Some(s) if s.is_live(env.now) => {
+                let due = touch_due(s, env.now, env.policy.session.touch_interval_ms);
+                let events = if due {
+                    vec![
+                        Event::SessionTouched {
+                            session: self.session,
+                        }
+                        .into(),
+                    ]
+                } else {
+                    vec![]
+                };
+                Decision::ok(events, ())
+            }
+            _ => Decision::refuse(vec![], Rejection::Unauthenticated),
+        }
+    }
+}
+
+/// End the session a request came through, and the refresh families bound to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logout {
+    /// The session.
+    pub session: SessionId,
+}
+
+impl Decide for Logout {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "logout"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        match views.session(&self.session) {
+            Some(s) if s.is_live(env.now) => Decision::ok(
+                end_session(views, s, SessionEndReason::LoggedOut, env.now),
+                (),
+            ),
+            _ => Decision::refuse(vec![], Rejection::Unauthenticated),
+        }
+    }
+}
+
+/// End one of the holder's own sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokeSession {
+    /// The holder.
+    pub account: AccountId,
+    /// One of the holder's sessions; anyone else's is answered as not found.
+    pub session: SessionId,
+}
+
+impl Decide for RevokeSession {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "revoke_session"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        match views.session(&self.session) {
+            Some(s) if s.account == self.account && s.is_live(env.now) => Decision::ok(
+                end_session(views, s, SessionEndReason::Revoked, env.now),
+                (),
+            ),
+            _ => Decision::refuse(vec![], Rejection::SessionNotFound),
+        }
+    }
+}
+
+/// Ends a session and revokes the refresh families bound to it.
+fn end_session(
+    views: &Views,
+    s: &SessionView,
+    reason: SessionEndReason,
+    now: Timestamp,
+) -> Vec<Pending> {
+    let mut events = vec![ended(s.id, reason)];
+    refresh::revoke_for_session(views, now, &s.account, s.id, &mut events);
+    events
+}
+
+pub(crate) fn ended(session: SessionId, reason: SessionEndReason) -> Pending {
+    Event::SessionEnded { session, reason }.into()
+}
+
+pub(crate) fn start_session(
+    account: AccountId,
+    expires_at: Option<Timestamp>,
+    env: &mut Env<'_>,
+) -> (Pending, SessionIssued) {
+    let session = SessionId(uuid_v7(env.now, env.random_bytes()));
+    let (secret, secret_digest) = BearerSecret::generate(SESSION_SECRET_PREFIX, env);
+    let policy = env.policy.session;
+    let expires_at = expires_at.unwrap_or(env.now.plus_ms(policy.absolute_lifetime_ms));
+    let event = Event::SessionStarted {
+        session,
+        account,
+        secret_digest,
+        idle_timeout_ms: policy.idle_timeout_ms,
+        expires_at,
+    };
+    (
+        event.into(),
+        SessionIssued {
+            session,
+            account,
+            secret,
+            expires_at,
+        },
+    )
+}
+
+/// Issues what a login asked for, once every factor is proven: a session or a refresh
+/// family with its first tokens.
+pub(crate) fn complete_login(
+    account: AccountId,
+    mode: LoginMode,
+    env: &mut Env<'_>,
+    events: &mut Vec<Pending>,
+) -> LoginCompleted {
+    match mode {
+        LoginMode::Session => {
+            let (started, issued) = start_session(account, None, env);
+            events.push(started);
+            LoginCompleted::Session(issued)
+        }
+        LoginMode::Token => {
+            let (started, issued) = refresh::start_family(account, None, None, None, env);
+            events.push(started);
+            LoginCompleted::Tokens(issued)
+        }
+    }
 }

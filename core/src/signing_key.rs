@@ -29,10 +29,10 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::decide::{Decision, Reply};
+use crate::decide::Decision;
 use crate::event::Event;
 use crate::token::{ACCESS_TOKEN_OUTLIVES_MS, ACCESS_TOKEN_TYPE, AccessClaims};
-use crate::{Env, Rejection, Timestamp};
+use crate::{Env, Rejection, Timestamp, Views};
 
 /// Length of a kid: a base64url SHA-256.
 pub const KID_CHARS: usize = 43;
@@ -208,8 +208,8 @@ impl Signer {
     }
 
     /// The command that adds this key to the set (and retires the current one).
-    pub fn add_command(&self) -> crate::Command {
-        crate::Command::AddSigningKey {
+    pub fn add_command(&self) -> AddSigningKey {
+        AddSigningKey {
             kid: self.kid.clone(),
             public_key: self.public_key,
         }
@@ -227,13 +227,13 @@ impl Signer {
 
 /// Adds a key to the set. The current key, if any, is retired in the same decision. Adding
 /// a key that is already current is a no-op, so an operator's retry is harmless.
-pub(crate) fn add(keys: &KeySet, kid: String, public_key: [u8; 32], env: &Env<'_>) -> Decision {
+fn add(keys: &KeySet, kid: String, public_key: [u8; 32], env: &Env<'_>) -> Decision<String> {
     if kid != kid_for(&public_key) {
         return Decision::refuse(vec![], Rejection::SigningKeyInvalid);
     }
     if let Some(existing) = keys.keys.get(&kid) {
         return if existing.unpublish_at.is_none() {
-            Decision::ok(vec![], Reply::SigningKeyAdded { kid })
+            Decision::ok(vec![], kid)
         } else {
             // A retired key never signs again: it may already be unpublished by a verifier.
             Decision::refuse(vec![], Rejection::SigningKeyInvalid)
@@ -257,5 +257,27 @@ pub(crate) fn add(keys: &KeySet, kid: String, public_key: [u8; 32], env: &Env<'_
         }
         .into(),
     );
-    Decision::ok(events, Reply::SigningKeyAdded { kid })
+    Decision::ok(events, kid)
+}
+
+/// Adds a signing key, which signs from now on; the current one is retired. Build it with
+/// [`Signer::add_command`]. The reply is the key's kid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddSigningKey {
+    /// The key id: the RFC 7638 thumbprint of `public_key`.
+    pub kid: String,
+    /// The Ed25519 public key.
+    pub public_key: [u8; 32],
+}
+
+impl crate::Decide for AddSigningKey {
+    type Reply = String;
+
+    fn kind(&self) -> &'static str {
+        "add_signing_key"
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<String> {
+        add(&views.signing_keys, self.kid, self.public_key, env)
+    }
 }

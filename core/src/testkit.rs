@@ -13,8 +13,8 @@ use crate::password::{PasswordHash, Verification};
 use crate::refresh::TokensIssued;
 use crate::signing_key::Signer;
 use crate::{
-    AccountId, Command, Env, Event, LoginMode, PasswordCheck, Policy, Rejection, Reply, Timestamp,
-    Views, decide,
+    AccountId, Command, Decide, Env, Event, LoginMode, PasswordCheck, Policy, Rejection, Reply,
+    Timestamp, Views,
 };
 
 /// Views, a policy, a seeded RNG and a clock: decide commands and apply their events.
@@ -43,9 +43,9 @@ impl World {
         self.now = self.now.plus_ms(secs * 1000);
     }
 
-    pub fn run(&mut self, command: Command) -> Result<Reply, Rejection> {
+    pub fn run<C: Decide>(&mut self, command: C) -> Result<C::Reply, Rejection> {
         let mut env = Env::new(self.now, &mut self.rng, &self.policy);
-        let decision = decide(&self.views, command, &mut env);
+        let decision = command.decide(&self.views, &mut env);
         let mut touched = Vec::new();
         for pending in decision.events {
             self.views
@@ -70,11 +70,11 @@ impl World {
 
     pub fn register(&mut self, username: &str) -> AccountId {
         let hash = PasswordHash(format!("$argon2id$v=19$m=64,t=1,p=1$c2FsdA${username}"));
-        match self.run(Command::Register {
+        match self.run(Command::from(crate::account::Register {
             username: username.into(),
             email: None,
             password_hash: hash,
-        }) {
+        })) {
             Ok(Reply::Registered { account, .. }) => account,
             other => panic!("register failed: {other:?}"),
         }
@@ -98,11 +98,11 @@ impl World {
 
     pub fn login_tokens(&mut self, account: AccountId) -> TokensIssued {
         let check = self.good_check(account);
-        match self.run(Command::Login {
+        match self.run(Command::from(crate::session::Login {
             check,
             mode: LoginMode::Token,
             client: None,
-        }) {
+        })) {
             Ok(Reply::TokensIssued(t)) => t,
             other => panic!("token login failed: {other:?}"),
         }
@@ -112,7 +112,7 @@ impl World {
         let Some(presented) = crate::refresh::presented_digest(refresh) else {
             return Err(Rejection::RefreshTokenInvalid);
         };
-        match self.run(Command::RefreshTokens { presented })? {
+        match self.run(Command::from(crate::refresh::RefreshTokens { presented }))? {
             Reply::TokensIssued(t) => Ok(t),
             other => panic!("unexpected reply {other:?}"),
         }

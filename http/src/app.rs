@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use tessera_core::mfa::MfaKeys;
-use tessera_core::password::{PasswordHash, decoy_hash};
-use tessera_storage::Engine;
+use tessera_core::usecase::{Planned, Prepare, UseCase};
+use tessera_storage::{Engine, Outcome, UseCaseReply};
 
 use crate::config::HttpConfig;
 use crate::hashing::Hashing;
@@ -16,8 +16,6 @@ pub struct App {
     pub engine: Engine,
     pub config: HttpConfig,
     pub hashing: Hashing,
-    /// Checked instead of a real hash when a login names no account, so both take as long.
-    pub decoy: PasswordHash,
     pub metrics: HttpMetrics,
     /// The key access tokens are signed with.
     pub signing: Arc<Signing>,
@@ -40,17 +38,40 @@ impl App {
     ) -> Result<Self, AppError> {
         config.validate().map_err(AppError::Config)?;
         engine.policy().validate().map_err(AppError::Config)?;
-        let decoy =
-            decoy_hash(&engine.policy().argon2).map_err(|e| AppError::Config(e.to_string()))?;
         let hashing = Hashing::new(config.hash_workers, config.hash_queue_max);
         Ok(Self {
             engine,
             config,
             hashing,
-            decoy,
             metrics: HttpMetrics::default(),
             signing,
             mfa_keys,
         })
+    }
+}
+
+impl App {
+    /// Runs a use case that needs argon2 work: the plan under the views' read lock, the
+    /// argon2 half on the bounded hashing pool (no lock held), then the writer. The same
+    /// halves as [`Engine::run_blocking`], with the hashing moved off the async workers.
+    pub async fn run<U: UseCase>(
+        &self,
+        usecase: U,
+    ) -> Result<Outcome<UseCaseReply<U>>, crate::problem::Problem> {
+        let plan = self.engine.plan(usecase)?;
+        let decoy = self.engine.decoy();
+        let policy = self.engine.shared_policy();
+        let command = self
+            .hashing
+            .run(move |rng, area| {
+                plan.prepare(Prepare {
+                    rng,
+                    area,
+                    decoy: &decoy,
+                    policy: &policy,
+                })
+            })
+            .await??;
+        Ok(self.engine.execute(command).await?)
     }
 }

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Method, header};
 use tessera_core::blocklist::check_not_revoked;
 use tessera_core::session::{SessionView, authenticate, touch_due};
 use tessera_core::token::{AccessClaims, verify_access_token};
-use tessera_core::{AccountId, Command, SessionId, Timestamp};
+use tessera_core::{AccountId, SessionId, Timestamp};
 
 use crate::App;
 use crate::config::HttpConfig;
@@ -131,7 +131,7 @@ pub async fn session_caller(app: &App, headers: &HeaderMap) -> Result<SessionCal
     if touch_due(&session, now, app.engine.policy().session.touch_interval_ms) {
         let outcome = app
             .engine
-            .execute(Command::TouchSession {
+            .execute(tessera_core::session::TouchSession {
                 session: session.id,
             })
             .await?;

@@ -9,8 +9,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tessera_core::Timestamp;
 use tessera_core::signing_key::Signer;
-use tessera_core::{Reply, Timestamp};
 use tessera_storage::Engine;
 use tessera_storage::keys::KeyStore;
 use zeroize::Zeroizing;
@@ -42,13 +42,11 @@ pub fn new_seed() -> Zeroizing<[u8; 32]> {
 /// Writes a new key and records it through the engine, from a synchronous caller (the CLI).
 pub fn rotate_blocking(engine: &Engine, keys: &KeyStore) -> Result<Signer, SigningError> {
     let signer = keys.write(&new_seed())?;
-    match engine.execute_blocking(signer.add_command())?.reply {
-        Ok(Reply::SigningKeyAdded { .. }) => Ok(signer),
-        Ok(_) => Err(SigningError::Refused(
-            tessera_core::Rejection::SigningKeyInvalid,
-        )),
-        Err(r) => Err(SigningError::Refused(r)),
-    }
+    engine
+        .execute_blocking(signer.add_command())?
+        .reply
+        .map_err(SigningError::Refused)?;
+    Ok(signer)
 }
 
 impl Signing {
@@ -71,13 +69,12 @@ impl Signing {
     }
 
     async fn record(engine: &Engine, signer: Signer) -> Result<Signer, SigningError> {
-        match engine.execute(signer.add_command()).await?.reply {
-            Ok(Reply::SigningKeyAdded { .. }) => Ok(signer),
-            Ok(_) => Err(SigningError::Refused(
-                tessera_core::Rejection::SigningKeyInvalid,
-            )),
-            Err(r) => Err(SigningError::Refused(r)),
-        }
+        engine
+            .execute(signer.add_command())
+            .await?
+            .reply
+            .map_err(SigningError::Refused)?;
+        Ok(signer)
     }
 
     pub fn signer(&self) -> Arc<Signer> {

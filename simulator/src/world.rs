@@ -6,10 +6,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rand::rngs::ChaCha20Rng;
-use tessera_core::decide::SessionIssued;
+use tessera_core::password::WorkArea;
 use tessera_core::refresh::TokensIssued;
-use tessera_core::session::{SessionView, authenticate, touch_due};
-use tessera_core::{AccountId, Command, LoginMode, Policy, Rejection, Reply, Timestamp, prepare};
+use tessera_core::session::{SessionIssued, SessionView, authenticate, touch_due};
+use tessera_core::usecase::{
+    ChangePasswordRequest, LoginRequest, Planned, RegisterRequest, UseCase,
+};
+use tessera_core::{AccountId, Command, LoginMode, Policy, Rejection, Reply, Timestamp};
 use tessera_storage::engine::EngineConfig;
 use tessera_storage::fault::{FaultPoint, FaultyStore};
 use tessera_storage::replay;
@@ -69,6 +72,8 @@ pub struct World {
     incarnation: u32,
     crashes: VecDeque<CrashPlan>,
     salts: ChaCha20Rng,
+    /// argon2's memory, kept between hashes as a hashing thread keeps it.
+    area: WorkArea,
     /// (sequence, hash) of the head after every acknowledged change.
     acknowledged: Vec<(u64, [u8; 32])>,
     /// What happened lately, for a failure report.
@@ -198,6 +203,7 @@ impl World {
             incarnation: 0,
             crashes,
             salts: seed::stream(seed, "salts"),
+            area: WorkArea::default(),
             acknowledged: Vec::new(),
             recent: VecDeque::new(),
             drift_ppm: 0,
@@ -231,8 +237,9 @@ impl World {
     /// outcome is unknown, as a client's is when the connection drops).
     pub fn execute(
         &mut self,
-        command: Command,
+        command: impl Into<Command>,
     ) -> Result<Option<Result<Reply, Rejection>>, Failure> {
+        let command = command.into();
         let kind = command.kind();
         match self.engine.execute_blocking(command) {
             Ok(outcome) => {
@@ -255,6 +262,25 @@ impl World {
                 Ok(None)
             }
             Err(e) => Err(self.fail(FailureKind::Crash, format!("engine failed: {e}"))),
+        }
+    }
+
+    /// Runs a use case as every driver does: the plan and the argon2 work (with the seeded
+    /// salts), then the writer through [`World::execute`]. A refusal before the writer is
+    /// `Some(Err(_))`, as an HTTP client sees it.
+    pub fn run<U: UseCase>(
+        &mut self,
+        usecase: U,
+    ) -> Result<Option<Result<Reply, Rejection>>, Failure>
+    where
+        <U::Plan as Planned>::Command: Into<Command>,
+    {
+        match self
+            .engine
+            .prepare_here(usecase, &mut self.salts, &mut self.area)
+        {
+            Ok(command) => self.execute(command),
+            Err(r) => Ok(Some(Err(r))),
         }
     }
 
@@ -300,24 +326,25 @@ impl World {
         username: &str,
         password: &str,
     ) -> Result<Option<AccountId>, Failure> {
-        let command =
-            match prepare::register(username, None, password, &self.policy, &mut self.salts) {
-                Ok(c) => c,
-                Err(r) => {
-                    return Err(self.fail(
-                        FailureKind::Crash,
-                        format!("simulator made an invalid registration: {r}"),
-                    ));
-                }
-            };
-        match self.execute(command.clone())? {
+        let request = || RegisterRequest {
+            username: username.to_owned(),
+            email: None,
+            password: password.into(),
+        };
+        match self.run(request())? {
             Some(Ok(Reply::Registered { account, .. })) => Ok(Some(account)),
+            Some(Err(r @ (Rejection::WeakPassword(_) | Rejection::InvalidUsername(_)))) => {
+                Err(self.fail(
+                    FailureKind::Crash,
+                    format!("simulator made an invalid registration: {r}"),
+                ))
+            }
             Some(_) => Ok(None),
             // A crash made the outcome unknown: a client would look, and try again if the
             // account is not there (after a crash before the write, it is not).
             None => match self.account_id(username) {
                 Some(account) => Ok(Some(account)),
-                None => match self.execute(command)? {
+                None => match self.run(request())? {
                     Some(Ok(Reply::Registered { account, .. })) => Ok(Some(account)),
                     _ => Ok(None),
                 },
@@ -351,9 +378,10 @@ impl World {
             Err(r) => return Ok(Err(r)),
         };
         if touch_due(&session, now, self.policy.session.touch_interval_ms)
-            && let Some(Err(r)) = self.execute(Command::TouchSession {
-                session: session.id,
-            })?
+            && let Some(Err(r)) =
+                self.execute(Command::from(tessera_core::session::TouchSession {
+                    session: session.id,
+                }))?
         {
             return Ok(Err(r));
         }
@@ -401,7 +429,9 @@ impl World {
         let Some(digest) = tessera_core::refresh::presented_digest(presented) else {
             return Ok(Some(Err(Rejection::RefreshTokenInvalid)));
         };
-        self.tokens_reply(Command::RefreshTokens { presented: digest })
+        self.tokens_reply(Command::from(tessera_core::refresh::RefreshTokens {
+            presented: digest,
+        }))
     }
 
     /// Two commands submitted before either is answered: the writer orders them, first
@@ -455,31 +485,9 @@ impl World {
         client: std::net::IpAddr,
         mode: LoginMode,
     ) -> Result<Option<Result<Reply, Rejection>>, Failure> {
-        let (account, wait) = {
-            let views = self.engine.views();
-            let wait = tessera_core::throttle::check_address(
-                &views,
-                Some(client),
-                self.now(),
-                &self.policy.throttle,
-            );
-            (views.account_by_username(username).cloned(), wait)
-        };
-        // The HTTP adapter's pre-check: a throttled address is refused before argon2.
-        if let Err(r) = wait {
-            return Ok(Some(Err(r)));
-        }
-        let decoy = tessera_core::password::decoy_hash(&self.policy.argon2)
-            .map_err(|e| self.fail(FailureKind::Crash, format!("decoy hash: {e}")))?;
-        let check = prepare::check_password(
-            password,
-            account.as_ref(),
-            &decoy,
-            &self.policy,
-            &mut self.salts,
-        );
-        self.execute(Command::Login {
-            check,
+        self.run(LoginRequest {
+            username: username.to_owned(),
+            password: password.into(),
             mode,
             client: Some(client),
         })
@@ -495,12 +503,12 @@ impl World {
         let Some(presented) = tessera_core::mfa::presented_challenge_digest(mfa_token) else {
             return Ok(Some(Err(Rejection::MfaChallengeInvalid)));
         };
-        self.execute(Command::AnswerMfaChallenge {
+        self.execute(Command::from(tessera_core::mfa::AnswerMfaChallenge {
             presented,
             answer,
             keys: self.mfa_keys.clone(),
             client: Some(client),
-        })
+        }))
     }
 
     /// Turns TOTP on for the account, as its holder would: the TOTP secret and the backup
@@ -514,10 +522,10 @@ impl World {
         else {
             return Ok(None);
         };
-        let started = self.execute(Command::StartTotpEnrolment {
+        let started = self.execute(Command::from(tessera_core::mfa::StartTotpEnrolment {
             account,
             keys: self.mfa_keys.clone(),
-        })?;
+        }))?;
         let Some(Ok(Reply::TotpEnrolmentStarted(e))) = started else {
             return Ok(None);
         };
@@ -527,12 +535,12 @@ impl World {
         let code = tessera_core::mfa::totp_code_at(&secret, self.now()).unwrap_or_default();
         let code = tessera_core::mfa::TotpCode::parse(&code)
             .map_err(|r| self.fail(FailureKind::Crash, format!("own code refused: {r}")))?;
-        let confirmed = self.execute(Command::ConfirmTotp {
+        let confirmed = self.execute(Command::from(tessera_core::mfa::ConfirmTotp {
             account,
             code,
             keys: self.mfa_keys.clone(),
             client: None,
-        })?;
+        }))?;
         let Some(Ok(Reply::TotpEnabled { backup_codes })) = confirmed else {
             return Ok(None);
         };
@@ -626,9 +634,9 @@ impl World {
             return Ok(false);
         };
         Ok(matches!(
-            self.execute(Command::Logout {
+            self.execute(Command::from(tessera_core::session::Logout {
                 session: session.id
-            })?,
+            }))?,
             Some(Ok(_))
         ))
     }
@@ -642,45 +650,35 @@ impl World {
         new: &str,
         via: Option<&str>,
     ) -> Result<Option<Result<Option<SessionIssued>, Rejection>>, Failure> {
-        let account = self.engine.views().account_by_username(username).cloned();
+        let Some(account) = self.account_id(username) else {
+            return Ok(Some(Err(Rejection::InvalidCredentials)));
+        };
         let current_session = via.and_then(|s| {
             authenticate(&self.engine.views(), s, self.now())
                 .ok()
                 .map(|v| v.id)
         });
-        let decoy = tessera_core::password::decoy_hash(&self.policy.argon2)
-            .map_err(|e| self.fail(FailureKind::Crash, format!("decoy hash: {e}")))?;
-        let check = prepare::check_password(
-            current,
-            account.as_ref(),
-            &decoy,
-            &self.policy,
-            &mut self.salts,
-        );
-        let new_hash = prepare::new_password(new, &self.policy, &mut self.salts).map_err(|r| {
-            self.fail(
-                FailureKind::Crash,
-                format!("simulator chose a weak password: {r}"),
-            )
-        })?;
-        Ok(
-            match self.execute(Command::ChangePassword {
-                check,
-                new_hash,
-                current_session,
-                client: None,
-            })? {
-                Some(Ok(Reply::PasswordChanged { session })) => Some(Ok(session)),
-                Some(Ok(other)) => {
-                    return Err(self.fail(
-                        FailureKind::Crash,
-                        format!("password change answered {other:?}"),
-                    ));
-                }
-                Some(Err(r)) => Some(Err(r)),
-                None => None,
-            },
-        )
+        let request = ChangePasswordRequest {
+            account,
+            current_password: current.into(),
+            new_password: new.into(),
+            current_session,
+            client: None,
+        };
+        Ok(match self.run(request)? {
+            Some(Ok(Reply::PasswordChanged { session })) => Some(Ok(session)),
+            Some(Err(Rejection::WeakPassword(_))) => {
+                return Err(self.fail(FailureKind::Crash, "simulator chose a weak password"));
+            }
+            Some(Ok(other)) => {
+                return Err(self.fail(
+                    FailureKind::Crash,
+                    format!("password change answered {other:?}"),
+                ));
+            }
+            Some(Err(r)) => Some(Err(r)),
+            None => None,
+        })
     }
 
     /// Whether `candidate` is the account's password now (after a crash left it unknown).
@@ -703,7 +701,10 @@ impl World {
         session: tessera_core::SessionId,
     ) -> Result<bool, Failure> {
         Ok(matches!(
-            self.execute(Command::RevokeSession { account, session })?,
+            self.execute(Command::from(tessera_core::session::RevokeSession {
+                account,
+                session
+            }))?,
             Some(Ok(_))
         ))
     }

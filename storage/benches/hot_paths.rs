@@ -56,7 +56,7 @@ struct World {
 }
 
 impl World {
-    fn run(&mut self, command: Command) -> Reply {
+    fn run(&mut self, command: impl Into<Command>) -> Reply {
         let mut env = Env::new(self.now, &mut self.rng, &self.policy);
         let d = decide(&self.views, command, &mut env);
         let mut touched = Vec::new();
@@ -70,7 +70,7 @@ impl World {
     }
 
     fn login(&mut self, account: AccountId, mode: LoginMode) -> Reply {
-        self.run(Command::Login {
+        self.run(Command::from(tessera_core::session::Login {
             check: PasswordCheck {
                 account: Some(account),
                 checked_hash: self.hash.clone(),
@@ -79,7 +79,7 @@ impl World {
             },
             mode,
             client: None,
-        })
+        }))
     }
 
     fn new() -> Self {
@@ -106,11 +106,13 @@ impl World {
         w.run(signer.add_command());
         let mut accounts = Vec::new();
         for i in 0..100 {
-            if let Reply::Registered { account, .. } = w.run(Command::Register {
-                username: format!("bench{i}"),
-                email: None,
-                password_hash: w.hash.clone(),
-            }) {
+            if let Reply::Registered { account, .. } =
+                w.run(Command::from(tessera_core::account::Register {
+                    username: format!("bench{i}"),
+                    email: None,
+                    password_hash: w.hash.clone(),
+                }))
+            {
                 accounts.push(account);
             }
         }
@@ -125,10 +127,12 @@ impl World {
         }
         w.now = w.now.plus_ms(61_000);
         for s in &sessions {
-            w.run(Command::TouchSession { session: *s });
+            w.run(Command::from(tessera_core::session::TouchSession {
+                session: *s,
+            }));
         }
         for s in sessions.iter().step_by(2) {
-            w.run(Command::Logout { session: *s });
+            w.run(Command::from(tessera_core::session::Logout { session: *s }));
         }
         // Token families, each rotated a few times.
         for i in 0..200 {
@@ -139,7 +143,11 @@ impl World {
             };
             for _ in 0..3 {
                 let presented = presented_digest(issued.refresh.expose()).expect("refresh token");
-                let Reply::TokensIssued(next) = w.run(Command::RefreshTokens { presented }) else {
+                let Reply::TokensIssued(next) =
+                    w.run(Command::from(tessera_core::refresh::RefreshTokens {
+                        presented,
+                    }))
+                else {
                     panic!("no rotation");
                 };
                 issued = next;
@@ -206,7 +214,11 @@ fn decide_refresh(b: Bencher) {
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     b.bench_local(|| {
         let mut env = Env::new(w.now, &mut rng, &w.policy);
-        let d = decide(&w.views, Command::RefreshTokens { presented }, &mut env);
+        let d = decide(
+            &w.views,
+            Command::from(tessera_core::refresh::RefreshTokens { presented }),
+            &mut env,
+        );
         assert!(d.reply.is_ok());
         d
     });

@@ -21,9 +21,10 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use rand_core::CryptoRng;
-use tessera_core::{
-    Command, Env, Policy, Rejection, Reply, StreamId, Timestamp, ViewKey, Views, decide,
-};
+use tessera_core::event::Pending;
+use tessera_core::password::{PasswordHash, WorkArea};
+use tessera_core::usecase::{Planned, Prepare, UseCase};
+use tessera_core::{Decide, Env, Policy, Rejection, Reply, StreamId, Timestamp, ViewKey, Views};
 use tokio::sync::oneshot;
 
 use crate::event_store::{AppendBatch, EventStore, Head, NewEvent};
@@ -69,8 +70,9 @@ pub enum EngineError {
 
 /// What a command came to, once its events (if any) are durable.
 #[derive(Debug)]
-pub struct Outcome {
-    pub reply: Result<Reply, Rejection>,
+pub struct Outcome<R = Reply> {
+    /// The use case's reply, or why it was refused.
+    pub reply: Result<R, Rejection>,
     /// When the writer decided it.
     pub recorded_at: Timestamp,
     /// The log's last sequence after the batch that carried it.
@@ -112,10 +114,74 @@ impl EngineMetrics {
 
 type Inspection = Box<dyn FnOnce(&dyn EventStore, &Views) + Send>;
 
+/// A command waiting for the writer, with the channel its typed outcome goes back on.
+trait Job: Send {
+    /// Decides the command; the reply waits in the returned answer until the batch is
+    /// durable.
+    fn decide(self: Box<Self>, views: &Views, env: &mut Env<'_>)
+    -> (Vec<Pending>, Box<dyn Answer>);
+    /// The command was never decided: the engine failed first.
+    fn fail(self: Box<Self>, error: EngineError);
+}
+
+/// A decided command's reply, held until its batch is durable (or failed).
+trait Answer: Send {
+    fn send(self: Box<Self>, sequence: u64);
+    fn fail(self: Box<Self>, error: EngineError);
+}
+
+type ReplyTx<C> = oneshot::Sender<Result<Outcome<<C as Decide>::Reply>, EngineError>>;
+
+struct Queued<C: Decide> {
+    command: C,
+    reply: ReplyTx<C>,
+}
+
+struct Decided<R> {
+    reply: Result<R, Rejection>,
+    recorded_at: Timestamp,
+    tx: oneshot::Sender<Result<Outcome<R>, EngineError>>,
+}
+
+impl<C: Decide> Job for Queued<C> {
+    fn decide(
+        self: Box<Self>,
+        views: &Views,
+        env: &mut Env<'_>,
+    ) -> (Vec<Pending>, Box<dyn Answer>) {
+        let recorded_at = env.now;
+        let decision = self.command.decide(views, env);
+        let answer = Decided {
+            reply: decision.reply,
+            recorded_at,
+            tx: self.reply,
+        };
+        (decision.events, Box::new(answer))
+    }
+
+    fn fail(self: Box<Self>, error: EngineError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+impl<R: Send + 'static> Answer for Decided<R> {
+    fn send(self: Box<Self>, sequence: u64) {
+        let _ = self.tx.send(Ok(Outcome {
+            reply: self.reply,
+            recorded_at: self.recorded_at,
+            sequence,
+        }));
+    }
+
+    fn fail(self: Box<Self>, error: EngineError) {
+        let _ = self.tx.send(Err(error));
+    }
+}
+
 enum Msg {
-    Job(Command, oneshot::Sender<Result<Outcome, EngineError>>),
+    Job(Box<dyn Job>),
     /// Several commands decided in order within one batch (see [`Engine::submit_all`]).
-    Jobs(Vec<(Command, oneshot::Sender<Result<Outcome, EngineError>>)>),
+    Jobs(Vec<Box<dyn Job>>),
     /// Runs on the writer between batches, so the store and the views it sees agree.
     Inspect(Inspection),
     Shutdown(oneshot::Sender<()>),
@@ -146,8 +212,24 @@ pub struct Engine {
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
     policy: Arc<Policy>,
+    /// What a password is checked against when the username names no account.
+    decoy: Arc<PasswordHash>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
+
+/// Why a use case run by [`Engine::run_blocking`] produced no outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UseCaseError {
+    /// Refused before the writer: a pre-check, the input, or the password policy.
+    #[error(transparent)]
+    Refused(#[from] Rejection),
+    /// The engine could not take or finish the command.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// The reply type of the command a use case becomes.
+pub type UseCaseReply<U> = <<<U as UseCase>::Plan as Planned>::Command as Decide>::Reply;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -210,6 +292,8 @@ impl Engine {
             head: Mutex::new(head),
             time_floor: AtomicU64::new(last_at.as_millis()),
         });
+        let decoy = tessera_core::password::decoy_hash(&policy.argon2)
+            .map_err(|e| replay::ReplayError::Policy(e.to_string()))?;
         let policy = Arc::new(policy);
         let writer = Writer {
             store,
@@ -232,20 +316,25 @@ impl Engine {
             shared,
             clock,
             policy,
+            decoy: Arc::new(decoy),
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
 
     /// Queues `command`. Refuses at once when the queue is full or the engine has stopped.
-    pub fn submit(
+    #[allow(clippy::type_complexity)]
+    pub fn submit<C: Decide>(
         &self,
-        command: Command,
-    ) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
+        command: C,
+    ) -> Result<oneshot::Receiver<Result<Outcome<C::Reply>, EngineError>>, EngineError> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Msg::Job(command, reply)) {
+        match self
+            .tx
+            .try_send(Msg::Job(Box::new(Queued { command, reply })))
+        {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => {
                 self.shared
@@ -262,18 +351,18 @@ impl Engine {
     /// before anything queued after them. The simulator uses it to stage a race whose
     /// batching does not depend on thread timing.
     #[allow(clippy::type_complexity)]
-    pub fn submit_all(
+    pub fn submit_all<C: Decide>(
         &self,
-        commands: Vec<Command>,
-    ) -> Result<Vec<oneshot::Receiver<Result<Outcome, EngineError>>>, EngineError> {
+        commands: Vec<C>,
+    ) -> Result<Vec<oneshot::Receiver<Result<Outcome<C::Reply>, EngineError>>>, EngineError> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
-        let (jobs, receivers): (Vec<_>, Vec<_>) = commands
+        let (jobs, receivers): (Vec<Box<dyn Job>>, Vec<_>) = commands
             .into_iter()
-            .map(|c| {
-                let (tx, rx) = oneshot::channel();
-                ((c, tx), rx)
+            .map(|command| {
+                let (reply, rx) = oneshot::channel();
+                (Box::new(Queued { command, reply }) as Box<dyn Job>, rx)
             })
             .unzip();
         match self.tx.try_send(Msg::Jobs(jobs)) {
@@ -284,7 +373,7 @@ impl Engine {
     }
 
     /// Submits and waits, for async callers.
-    pub async fn execute(&self, command: Command) -> Result<Outcome, EngineError> {
+    pub async fn execute<C: Decide>(&self, command: C) -> Result<Outcome<C::Reply>, EngineError> {
         self.submit(command)?
             .await
             .map_err(|_| EngineError::Stopped)?
@@ -292,10 +381,61 @@ impl Engine {
 
     /// Submits and waits, for synchronous callers (CLI, simulator). Must not be called from
     /// inside an async runtime.
-    pub fn execute_blocking(&self, command: Command) -> Result<Outcome, EngineError> {
+    pub fn execute_blocking<C: Decide>(
+        &self,
+        command: C,
+    ) -> Result<Outcome<C::Reply>, EngineError> {
         self.submit(command)?
             .blocking_recv()
             .map_err(|_| EngineError::Stopped)?
+    }
+
+    /// The cheap half of a use case, under the views' read lock (released before it
+    /// returns, so the expensive half never runs under it).
+    pub fn plan<U: UseCase>(&self, usecase: U) -> Result<U::Plan, Rejection> {
+        let now = self.now();
+        let views = self.views();
+        usecase.plan(&views, now, &self.policy)
+    }
+
+    /// The hash checked when a username names no account; computed once per engine.
+    pub fn decoy(&self) -> Arc<PasswordHash> {
+        self.decoy.clone()
+    }
+
+    /// Shares the policy with work that outlives a borrow of the engine (the hashing pool).
+    pub fn shared_policy(&self) -> Arc<Policy> {
+        self.policy.clone()
+    }
+
+    /// Runs a use case to its outcome in this thread: the plan, the argon2 work here with
+    /// `rng` and `area`, then the writer. For synchronous drivers (the CLI, the simulator,
+    /// tests); the HTTP adapter runs the same halves with the argon2 work on its pool. Must
+    /// not be called from inside an async runtime.
+    pub fn run_blocking<U: UseCase>(
+        &self,
+        usecase: U,
+        rng: &mut dyn CryptoRng,
+        area: &mut WorkArea,
+    ) -> Result<Outcome<UseCaseReply<U>>, UseCaseError> {
+        let command = self.prepare_here(usecase, rng, area)?;
+        Ok(self.execute_blocking(command)?)
+    }
+
+    /// Both halves of a use case before the writer, in this thread: the plan, then the
+    /// argon2 work with `rng` and `area`. The command it returns goes to the writer next.
+    pub fn prepare_here<U: UseCase>(
+        &self,
+        usecase: U,
+        rng: &mut dyn CryptoRng,
+        area: &mut WorkArea,
+    ) -> Result<<U::Plan as Planned>::Command, Rejection> {
+        self.plan(usecase)?.prepare(Prepare {
+            rng,
+            area,
+            decoy: &self.decoy,
+            policy: &self.policy,
+        })
     }
 
     /// A read lock on the current views. Hold it briefly: the writer waits for it.
@@ -397,12 +537,6 @@ struct Writer {
     shared: Arc<Shared>,
 }
 
-type Answer = (
-    oneshot::Sender<Result<Outcome, EngineError>>,
-    Result<Reply, Rejection>,
-    Timestamp,
-);
-
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
         let mut jobs = Vec::with_capacity(self.config.batch_commands_max);
@@ -411,7 +545,7 @@ impl Writer {
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Job(cmd, reply) => jobs.push((cmd, reply)),
+                    Msg::Job(job) => jobs.push(job),
                     Msg::Jobs(list) => jobs.extend(list),
                     Msg::Inspect(inspect) => {
                         // Decide what came before it first, so the inspection sees it.
@@ -464,25 +598,22 @@ impl Writer {
             .clone()
     }
 
-    fn process(&mut self, jobs: Vec<(Command, oneshot::Sender<Result<Outcome, EngineError>>)>) {
+    fn process(&mut self, jobs: Vec<Box<dyn Job>>) {
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
         metrics
             .commands
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         if let Some(e) = self.current_failure() {
-            for (_, reply) in jobs {
-                let _ = reply.send(Err(e.clone()));
+            for job in jobs {
+                job.fail(e.clone());
             }
             return;
         }
         let (batch, answers) = match self.decide_batch(jobs) {
             Ok(decided) => decided,
-            Err((error, answers)) => {
-                self.fail(error.clone());
-                for (reply, _, _) in answers {
-                    let _ = reply.send(Err(error.clone()));
-                }
+            Err(error) => {
+                self.fail(error);
                 return;
             }
         };
@@ -508,29 +639,25 @@ impl Writer {
                 Err(e) => {
                     let error = EngineError::Storage(e.to_string());
                     self.fail(error.clone());
-                    for (reply, _, _) in answers {
-                        let _ = reply.send(Err(error.clone()));
+                    for answer in answers {
+                        answer.fail(error.clone());
                     }
                     return;
                 }
             }
         };
-        for (reply, result, recorded_at) in answers {
-            let _ = reply.send(Ok(Outcome {
-                reply: result,
-                recorded_at,
-                sequence,
-            }));
+        for answer in answers {
+            answer.send(sequence);
         }
     }
 
     /// Decides every job in order against the views, applying each decision's events before
-    /// the next job is decided.
-    #[allow(clippy::type_complexity)]
+    /// the next job is decided. On failure every job of the batch, decided or not, is
+    /// answered with the error, and nothing of the batch is appended.
     fn decide_batch(
         &mut self,
-        jobs: Vec<(Command, oneshot::Sender<Result<Outcome, EngineError>>)>,
-    ) -> Result<(AppendBatch, Vec<Answer>), (EngineError, Vec<Answer>)> {
+        jobs: Vec<Box<dyn Job>>,
+    ) -> Result<(AppendBatch, Vec<Box<dyn Answer>>), EngineError> {
         let shared = self.shared.clone();
         let mut views = shared
             .views
@@ -540,46 +667,37 @@ impl Writer {
         let mut touched: Vec<ViewKey> = Vec::new();
         let mut versions: std::collections::HashMap<StreamId, u64> =
             std::collections::HashMap::new();
-        let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
+        let mut answers: Vec<Box<dyn Answer>> = Vec::with_capacity(jobs.len());
+        let mut jobs = jobs.into_iter();
         let mut failure = None;
-        for (command, reply) in jobs {
+        for job in jobs.by_ref() {
             let now = self.shared.now(self.clock.as_ref());
-            if failure.is_some() {
-                answers.push((reply, Err(Rejection::Unauthenticated), now));
-                continue;
-            }
             let mut env = Env::new(now, self.rng.as_mut(), &self.policy);
-            let decision = decide(&views, command, &mut env);
-            for pending in decision.events {
-                let expected = match versions.get(&pending.stream) {
-                    Some(v) => *v,
-                    None => match self.store.stream_version(&pending.stream) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            failure = Some(EngineError::Storage(e.to_string()));
-                            break;
-                        }
-                    },
-                };
-                if let Err(e) = views.apply(now, &pending.event, &mut touched) {
-                    failure = Some(EngineError::Invariant(e.to_string()));
-                    break;
-                }
-                versions.insert(pending.stream.clone(), expected + 1);
-                batch.events.push(NewEvent {
-                    stream: pending.stream,
-                    expected_version: expected,
-                    recorded_at: now,
-                    event: pending.event,
-                });
+            let (events, answer) = job.decide(&views, &mut env);
+            answers.push(answer);
+            if let Err(e) = self.stage(
+                &mut views,
+                now,
+                events,
+                &mut versions,
+                &mut touched,
+                &mut batch,
+            ) {
+                failure = Some(e);
+                break;
             }
-            answers.push((reply, decision.reply, now));
         }
         if failure.is_none() && self.config.check_invariants {
             failure = views.check_invariants().err().map(EngineError::Invariant);
         }
         if let Some(e) = failure {
-            return Err((e, answers));
+            for answer in answers {
+                answer.fail(e.clone());
+            }
+            for job in jobs {
+                job.fail(e.clone());
+            }
+            return Err(e);
         }
         touched.sort();
         touched.dedup();
@@ -591,5 +709,38 @@ impl Writer {
             })
             .collect();
         Ok((batch, answers))
+    }
+
+    /// Applies one decision's events to the views and adds them to the batch, each with the
+    /// version its stream must be at.
+    fn stage(
+        &self,
+        views: &mut Views,
+        now: Timestamp,
+        events: Vec<Pending>,
+        versions: &mut std::collections::HashMap<StreamId, u64>,
+        touched: &mut Vec<ViewKey>,
+        batch: &mut AppendBatch,
+    ) -> Result<(), EngineError> {
+        for pending in events {
+            let expected = match versions.get(&pending.stream) {
+                Some(v) => *v,
+                None => self
+                    .store
+                    .stream_version(&pending.stream)
+                    .map_err(|e| EngineError::Storage(e.to_string()))?,
+            };
+            views
+                .apply(now, &pending.event, touched)
+                .map_err(|e| EngineError::Invariant(e.to_string()))?;
+            versions.insert(pending.stream.clone(), expected + 1);
+            batch.events.push(NewEvent {
+                stream: pending.stream,
+                expected_version: expected,
+                recorded_at: now,
+                event: pending.event,
+            });
+        }
+        Ok(())
     }
 }

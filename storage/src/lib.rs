@@ -40,7 +40,7 @@ pub mod replay;
 pub mod sled_store;
 
 pub use codec::Envelope;
-pub use engine::{Clock, Engine, EngineConfig, EngineError, Outcome};
+pub use engine::{Clock, Engine, EngineConfig, EngineError, Outcome, UseCaseError, UseCaseReply};
 pub use event_store::{AppendBatch, AppendError, EventStore, Head, NewEvent, OpenError, ReadError};
 pub use memory_store::MemoryStore;
 pub use sled_store::{SledOptions, SledStore};

@@ -15,6 +15,10 @@ pub enum ReplayError {
     Apply { sequence: u64, why: String },
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The policy the engine was started with cannot be used (checked when configuration
+    /// loads, so only a caller that skipped the check sees this).
+    #[error("the policy cannot be used: {0}")]
+    Policy(String),
 }
 
 /// Which envelopes to print.

@@ -13,11 +13,14 @@
 //! that would stop the engine. It also checks the views' invariants after every step.
 
 use rand::rngs::ChaCha20Rng;
-use tessera_core::decide::SessionIssued;
-use tessera_core::password::{self, PasswordHash};
+use tessera_core::password::{self, PasswordHash, WorkArea};
+use tessera_core::session::SessionIssued;
+use tessera_core::usecase::{
+    ChangePasswordRequest, LoginRequest, Planned, Prepare, RegisterRequest, UseCase,
+};
 use tessera_core::{
     AccountId, Command, Env, Event, LoginMode, PasswordCheck, Policy, Rejection, Reply, SessionId,
-    Timestamp, Views, decide, prepare,
+    Timestamp, Views, decide,
 };
 
 use crate::{T0, policy, rng};
@@ -34,6 +37,7 @@ pub struct Given {
     /// Feeds argon2 salts in `prepare`, apart from the decisions' stream.
     prepare_rng: ChaCha20Rng,
     decoy: PasswordHash,
+    area: WorkArea,
 }
 
 impl std::fmt::Debug for Given {
@@ -64,6 +68,7 @@ impl Given {
             env_rng: rng(seed),
             prepare_rng: rng(seed ^ 0x5eed_5a17),
             decoy,
+            area: WorkArea::default(),
         }
     }
 
@@ -154,41 +159,63 @@ impl Given {
         crate::fold(&self.log)
     }
 
-    /// A registration, validated and hashed by `prepare::register`.
+    /// What the expensive half of a use case is given, as a hashing thread gives it.
+    fn prep(&mut self) -> Prepare<'_> {
+        Prepare {
+            rng: &mut self.prepare_rng,
+            area: &mut self.area,
+            decoy: &self.decoy,
+            policy: &self.policy,
+        }
+    }
+
+    /// A registration, validated and hashed as every driver does it. Only the expensive half
+    /// runs, so that a taken name reaches the writer's own uniqueness check.
     pub fn register(
         &mut self,
         username: &str,
         email: Option<&str>,
         password: &str,
     ) -> Result<Command, Rejection> {
-        prepare::register(
-            username,
-            email,
-            password,
-            &self.policy,
-            &mut self.prepare_rng,
-        )
+        let request = RegisterRequest {
+            username: username.to_owned(),
+            email: email.map(str::to_owned),
+            password: password.into(),
+        };
+        request.prepare(self.prep()).map(Command::from)
     }
 
     /// `password` checked against `username`'s current hash (or the decoy), as the server
     /// does off the writer.
     pub fn check(&mut self, username: &str, password: &str) -> PasswordCheck {
-        let account = self.views.account_by_username(username);
-        prepare::check_password(
-            password,
-            account,
-            &self.decoy,
-            &self.policy,
-            &mut self.prepare_rng,
-        )
+        match self.login_command(username, password, LoginMode::Session) {
+            Ok(login) => login.check,
+            Err(r) => panic!("a login without an address passes its plan: {r}"),
+        }
+    }
+
+    fn login_command(
+        &mut self,
+        username: &str,
+        password: &str,
+        mode: LoginMode,
+    ) -> Result<tessera_core::session::Login, Rejection> {
+        let request = LoginRequest {
+            username: username.to_owned(),
+            password: password.into(),
+            mode,
+            client: None,
+        };
+        let plan = request.plan(&self.views, self.now, &self.policy)?;
+        plan.prepare(self.prep())
     }
 
     pub fn login(&mut self, username: &str, password: &str) -> Command {
-        Command::Login {
+        Command::from(tessera_core::session::Login {
             check: self.check(username, password),
             mode: LoginMode::Session,
             client: None,
-        }
+        })
     }
 
     pub fn change_password(
@@ -198,15 +225,25 @@ impl Given {
         new: &str,
         session: Option<SessionId>,
     ) -> Command {
-        let check = self.check(username, current);
-        let new_hash = prepare::new_password(new, &self.policy, &mut self.prepare_rng)
-            .expect("new password meets policy");
-        Command::ChangePassword {
-            check,
-            new_hash,
+        let account = self
+            .views
+            .account_by_username(username)
+            .map(|a| a.id)
+            .expect("the account exists");
+        let request = ChangePasswordRequest {
+            account,
+            current_password: current.into(),
+            new_password: new.into(),
             current_session: session,
             client: None,
-        }
+        };
+        let plan = request
+            .plan(&self.views, self.now, &self.policy)
+            .expect("a password change passes its plan");
+        Command::from(
+            plan.prepare(self.prep())
+                .expect("new password meets policy"),
+        )
     }
 
     /// Registers `username` with [`crate::PASSWORD`]; panics unless it succeeds.

@@ -8,13 +8,15 @@ use std::collections::BTreeMap;
 
 use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
-use tessera_core::decide::SessionIssued;
 use tessera_core::mfa::{MfaAnswer, MfaKeys, TotpCode, presented_challenge_digest, totp_code_at};
-use tessera_core::password::{self, PasswordHash};
+use tessera_core::password::{self, WorkArea};
 use tessera_core::policy::Argon2Params;
+use tessera_core::session::SessionIssued;
+use tessera_core::usecase::{
+    ChangePasswordRequest, LoginRequest, Planned, Prepare, RegisterRequest,
+};
 use tessera_core::{
     AccountId, Actor, Command, LoginMode, Policy, Reply, StreamId, Timestamp, ViewKey, ViewRecord,
-    prepare,
 };
 use tessera_storage::Envelope;
 use tessera_storage::engine::{Clock, Engine, EngineConfig, EngineError, Outcome};
@@ -301,7 +303,8 @@ pub struct Driver {
     pub clock: Arc<TestClock>,
     rng: ChaCha20Rng,
     policy: Policy,
-    decoy: PasswordHash,
+    /// argon2's memory, kept between hashes as a hashing thread keeps it.
+    area: WorkArea,
     mix: Mix,
     users: Vec<User>,
     sessions: Vec<SessionIssued>,
@@ -317,14 +320,12 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(engine: Engine, clock: Arc<TestClock>, seed: u64, mix: Mix) -> Self {
-        let policy = policy();
-        let decoy = password::decoy_hash(&policy.argon2).expect("valid test argon2 parameters");
         Self {
             engine,
             clock,
             rng: rng(seed),
-            policy,
-            decoy,
+            policy: policy(),
+            area: WorkArea::default(),
             mix,
             users: Vec::new(),
             sessions: Vec::new(),
@@ -387,20 +388,28 @@ impl Driver {
         let user = self.pick(&self.users.clone());
         let session = self.pick(&self.sessions.clone());
         let command = match (op, user, session) {
-            (Op::Login, Some(u), _) => self.login(&u.username, &u.password),
+            (Op::Login, Some(u), _) => {
+                self.login(&u.username, &u.password, LoginMode::Session, None)
+            }
             (Op::LoginWrong, Some(u), _) => {
-                let mut command = self.login(&u.username, &format!("{}x", u.password));
-                if let Command::Login { client, .. } = &mut command {
-                    *client = Some(self.client());
-                }
-                command
+                let client = Some(self.client());
+                self.login(
+                    &u.username,
+                    &format!("{}x", u.password),
+                    LoginMode::Session,
+                    client,
+                )
             }
             (Op::LoginUnknown, _, _) => {
                 let ghost = format!("ghost{}", self.rng.random_range(0..1000));
-                self.login(&ghost, crate::PASSWORD)
+                self.login(&ghost, crate::PASSWORD, LoginMode::Session, None)
             }
-            (Op::Touch, _, Some(s)) => Command::TouchSession { session: s.session },
-            (Op::Logout, _, Some(s)) => Command::Logout { session: s.session },
+            (Op::Touch, _, Some(s)) => {
+                Command::from(tessera_core::session::TouchSession { session: s.session })
+            }
+            (Op::Logout, _, Some(s)) => {
+                Command::from(tessera_core::session::Logout { session: s.session })
+            }
             (Op::Revoke, Some(u), Some(s)) => {
                 // Mostly one's own session; sometimes someone else's, which must be refused.
                 let account = if self.rng.random_bool(0.7) {
@@ -408,34 +417,32 @@ impl Driver {
                 } else {
                     u.account
                 };
-                Command::RevokeSession {
+                Command::from(tessera_core::session::RevokeSession {
                     account,
                     session: s.session,
-                }
+                })
             }
             (Op::ChangePassword, Some(u), session) => {
                 let current = session
                     .filter(|s| s.account == u.account)
                     .map(|s| s.session);
                 let new = format!("New password {} A", self.rng.random_range(0..1_000_000));
-                let check = self.check(&u.username, &u.password);
-                let new_hash = prepare::new_password(&new, &self.policy, &mut self.rng)
-                    .expect("policy-compliant");
-                return (
-                    Command::ChangePassword {
-                        check,
-                        new_hash,
-                        current_session: current,
-                        client: None,
-                    },
-                    Some(new),
-                );
+                let request = ChangePasswordRequest {
+                    account: u.account,
+                    current_password: u.password.as_str().into(),
+                    new_password: new.as_str().into(),
+                    current_session: current,
+                    client: None,
+                };
+                let command = self
+                    .engine
+                    .prepare_here(request, &mut self.rng, &mut self.area)
+                    .expect("a policy-compliant password change passes its plan");
+                return (command.into(), Some(new));
             }
-            (Op::LoginToken, Some(u), _) => Command::Login {
-                check: self.check(&u.username, &u.password),
-                mode: LoginMode::Token,
-                client: None,
-            },
+            (Op::LoginToken, Some(u), _) => {
+                self.login(&u.username, &u.password, LoginMode::Token, None)
+            }
             (Op::Refresh | Op::ReplayRefresh | Op::RevokeRefresh, _, _)
                 if !self.families.is_empty() =>
             {
@@ -449,34 +456,37 @@ impl Driver {
                 let presented = tessera_core::refresh::presented_digest(&presented)
                     .expect("the driver holds well-formed refresh tokens");
                 if op == Op::RevokeRefresh {
-                    Command::RevokeRefreshToken { presented }
+                    Command::from(tessera_core::refresh::RevokeRefreshToken { presented })
                 } else {
-                    Command::RefreshTokens { presented }
+                    Command::from(tessera_core::refresh::RefreshTokens { presented })
                 }
             }
             (Op::RevokeAccess, _, _) if !self.families.is_empty() => {
                 let f = self.pick(&self.families.clone()).expect("not empty");
-                Command::RevokeAccessToken {
+                Command::from(tessera_core::blocklist::RevokeAccessToken {
                     jti: f.issued.access.jti,
                     account: f.issued.account,
                     expires_at: Timestamp::from_millis(f.issued.access.exp * 1000),
-                }
+                })
             }
             (Op::LogoutFamily, _, _) if !self.families.is_empty() => {
                 let f = self.pick(&self.families.clone()).expect("not empty");
-                Command::LogoutFamily {
+                Command::from(tessera_core::refresh::LogoutFamily {
                     family: f.issued.family,
-                }
+                })
             }
-            (Op::SignOutEverywhere, Some(u), _) => Command::SignOutEverywhere {
-                account: u.account,
-                by: Actor::Holder,
-            },
+            (Op::SignOutEverywhere, Some(u), _) => {
+                Command::from(tessera_core::blocklist::SignOutEverywhere {
+                    account: u.account,
+                    by: Actor::Holder,
+                })
+            }
             (Op::AddSigningKey, _, _) => {
                 let seed: [u8; 32] = self.rng.random();
                 tessera_core::signing_key::Signer::from_seed(&seed)
                     .expect("any 32 bytes are an Ed25519 seed")
                     .add_command()
+                    .into()
             }
             (
                 Op::EnrolTotp
@@ -491,12 +501,12 @@ impl Driver {
                 Some(command) => command,
                 None => return self.register(),
             },
-            (Op::Disable, Some(u), _) => Command::DisableAccount {
+            (Op::Disable, Some(u), _) => Command::from(tessera_core::account::DisableAccount {
                 account: u.account,
                 by: Actor::Operator {
                     name: "driver".into(),
                 },
-            },
+            }),
             _ => return self.register(),
         };
         (command, None)
@@ -510,10 +520,10 @@ impl Driver {
         self.presented_backup = None;
         let pending: Vec<AccountId> = self.pending_totp.keys().copied().collect();
         let enrolled: Vec<AccountId> = self.totp.keys().copied().collect();
-        let enrol = Command::StartTotpEnrolment {
+        let enrol = Command::from(tessera_core::mfa::StartTotpEnrolment {
             account: u.account,
             keys: keys.clone(),
-        };
+        });
         // When nothing is in the state the command needs, take the step that leads there,
         // so that the whole flow runs within a few hundred steps.
         let op = match op {
@@ -523,7 +533,12 @@ impl Driver {
                     return Some(enrol);
                 };
                 let holder = self.users.iter().find(|u| u.account == account).cloned()?;
-                return Some(self.login(&holder.username, &holder.password));
+                return Some(self.login(
+                    &holder.username,
+                    &holder.password,
+                    LoginMode::Session,
+                    None,
+                ));
             }
             Op::ReplaceBackupCodes | Op::DisableTotp | Op::ResetMfa if enrolled.is_empty() => {
                 if pending.is_empty() {
@@ -550,43 +565,43 @@ impl Driver {
                     Some(secret) if self.rng.random_bool(0.8) => totp_code_at(secret, now)?,
                     _ => "000000".to_owned(),
                 };
-                Command::ConfirmTotp {
+                Command::from(tessera_core::mfa::ConfirmTotp {
                     account,
                     code: TotpCode::parse(&code).ok()?,
                     keys,
                     client: None,
-                }
+                })
             }
             Op::AnswerMfa => {
                 let (token, account) = self.pick(&self.challenges.clone())?;
                 let answer = self.mfa_answer(account, now)?;
-                Command::AnswerMfaChallenge {
+                Command::from(tessera_core::mfa::AnswerMfaChallenge {
                     presented: presented_challenge_digest(&token)?,
                     answer,
                     keys,
                     client: Some(self.client()),
-                }
+                })
             }
-            Op::ReplaceBackupCodes => Command::ReplaceBackupCodes {
+            Op::ReplaceBackupCodes => Command::from(tessera_core::mfa::ReplaceBackupCodes {
                 account,
                 answer: self.mfa_answer(account, now)?,
                 keys,
                 client: None,
-            },
-            Op::DisableTotp => Command::DisableTotp {
+            }),
+            Op::DisableTotp => Command::from(tessera_core::mfa::DisableTotp {
                 account,
                 answer: self.mfa_answer(account, now)?,
                 keys,
                 client: None,
                 current_session: None,
                 current_family: None,
-            },
-            _ => Command::ResetMfa {
+            }),
+            _ => Command::from(tessera_core::mfa::ResetMfa {
                 account,
                 by: Actor::Operator {
                     name: "driver".into(),
                 },
-            },
+            }),
         })
     }
 
@@ -622,13 +637,29 @@ impl Driver {
             "Password {} for {username}",
             self.rng.random_range(0..1_000_000)
         );
-        let mut command =
-            prepare::register(&username, None, &password, &self.policy, &mut self.rng)
-                .expect("valid registration");
+        // The expensive half only: the plan would refuse a taken name before the writer, and
+        // the writer's own uniqueness check (which settles racing registrations) is what this
+        // exercises.
+        let decoy = self.engine.decoy();
+        let register = RegisterRequest {
+            username,
+            email: None,
+            password: password.as_str().into(),
+        }
+        .prepare(Prepare {
+            rng: &mut self.rng,
+            area: &mut self.area,
+            decoy: &decoy,
+            policy: &self.policy,
+        })
+        .expect("valid registration");
+        let mut command = Command::from(register);
         // Now and then, an account whose hash was made under weaker parameters (as an
         // imported one would be), so that its next login re-hashes it.
         if self.rng.random_range(0..6) == 0
-            && let Command::Register { password_hash, .. } = &mut command
+            && let Command::Account(tessera_core::AccountCommand::Register(
+                tessera_core::account::Register { password_hash, .. },
+            )) = &mut command
         {
             let weaker = Argon2Params {
                 memory_kib: 32,
@@ -640,22 +671,32 @@ impl Driver {
         (command, Some(password))
     }
 
-    fn check(&mut self, username: &str, password: &str) -> tessera_core::PasswordCheck {
-        let account = self.engine.views().account_by_username(username).cloned();
-        prepare::check_password(
-            password,
-            account.as_ref(),
-            &self.decoy,
-            &self.policy,
-            &mut self.rng,
-        )
-    }
-
-    fn login(&mut self, username: &str, password: &str) -> Command {
-        Command::Login {
-            check: self.check(username, password),
-            mode: LoginMode::Session,
-            client: None,
+    /// A password login, prepared as every driver prepares it.
+    fn login(
+        &mut self,
+        username: &str,
+        password: &str,
+        mode: LoginMode,
+        client: Option<std::net::IpAddr>,
+    ) -> Command {
+        let request = |client| LoginRequest {
+            username: username.to_owned(),
+            password: password.into(),
+            mode,
+            client,
+        };
+        let prepared = self
+            .engine
+            .prepare_here(request(client), &mut self.rng, &mut self.area);
+        match prepared {
+            Ok(login) => login.into(),
+            // The address is throttled: a client is answered 429 before argon2. Send the same
+            // attempt without an address, so that the step still reaches the writer.
+            Err(_) => self
+                .engine
+                .prepare_here(request(None), &mut self.rng, &mut self.area)
+                .expect("a login without an address passes its plan")
+                .into(),
         }
     }
 
@@ -673,7 +714,12 @@ impl Driver {
             t.backup_codes.retain(|c| *c != code);
         }
         match (command, reply) {
-            (Command::Register { username, .. }, Ok(Reply::Registered { account, .. })) => {
+            (
+                Command::Account(tessera_core::AccountCommand::Register(
+                    tessera_core::account::Register { username, .. },
+                )),
+                Ok(Reply::Registered { account, .. }),
+            ) => {
                 let password = password.expect("a registration carries its password");
                 self.users.push(User {
                     username: username.clone(),
@@ -682,18 +728,33 @@ impl Driver {
                 });
             }
             (_, Ok(Reply::LoggedIn(issued))) => self.sessions.push(issued.clone()),
-            (Command::Login { .. }, Ok(Reply::TokensIssued(issued))) => {
+            (
+                Command::Session(tessera_core::SessionCommand::Login(
+                    tessera_core::session::Login { .. },
+                )),
+                Ok(Reply::TokensIssued(issued)),
+            ) => {
                 self.families.push(Family {
                     issued: issued.clone(),
                     spent: Vec::new(),
                 });
             }
-            (Command::StartTotpEnrolment { account, .. }, Ok(Reply::TotpEnrolmentStarted(e))) => {
+            (
+                Command::Mfa(tessera_core::MfaCommand::StartTotpEnrolment(
+                    tessera_core::mfa::StartTotpEnrolment { account, .. },
+                )),
+                Ok(Reply::TotpEnrolmentStarted(e)),
+            ) => {
                 if let Ok(secret) = data_encoding::BASE32_NOPAD.decode(e.secret_base32.as_bytes()) {
                     self.pending_totp.insert(*account, secret);
                 }
             }
-            (Command::ConfirmTotp { account, .. }, Ok(Reply::TotpEnabled { backup_codes })) => {
+            (
+                Command::Mfa(tessera_core::MfaCommand::ConfirmTotp(
+                    tessera_core::mfa::ConfirmTotp { account, .. },
+                )),
+                Ok(Reply::TotpEnabled { backup_codes }),
+            ) => {
                 if let Some(secret) = self.pending_totp.remove(account) {
                     let backup_codes: Vec<String> = backup_codes
                         .expose()
@@ -710,7 +771,9 @@ impl Driver {
                 }
             }
             (
-                Command::ReplaceBackupCodes { account, .. },
+                Command::Mfa(tessera_core::MfaCommand::ReplaceBackupCodes(
+                    tessera_core::mfa::ReplaceBackupCodes { account, .. },
+                )),
                 Ok(Reply::BackupCodesReplaced { backup_codes }),
             ) => {
                 if let Some(t) = self.totp.get_mut(account) {
@@ -721,8 +784,19 @@ impl Driver {
                         .collect();
                 }
             }
-            (Command::DisableTotp { account, .. }, Ok(Reply::TotpDisabled))
-            | (Command::ResetMfa { account, .. }, Ok(Reply::MfaReset)) => {
+            (
+                Command::Mfa(tessera_core::MfaCommand::DisableTotp(
+                    tessera_core::mfa::DisableTotp { account, .. },
+                )),
+                Ok(Reply::TotpDisabled),
+            )
+            | (
+                Command::Mfa(tessera_core::MfaCommand::Reset(tessera_core::mfa::ResetMfa {
+                    account,
+                    ..
+                })),
+                Ok(Reply::MfaReset),
+            ) => {
                 self.totp.remove(account);
                 self.pending_totp.remove(account);
             }
@@ -730,7 +804,12 @@ impl Driver {
                 self.challenges
                     .push((c.mfa_token.expose().to_owned(), c.account));
             }
-            (Command::AnswerMfaChallenge { presented, .. }, reply) => {
+            (
+                Command::Mfa(tessera_core::MfaCommand::AnswerChallenge(
+                    tessera_core::mfa::AnswerMfaChallenge { presented, .. },
+                )),
+                reply,
+            ) => {
                 let done = !matches!(
                     reply,
                     Err(tessera_core::Rejection::MfaCodeInvalid { .. }
@@ -750,7 +829,12 @@ impl Driver {
                     _ => {}
                 }
             }
-            (Command::RefreshTokens { .. }, Ok(Reply::TokensIssued(issued))) => {
+            (
+                Command::Token(tessera_core::TokenCommand::Refresh(
+                    tessera_core::refresh::RefreshTokens { .. },
+                )),
+                Ok(Reply::TokensIssued(issued)),
+            ) => {
                 if let Some(f) = self
                     .families
                     .iter_mut()
@@ -761,12 +845,22 @@ impl Driver {
                 }
             }
             (
-                Command::Logout { session } | Command::RevokeSession { session, .. },
+                Command::Session(tessera_core::SessionCommand::Logout(
+                    tessera_core::session::Logout { session },
+                ))
+                | Command::Session(tessera_core::SessionCommand::Revoke(
+                    tessera_core::session::RevokeSession { session, .. },
+                )),
                 Ok(Reply::SessionEnded),
             ) => {
                 self.sessions.retain(|s| s.session != *session);
             }
-            (Command::ChangePassword { check, .. }, Ok(Reply::PasswordChanged { session })) => {
+            (
+                Command::Account(tessera_core::AccountCommand::ChangePassword(
+                    tessera_core::account::ChangePassword { check, .. },
+                )),
+                Ok(Reply::PasswordChanged { session }),
+            ) => {
                 let account = check
                     .account
                     .expect("a successful change names its account");

@@ -22,7 +22,10 @@ mod register {
         let command = s
             .register("Alice", Some("alice@example.com"), PASSWORD)
             .expect("valid");
-        let Command::Register { password_hash, .. } = &command else {
+        let Command::Account(tessera_core::AccountCommand::Register(
+            tessera_core::account::Register { password_hash, .. },
+        )) = &command
+        else {
             panic!("not a registration")
         };
         let hash = password_hash.clone();
@@ -84,11 +87,11 @@ mod register {
             ("al ice", UsernameProblem::Characters),
             ("x", UsernameProblem::Length),
         ] {
-            let command = Command::Register {
+            let command = Command::from(tessera_core::account::Register {
                 username: name.into(),
                 email: None,
                 password_hash: hash.clone(),
-            };
+            });
             s.when(command)
                 .then_no_events()
                 .then_rejected(Rejection::InvalidUsername(problem));
@@ -161,11 +164,11 @@ mod login {
         let mut s = alice();
         let client = Some("192.0.2.7".parse().expect("an address"));
         let check = s.check("alice", "Wrong horse 9 battery");
-        let then = s.when(Command::Login {
+        let then = s.when(Command::from(tessera_core::session::Login {
             check,
             mode: LoginMode::Session,
             client,
-        });
+        }));
         then.then_events(&[Event::LoginFailed {
             account: account(1),
             reason: LoginFailure::WrongPassword,
@@ -181,11 +184,11 @@ mod login {
         let client = Some("198.51.100.1".parse().expect("an address"));
         let check = s.check("mallory", PASSWORD);
         assert_eq!(check.account, None);
-        let then = s.when(Command::Login {
+        let then = s.when(Command::from(tessera_core::session::Login {
             check,
             mode: LoginMode::Session,
             client,
-        });
+        }));
         then.then_events(&[Event::UnknownAccountLoginFailed { client }])
             .then_rejected(Rejection::InvalidCredentials);
     }
@@ -230,11 +233,11 @@ mod login {
         let check = s.check("alice", PASSWORD);
         assert_eq!(check.outcome, Verification::Match { stale: true });
         let fresh = check.rehash.clone().expect("a stale match is re-hashed");
-        let then = s.when(Command::Login {
+        let then = s.when(Command::from(tessera_core::session::Login {
             check,
             mode: LoginMode::Session,
             client: None,
-        });
+        }));
         then.then_kinds(&["PasswordRehashed", "SessionStarted"]);
         assert_eq!(
             then.events[0],
@@ -290,7 +293,7 @@ mod login {
 mod sessions {
     use super::*;
 
-    fn alice_in() -> (Given, tessera_core::decide::SessionIssued) {
+    fn alice_in() -> (Given, tessera_core::session::SessionIssued) {
         let mut s = Given::nothing();
         s.registered("alice");
         let issued = s.logged_in("alice");
@@ -322,12 +325,16 @@ mod sessions {
         );
         // A session id the server never issued opens nothing and records nothing.
         for unknown in [session(9), neighbour(issued.session)] {
-            s.when(Command::TouchSession { session: unknown })
-                .then_no_events()
-                .then_rejected(Rejection::Unauthenticated);
-            s.when(Command::Logout { session: unknown })
-                .then_no_events()
-                .then_rejected(Rejection::Unauthenticated);
+            s.when(Command::from(tessera_core::session::TouchSession {
+                session: unknown,
+            }))
+            .then_no_events()
+            .then_rejected(Rejection::Unauthenticated);
+            s.when(Command::from(tessera_core::session::Logout {
+                session: unknown,
+            }))
+            .then_no_events()
+            .then_rejected(Rejection::Unauthenticated);
         }
     }
 
@@ -342,9 +349,9 @@ mod sessions {
     fn touches_are_recorded_only_after_the_touch_interval() {
         let (mut s, issued) = alice_in();
         let interval = s.policy.session.touch_interval_ms;
-        let touch = Command::TouchSession {
+        let touch = Command::from(tessera_core::session::TouchSession {
             session: issued.session,
-        };
+        });
         s.advance_ms(interval - 1);
         s.when(touch.clone())
             .then_no_events()
@@ -369,23 +376,23 @@ mod sessions {
         let (mut s, issued) = alice_in();
         let idle = s.policy.session.idle_timeout_ms;
         s.at(T0.plus_ms(idle - 1));
-        s.peek(Command::TouchSession {
+        s.peek(Command::from(tessera_core::session::TouchSession {
             session: issued.session,
-        })
+        }))
         .then_reply(Reply::SessionTouched);
-        s.peek(Command::Logout {
+        s.peek(Command::from(tessera_core::session::Logout {
             session: issued.session,
-        })
+        }))
         .then_reply(Reply::SessionEnded);
         s.at(T0.plus_ms(idle));
-        s.when(Command::TouchSession {
+        s.when(Command::from(tessera_core::session::TouchSession {
             session: issued.session,
-        })
+        }))
         .then_no_events()
         .then_rejected(Rejection::Unauthenticated);
-        s.when(Command::Logout {
+        s.when(Command::from(tessera_core::session::Logout {
             session: issued.session,
-        })
+        }))
         .then_no_events()
         .then_rejected(Rejection::Unauthenticated);
     }
@@ -394,9 +401,9 @@ mod sessions {
     fn touching_moves_the_idle_deadline_but_not_the_absolute_one() {
         let (mut s, issued) = alice_in();
         let p = s.policy.session;
-        let touch = Command::TouchSession {
+        let touch = Command::from(tessera_core::session::TouchSession {
             session: issued.session,
-        };
+        });
         // Active every two thirds of the idle timeout: idle never strikes...
         let step = p.idle_timeout_ms * 2 / 3;
         let mut t = T0;
@@ -419,18 +426,18 @@ mod sessions {
     fn logout_ends_the_session_once() {
         let (mut s, issued) = alice_in();
         s.advance_ms(1000);
-        s.when(Command::Logout {
+        s.when(Command::from(tessera_core::session::Logout {
             session: issued.session,
-        })
+        }))
         .then_events(&[fixtures::ended(issued.session, SessionEndReason::LoggedOut)])
         .then_reply(Reply::SessionEnded);
-        s.when(Command::TouchSession {
+        s.when(Command::from(tessera_core::session::TouchSession {
             session: issued.session,
-        })
+        }))
         .then_rejected(Rejection::Unauthenticated);
-        s.when(Command::Logout {
+        s.when(Command::from(tessera_core::session::Logout {
             session: issued.session,
-        })
+        }))
         .then_no_events()
         .then_rejected(Rejection::Unauthenticated);
         assert!(
@@ -446,27 +453,27 @@ mod sessions {
         let bob = s.registered("bob");
         let bobs = s.logged_in("bob");
         let alice = alices.account;
-        s.when(Command::RevokeSession {
+        s.when(Command::from(tessera_core::session::RevokeSession {
             account: bob,
             session: alices.session,
-        })
+        }))
         .then_no_events()
         .then_rejected(Rejection::SessionNotFound);
-        s.when(Command::RevokeSession {
+        s.when(Command::from(tessera_core::session::RevokeSession {
             account: alice,
             session: session(9),
-        })
+        }))
         .then_rejected(Rejection::SessionNotFound);
-        s.when(Command::RevokeSession {
+        s.when(Command::from(tessera_core::session::RevokeSession {
             account: alice,
             session: alices.session,
-        })
+        }))
         .then_events(&[fixtures::ended(alices.session, SessionEndReason::Revoked)])
         .then_reply(Reply::SessionEnded);
-        s.when(Command::RevokeSession {
+        s.when(Command::from(tessera_core::session::RevokeSession {
             account: alice,
             session: alices.session,
-        })
+        }))
         .then_rejected(Rejection::SessionNotFound);
         assert!(s.views.session(&bobs.session).is_some());
     }
@@ -475,10 +482,10 @@ mod sessions {
     fn an_expired_session_cannot_be_revoked() {
         let (mut s, issued) = alice_in();
         s.advance_ms(s.policy.session.idle_timeout_ms);
-        s.when(Command::RevokeSession {
+        s.when(Command::from(tessera_core::session::RevokeSession {
             account: issued.account,
             session: issued.session,
-        })
+        }))
         .then_no_events()
         .then_rejected(Rejection::SessionNotFound);
     }
@@ -490,8 +497,8 @@ mod change_password {
     /// Alice with three sessions (the last is "current"), Bob with one.
     fn setup() -> (
         Given,
-        Vec<tessera_core::decide::SessionIssued>,
-        tessera_core::decide::SessionIssued,
+        Vec<tessera_core::session::SessionIssued>,
+        tessera_core::session::SessionIssued,
     ) {
         let mut s = Given::nothing();
         s.registered("alice");
@@ -507,7 +514,10 @@ mod change_password {
         let current = alices[2].clone();
         s.advance_ms(5 * 60 * 1000);
         let command = s.change_password("alice", PASSWORD, NEW_PASSWORD, Some(current.session));
-        let Command::ChangePassword { new_hash, .. } = &command else {
+        let Command::Account(tessera_core::AccountCommand::ChangePassword(
+            tessera_core::account::ChangePassword { new_hash, .. },
+        )) = &command
+        else {
             panic!("not a change")
         };
         let new_hash = new_hash.clone();
@@ -562,14 +572,16 @@ mod change_password {
         // Only the rotated session and Bob's are left.
         let live: BTreeSet<SessionId> = [rotated.session, bobs.session].into();
         for old in &alices {
-            s.when(Command::TouchSession {
+            s.when(Command::from(tessera_core::session::TouchSession {
                 session: old.session,
-            })
+            }))
             .then_rejected(Rejection::Unauthenticated);
         }
         for id in &live {
-            s.peek(Command::TouchSession { session: *id })
-                .then_reply(Reply::SessionTouched);
+            s.peek(Command::from(tessera_core::session::TouchSession {
+                session: *id,
+            }))
+            .then_reply(Reply::SessionTouched);
         }
         assert_eq!(s.views.session_count(), 2);
         // The old password no longer opens the account; the new one does.
@@ -628,10 +640,10 @@ mod disable {
         let alices: Vec<_> = (0..2).map(|_| s.logged_in("alice")).collect();
         let bobs = s.logged_in("bob");
         let by = Actor::Operator { name: "ops".into() };
-        let then = s.when(Command::DisableAccount {
+        let then = s.when(Command::from(tessera_core::account::DisableAccount {
             account: alice,
             by: by.clone(),
-        });
+        }));
         then.then_reply(Reply::AccountDisabled);
         assert_eq!(
             then.events.first(),
@@ -652,26 +664,31 @@ mod disable {
             .collect();
         assert_eq!(ended, expected);
         for a in &alices {
-            s.when(Command::TouchSession { session: a.session })
-                .then_rejected(Rejection::Unauthenticated);
+            s.when(Command::from(tessera_core::session::TouchSession {
+                session: a.session,
+            }))
+            .then_rejected(Rejection::Unauthenticated);
         }
-        s.peek(Command::TouchSession {
+        s.peek(Command::from(tessera_core::session::TouchSession {
             session: bobs.session,
-        })
+        }))
         .then_reply(Reply::SessionTouched);
-        s.when(Command::DisableAccount { account: alice, by })
-            .then_no_events()
-            .then_reply(Reply::AccountDisabled);
+        s.when(Command::from(tessera_core::account::DisableAccount {
+            account: alice,
+            by,
+        }))
+        .then_no_events()
+        .then_reply(Reply::AccountDisabled);
         assert!(s.views.account(&alice).is_some_and(|a| a.disabled));
     }
 
     #[test]
     fn an_unknown_account_is_refused() {
         let mut s = Given::nothing();
-        s.when(Command::DisableAccount {
+        s.when(Command::from(tessera_core::account::DisableAccount {
             account: account(7),
             by: Actor::Holder,
-        })
+        }))
         .then_no_events()
         .then_rejected(Rejection::AccountNotFound);
     }
@@ -683,7 +700,9 @@ fn a_scenario_refolds_to_the_same_views() {
     s.registered("alice");
     let a = s.logged_in("alice");
     s.advance_ms(61_000);
-    s.when(Command::TouchSession { session: a.session });
+    s.when(Command::from(tessera_core::session::TouchSession {
+        session: a.session,
+    }));
     let change = s.change_password("alice", PASSWORD, NEW_PASSWORD, Some(a.session));
     s.when(change);
     assert_eq!(s.refolded(), s.views);
@@ -737,10 +756,10 @@ mod expired_but_not_yet_dropped {
             .account_by_username("alice")
             .map(|a| a.id)
             .expect("alice");
-        s.when(Command::DisableAccount {
+        s.when(Command::from(tessera_core::account::DisableAccount {
             account: alice,
             by: Actor::Holder,
-        })
+        }))
         .then_events(&[
             Event::AccountDisabled {
                 account: alice,

@@ -1,7 +1,8 @@
-//! Tessera's integration suite: one binary, one module per concern (style.md section 7).
+//! Tessera's integration suite: one binary, one module per concern.
 
 mod crash_recovery;
 mod decide_scenarios;
+mod engine_tokens;
 mod http_e2e;
 mod mfa_e2e;
 mod mfa_props;

@@ -86,10 +86,10 @@ struct Challenge {
 fn enrol(s: &mut Given, name: &str) -> User {
     let account = s.registered(name);
     let secret = match s
-        .when(Command::StartTotpEnrolment {
+        .when(Command::from(tessera_core::mfa::StartTotpEnrolment {
             account,
             keys: keys(),
-        })
+        }))
         .reply
     {
         Ok(Reply::TotpEnrolmentStarted(e)) => data_encoding::BASE32_NOPAD
@@ -98,12 +98,12 @@ fn enrol(s: &mut Given, name: &str) -> User {
         other => panic!("enrolment: {other:?}"),
     };
     let code = totp_code_at(&secret, s.now).expect("code");
-    let confirm = Command::ConfirmTotp {
+    let confirm = Command::from(tessera_core::mfa::ConfirmTotp {
         account,
         code: TotpCode::parse(&code).expect("code"),
         keys: keys(),
         client: None,
-    };
+    });
     let unspent = match s.when(confirm).reply {
         Ok(Reply::TotpEnabled { backup_codes }) => backup_codes
             .expose()
@@ -174,12 +174,12 @@ fn run_answer(s: &mut Given, users: &mut [User], c: &mut Challenge, answer: &Ans
     .expect("well-formed");
     let presented = presented_challenge_digest(&c.token).expect("token shape");
     let before = s.views.mfa(&users[c.user].account).cloned();
-    let then = s.when(Command::AnswerMfaChallenge {
+    let then = s.when(Command::from(tessera_core::mfa::AnswerMfaChallenge {
         presented,
         answer: parsed,
         keys: keys(),
         client: Some(std::net::IpAddr::from([192, 0, 2, 1])),
-    });
+    }));
     let attempts_max = s.policy.mfa.challenge_attempts_max;
     match &then.reply {
         Ok(Reply::LoggedIn(_)) => {
@@ -340,12 +340,12 @@ proptest! {
             other => panic!("the honest user is kept out: {other:?}"),
         };
         let code = totp_code_at(&users[0].secret, s.now).expect("code");
-        let reply = s.when(Command::AnswerMfaChallenge {
+        let reply = s.when(Command::from(tessera_core::mfa::AnswerMfaChallenge {
             presented: presented_challenge_digest(&token).expect("shape"),
             answer: MfaAnswer::totp(&code).expect("code"),
             keys: keys(),
             client: None,
-        }).reply;
+        })).reply;
         prop_assert!(matches!(reply, Ok(Reply::LoggedIn(_))), "the honest user is kept out: {reply:?}");
     }
 }

@@ -159,9 +159,9 @@ fn step(
         Op::RevokeRefresh(n) if !model.tokens.is_empty() => {
             let (f, secret) = model.tokens[n % model.tokens.len()].clone();
             prop_assert_eq!(
-                w.run(Command::RevokeRefreshToken {
+                w.run(Command::from(tessera_core::refresh::RevokeRefreshToken {
                     presented: SecretDigest::of(&secret)
-                }),
+                })),
                 Ok(Reply::Revoked)
             );
             // A family already dropped from the views cannot be found, and needs no revoking.
@@ -170,11 +170,11 @@ fn step(
         Op::RevokeAccess(n) if !model.access.is_empty() => {
             let i = n % model.access.len();
             let claims = model.access[i].1.clone();
-            let cmd = Command::RevokeAccessToken {
+            let cmd = Command::from(tessera_core::blocklist::RevokeAccessToken {
                 jti: claims.jti,
                 account: claims.sub,
                 expires_at: claims.expires_at(),
-            };
+            });
             prop_assert_eq!(w.run(cmd), Ok(Reply::Revoked));
             model.access[i].2 = true;
         }
@@ -186,9 +186,9 @@ fn step(
                 Err(Rejection::Unauthenticated)
             };
             prop_assert_eq!(
-                w.run(Command::LogoutFamily {
+                w.run(Command::from(tessera_core::refresh::LogoutFamily {
                     family: model.families[f].id
-                }),
+                })),
                 expected
             );
             model.families[f].revoked = true;
@@ -196,21 +196,21 @@ fn step(
         Op::ChangePassword(a) => {
             let check = w.good_check(accounts[a]);
             let new_hash = PasswordHash(format!("$argon2id$changed-{}", w.now.as_millis()));
-            let cmd = Command::ChangePassword {
+            let cmd = Command::from(tessera_core::account::ChangePassword {
                 check,
                 new_hash,
                 current_session: None,
                 client: None,
-            };
+            });
             prop_assert!(w.run(cmd).is_ok());
             model.revoke_account(a);
         }
         Op::SignOutEverywhere(a) => {
             prop_assert_eq!(
-                w.run(Command::SignOutEverywhere {
+                w.run(Command::from(tessera_core::blocklist::SignOutEverywhere {
                     account: accounts[a],
                     by: Actor::Holder
-                }),
+                })),
                 Ok(Reply::SignedOutEverywhere)
             );
             model.revoke_account(a);

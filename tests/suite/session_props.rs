@@ -214,7 +214,9 @@ impl Model {
                     return Ok(());
                 };
                 let m = &mut self.sessions[i];
-                let then = s.when(Command::TouchSession { session: m.id });
+                let then = s.when(Command::from(tessera_core::session::TouchSession {
+                    session: m.id,
+                }));
                 prop_assert_eq!(
                     then.reply.is_ok(),
                     m.live(s.now),
@@ -242,7 +244,9 @@ impl Model {
                     return Ok(());
                 };
                 let m = &mut self.sessions[i];
-                let then = s.when(Command::Logout { session: m.id });
+                let then = s.when(Command::from(tessera_core::session::Logout {
+                    session: m.id,
+                }));
                 prop_assert_eq!(
                     then.reply.is_ok(),
                     m.live(s.now),
@@ -260,10 +264,10 @@ impl Model {
                     .account
                     .unwrap_or(account(200));
                 let m = &mut self.sessions[i];
-                let then = s.when(Command::RevokeSession {
+                let then = s.when(Command::from(tessera_core::session::RevokeSession {
                     account: asker,
                     session: m.id,
-                });
+                }));
                 let expected = m.live(s.now) && m.account == asker;
                 prop_assert_eq!(
                     then.reply.is_ok(),
@@ -286,10 +290,10 @@ impl Model {
                 let Some(account) = self.users[usize::from(*user)].account else {
                     return Ok(());
                 };
-                let then = s.when(Command::DisableAccount {
+                let then = s.when(Command::from(tessera_core::account::DisableAccount {
                     account,
                     by: Actor::Holder,
-                });
+                }));
                 prop_assert_eq!(&then.reply, &Ok(Reply::AccountDisabled));
                 self.users[usize::from(*user)].disabled = true;
                 self.end_all_of(account);
@@ -369,7 +373,9 @@ impl Model {
     fn check_acceptance(&self, s: &Given) -> Result<(), TestCaseError> {
         for m in &self.sessions {
             let accepted = s
-                .peek(Command::TouchSession { session: m.id })
+                .peek(Command::from(tessera_core::session::TouchSession {
+                    session: m.id,
+                }))
                 .reply
                 .is_ok();
             prop_assert_eq!(accepted, m.live(s.now), "session {:?} at {}", m, s.now);

@@ -76,15 +76,15 @@ fn cheap_hash() -> Result<PasswordHash, Failure> {
 static NAMES: AtomicU64 = AtomicU64::new(0);
 
 fn register_command(hash: &PasswordHash) -> Command {
-    Command::Register {
+    Command::from(tessera_core::account::Register {
         username: format!("bench{}", NAMES.fetch_add(1, Ordering::Relaxed)),
         email: None,
         password_hash: hash.clone(),
-    }
+    })
 }
 
 fn login_command(account: AccountId, hash: &PasswordHash) -> Command {
-    Command::Login {
+    Command::from(tessera_core::session::Login {
         check: PasswordCheck {
             account: Some(account),
             checked_hash: hash.clone(),
@@ -93,7 +93,7 @@ fn login_command(account: AccountId, hash: &PasswordHash) -> Command {
         },
         mode: LoginMode::Session,
         client: None,
-    }
+    })
 }
 
 type Pending = oneshot::Receiver<Result<Outcome, tessera_storage::EngineError>>;
@@ -258,14 +258,16 @@ pub fn build_churn_log(path: &Path, events: u64, progress: &dyn Fn(u64)) -> Resu
         clock.0.fetch_add(61_000, Ordering::Relaxed);
         execute_all(
             &engine,
-            ids.iter().map(|s| Command::TouchSession { session: *s }),
+            ids.iter()
+                .map(|s| Command::from(tessera_core::session::TouchSession { session: *s })),
             32_768,
         )?;
         // Leave one cycle's sessions live, so the rebuilt views are not empty.
         if cycle % 4 != 3 {
             execute_all(
                 &engine,
-                ids.iter().map(|s| Command::Logout { session: *s }),
+                ids.iter()
+                    .map(|s| Command::from(tessera_core::session::Logout { session: *s })),
                 32_768,
             )?;
         }

@@ -76,24 +76,26 @@ pub fn world(families: usize) -> Result<TokenWorld, Failure> {
             .reply
             .map_err(|r| Failure(format!("refused: {r}")))
     };
-    run(signer.add_command())?;
+    run(signer.add_command().into())?;
     let hash: PasswordHash =
         tessera_core::password::hash("Bench password 123", [3; 16], &Argon2Params::INSECURE_FAST)
             .map_err(|e| Failure(e.to_string()))?;
     let mut accounts: Vec<AccountId> = Vec::new();
     for i in 0..families.clamp(1, 8) {
-        if let Reply::Registered { account, .. } = run(Command::Register {
-            username: format!("inproc{i}"),
-            email: None,
-            password_hash: hash.clone(),
-        })? {
+        if let Reply::Registered { account, .. } =
+            run(Command::from(tessera_core::account::Register {
+                username: format!("inproc{i}"),
+                email: None,
+                password_hash: hash.clone(),
+            }))?
+        {
             accounts.push(account);
         }
     }
     let mut claims = Vec::new();
     let mut tokens = Vec::new();
     for i in 0..families.max(1) {
-        let reply = run(Command::Login {
+        let reply = run(Command::from(tessera_core::session::Login {
             check: PasswordCheck {
                 account: Some(accounts[i % accounts.len()]),
                 checked_hash: hash.clone(),
@@ -102,7 +104,7 @@ pub fn world(families: usize) -> Result<TokenWorld, Failure> {
             },
             mode: LoginMode::Token,
             client: None,
-        })?;
+        }))?;
         let Reply::TokensIssued(issued) = reply else {
             return Err(Failure::new("a token-mode login issued no tokens"));
         };

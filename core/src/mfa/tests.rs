@@ -20,12 +20,12 @@ fn enrol(w: &mut World, account: AccountId) -> (Vec<u8>, Vec<String>) {
     let secret = start(w, account);
     w.advance_secs(31);
     let code = code_now(w, &secret);
-    match w.run(Command::ConfirmTotp {
+    match w.run(Command::from(crate::mfa::ConfirmTotp {
         account,
         code: TotpCode::parse(&code).expect("six digits"),
         keys: keys(),
         client: None,
-    }) {
+    })) {
         Ok(Reply::TotpEnabled { backup_codes }) => {
             let codes = backup_codes
                 .expose()
@@ -41,10 +41,10 @@ fn enrol(w: &mut World, account: AccountId) -> (Vec<u8>, Vec<String>) {
 }
 
 fn start(w: &mut World, account: AccountId) -> Vec<u8> {
-    match w.run(Command::StartTotpEnrolment {
+    match w.run(Command::from(crate::mfa::StartTotpEnrolment {
         account,
         keys: keys(),
-    }) {
+    })) {
         Ok(Reply::TotpEnrolmentStarted(e)) => {
             assert!(e.otpauth_uri.starts_with("otpauth://totp/Tessera:"));
             assert!(e.otpauth_uri.contains(e.secret_base32.as_str()));
@@ -87,11 +87,11 @@ fn login(
     client: Option<IpAddr>,
 ) -> Result<Reply, Rejection> {
     let check = w.good_check(account);
-    w.run(Command::Login {
+    w.run(Command::from(crate::session::Login {
         check,
         mode,
         client,
-    })
+    }))
 }
 
 fn wrong_password(
@@ -101,11 +101,11 @@ fn wrong_password(
 ) -> Result<Reply, Rejection> {
     let mut check = w.good_check(account);
     check.outcome = Verification::Mismatch;
-    w.run(Command::Login {
+    w.run(Command::from(crate::session::Login {
         check,
         mode: LoginMode::Session,
         client,
-    })
+    }))
 }
 
 fn challenge(w: &mut World, account: AccountId, mode: LoginMode) -> String {
@@ -120,12 +120,12 @@ fn challenge(w: &mut World, account: AccountId, mode: LoginMode) -> String {
 
 fn answer(w: &mut World, token: &str, answer: MfaAnswer) -> Result<Reply, Rejection> {
     let presented = presented_challenge_digest(token).expect("token shape");
-    w.run(Command::AnswerMfaChallenge {
+    w.run(Command::from(crate::mfa::AnswerMfaChallenge {
         presented,
         answer,
         keys: keys(),
         client: ip("192.0.2.1"),
-    })
+    }))
 }
 
 #[test]
@@ -141,10 +141,10 @@ fn enrol_confirm_and_log_in_with_a_code() {
     // Enrolling twice while pending: a clear refusal, nothing recorded.
     let before = w.log.len();
     assert!(matches!(
-        w.run(Command::StartTotpEnrolment {
+        w.run(Command::from(crate::mfa::StartTotpEnrolment {
             account: alice,
             keys: keys()
-        }),
+        })),
         Err(Rejection::MfaEnrolmentPending {
             retry_after_secs: 600
         })
@@ -162,24 +162,24 @@ fn enrol_confirm_and_log_in_with_a_code() {
         MfaAnswer::Backup(_) => unreachable!(),
     };
     assert_eq!(
-        w.run(Command::ConfirmTotp {
+        w.run(Command::from(crate::mfa::ConfirmTotp {
             account: alice,
             code: wrong,
             keys: keys(),
             client: None
-        }),
+        })),
         Err(Rejection::MfaCodeInvalid {
             attempts_left: None
         })
     );
     assert_eq!(w.last_kinds(1), vec!["MfaCodeFailed"]);
     let code = code_now(&w, &secret);
-    let Ok(Reply::TotpEnabled { backup_codes }) = w.run(Command::ConfirmTotp {
+    let Ok(Reply::TotpEnabled { backup_codes }) = w.run(Command::from(crate::mfa::ConfirmTotp {
         account: alice,
         code: TotpCode::parse(&code).expect("code"),
         keys: keys(),
         client: None,
-    }) else {
+    })) else {
         panic!("confirmation failed");
     };
     assert_eq!(backup_codes.len(), 10);
@@ -189,10 +189,10 @@ fn enrol_confirm_and_log_in_with_a_code() {
     assert_eq!(status.backup_codes_remaining, 10);
     // Enrolling while on: refused.
     assert_eq!(
-        w.run(Command::StartTotpEnrolment {
+        w.run(Command::from(crate::mfa::StartTotpEnrolment {
             account: alice,
             keys: keys()
-        })
+        }))
         .err(),
         Some(Rejection::MfaAlreadyEnabled)
     );
@@ -267,35 +267,35 @@ fn confirming_without_enrolment_is_refused_and_spends_nothing() {
     let alice = w.register("alice");
     let before = w.log.len();
     assert_eq!(
-        w.run(Command::ConfirmTotp {
+        w.run(Command::from(crate::mfa::ConfirmTotp {
             account: alice,
             code: TotpCode::parse("123456").expect("code"),
             keys: keys(),
             client: None,
-        }),
+        })),
         Err(Rejection::MfaNotEnrolled)
     );
     // An expired enrolment is no enrolment, and may be replaced.
     let _ = start(&mut w, alice);
     w.advance_secs(601);
     assert_eq!(
-        w.run(Command::ConfirmTotp {
+        w.run(Command::from(crate::mfa::ConfirmTotp {
             account: alice,
             code: TotpCode::parse("123456").expect("code"),
             keys: keys(),
             client: None,
-        }),
+        })),
         Err(Rejection::MfaNotEnrolled)
     );
     assert_eq!(w.log.len(), before + 1, "only the enrolment was recorded");
     let _ = start(&mut w, alice);
     assert_eq!(
-        w.run(Command::ReplaceBackupCodes {
+        w.run(Command::from(crate::mfa::ReplaceBackupCodes {
             account: alice,
             answer: totp("123456"),
             keys: keys(),
             client: None,
-        }),
+        })),
         Err(Rejection::MfaNotEnrolled)
     );
 }
@@ -367,12 +367,14 @@ fn backup_codes_work_once_and_a_new_set_voids_the_old() {
     );
     // Replace the set with a TOTP code.
     let code = code_now(&w, &secret);
-    let Ok(Reply::BackupCodesReplaced { backup_codes }) = w.run(Command::ReplaceBackupCodes {
-        account: alice,
-        answer: totp(&code),
-        keys: keys(),
-        client: None,
-    }) else {
+    let Ok(Reply::BackupCodesReplaced { backup_codes }) =
+        w.run(Command::from(crate::mfa::ReplaceBackupCodes {
+            account: alice,
+            answer: totp(&code),
+            keys: keys(),
+            client: None,
+        }))
+    else {
         panic!("replace failed");
     };
     assert_eq!(w.views.mfa_status(&alice, w.now).backup_codes_remaining, 10);
@@ -442,13 +444,15 @@ fn disabling_needs_a_code_and_ends_the_other_sessions() {
         other => panic!("{other:?}"),
     };
     let wrong = wrong_code(&w, &secret);
-    let disable = |answer: MfaAnswer| Command::DisableTotp {
-        account: alice,
-        answer,
-        keys: keys(),
-        client: None,
-        current_session: sessions.first().copied(),
-        current_family: None,
+    let disable = |answer: MfaAnswer| {
+        Command::from(crate::mfa::DisableTotp {
+            account: alice,
+            answer,
+            keys: keys(),
+            client: None,
+            current_session: sessions.first().copied(),
+            current_family: None,
+        })
     };
     assert_eq!(
         w.run(disable(wrong)),
@@ -497,10 +501,10 @@ fn an_operator_reset_is_recorded_and_ends_every_session() {
     };
     let by = crate::Actor::Operator { name: "ops".into() };
     assert_eq!(
-        w.run(Command::ResetMfa {
+        w.run(Command::from(crate::mfa::ResetMfa {
             account: alice,
             by: by.clone()
-        }),
+        })),
         Ok(Reply::MfaReset)
     );
     assert!(w.log.iter().any(|(_, e)| *e
@@ -510,7 +514,7 @@ fn an_operator_reset_is_recorded_and_ends_every_session() {
         }));
     assert!(w.views.session(&s.session).is_none());
     assert_eq!(
-        w.run(Command::ResetMfa { account: alice, by }),
+        w.run(Command::from(crate::mfa::ResetMfa { account: alice, by })),
         Err(Rejection::MfaNotEnrolled)
     );
     // A challenge opened before the reset no longer works.
@@ -530,12 +534,12 @@ fn a_secret_sealed_under_another_key_spends_nothing() {
     let code = code_now(&w, &secret);
     let presented = presented_challenge_digest(&token).expect("shape");
     assert_eq!(
-        w.run(Command::AnswerMfaChallenge {
+        w.run(Command::from(crate::mfa::AnswerMfaChallenge {
             presented,
             answer: totp(&code),
             keys: MfaKeys::from_master(&[1; 32]),
             client: None,
-        }),
+        })),
         Err(Rejection::MfaKeysUnavailable)
     );
     assert_eq!(w.log.len(), before);
@@ -628,14 +632,14 @@ fn per_address_state_stays_within_its_bound_evicting_the_oldest() {
     let _ = w.views.set_address_capacity(3);
     for i in 1..=5u8 {
         w.advance_secs(1);
-        let _ = w.run(Command::Login {
+        let _ = w.run(Command::from(crate::session::Login {
             check: PasswordCheck {
                 account: None,
                 ..w.good_check(alice)
             },
             mode: LoginMode::Session,
             client: ip(&format!("192.0.2.{i}")),
-        });
+        }));
         assert!(w.views.address_strikes_count() <= 3);
     }
     assert!(

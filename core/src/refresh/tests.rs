@@ -202,7 +202,9 @@ fn dead_and_revoked_families_are_dropped_once_nothing_of_them_can_matter() {
     let t = w.login_tokens(alice);
     w.refresh(t.refresh.expose()).expect("rotates");
     assert_eq!(
-        w.run(Command::LogoutFamily { family: t.family }),
+        w.run(Command::from(crate::refresh::LogoutFamily {
+            family: t.family
+        })),
         Ok(Reply::LoggedOut)
     );
     let drop_at = w
@@ -237,18 +239,24 @@ fn rfc_7009_revocation_revokes_the_family_and_ignores_unknown_tokens() {
     let unknown = SecretDigest::of("tsr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let before = w.log.len();
     assert_eq!(
-        w.run(Command::RevokeRefreshToken { presented: unknown }),
+        w.run(Command::from(crate::refresh::RevokeRefreshToken {
+            presented: unknown
+        })),
         Ok(Reply::Revoked)
     );
     assert_eq!(w.log.len(), before);
     let presented = SecretDigest::of(t.refresh.expose());
     assert_eq!(
-        w.run(Command::RevokeRefreshToken { presented }),
+        w.run(Command::from(crate::refresh::RevokeRefreshToken {
+            presented
+        })),
         Ok(Reply::Revoked)
     );
     assert_eq!(w.last_kinds(1), ["RefreshFamilyRevoked"]);
     assert_eq!(
-        w.run(Command::RevokeRefreshToken { presented }),
+        w.run(Command::from(crate::refresh::RevokeRefreshToken {
+            presented
+        })),
         Ok(Reply::Revoked),
         "twice is fine"
     );
@@ -258,7 +266,9 @@ fn rfc_7009_revocation_revokes_the_family_and_ignores_unknown_tokens() {
     );
     assert_eq!(accepted(&w, &t.access), Err(TokenRejection::FamilyRevoked));
     assert_eq!(
-        w.run(Command::LogoutFamily { family: t.family }),
+        w.run(Command::from(crate::refresh::LogoutFamily {
+            family: t.family
+        })),
         Err(Rejection::Unauthenticated)
     );
 }
@@ -269,11 +279,11 @@ fn access_token_revocation_lasts_until_its_expiry() {
     let alice = w.register("alice");
     let t = w.login_tokens(alice);
     let other = w.refresh(t.refresh.expose()).expect("rotates");
-    let cmd = Command::RevokeAccessToken {
+    let cmd = Command::from(crate::blocklist::RevokeAccessToken {
         jti: t.access.jti,
         account: alice,
         expires_at: t.access.expires_at(),
-    };
+    });
     assert_eq!(w.run(cmd.clone()), Ok(Reply::Revoked));
     assert_eq!(accepted(&w, &t.access), Err(TokenRejection::Revoked));
     assert!(accepted(&w, &other.access).is_ok(), "only that one token");
@@ -297,20 +307,20 @@ fn sign_out_everywhere_password_change_and_disable_refuse_older_tokens() {
         let b = w.login_tokens(alice);
         w.advance_secs(1);
         let cmd = match how {
-            0 => Command::SignOutEverywhere {
+            0 => Command::from(crate::blocklist::SignOutEverywhere {
                 account: alice,
                 by: Actor::Holder,
-            },
-            1 => Command::ChangePassword {
+            }),
+            1 => Command::from(crate::account::ChangePassword {
                 check: w.good_check(alice),
                 new_hash: crate::password::PasswordHash("$argon2id$new".into()),
                 current_session: None,
                 client: None,
-            },
-            _ => Command::DisableAccount {
+            }),
+            _ => Command::from(crate::account::DisableAccount {
                 account: alice,
                 by: Actor::Operator { name: "ops".into() },
-            },
+            }),
         };
         assert!(w.run(cmd).is_ok());
         assert_eq!(w.views.not_before(&alice), Some(w.now));
@@ -337,11 +347,11 @@ fn session_logout_revokes_families_bound_to_it() {
     let mut w = World::new(20);
     let alice = w.register("alice");
     let check = w.good_check(alice);
-    let Ok(Reply::LoggedIn(session)) = w.run(Command::Login {
+    let Ok(Reply::LoggedIn(session)) = w.run(Command::from(crate::session::Login {
         check,
         mode: crate::LoginMode::Session,
         client: None,
-    }) else {
+    })) else {
         panic!("session login")
     };
     let mut env = crate::Env::new(w.now, &mut w.rng, &w.policy);
@@ -352,9 +362,9 @@ fn session_logout_revokes_families_bound_to_it() {
         .expect("applies");
     assert!(accepted(&w, &issued.access).is_ok());
     assert_eq!(
-        w.run(Command::Logout {
+        w.run(Command::from(crate::session::Logout {
             session: session.session
-        }),
+        })),
         Ok(Reply::SessionEnded)
     );
     assert_eq!(w.last_kinds(2), ["SessionEnded", "RefreshFamilyRevoked"]);

@@ -1,13 +1,18 @@
 //! POST /v1/login and POST /v1/logout.
 //!
-//! Login looks the account up, checks the password on the argon2 pool (against a decoy hash
-//! when there is no such account, so unknown usernames cost the same), then lets the writer
-//! decide. Every failure, whatever its cause, is the same 401.
+//! Login runs [`LoginRequest`]: the address pre-check and the account lookup, the password
+//! check on the argon2 pool (against the decoy hash when there is no such account, so
+//! unknown usernames cost the same), then the writer's decision. Every failure, whatever its
+//! cause, is the same 401.
 
 use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
 use serde::Deserialize;
-use tessera_core::{Command, LoginMode, Rejection, prepare};
+use tessera_core::blocklist::SignOutEverywhere;
+use tessera_core::refresh::LogoutFamily;
+use tessera_core::session::Logout;
+use tessera_core::usecase::LoginRequest;
+use tessera_core::{Command, LoginMode, Rejection};
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply};
@@ -49,40 +54,11 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
         &parts.headers,
         &ctx.app.config,
     ));
-    // An address that is failing too often waits before anything else happens: no account
-    // lookup, no argon2 (the core decides again with the same rule).
-    let account = {
-        let views = ctx.app.engine.views();
-        let now = ctx.app.engine.now();
-        tessera_core::throttle::check_address(
-            &views,
-            client,
-            now,
-            &ctx.app.engine.policy().throttle,
-        )?;
-        views.account_by_username(&input.username).cloned()
-    };
-    let policy = ctx.app.engine.policy().clone();
-    let decoy = ctx.app.decoy.clone();
-    let check = ctx
-        .app
-        .hashing
-        .run(move |rng, area| {
-            prepare::check_password_in(
-                &input.password,
-                account.as_ref(),
-                &decoy,
-                &policy,
-                rng,
-                area,
-            )
-        })
-        .await?;
     let outcome = ctx
         .app
-        .engine
-        .execute(Command::Login {
-            check,
+        .run(LoginRequest {
+            username: input.username,
+            password: input.password.into(),
             mode,
             client,
         })
@@ -93,11 +69,11 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
 pub async fn logout(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
     let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
     let command = match &caller {
-        Caller::Session(s) => Command::Logout { session: s.id },
+        Caller::Session(s) => Command::from(Logout { session: s.id }),
         // A token-mode login: end its refresh family (and the session it is bound to).
         Caller::Bearer(claims) => match (claims.fam, claims.sid) {
-            (Some(family), _) => Command::LogoutFamily { family },
-            (None, Some(session)) => Command::Logout { session },
+            (Some(family), _) => LogoutFamily { family }.into(),
+            (None, Some(session)) => Logout { session }.into(),
             (None, None) => return Err(Problem::invalid_token()),
         },
     };
@@ -119,7 +95,7 @@ pub async fn logout(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
 /// every access token issued before now is refused (the account's not-before time).
 pub async fn logout_everywhere(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
     let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
-    let command = Command::SignOutEverywhere {
+    let command = SignOutEverywhere {
         account: caller.account(),
         by: tessera_core::Actor::Holder,
     };

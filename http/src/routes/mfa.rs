@@ -1,4 +1,4 @@
-//! MFA over HTTP (tutorial section 7 and exercise 5): TOTP enrolment and confirmation, the
+//! MFA over HTTP: TOTP enrolment and confirmation, the
 //! second login step, backup codes, and turning MFA off. Every decision (code checks, the
 //! 5-attempt limit, replay of a spent step, throttling) is the core's; this module parses,
 //! authenticates and maps.
@@ -6,8 +6,9 @@
 use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
-use tessera_core::mfa::{MfaAnswer, TotpCode, presented_challenge_digest};
-use tessera_core::{Command, Rejection, Reply as CoreReply};
+use tessera_core::mfa::{DisableTotp, MfaAnswer, ReplaceBackupCodes, StartTotpEnrolment};
+use tessera_core::session::{LoginCompleted, LoginReply};
+use tessera_core::usecase;
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply};
@@ -59,14 +60,34 @@ struct SessionLogin {
     expires_at: String,
 }
 
-/// Renders a completed login: the cookie in session mode, the tokens in token mode.
+/// Renders a password login's answer: the login itself, or the MFA challenge.
 pub fn login_reply(
     ctx: Ctx<'_>,
-    reply: CoreReply,
+    reply: LoginReply,
     recorded_at: tessera_core::Timestamp,
 ) -> Result<Reply, Problem> {
     match reply {
-        CoreReply::LoggedIn(issued) => {
+        LoginReply::Completed(done) => completed_reply(ctx, done, recorded_at),
+        LoginReply::MfaRequired(challenge) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "mfa_required": true,
+                "mfa_token": challenge.mfa_token.expose(),
+                "methods": challenge.methods,
+                "expires_in": challenge.expires_in_secs,
+            }),
+        )),
+    }
+}
+
+/// Renders a completed login: the cookie in session mode, the tokens in token mode.
+fn completed_reply(
+    ctx: Ctx<'_>,
+    done: LoginCompleted,
+    recorded_at: tessera_core::Timestamp,
+) -> Result<Reply, Problem> {
+    match done {
+        LoginCompleted::Session(issued) => {
             let mut resp = json(
                 StatusCode::OK,
                 &SessionLogin {
@@ -80,20 +101,7 @@ pub fn login_reply(
             );
             Ok(resp)
         }
-        CoreReply::TokensIssued(issued) => super::oauth::token_response(ctx, &issued),
-        CoreReply::MfaRequired(challenge) => {
-            let methods: Vec<_> = challenge.methods.clone();
-            Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "mfa_required": true,
-                    "mfa_token": challenge.mfa_token.expose(),
-                    "methods": methods,
-                    "expires_in": challenge.expires_in_secs,
-                }),
-            ))
-        }
-        _ => Err(Problem::internal()),
+        LoginCompleted::Tokens(issued) => super::oauth::token_response(ctx, &issued),
     }
 }
 
@@ -109,42 +117,34 @@ pub async fn answer_challenge(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Re
         backup_code: input.backup_code,
     }
     .answer()?;
-    let presented = presented_challenge_digest(&input.mfa_token)
-        .ok_or_else(|| Problem::from(Rejection::MfaChallengeInvalid))?;
     let client = Some(auth::client_address(
         ctx.peer,
         &parts.headers,
         &ctx.app.config,
     ));
-    let command = Command::AnswerMfaChallenge {
-        presented,
-        answer,
-        keys: ctx.app.mfa_keys.clone(),
-        client,
-    };
+    let command =
+        usecase::answer_challenge(&input.mfa_token, answer, ctx.app.mfa_keys.clone(), client)?;
     let outcome = ctx.app.engine.execute(command).await?;
-    login_reply(ctx, outcome.reply?, outcome.recorded_at)
+    completed_reply(ctx, outcome.reply?, outcome.recorded_at)
 }
 
 /// POST /v1/mfa/totp: starts enrolment; pending until confirmed.
 pub async fn start_enrolment(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
     let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
-    let command = Command::StartTotpEnrolment {
+    let command = StartTotpEnrolment {
         account: caller.account(),
         keys: ctx.app.mfa_keys.clone(),
     };
-    match ctx.app.engine.execute(command).await?.reply? {
-        CoreReply::TotpEnrolmentStarted(e) => Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({
-                "secret": e.secret_base32.as_str(),
-                "otpauth_uri": e.otpauth_uri.as_str(),
-                "qr_svg": e.qr_svg.as_str(),
-                "expires_at": rfc3339(e.expires_at),
-            }),
-        )),
-        _ => Err(Problem::internal()),
-    }
+    let e = ctx.app.engine.execute(command).await?.reply?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "secret": e.secret_base32.as_str(),
+            "otpauth_uri": e.otpauth_uri.as_str(),
+            "qr_svg": e.qr_svg.as_str(),
+            "expires_at": rfc3339(e.expires_at),
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -158,25 +158,22 @@ pub async fn confirm(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Prob
     let (parts, body) = req.into_parts();
     let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
     let input: ConfirmBody = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
-    let code = TotpCode::parse(&input.code)?;
     let client = Some(auth::client_address(
         ctx.peer,
         &parts.headers,
         &ctx.app.config,
     ));
-    let command = Command::ConfirmTotp {
-        account: caller.account(),
-        code,
-        keys: ctx.app.mfa_keys.clone(),
+    let command = usecase::confirm_totp(
+        caller.account(),
+        &input.code,
+        ctx.app.mfa_keys.clone(),
         client,
-    };
-    match ctx.app.engine.execute(command).await?.reply? {
-        CoreReply::TotpEnabled { backup_codes } => Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({ "backup_codes": backup_codes.expose() }),
-        )),
-        _ => Err(Problem::internal()),
-    }
+    )?;
+    let backup_codes = ctx.app.engine.execute(command).await?.reply?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "backup_codes": backup_codes.expose() }),
+    ))
 }
 
 /// An authenticated request that proves the second factor with `{code}` or `{backup_code}`:
@@ -200,19 +197,17 @@ async fn proven(
 /// POST /v1/mfa/backup-codes: a new set; the old one stops working.
 pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
     let (caller, answer, client) = proven(ctx, req).await?;
-    let command = Command::ReplaceBackupCodes {
+    let command = ReplaceBackupCodes {
         account: caller.account(),
         answer,
         keys: ctx.app.mfa_keys.clone(),
         client,
     };
-    match ctx.app.engine.execute(command).await?.reply? {
-        CoreReply::BackupCodesReplaced { backup_codes } => Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({ "backup_codes": backup_codes.expose() }),
-        )),
-        _ => Err(Problem::internal()),
-    }
+    let backup_codes = ctx.app.engine.execute(command).await?.reply?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "backup_codes": backup_codes.expose() }),
+    ))
 }
 
 /// DELETE /v1/mfa/totp: MFA off, proven with a code; other sessions and families end.
@@ -222,7 +217,7 @@ pub async fn disable(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Prob
         Caller::Bearer(claims) => claims.fam,
         Caller::Session(_) => None,
     };
-    let command = Command::DisableTotp {
+    let command = DisableTotp {
         account: caller.account(),
         answer,
         keys: ctx.app.mfa_keys.clone(),

@@ -12,7 +12,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tessera_core::refresh::{TokensIssued, presented_digest};
 use tessera_core::token::verify_access_token;
-use tessera_core::{Command, Reply as CoreReply};
+use tessera_core::usecase;
 
 use super::{Ctx, Reply};
 use crate::body::{json, read_bytes};
@@ -158,18 +158,12 @@ pub async fn token(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
     let Some(presented) = param(&pairs, "refresh_token") else {
         return Ok(invalid_request("refresh_token is required").into_response());
     };
-    // Garbage, an access token or a session cookie is refused before it reaches the writer.
-    let Some(presented) = presented_digest(presented) else {
+    let Ok(command) = usecase::refresh(presented) else {
         return Ok(INVALID_GRANT.into_response());
     };
-    let outcome = ctx
-        .app
-        .engine
-        .execute(Command::RefreshTokens { presented })
-        .await?;
+    let outcome = ctx.app.engine.execute(command).await?;
     match outcome.reply {
-        Ok(CoreReply::TokensIssued(issued)) => token_response(ctx, &issued),
-        Ok(_) => Err(Problem::internal()),
+        Ok(issued) => token_response(ctx, &issued),
         Err(r) => Ok(match r.oauth_error() {
             Some(_) => INVALID_GRANT.into_response(),
             None => Problem::from(r).into_response(),
@@ -187,23 +181,10 @@ pub async fn revoke(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
     let Some(token) = param(&pairs, "token") else {
         return Ok(invalid_request("token is required").into_response());
     };
-    // The hint only says where to look first (RFC 7009 §2.1); we can tell the kinds apart.
-    let command = if let Some(presented) = presented_digest(token) {
-        Some(Command::RevokeRefreshToken { presented })
-    } else {
+    let command = {
         let now = ctx.app.engine.now();
-        let claims = verify_access_token(
-            token,
-            ctx.app.engine.views().signing_keys(),
-            now,
-            &ctx.app.engine.policy().token,
-        )
-        .ok();
-        claims.map(|c| Command::RevokeAccessToken {
-            jti: c.jti,
-            account: c.sub,
-            expires_at: c.expires_at(),
-        })
+        let views = ctx.app.engine.views();
+        usecase::revocation(token, &views, now, ctx.app.engine.policy())
     };
     if let Some(command) = command {
         ctx.app

@@ -3,7 +3,9 @@
 use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
-use tessera_core::{Command, Reply as CoreReply, SessionId, prepare};
+use tessera_core::SessionId;
+use tessera_core::session::RevokeSession;
+use tessera_core::usecase::ChangePasswordRequest;
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply, parse_session_path};
@@ -94,7 +96,7 @@ pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
     let outcome = ctx
         .app
         .engine
-        .execute(Command::RevokeSession {
+        .execute(RevokeSession {
             account: caller.account(),
             session: id,
         })
@@ -120,34 +122,15 @@ pub async fn change_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
         &parts.headers,
         &ctx.app.config,
     ));
-    let account = ctx.app.engine.views().account(&caller.account()).cloned();
-    let policy = ctx.app.engine.policy().clone();
-    let decoy = ctx.app.decoy.clone();
-    let prepared = ctx
-        .app
-        .hashing
-        .run(move |rng, area| {
-            let new_hash = prepare::new_password(&input.new_password, &policy, rng)?;
-            let check = prepare::check_password_in(
-                &input.current_password,
-                account.as_ref(),
-                &decoy,
-                &policy,
-                rng,
-                area,
-            );
-            Ok::<_, tessera_core::Rejection>((check, new_hash))
-        })
-        .await??;
-    let (check, new_hash) = prepared;
-    let command = Command::ChangePassword {
-        check,
-        new_hash,
+    let request = ChangePasswordRequest {
+        account: caller.account(),
+        current_password: input.current_password.into(),
+        new_password: input.new_password.into(),
         current_session: caller.session(),
         client,
     };
-    let outcome = ctx.app.engine.execute(command).await?;
-    let reply = outcome.reply.map_err(|r| match r {
+    let outcome = ctx.app.run(request).await?;
+    let session = outcome.reply.map_err(|r| match r {
         // The caller is authenticated; a wrong current password is a refusal, not a logout.
         tessera_core::Rejection::InvalidCredentials => Problem::new(
             http::StatusCode::FORBIDDEN,
@@ -157,23 +140,18 @@ pub async fn change_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
         ),
         other => other.into(),
     })?;
-    match reply {
-        CoreReply::PasswordChanged { session } => {
-            let mut resp = empty(StatusCode::NO_CONTENT);
-            // A cookie caller continues under a fresh cookie; a bearer caller's session (if
-            // any) was rotated too, and its tokens were revoked: it logs in again.
-            if let (Some(issued), auth::Caller::Session(_)) = (session, &caller) {
-                resp.headers_mut().insert(
-                    header::SET_COOKIE,
-                    set_session_cookie(
-                        issued.secret.expose(),
-                        issued.expires_at,
-                        outcome.recorded_at,
-                    ),
-                );
-            }
-            Ok(resp)
-        }
-        _ => Err(Problem::internal()),
+    let mut resp = empty(StatusCode::NO_CONTENT);
+    // A cookie caller continues under a fresh cookie; a bearer caller's session (if any) was
+    // rotated too, and its tokens were revoked: it logs in again.
+    if let (Some(issued), auth::Caller::Session(_)) = (session, &caller) {
+        resp.headers_mut().insert(
+            header::SET_COOKIE,
+            set_session_cookie(
+                issued.secret.expose(),
+                issued.expires_at,
+                outcome.recorded_at,
+            ),
+        );
     }
+    Ok(resp)
 }

@@ -61,13 +61,16 @@ impl Scenario for RefreshRace {
                 "the server issued a malformed refresh token",
             ));
         };
-        let refresh = Command::RefreshTokens { presented };
+        let refresh = Command::from(tessera_core::refresh::RefreshTokens { presented });
         let against = match self.rng.random_range(0..3) {
             0 => refresh.clone(),
-            1 => Command::RevokeRefreshToken { presented },
-            _ => Command::LogoutFamily { family },
+            1 => Command::from(tessera_core::refresh::RevokeRefreshToken { presented }),
+            _ => Command::from(tessera_core::refresh::LogoutFamily { family }),
         };
-        let two_refreshes = matches!(against, Command::RefreshTokens { .. });
+        let two_refreshes = matches!(
+            against,
+            Command::Token(tessera_core::TokenCommand::Refresh(_))
+        );
         let revoke_first = !two_refreshes && self.rng.random_bool(0.5);
         let (first, second) = if revoke_first {
             (against, refresh)

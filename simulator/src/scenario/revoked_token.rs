@@ -86,17 +86,19 @@ impl Scenario for RevokedToken {
         ledger.token_issued(&access, &issued.access);
         let ending = Ending::ALL[self.rng.random_range(0..Ending::ALL.len())];
         let command = match ending {
-            Ending::Logout => Command::LogoutFamily {
+            Ending::Logout => Command::from(tessera_core::refresh::LogoutFamily {
                 family: issued.family,
-            },
-            Ending::AccessRevoked => Command::RevokeAccessToken {
+            }),
+            Ending::AccessRevoked => Command::from(tessera_core::blocklist::RevokeAccessToken {
                 jti: issued.access.jti,
                 account: issued.account,
                 expires_at: issued.access.expires_at(),
-            },
+            }),
             Ending::RefreshRevoked => {
                 match tessera_core::refresh::presented_digest(issued.refresh.expose()) {
-                    Some(presented) => Command::RevokeRefreshToken { presented },
+                    Some(presented) => {
+                        Command::from(tessera_core::refresh::RevokeRefreshToken { presented })
+                    }
                     None => {
                         return Err(world.fail(
                             crate::FailureKind::Crash,
@@ -105,10 +107,12 @@ impl Scenario for RevokedToken {
                     }
                 }
             }
-            Ending::SignedOutEverywhere => Command::SignOutEverywhere {
-                account: issued.account,
-                by: Actor::Holder,
-            },
+            Ending::SignedOutEverywhere => {
+                Command::from(tessera_core::blocklist::SignOutEverywhere {
+                    account: issued.account,
+                    by: Actor::Holder,
+                })
+            }
             Ending::PasswordChanged => {
                 let new = strong_password(&mut self.rng);
                 match world.change_password(&self.victim.0, &self.victim.1, &new, None)? {

@@ -2,7 +2,6 @@
 //! from the log reproduces exactly, on the sled store.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::SeedableRng;
 use tessera_core::blocklist::check_not_revoked;
@@ -10,25 +9,10 @@ use tessera_core::password::Verification;
 use tessera_core::refresh::{TokensIssued, presented_digest};
 use tessera_core::secret::SecretDigest;
 use tessera_core::token::{TokenRejection, install_crypto_provider, verify_access_token};
-use tessera_core::{
-    AccountId, Command, LoginMode, PasswordCheck, Policy, Rejection, Reply, Timestamp,
-};
+use tessera_core::{AccountId, Command, LoginMode, PasswordCheck, Policy, Rejection, Reply};
 use tessera_storage::keys::KeyStore;
-use tessera_storage::{Clock, Engine, EngineConfig, EventStore, SledOptions, SledStore, replay};
-
-struct TestClock(AtomicU64);
-
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
-    }
-}
-
-impl TestClock {
-    fn advance_secs(&self, secs: u64) {
-        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
-    }
-}
+use tessera_storage::{Engine, EngineConfig, EventStore, SledOptions, SledStore, replay};
+use tessera_tests::workload::TestClock;
 
 struct Harness {
     engine: Engine,
@@ -56,30 +40,34 @@ fn start(dir: tempfile::TempDir, clock: Arc<TestClock>) -> Harness {
 }
 
 fn harness() -> Harness {
-    let clock = Arc::new(TestClock(AtomicU64::new(1_700_000_000_000)));
+    let clock = TestClock::at(tessera_tests::T0);
     start(tempfile::tempdir().expect("tempdir"), clock)
 }
 
 impl Harness {
-    fn run(&self, command: Command) -> Result<Reply, Rejection> {
+    fn run(&self, command: impl Into<Command>) -> Result<Reply, Rejection> {
         self.engine
-            .execute_blocking(command)
+            .execute_blocking(command.into())
             .expect("engine answers")
             .reply
     }
 
     fn register(&self, username: &str) -> AccountId {
-        let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(1);
-        let cmd = tessera_core::prepare::register(
-            username,
-            None,
-            "Correct horse 9 battery",
-            self.engine.policy(),
-            &mut rng,
-        )
-        .expect("valid registration");
-        match self.run(cmd) {
-            Ok(Reply::Registered { account, .. }) => account,
+        let request = tessera_core::usecase::RegisterRequest {
+            username: username.into(),
+            email: None,
+            password: tessera_tests::PASSWORD.into(),
+        };
+        let outcome = self
+            .engine
+            .run_blocking(
+                request,
+                &mut tessera_tests::rng(1),
+                &mut tessera_core::password::WorkArea::default(),
+            )
+            .expect("engine answers");
+        match outcome.reply {
+            Ok(registered) => registered.account,
             other => panic!("register: {other:?}"),
         }
     }
@@ -98,20 +86,20 @@ impl Harness {
             outcome: Verification::Match { stale: false },
             rehash: None,
         };
-        match self.run(Command::Login {
+        match self.run(Command::from(tessera_core::session::Login {
             check,
             mode: LoginMode::Token,
             client: None,
-        }) {
+        })) {
             Ok(Reply::TokensIssued(t)) => t,
             other => panic!("login: {other:?}"),
         }
     }
 
     fn refresh_cmd(t: &TokensIssued) -> Command {
-        Command::RefreshTokens {
+        Command::from(tessera_core::refresh::RefreshTokens {
             presented: presented_digest(t.refresh.expose()).expect("a refresh token"),
-        }
+        })
     }
 
     fn access_ok(&self, t: &TokensIssued) -> Result<(), TokenRejection> {
@@ -199,9 +187,9 @@ fn refresh_against_revoke_revoke_wins_in_either_order() {
         let h = harness();
         let alice = h.register("alice");
         let t = h.login(alice);
-        let revoke = Command::RevokeRefreshToken {
+        let revoke = Command::from(tessera_core::refresh::RevokeRefreshToken {
             presented: SecretDigest::of(t.refresh.expose()),
-        };
+        });
         let (first, second) = if revoke_first {
             (revoke, Harness::refresh_cmd(&t))
         } else {
@@ -268,23 +256,23 @@ fn a_day_of_token_traffic_rebuilds_exactly_including_dropped_records() {
     .expect("verifies");
     assert_eq!(claims, a.access);
     for _ in 0..5 {
-        h.clock.advance_secs(600);
+        h.clock.advance_ms(600 * 1000);
         a = match h.run(Harness::refresh_cmd(&a)) {
             Ok(Reply::TokensIssued(t)) => t,
             other => panic!("refresh: {other:?}"),
         };
     }
-    let revoke = Command::RevokeAccessToken {
+    let revoke = Command::from(tessera_core::blocklist::RevokeAccessToken {
         jti: a.access.jti,
         account: alice,
         expires_at: a.access.expires_at(),
-    };
+    });
     assert_eq!(h.run(revoke), Ok(Reply::Revoked));
     assert_eq!(
-        h.run(Command::SignOutEverywhere {
+        h.run(Command::from(tessera_core::blocklist::SignOutEverywhere {
             account: bob,
             by: tessera_core::Actor::Holder
-        }),
+        })),
         Ok(Reply::SignedOutEverywhere)
     );
     assert_eq!(h.access_ok(&b), Err(TokenRejection::FamilyRevoked));
@@ -296,7 +284,7 @@ fn a_day_of_token_traffic_rebuilds_exactly_including_dropped_records() {
     assert_eq!(h.engine.views().signing_keys().len(), 2);
     // A day later, the next event drops every record whose time has passed: bob's revoked
     // family, the revoked jti, the not-before time, the retired key.
-    h.clock.advance_secs(24 * 3600);
+    h.clock.advance_ms(24 * 3600 * 1000);
     let _carol = h.register("carol");
     {
         let views = h.engine.views();

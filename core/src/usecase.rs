@@ -1,0 +1,337 @@
+//! Use cases: the half of each flow that runs before the writer, written once.
+//!
+//! Every driver of the engine (the HTTP adapter, the simulator, the integration-test
+//! workload, the load tool, the operator commands) runs a use case through these functions
+//! and only adapts input and output:
+//!
+//! ```text
+//!   request ──plan (views' read lock: address pre-check, lookups)──▶ Plan (owned)
+//!           ──prepare (hashing pool, no lock held: argon2, against the decoy if no account)──▶ command
+//!           ──writer: decide + append──▶ reply
+//! ```
+//!
+//! [`UseCase::plan`] is cheap and reads the views; it returns an owned plan, so no lock can
+//! be held across the expensive half. [`Planned::prepare`] does the argon2 work with the
+//! randomness and the work area its driver gives it. Use cases without argon2 work are plain
+//! functions from the request to the command ([`refresh`], [`revocation`],
+//! [`answer_challenge`], [`confirm_totp`]).
+
+use std::net::IpAddr;
+
+use rand_core::CryptoRng;
+
+use crate::account::{AccountView, ChangePassword, Register, email_plausible, username_key};
+use crate::blocklist::RevokeAccessToken;
+use crate::mfa::{AnswerMfaChallenge, ConfirmTotp, MfaAnswer, MfaKeys, TotpCode};
+use crate::password::{Password, PasswordHash, WorkArea};
+use crate::refresh::{RefreshTokens, RevokeRefreshToken};
+use crate::session::Login;
+use crate::token::verify_access_token;
+use crate::{
+    AccountId, Decide, Decision, Env, LoginMode, Policy, Rejection, SessionId, Timestamp, Views,
+    prepare,
+};
+
+/// What the expensive half is given by its driver.
+pub struct Prepare<'a> {
+    /// Salts for new hashes (the OS RNG in the server, a seeded one in the simulator).
+    pub rng: &'a mut dyn CryptoRng,
+    /// argon2's memory, kept between hashes by the thread that runs them.
+    pub area: &'a mut WorkArea,
+    /// The hash checked when there is no account, so that unknown usernames cost the same.
+    pub decoy: &'a PasswordHash,
+    /// The policy the engine decides under.
+    pub policy: &'a Policy,
+}
+
+impl std::fmt::Debug for Prepare<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepare").finish_non_exhaustive()
+    }
+}
+
+/// A use case whose command needs argon2 work.
+pub trait UseCase {
+    /// What the cheap half found, owned so that no lock is held across the expensive half.
+    type Plan: Planned;
+    /// The cheap half, under the views' read lock: pre-checks and lookups.
+    fn plan(self, views: &Views, now: Timestamp, policy: &Policy) -> Result<Self::Plan, Rejection>;
+}
+
+/// A planned use case, ready for its expensive half.
+pub trait Planned: Send + 'static {
+    /// The command it becomes.
+    type Command: Decide;
+    /// The expensive half: argon2, outside every lock.
+    fn prepare(self, prep: Prepare<'_>) -> Result<Self::Command, Rejection>;
+}
+
+/// `POST /v1/accounts`: a new account.
+#[derive(Debug)]
+pub struct RegisterRequest {
+    /// As typed.
+    pub username: String,
+    /// Optional contact address.
+    pub email: Option<String>,
+    /// The new password.
+    pub password: Password,
+}
+
+impl UseCase for RegisterRequest {
+    type Plan = Self;
+
+    /// Cheap checks first, so that a malformed or taken username never costs an argon2
+    /// hash. Registration says whether a name is taken anyway (409); the writer checks
+    /// again, so two racing registrations still get one winner.
+    fn plan(self, views: &Views, _now: Timestamp, _policy: &Policy) -> Result<Self, Rejection> {
+        self.validate()?;
+        if views.account_by_username(&self.username).is_some() {
+            return Err(Rejection::UsernameTaken);
+        }
+        Ok(self)
+    }
+}
+
+impl RegisterRequest {
+    /// The username's and email's shape. Checked by the plan and again by `prepare`, so that
+    /// a driver that runs only the expensive half (to exercise the writer's own uniqueness
+    /// check) cannot skip it.
+    pub fn validate(&self) -> Result<(), Rejection> {
+        username_key(&self.username).map_err(Rejection::InvalidUsername)?;
+        if self.email.as_deref().is_some_and(|e| !email_plausible(e)) {
+            return Err(Rejection::InvalidEmail);
+        }
+        Ok(())
+    }
+}
+
+impl Planned for RegisterRequest {
+    type Command = Register;
+
+    fn prepare(self, prep: Prepare<'_>) -> Result<Register, Rejection> {
+        self.validate()?;
+        let password_hash = prepare::new_password(self.password.expose(), prep.policy, prep.rng)?;
+        Ok(Register {
+            username: self.username.trim().to_owned(),
+            email: self.email,
+            password_hash,
+        })
+    }
+}
+
+/// `POST /v1/login`: a password login.
+#[derive(Debug)]
+pub struct LoginRequest {
+    /// As typed.
+    pub username: String,
+    /// As typed.
+    pub password: Password,
+    /// Session or tokens.
+    pub mode: LoginMode,
+    /// Where the request came from.
+    pub client: Option<IpAddr>,
+}
+
+/// A login whose address may try and whose account (if any) was looked up.
+#[derive(Debug)]
+pub struct LoginPlan {
+    account: Option<AccountView>,
+    password: Password,
+    mode: LoginMode,
+    client: Option<IpAddr>,
+}
+
+impl UseCase for LoginRequest {
+    type Plan = LoginPlan;
+
+    /// An address that is failing too often waits before anything else happens: no account
+    /// lookup, no argon2 (the writer decides again with the same rule).
+    fn plan(self, views: &Views, now: Timestamp, policy: &Policy) -> Result<LoginPlan, Rejection> {
+        crate::throttle::check_address(views, self.client, now, &policy.throttle)?;
+        Ok(LoginPlan {
+            account: views.account_by_username(&self.username).cloned(),
+            password: self.password,
+            mode: self.mode,
+            client: self.client,
+        })
+    }
+}
+
+impl Planned for LoginPlan {
+    type Command = Login;
+
+    fn prepare(self, prep: Prepare<'_>) -> Result<Login, Rejection> {
+        let check = prepare::check_password_in(
+            self.password.expose(),
+            self.account.as_ref(),
+            prep.decoy,
+            prep.policy,
+            prep.rng,
+            prep.area,
+        );
+        Ok(Login {
+            check,
+            mode: self.mode,
+            client: self.client,
+        })
+    }
+}
+
+/// `POST /v1/password`: the holder changes their password.
+#[derive(Debug)]
+pub struct ChangePasswordRequest {
+    /// The authenticated holder.
+    pub account: AccountId,
+    /// Proves the holder knows it.
+    pub current_password: Password,
+    /// Must meet the policy.
+    pub new_password: Password,
+    /// The session the request came through, which continues under a fresh id.
+    pub current_session: Option<SessionId>,
+    /// Where the request came from.
+    pub client: Option<IpAddr>,
+}
+
+/// A password change with the holder's account looked up.
+#[derive(Debug)]
+pub struct ChangePasswordPlan {
+    account: Option<AccountView>,
+    request: ChangePasswordRequest,
+}
+
+impl UseCase for ChangePasswordRequest {
+    type Plan = ChangePasswordPlan;
+
+    fn plan(
+        self,
+        views: &Views,
+        _now: Timestamp,
+        _policy: &Policy,
+    ) -> Result<ChangePasswordPlan, Rejection> {
+        Ok(ChangePasswordPlan {
+            account: views.account(&self.account).cloned(),
+            request: self,
+        })
+    }
+}
+
+impl Planned for ChangePasswordPlan {
+    type Command = ChangePassword;
+
+    fn prepare(self, prep: Prepare<'_>) -> Result<ChangePassword, Rejection> {
+        let r = self.request;
+        // The new password's problems are reported before the current one is checked.
+        let new_hash = prepare::new_password(r.new_password.expose(), prep.policy, prep.rng)?;
+        let check = prepare::check_password_in(
+            r.current_password.expose(),
+            self.account.as_ref(),
+            prep.decoy,
+            prep.policy,
+            prep.rng,
+            prep.area,
+        );
+        Ok(ChangePassword {
+            check,
+            new_hash,
+            current_session: r.current_session,
+            client: r.client,
+        })
+    }
+}
+
+/// Runs a use case's both halves in this thread, for synchronous drivers and tests.
+pub fn plan_and_prepare<U: UseCase>(
+    usecase: U,
+    views: &Views,
+    now: Timestamp,
+    prep: Prepare<'_>,
+) -> Result<<U::Plan as Planned>::Command, Rejection> {
+    usecase.plan(views, now, prep.policy)?.prepare(prep)
+}
+
+/// `grant_type=refresh_token`: garbage, an access token or a session cookie is refused
+/// before it reaches the writer.
+pub fn refresh(presented: &str) -> Result<RefreshTokens, Rejection> {
+    crate::refresh::presented_digest(presented)
+        .map(|presented| RefreshTokens { presented })
+        .ok_or(Rejection::RefreshTokenInvalid)
+}
+
+/// RFC 7009 revocation of whatever token was presented.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// A refresh token: its family.
+    Refresh(RevokeRefreshToken),
+    /// An access token, verified.
+    Access(RevokeAccessToken),
+}
+
+impl Decide for Revocation {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Refresh(c) => c.kind(),
+            Self::Access(c) => c.kind(),
+        }
+    }
+
+    fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        match self {
+            Self::Refresh(c) => c.decide(views, env),
+            Self::Access(c) => c.decide(views, env),
+        }
+    }
+}
+
+/// The revocation a presented token asks for, or `None` when it is no token of ours (RFC
+/// 7009 answers 200 all the same). The hint only says where to look first (RFC 7009 §2.1);
+/// the kinds can be told apart, so it is not needed.
+pub fn revocation(
+    token: &str,
+    views: &Views,
+    now: Timestamp,
+    policy: &Policy,
+) -> Option<Revocation> {
+    if let Some(presented) = crate::refresh::presented_digest(token) {
+        return Some(Revocation::Refresh(RevokeRefreshToken { presented }));
+    }
+    let claims = verify_access_token(token, views.signing_keys(), now, &policy.token).ok()?;
+    Some(Revocation::Access(RevokeAccessToken {
+        jti: claims.jti,
+        account: claims.sub,
+        expires_at: claims.expires_at(),
+    }))
+}
+
+/// `POST /v1/login/mfa`: a string that is no `mfa_token` never reaches the writer.
+pub fn answer_challenge(
+    mfa_token: &str,
+    answer: MfaAnswer,
+    keys: MfaKeys,
+    client: Option<IpAddr>,
+) -> Result<AnswerMfaChallenge, Rejection> {
+    let presented =
+        crate::mfa::presented_challenge_digest(mfa_token).ok_or(Rejection::MfaChallengeInvalid)?;
+    Ok(AnswerMfaChallenge {
+        presented,
+        answer,
+        keys,
+        client,
+    })
+}
+
+/// `POST /v1/mfa/totp/confirm`: a code that is not six digits never reaches the writer.
+pub fn confirm_totp(
+    account: AccountId,
+    code: &str,
+    keys: MfaKeys,
+    client: Option<IpAddr>,
+) -> Result<ConfirmTotp, Rejection> {
+    Ok(ConfirmTotp {
+        account,
+        code: TotpCode::parse(code)?,
+        keys,
+        client,
+    })
+}

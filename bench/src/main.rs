@@ -70,10 +70,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use serde::Serialize;
 use serde_json::{Value, json};
-
-use clap::Parser;
 use tessera_core::policy::Argon2Params;
 
 use client::{Spec, Target};

@@ -5,7 +5,6 @@
 //! on disk in `tessera-storage`, every HTTP detail in `tessera-http`.
 
 mod account;
-mod bench;
 mod config;
 mod replay;
 mod serve;
@@ -57,8 +56,6 @@ enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Measure throughput, latency and memory against this machine's own ceilings.
-    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,7 +85,6 @@ fn main() -> ExitCode {
         Command::Account(cmd) => account::run(&config, cmd),
         Command::Simulate(args) => simulate::run(&config, args),
         Command::Keys(KeysCommand::Rotate { data }) => rotate_keys(config, data),
-        Command::Bench(args) => bench::run(&config, args),
     };
     match result {
         Ok(code) => code,

@@ -43,7 +43,7 @@ impl Target {
     pub fn new(addr: SocketAddr) -> Result<Self, Failure> {
         if !addr.ip().is_loopback() {
             return Err(Failure(format!(
-                "tessera bench only targets loopback addresses, not {addr}"
+                "tessera-bench only targets loopback addresses, not {addr}"
             )));
         }
         Ok(Self {

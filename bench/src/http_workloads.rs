@@ -470,8 +470,8 @@ impl Conn for Flood {
 // ---------------------------------------------------------------------------------------
 // Mixed
 
-/// What `mixed` sends, per 10,000 requests. MFA verification (1 % in issue 6) is left out:
-/// no MFA endpoint exists yet; its share goes to verify.
+/// What `mixed` sends, per 10,000 requests. MFA verification is not part of the mix: the
+/// 1 % it would take goes to verify.
 pub const MIX_PER_10K: [(MixKind, u32); 5] = [
     (MixKind::Verify, 9_100),
     (MixKind::Refresh, 500),

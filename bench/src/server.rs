@@ -1,11 +1,12 @@
-//! The server under test: a child `tessera serve` on a fresh temporary data folder, or a
-//! child bare-hyper "hello" server (the HTTP ceiling), or a running server given by URL;
-//! and reading its counters from /metrics.
+//! The server under test: a child `tessera serve` (the `tessera` binary, a separate
+//! process) on a fresh temporary data folder, or a child bare-hyper "hello" server (this
+//! binary, the HTTP ceiling), or a running server given by URL; and reading its counters
+//! from /metrics.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -22,10 +23,11 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    /// `tessera serve` on 127.0.0.1 (a free port) with a fresh data folder under `parent`.
-    /// The child inherits this process's environment, so `TESSERA_*` settings (argon2
-    /// parameters, pool sizes) apply to it as they do to the ceilings measured here.
-    pub fn tessera(parent: &Path) -> Result<Self, Failure> {
+    /// `bin serve` (the `tessera` binary, see [`tessera_binary`]) on 127.0.0.1 (a free
+    /// port) with a fresh data folder under `parent`. The child inherits this process's
+    /// environment, so `TESSERA_*` settings (argon2 parameters, pool sizes) apply to it as
+    /// they do to the ceilings measured here; `config`, when given, is its `--config`.
+    pub fn tessera(bin: &Path, parent: &Path, config: Option<&Path>) -> Result<Self, Failure> {
         let data = tempfile::Builder::new()
             .prefix("tessera-bench-")
             .tempdir_in(parent)
@@ -35,7 +37,10 @@ impl ChildServer {
                     parent.display()
                 ))
             })?;
-        let mut cmd = Command::new(exe()?);
+        let mut cmd = Command::new(bin);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.path())
             .env("TESSERA_STORE__VERIFY_ON_START", "false")
@@ -43,10 +48,12 @@ impl ChildServer {
         Self::spawn(cmd, Some(data))
     }
 
-    /// The bare hyper "hello" server (`tessera bench hello-server`).
+    /// The bare hyper "hello" server (`tessera-bench hello-server`, this binary).
     pub fn hello() -> Result<Self, Failure> {
-        let mut cmd = Command::new(exe()?);
-        cmd.args(["bench", "hello-server", "--listen", "127.0.0.1:0"]);
+        let exe = std::env::current_exe()
+            .map_err(|e| Failure(format!("cannot find this executable: {e}")))?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["hello-server", "--listen", "127.0.0.1:0"]);
         Self::spawn(cmd, None)
     }
 
@@ -54,9 +61,10 @@ impl ChildServer {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        let program = Path::new(cmd.get_program()).display().to_string();
         let mut child = cmd
             .spawn()
-            .map_err(|e| Failure(format!("cannot start the server: {e}")))?;
+            .map_err(|e| Failure(format!("cannot start the server {program}: {e}")))?;
         let stdout = child.stdout.take();
         // Read the "listening on http://ADDR" line on a thread, so that a child that never
         // prints cannot hang us: wait at most 60 s for it.
@@ -110,8 +118,42 @@ impl Drop for ChildServer {
     }
 }
 
-fn exe() -> Result<std::path::PathBuf, Failure> {
-    std::env::current_exe().map_err(|e| Failure(format!("cannot find this executable: {e}")))
+/// The `tessera` binary to start as the server: `explicit` (`--tessera PATH`) when given,
+/// else the one next to this executable (`cargo build` puts both in the same target folder;
+/// a test binary in `deps/` looks one folder up).
+pub fn tessera_binary(explicit: Option<&Path>) -> Result<PathBuf, Failure> {
+    const BUILD: &str = "build it with `cargo build --release -p tessera` (the same profile \
+        as tessera-bench, so that it lands next to it), or name one with --tessera PATH";
+    if let Some(path) = explicit {
+        return if path.is_file() {
+            Ok(path.to_owned())
+        } else {
+            Err(Failure(format!(
+                "--tessera {}: no such file; {BUILD}",
+                path.display()
+            )))
+        };
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure(format!("cannot find this executable: {e}")))?;
+    let name = format!("tessera{}", std::env::consts::EXE_SUFFIX);
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let mut candidates = vec![dir.join(&name)];
+    if dir.file_name().is_some_and(|d| d == "deps")
+        && let Some(up) = dir.parent()
+    {
+        candidates.push(up.join(&name));
+    }
+    candidates
+        .iter()
+        .find(|c| c.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            Failure(format!(
+                "no `tessera` binary at {}; {BUILD}",
+                candidates[0].display()
+            ))
+        })
 }
 
 /// The counters /metrics exposes, by name (labels included in the name).

@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
 # Regenerates every figure in docs/benchmarks.md.
 #
-#   cli/bench.sh [OUT_DIR]        (default: docs/bench-results/, the figures docs/benchmarks.md cites)
+#   bench/bench.sh [OUT_DIR]      (default: docs/bench-results/, the figures docs/benchmarks.md cites)
 #
-# Builds the release binary once, then runs each workload as its own process (so that the
-# memory figure is not disturbed by the others), 3 repeats each, medians reported. Every run
-# writes OUT_DIR/NAME.json (the machine-readable report) and OUT_DIR/NAME.txt (the human
-# lines, runs and medians). Needs about 20 minutes on 2 cores, plus the release build.
+# Builds the release binaries once (`tessera`, the server, and `tessera-bench`, the load
+# tool that starts it as a child process), then runs each workload as its own process (so
+# that the memory figure is not disturbed by the others), 3 repeats each, medians reported.
+# Every run writes OUT_DIR/NAME.json (the machine-readable report) and OUT_DIR/NAME.txt (the
+# human lines, runs and medians). Needs about 20 minutes on 2 cores, plus the release build.
 # The divan micro-benchmarks (storage/benches/hot_paths.rs) go to OUT_DIR/hot_paths.txt.
 #
-# Environment: TESSERA_BIN to use an existing binary; BENCH_REPEATS, BENCH_DURATION,
-# BENCH_EVENTS, BENCH_SESSIONS, BENCH_MIXED_RATES to change the defaults below;
-# BENCH_SKIP_DIVAN=1 to leave the micro-benchmarks out; any TESSERA_* configuration
+# Environment: TESSERA_BIN and TESSERA_BENCH_BIN to use existing binaries; BENCH_REPEATS,
+# BENCH_DURATION, BENCH_EVENTS, BENCH_SESSIONS, BENCH_MIXED_RATES to change the defaults
+# below; BENCH_SKIP_DIVAN=1 to leave the micro-benchmarks out; any TESSERA_* configuration
 # variable (argon2 parameters, pool sizes) applies both to the child server and to the
 # ceilings measured next to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/bench-results}
 mkdir -p "$out"
-if [[ -z "${TESSERA_BIN:-}" ]]; then
-  cargo build --release -p tessera
-  TESSERA_BIN="${CARGO_TARGET_DIR:-target}/release/tessera"
+if [[ -z "${TESSERA_BIN:-}" || -z "${TESSERA_BENCH_BIN:-}" ]]; then
+  cargo build --release -p tessera -p tessera-bench
 fi
+TESSERA_BIN=${TESSERA_BIN:-${CARGO_TARGET_DIR:-target}/release/tessera}
+TESSERA_BENCH_BIN=${TESSERA_BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/tessera-bench}
 repeats=${BENCH_REPEATS:-3}
 duration=${BENCH_DURATION:-3}
 common=(--duration "$duration" --warmup 1 --json)
@@ -29,8 +31,8 @@ common=(--duration "$duration" --warmup 1 --json)
 run() {
   local name=$1
   shift
-  echo "== $name: tessera bench $*" | tee "$out/$name.txt"
-  "$TESSERA_BIN" bench "$@" "${common[@]}" >"$out/$name.json" 2> >(tee -a "$out/$name.txt" >&2)
+  echo "== $name: tessera-bench $*" | tee "$out/$name.txt"
+  "$TESSERA_BENCH_BIN" "$@" --tessera "$TESSERA_BIN" "${common[@]}" >"$out/$name.json" 2> >(tee -a "$out/$name.txt" >&2)
 }
 
 {

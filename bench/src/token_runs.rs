@@ -1,4 +1,4 @@
-//! The token workloads of issue 6 and their ceilings: `tokens` (in-process Ed25519 and
+//! The token workloads and their ceilings: `tokens` (in-process Ed25519 and
 //! issuance ceilings), `verify`, `refresh`, `mixed` and `flood` (HTTP, against a child
 //! `tessera serve`), each next to its ceiling measured in the same run.
 
@@ -11,7 +11,7 @@ use super::http_workloads::{self, ConnFactory, MIX_PER_10K};
 use super::server::{self, ChildServer};
 use super::{
     BenchArgs, Check, Report, ceilings, cores, data_parent, describe_run, figure, measured, say,
-    setup_runtime, spec, tokens,
+    setup_runtime, spec, start_tessera, tokens,
 };
 use crate::Failure;
 
@@ -19,7 +19,7 @@ fn server_for(args: &BenchArgs) -> Result<(Option<ChildServer>, Target), Failure
     match &args.url {
         Some(url) => Ok((None, Target::from_url(url)?)),
         None => {
-            let s = ChildServer::tessera(&data_parent(args))?;
+            let s = start_tessera(args)?;
             let t = s.target.clone();
             Ok((Some(s), t))
         }

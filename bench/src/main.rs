@@ -1,28 +1,65 @@
-//! `tessera bench`: the load generator and the benchmark workloads, each measured next to
-//! the machine's matching ceiling in the same run, so that results are ratios.
+//! `tessera-bench`: the load tool. It measures Tessera's throughput, latency and memory, each
+//! figure next to the machine's matching ceiling measured in the same run, so that results
+//! are ratios rather than absolute times on a shared, noisy machine.
+//!
+//! # What this crate owns
+//! - The load generator ([`client`]): keep-alive HTTP/1.1 connections on a hyper client,
+//!   closed loop or open loop at a fixed rate, latency percentiles without coordinated
+//!   omission.
+//! - The HTTP workloads ([`http_workloads`], [`token_runs`]) against a child `tessera serve`
+//!   ([`server`]) on a fresh temporary data folder, and the bare hyper "hello" server that
+//!   bounds what any HTTP route can do.
+//! - The in-process workloads, which need no server: token signing, verification and
+//!   issuance rates ([`tokens`]), group commit, replay and sessions memory through the engine
+//!   and the sled store ([`storage`]), and the ceilings themselves ([`ceilings`]: argon2id
+//!   hashes/s, fdatasync/s).
+//! - The report: medians of repeated runs, the targets each checked against a figure of the
+//!   same run, text or one JSON object.
+//!
+//! # What this crate must not do
+//! Be part of the product: the `tessera` binary carries no load generator, and nothing here
+//! may be needed to run the server. Decide, store or serve anything itself: the HTTP
+//! workloads go through a real `tessera serve` process, and the in-process ones through the
+//! same core, engine and store the server uses. Target anything but a loopback address.
+//!
+//! # How to drive it
+//! Build both binaries, then name a workload:
 //!
 //! ```text
-//! tessera bench login|me|register   HTTP, against a child `tessera serve` (or --url)
-//! tessera bench login-token         token-mode logins vs the argon2 ceiling
-//! tessera bench verify|refresh      bearer GET /v1/me; durable refresh rotations
-//! tessera bench mixed|flood         the issue-6 mix (open loop); wrong-password flood
-//! tessera bench tokens              in-process Ed25519 sign/verify and issuance ceilings
-//! tessera bench hello               the bare hyper ceiling alone
-//! tessera bench ceilings            argon2id/s, fdatasync/s, hello requests/s
-//! tessera bench group-commit        durable appends, 1 vs 64 writers, through the engine
-//! tessera bench replay              replay::rebuild speed on a log of --events events
-//! tessera bench sessions            bytes per live session, restart time
+//! cargo build --release -p tessera -p tessera-bench
+//! target/release/tessera-bench verify --connections 64
+//! bench/bench.sh                    every workload, results in docs/bench-results/
 //! ```
+//!
+//! The workloads:
+//!
+//! ```text
+//! tessera-bench login|me|register   HTTP, against a child `tessera serve` (or --url)
+//! tessera-bench login-token         token-mode logins vs the argon2 ceiling
+//! tessera-bench verify|refresh      bearer GET /v1/me; durable refresh rotations
+//! tessera-bench mixed|flood         a realistic request mix (open loop); wrong-password flood
+//! tessera-bench tokens              in-process Ed25519 sign/verify and issuance ceilings
+//! tessera-bench hello               the bare hyper ceiling alone
+//! tessera-bench ceilings            argon2id/s, fdatasync/s, hello requests/s
+//! tessera-bench group-commit        durable appends, 1 vs 64 writers, through the engine
+//! tessera-bench replay              replay::rebuild speed on a log of --events events
+//! tessera-bench sessions            bytes per live session, restart time
+//! ```
+//!
 //! Processes: the load generator is this process (`--client-threads` tokio workers, 1 by
-//! default); the server is a separate child process (`tessera serve` on a fresh temporary
-//! data folder, one tokio worker per core and `hash_workers` = cores). Both share the
+//! default); the server is a separate child process, the `tessera` binary found next to
+//! this one (or given by `--tessera`), running `tessera serve` on a fresh temporary data
+//! folder with one tokio worker per core and `hash_workers` = cores. Both share the
 //! machine's cores under the OS scheduler; the CPU seconds each used per second of the run
-//! are reported, so the split is visible. docs/benchmarks.md has the method.
+//! are reported, so the split is visible. `TESSERA_*` configuration variables (and the file
+//! `--config` names) apply to the child server and to the ceilings measured here alike.
+//! docs/benchmarks.md has the method and the results.
 
 mod ceilings;
 mod client;
 mod http_workloads;
 mod server;
+mod settings;
 mod stats;
 mod storage;
 mod token_runs;
@@ -33,11 +70,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use serde::Serialize;
 use serde_json::{Value, json};
+use tessera_core::policy::Argon2Params;
 
-use crate::Failure;
-use crate::config::Config;
 use client::{Spec, Target};
 use http_workloads::ConnFactory;
 use server::ChildServer;
@@ -56,8 +93,9 @@ pub enum Workload {
     /// Durable refresh rotations, one family per connection (default 1,16,64,256) vs
     /// fdatasync/s.
     Refresh,
-    /// The issue-6 mix, open loop at stepped --rates (default 64 connections): the highest
-    /// offered rate with p99 under 20 ms.
+    /// A realistic mix (91 % bearer verifies, 5 % refreshes, 3 % session reads, 0.75 %
+    /// logouts, 0.25 % logins), open loop at stepped --rates (default 64 connections): the
+    /// highest offered rate with p99 under 20 ms.
     Mixed,
     /// Verify (64 connections) alone, then alongside wrong-password logins at 10x the
     /// measured login rate: verify's p99 with / without.
@@ -82,7 +120,12 @@ pub enum Workload {
     HelloServer,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(Parser, Debug)]
+#[command(
+    name = "tessera-bench",
+    version,
+    about = "Measure Tessera's throughput, latency and memory against this machine's own ceilings"
+)]
 pub struct BenchArgs {
     /// What to measure.
     #[arg(value_enum)]
@@ -127,6 +170,14 @@ pub struct BenchArgs {
     /// One JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
+    /// The `tessera` binary to start as the server (default: the one next to this
+    /// executable). Build it with `cargo build --release -p tessera`.
+    #[arg(long, value_name = "PATH")]
+    tessera: Option<PathBuf>,
+    /// A TOML configuration file for the server, as `tessera --config` reads it; its argon2
+    /// parameters also set the argon2 ceiling measured here.
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
     /// For hello-server: where to listen.
     #[arg(long, hide = true, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -143,7 +194,7 @@ struct Figure {
     detail: Value,
 }
 
-/// A target from the issues, checked against a figure of this run.
+/// A target, checked against a figure of this run.
 #[derive(Clone, Debug, Serialize)]
 struct Check {
     name: String,
@@ -226,7 +277,30 @@ fn say(args: &BenchArgs, line: impl std::fmt::Display) {
     }
 }
 
-pub fn run(config: &Config, args: BenchArgs) -> Result<ExitCode, Failure> {
+fn main() -> ExitCode {
+    // jsonwebtoken needs its crypto provider chosen before the first sign or verify.
+    tessera_core::token::install_crypto_provider();
+    match run(BenchArgs::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tessera-bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// An error the operator can act on; printed as `tessera-bench: <message>`, exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Failure(pub String);
+
+impl Failure {
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        Self(message.to_string())
+    }
+}
+
+fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
     if args.workload == Workload::HelloServer {
         server::hello_server(args.listen)?;
         return Ok(ExitCode::SUCCESS);
@@ -237,6 +311,24 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<ExitCode, Failure> {
             "--duration and --ceiling-secs must be positive, --warmup not negative, --repeats at least 1",
         ));
     }
+    // Find the server binary and read the configuration before measuring anything, so that
+    // a missing binary or a bad setting fails at once.
+    let needs_tessera = args.url.is_none()
+        && matches!(
+            args.workload,
+            Workload::Login
+                | Workload::LoginToken
+                | Workload::Me
+                | Workload::Register
+                | Workload::Verify
+                | Workload::Refresh
+                | Workload::Mixed
+                | Workload::Flood
+        );
+    if needs_tessera {
+        server::tessera_binary(args.tessera.as_deref())?;
+    }
+    let argon2 = settings::argon2(args.config.as_deref(), std::env::vars())?;
     let mut report = Report {
         workload: format!("{:?}", args.workload).to_lowercase(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -250,14 +342,14 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<ExitCode, Failure> {
         | Workload::Me
         | Workload::Register
         | Workload::Hello => {
-            http(config, &args, &mut report)?;
+            http(&argon2, &args, &mut report)?;
         }
         Workload::Verify => token_runs::verify(&args, &mut report)?,
         Workload::Refresh => token_runs::refresh(&args, &mut report)?,
         Workload::Mixed => token_runs::mixed(&args, &mut report)?,
         Workload::Flood => token_runs::flood(&args, &mut report)?,
         Workload::Tokens => token_runs::token_ceilings(&args, &mut report)?,
-        Workload::Ceilings => all_ceilings(config, &args, &mut report)?,
+        Workload::Ceilings => all_ceilings(&argon2, &args, &mut report)?,
         Workload::GroupCommit => group_commit(&args, &mut report)?,
         Workload::Replay => replay(&args, &mut report)?,
         Workload::Sessions => sessions(&args, &mut report)?,
@@ -282,6 +374,15 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<ExitCode, Failure> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A child `tessera serve` on a fresh data folder under `--data-parent`.
+fn start_tessera(args: &BenchArgs) -> Result<ChildServer, Failure> {
+    ChildServer::tessera(
+        &server::tessera_binary(args.tessera.as_deref())?,
+        &data_parent(args),
+        args.config.as_deref(),
+    )
 }
 
 fn data_parent(args: &BenchArgs) -> PathBuf {
@@ -360,7 +461,7 @@ fn describe_run(r: &client::RunResult) -> String {
     )
 }
 
-fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
+fn http(argon2: &Argon2Params, args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
     let kind = args.workload;
     let conns_list = if args.connections.is_empty() {
         match kind {
@@ -382,7 +483,7 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
         }
         (Some(url), _) => (None, Target::from_url(url)?),
         (None, _) => {
-            let s = ChildServer::tessera(&data_parent(args))?;
+            let s = start_tessera(args)?;
             let t = s.target.clone();
             (Some(s), t)
         }
@@ -393,7 +494,6 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
     } else {
         None
     };
-    let argon2 = config.policy.argon2;
     let ceiling_name = match kind {
         Workload::Login | Workload::LoginToken | Workload::Register => Some(format!(
             "argon2id hashes/s, {} threads, m={} t={} p={}",
@@ -427,7 +527,7 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
             // The ceiling per wall second, and per CPU second of the process doing the work.
             let (ceiling, ceiling_per_cpu) = match kind {
                 Workload::Login | Workload::LoginToken | Workload::Register => {
-                    let a = ceilings::argon2_per_s(&argon2, cores(), args.ceiling_secs)?;
+                    let a = ceilings::argon2_per_s(argon2, cores(), args.ceiling_secs)?;
                     (Some(a.per_s), Some(a.per_cpu_s))
                 }
                 Workload::Me => {
@@ -606,12 +706,15 @@ fn http(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Fa
     Ok(())
 }
 
-fn all_ceilings(config: &Config, args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
-    let argon2 = config.policy.argon2;
+fn all_ceilings(
+    argon2: &Argon2Params,
+    args: &BenchArgs,
+    report: &mut Report,
+) -> Result<(), Failure> {
     let mut a = Vec::new();
     let mut f = Vec::new();
     for _ in 0..args.repeats {
-        a.push(ceilings::argon2_per_s(&argon2, cores(), args.ceiling_secs)?.per_s);
+        a.push(ceilings::argon2_per_s(argon2, cores(), args.ceiling_secs)?.per_s);
         f.push(ceilings::fdatasync_per_s(
             &data_parent(args),
             args.ceiling_secs,

@@ -161,7 +161,7 @@ pub struct GroupCommitRun {
     pub mean_batch_commands: f64,
 }
 
-/// Durable appends (`Command::Register` with a precomputed cheap hash: one event, one view
+/// Durable appends (`account::Register` with a precomputed cheap hash: one event, one view
 /// update, a durable sync per batch) by `writers` threads, each waiting for its answer
 /// before sending the next, for `warmup + measure`.
 pub fn group_commit(

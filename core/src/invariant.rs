@@ -1,10 +1,13 @@
 //! Invariants of the views, shared by unit tests, property tests, the simulator and the
-//! writer's debug checks.
+//! writer. [`check`] walks every view and index (tests, rebuilds, the simulator);
+//! [`check_records`] checks only the records one batch touched, cheaply enough for the writer
+//! to run after every batch in production.
 
 use std::collections::BTreeSet;
 
-use crate::Views;
 use crate::account::username_key;
+use crate::throttle::address_key;
+use crate::{ViewKey, Views};
 
 pub(crate) fn check(views: &Views) -> Result<(), String> {
     let Views {
@@ -59,5 +62,146 @@ pub(crate) fn check(views: &Views) -> Result<(), String> {
         }
     }
     views.check_token_invariants()?;
-    views.check_mfa_invariants()
+    views.check_mfa_invariants()?;
+    views.check_throttle_invariants()
+}
+
+/// Checks the records under `keys` (the ones a batch touched) and their index entries.
+pub(crate) fn check_records(views: &Views, keys: &[ViewKey]) -> Result<(), String> {
+    keys.iter().try_for_each(|key| check_record(views, key))
+}
+
+fn check_record(views: &Views, key: &ViewKey) -> Result<(), String> {
+    let fail = |why: &str| Err(format!("{key:?}: {why}"));
+    match key {
+        ViewKey::Account(id) => match views.accounts.get(id) {
+            Some(a) if a.id != *id => fail("record under another id"),
+            Some(a) => match username_key(&a.username) {
+                Ok(k) if views.usernames.get(&k) == Some(id) => Ok(()),
+                _ => fail("username not indexed to the account"),
+            },
+            None => Ok(()),
+        },
+        ViewKey::Username(name) => match views.usernames.get(name) {
+            Some(id) => match views.accounts.get(id) {
+                Some(a) if username_key(&a.username).as_ref() == Ok(name) => Ok(()),
+                _ => fail("names a missing or differently named account"),
+            },
+            None => Ok(()),
+        },
+        ViewKey::Session(id) => match views.sessions.get(id) {
+            Some(s) => {
+                let indexed = s.id == *id
+                    && views.accounts.contains_key(&s.account)
+                    && views.by_digest.get(&s.secret_digest) == Some(id)
+                    && views.by_deadline.contains(&(s.deadline(), s.id))
+                    && views
+                        .by_account
+                        .get(&s.account)
+                        .is_some_and(|set| set.contains(id));
+                if !indexed {
+                    return fail("missing account or index entry");
+                }
+                if s.expires_at < s.created_at || s.last_seen_at < s.created_at {
+                    return fail("deadlines before its start");
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        },
+        ViewKey::Family(id) => match views.families.get(id) {
+            Some(f) if f.id != *id => fail("record under another id"),
+            Some(f) => views.check_family(f),
+            None => Ok(()),
+        },
+        ViewKey::RefreshToken(digest) => match views.refresh_tokens.get(digest) {
+            Some(t) => match views.families.get(&t.family) {
+                Some(f) => views.check_family(f),
+                None => fail("token of a missing family"),
+            },
+            None => Ok(()),
+        },
+        ViewKey::SigningKey(kid) => match views.signing_keys.keys.get(kid) {
+            Some(k) if k.kid != *kid || *kid != crate::signing_key::kid_for(&k.public_key) => {
+                fail("does not match its record or thumbprint")
+            }
+            _ => Ok(()),
+        },
+        ViewKey::RevokedAccessToken(jti) => match views.revoked_access_tokens.get(jti) {
+            Some(r) if r.jti != *jti => fail("record under another jti"),
+            _ => Ok(()),
+        },
+        ViewKey::NotBefore(_) => Ok(()),
+        ViewKey::Mfa(id) => match views.mfa.accounts.get(id) {
+            Some(v) if v.account != *id || !views.accounts.contains_key(id) => {
+                fail("missing or mismatched account")
+            }
+            Some(v) if v.pending.is_some() == v.totp.is_some() => {
+                fail("both pending and on, or empty")
+            }
+            Some(v) if v.totp.is_none() && !v.backup_codes.is_empty() => {
+                fail("backup codes without TOTP")
+            }
+            Some(v) if v.backup_codes.len() > crate::mfa::BACKUP_CODES_PER_SET => {
+                fail("too many backup codes")
+            }
+            _ => Ok(()),
+        },
+        ViewKey::Challenge(id) => match views.mfa.challenges.get(id) {
+            Some(c)
+                if c.id != *id
+                    || views.mfa.by_digest.get(&c.token_digest) != Some(id)
+                    || !views.mfa.challenge_expiry.contains(&(c.expires_at, c.id))
+                    || !views.accounts.contains_key(&c.account)
+                    || c.failures > c.attempts_max =>
+            {
+                fail("unindexed, of a missing account, or over its attempts")
+            }
+            _ => Ok(()),
+        },
+        ViewKey::AccountStrikes(a) => match views.throttle.account_strikes.get(a) {
+            Some(s)
+                if s.failures == 0
+                    || !views.accounts.contains_key(a)
+                    || !views
+                        .throttle
+                        .accounts_by_time
+                        .contains(&(s.last_failure_at, *a)) =>
+            {
+                fail("empty, of a missing account, or unindexed")
+            }
+            _ => Ok(()),
+        },
+        ViewKey::AddressStrikes(ip) => match views.throttle.address_strikes.get(ip) {
+            Some(s)
+                if s.failures == 0
+                    || address_key(*ip) != *ip
+                    || !views
+                        .throttle
+                        .addresses_by_time
+                        .contains(&(s.last_failure_at, *ip)) =>
+            {
+                fail("empty, under a wrong key, or unindexed")
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ViewKey;
+    use crate::testkit::World;
+
+    #[test]
+    fn a_touched_record_missing_from_its_index_is_caught() {
+        let mut w = World::new(1);
+        let alice = w.register("alice");
+        let touched = [ViewKey::Account(alice), ViewKey::Username("alice".into())];
+        assert_eq!(w.views.check_records(&touched), Ok(()));
+        w.views.usernames.clear();
+        assert!(w.views.check_records(&[ViewKey::Account(alice)]).is_err());
+        // Only what a batch touched is looked at.
+        assert_eq!(w.views.check_records(&[]), Ok(()));
+    }
 }

@@ -24,9 +24,10 @@ use crate::throttle::Strikes;
 use crate::{AccountId, ChallengeId, FamilyId, SessionId, Timestamp, TokenId};
 
 mod mfa;
+mod throttle;
 mod tokens;
 
-pub use mfa::AddressCapacity;
+pub use throttle::AddressCapacity;
 
 /// The key of one persisted view record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,6 +73,26 @@ pub enum ViewRecord {
     Strikes(Strikes),
 }
 
+impl ViewKey {
+    /// Whether `record` is of the kind stored under this key, and names the same thing.
+    pub fn holds(&self, record: &ViewRecord) -> bool {
+        match (self, record) {
+            (Self::Account(id), ViewRecord::Account(a)) => a.id == *id,
+            (Self::Username(_), ViewRecord::Username(_)) => true,
+            (Self::Session(id), ViewRecord::Session(s)) => s.id == *id,
+            (Self::SigningKey(kid), ViewRecord::SigningKey(k)) => k.kid == *kid,
+            (Self::Family(id), ViewRecord::Family(f)) => f.id == *id,
+            (Self::RefreshToken(_), ViewRecord::RefreshToken(_)) => true,
+            (Self::RevokedAccessToken(jti), ViewRecord::RevokedAccessToken(r)) => r.jti == *jti,
+            (Self::NotBefore(_), ViewRecord::NotBefore(_)) => true,
+            (Self::Mfa(a), ViewRecord::Mfa(m)) => m.account == *a,
+            (Self::Challenge(id), ViewRecord::Challenge(c)) => c.id == *id,
+            (Self::AccountStrikes(_) | Self::AddressStrikes(_), ViewRecord::Strikes(_)) => true,
+            _ => false,
+        }
+    }
+}
+
 /// An event the views cannot apply: the log contradicts itself. Only a corrupt or tampered
 /// log (whose hash chain was also forged) or a bug can produce one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +102,25 @@ pub struct ApplyError {
     pub why: String,
 }
 
+/// The current state, folded from the log: what reads consult and what decisions are made
+/// against.
+///
+/// Its methods come in four families:
+/// - **Reads**, for adapters and decisions: [`Views::account`], [`Views::account_by_username`],
+///   [`Views::session`], [`Views::session_by_digest`], [`Views::sessions_of`], the token reads
+///   ([`Views::signing_keys`], [`Views::family`], [`Views::refresh_token`],
+///   [`Views::families_of`], [`Views::access_token_revoked`], [`Views::not_before`]), the MFA
+///   reads ([`Views::mfa`], [`Views::mfa_status`], [`Views::challenge_by_digest`]) and the
+///   throttle reads ([`Views::account_strikes`], [`Views::address_strikes`]), plus counts.
+/// - **Fold**: [`Views::apply`] routes one recorded event to the view that owns it (accounts
+///   and sessions, tokens, MFA), then lets the throttle view count it; it reports the
+///   persisted records it changed.
+/// - **Persistence**: [`Views::keys`] and [`Views::record`] give the persisted records,
+///   [`Views::load`] puts one back (deriving the indexes), [`Views::for_policy`] and
+///   [`Views::set_address_capacity`] set the throttle's bound.
+/// - **Checks**: [`Views::check_invariants`] (every view, every index: tests and rebuilds)
+///   and [`Views::check_records`] (only the records a batch touched: the writer, after every
+///   batch).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Views {
     pub(crate) accounts: HashMap<AccountId, AccountView>,
@@ -100,8 +140,10 @@ pub struct Views {
     pub(crate) digests_by_family: HashMap<FamilyId, BTreeSet<SecretDigest>>,
     /// Derived: when each token record is dropped.
     pub(crate) token_expiry: BTreeSet<(Timestamp, tokens::Expiring)>,
-    /// MFA state, challenges and throttle strikes.
+    /// MFA state and challenges.
     pub(crate) mfa: mfa::MfaViews,
+    /// Throttle strikes per account and per address.
+    pub(crate) throttle: throttle::ThrottleView,
 }
 
 impl Views {
@@ -154,6 +196,7 @@ impl Views {
             .chain(self.sessions.keys().map(|k| ViewKey::Session(*k)))
             .chain(self.token_keys())
             .chain(self.mfa_keys())
+            .chain(self.throttle_keys())
             .collect();
         keys.sort();
         keys
@@ -165,11 +208,13 @@ impl Views {
             ViewKey::Account(id) => self.accounts.get(id).cloned().map(ViewRecord::Account),
             ViewKey::Username(name) => self.usernames.get(name).copied().map(ViewRecord::Username),
             ViewKey::Session(id) => self.sessions.get(id).cloned().map(ViewRecord::Session),
-            ViewKey::Mfa(_)
-            | ViewKey::Challenge(_)
-            | ViewKey::AccountStrikes(_)
-            | ViewKey::AddressStrikes(_) => self.mfa_record(key),
-            _ => self.token_record(key),
+            ViewKey::Mfa(_) | ViewKey::Challenge(_) => self.mfa_record(key),
+            ViewKey::AccountStrikes(_) | ViewKey::AddressStrikes(_) => self.throttle_record(key),
+            ViewKey::SigningKey(_)
+            | ViewKey::Family(_)
+            | ViewKey::RefreshToken(_)
+            | ViewKey::RevokedAccessToken(_)
+            | ViewKey::NotBefore(_) => self.token_record(key),
         }
     }
 
@@ -191,13 +236,12 @@ impl Views {
                 | ViewKey::NotBefore(_)),
                 record,
             ) => return self.load_token(&key, record),
-            (
-                key @ (ViewKey::Mfa(_)
-                | ViewKey::Challenge(_)
-                | ViewKey::AccountStrikes(_)
-                | ViewKey::AddressStrikes(_)),
-                record,
-            ) => return self.load_mfa(&key, record),
+            (key @ (ViewKey::Mfa(_) | ViewKey::Challenge(_)), record) => {
+                return self.load_mfa(&key, record);
+            }
+            (key @ (ViewKey::AccountStrikes(_) | ViewKey::AddressStrikes(_)), record) => {
+                return self.load_throttle(&key, record);
+            }
             (key, _) => {
                 return Err(ApplyError {
                     kind: "load",
@@ -255,14 +299,43 @@ impl Views {
         self.drop_expired(at, touched);
         self.drop_expired_tokens(at, touched);
         self.drop_expired_mfa(at, touched);
-        if !self.apply_token(at, event, touched)? && !self.apply_mfa(at, event, touched)? {
-            self.apply_account(at, event, touched)?;
+        self.drop_expired_strikes(at, touched);
+        // Every event goes to the view that owns it: a new event is a compile error here
+        // until it is routed.
+        match event {
+            Event::AccountRegistered { .. }
+            | Event::PasswordChanged { .. }
+            | Event::PasswordRehashed { .. }
+            | Event::AccountDisabled { .. }
+            | Event::LoginFailed { .. }
+            | Event::UnknownAccountLoginFailed { .. }
+            | Event::SessionStarted { .. }
+            | Event::SessionTouched { .. }
+            | Event::SessionEnded { .. } => self.apply_account(at, event, touched)?,
+            Event::SigningKeyAdded { .. }
+            | Event::SigningKeyRetired { .. }
+            | Event::RefreshFamilyStarted { .. }
+            | Event::RefreshTokenRotated { .. }
+            | Event::RefreshTokenReused { .. }
+            | Event::RefreshFamilyRevoked { .. }
+            | Event::AccessTokenRevoked { .. }
+            | Event::AccountSignedOutEverywhere { .. } => self.apply_token(at, event, touched)?,
+            Event::TotpEnrolmentStarted { .. }
+            | Event::TotpEnabled { .. }
+            | Event::TotpStepAccepted { .. }
+            | Event::BackupCodeUsed { .. }
+            | Event::BackupCodesReplaced { .. }
+            | Event::TotpDisabled { .. }
+            | Event::MfaChallengeStarted { .. }
+            | Event::MfaCodeFailed { .. }
+            | Event::MfaChallengePassed { .. } => self.apply_mfa(at, event, touched)?,
         }
+        // The throttle view counts failures and successes the other views recorded.
         self.count_strikes(at, event, touched);
         Ok(())
     }
 
-    /// Folds an account or session event.
+    /// Folds an account or session event (routed here by [`Views::apply`]).
     fn apply_account(
         &mut self,
         at: Timestamp,
@@ -376,29 +449,7 @@ impl Views {
                 self.remove_session(session, touched)
                     .ok_or_else(|| fail("unknown or expired session"))?;
             }
-            // Folded by `apply_token` above.
-            Event::SigningKeyAdded { .. }
-            | Event::SigningKeyRetired { .. }
-            | Event::RefreshFamilyStarted { .. }
-            | Event::RefreshTokenRotated { .. }
-            | Event::RefreshTokenReused { .. }
-            | Event::RefreshFamilyRevoked { .. }
-            | Event::AccessTokenRevoked { .. }
-            | Event::AccountSignedOutEverywhere { .. } => {
-                return Err(fail("token event not folded"));
-            }
-            // Folded by `apply_mfa`.
-            Event::TotpEnrolmentStarted { .. }
-            | Event::TotpEnabled { .. }
-            | Event::TotpStepAccepted { .. }
-            | Event::BackupCodeUsed { .. }
-            | Event::BackupCodesReplaced { .. }
-            | Event::TotpDisabled { .. }
-            | Event::MfaChallengeStarted { .. }
-            | Event::MfaCodeFailed { .. }
-            | Event::MfaChallengePassed { .. } => {
-                return Err(fail("MFA event not folded"));
-            }
+            _ => return Err(fail("not an account or session event")),
         }
         Ok(())
     }
@@ -407,5 +458,11 @@ impl Views {
     /// the simulator after every step; the writer runs it in debug builds.
     pub fn check_invariants(&self) -> Result<(), String> {
         crate::invariant::check(self)
+    }
+
+    /// Checks only the records under `keys` and their index entries: what one batch touched.
+    /// Cheap (proportional to the batch), so the writer runs it after every batch.
+    pub fn check_records(&self, keys: &[ViewKey]) -> Result<(), String> {
+        crate::invariant::check_records(self, keys)
     }
 }

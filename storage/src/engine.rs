@@ -617,6 +617,13 @@ impl Writer {
                 return;
             }
         };
+        if let Err(error) = check_batch(&batch) {
+            self.fail(error.clone());
+            for answer in answers {
+                answer.fail(error.clone());
+            }
+            return;
+        }
         let sequence = if batch.events.is_empty() && batch.views.is_empty() {
             self.store.head().sequence
         } else {
@@ -701,6 +708,15 @@ impl Writer {
         }
         touched.sort();
         touched.dedup();
+        // Assertions that stay on in production, paired: the records the batch touched,
+        // here after they were applied, and the batch itself before it is appended.
+        if let Err(why) = views.check_records(&touched) {
+            let e = EngineError::Invariant(why);
+            for answer in answers {
+                answer.fail(e.clone());
+            }
+            return Err(e);
+        }
         batch.views = touched
             .into_iter()
             .map(|k| {
@@ -742,5 +758,107 @@ impl Writer {
             });
         }
         Ok(())
+    }
+}
+
+/// The second half of the writer's paired assertion: the batch as it goes to the store.
+/// Every record sits under a key of its kind, each stream's versions follow on from one
+/// another, and time does not go backwards within the batch.
+fn check_batch(batch: &AppendBatch) -> Result<(), EngineError> {
+    let fail = |why: String| Err(EngineError::Invariant(why));
+    if let Some((key, _)) = batch
+        .views
+        .iter()
+        .find(|(key, record)| record.as_ref().is_some_and(|r| !key.holds(r)))
+    {
+        return fail(format!(
+            "the batch writes a record of another kind under {key:?}"
+        ));
+    }
+    let mut next: std::collections::HashMap<&StreamId, u64> = std::collections::HashMap::new();
+    let mut last_at = None;
+    for e in &batch.events {
+        if let Some(expected) = next.get(&e.stream)
+            && *expected != e.expected_version
+        {
+            return fail(format!(
+                "stream {} expects version {} after {}",
+                e.stream, e.expected_version, expected
+            ));
+        }
+        next.insert(&e.stream, e.expected_version + 1);
+        if last_at.is_some_and(|at| e.recorded_at < at) {
+            return fail(format!(
+                "time goes backwards within the batch on {}",
+                e.stream
+            ));
+        }
+        last_at = Some(e.recorded_at);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod batch_checks {
+    use super::*;
+    use tessera_core::event::Event;
+
+    fn event(stream: &str, expected_version: u64, at: u64) -> NewEvent {
+        NewEvent {
+            stream: StreamId(stream.into()),
+            expected_version,
+            recorded_at: Timestamp::from_millis(at),
+            event: Event::UnknownAccountLoginFailed { client: None },
+        }
+    }
+
+    #[test]
+    fn a_sound_batch_passes() {
+        let batch = AppendBatch {
+            events: vec![event("a", 3, 10), event("a", 4, 10), event("b", 0, 11)],
+            views: vec![],
+        };
+        assert_eq!(check_batch(&batch), Ok(()));
+    }
+
+    #[test]
+    fn a_version_gap_stops_the_writer() {
+        let batch = AppendBatch {
+            events: vec![event("a", 3, 10), event("a", 5, 10)],
+            views: vec![],
+        };
+        assert!(matches!(
+            check_batch(&batch),
+            Err(EngineError::Invariant(_))
+        ));
+    }
+
+    #[test]
+    fn time_going_backwards_stops_the_writer() {
+        let batch = AppendBatch {
+            events: vec![event("a", 0, 10), event("b", 0, 9)],
+            views: vec![],
+        };
+        assert!(matches!(
+            check_batch(&batch),
+            Err(EngineError::Invariant(_))
+        ));
+    }
+
+    #[test]
+    fn a_record_under_a_key_of_another_kind_stops_the_writer() {
+        let batch = AppendBatch {
+            events: vec![],
+            views: vec![(
+                ViewKey::NotBefore(tessera_core::AccountId::from_bytes([0; 16])),
+                Some(tessera_core::ViewRecord::Username(
+                    tessera_core::AccountId::from_bytes([0; 16]),
+                )),
+            )],
+        };
+        assert!(matches!(
+            check_batch(&batch),
+            Err(EngineError::Invariant(_))
+        ));
     }
 }

@@ -1,34 +1,18 @@
-//! The MFA and throttling views: each account's MFA state, open challenges, and the strikes
-//! counted per account and per address.
+//! The MFA view: each account's MFA state and the open login challenges.
 //!
-//! Persisted records: one per account with MFA state, challenge, struck account and struck
-//! address. Derived on load: challenges by token digest, and time indexes. Everything is
-//! dropped by recorded time only (a challenge at its deadline, strikes
-//! [`STRIKES_FORGET_MS`] after their last failure) or by the address bound, evicting the
-//! address whose last failure is oldest (ties by address): a rebuild drops exactly what the
-//! writer dropped, provided it runs with the same `addresses_max`.
+//! Persisted records: one per account with MFA state, and one per challenge. Derived on
+//! load: challenges by token digest, and their deadlines. A challenge is dropped at its
+//! deadline, by recorded time only, so a rebuild drops exactly what the writer dropped.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
 
 use super::{ApplyError, ViewKey, ViewRecord, Views};
-use crate::event::{Event, LoginFailure};
+use crate::event::Event;
 use crate::mfa::{ActiveTotp, ChallengeView, MfaStatus, MfaView, PendingTotp};
 use crate::secret::SecretDigest;
-use crate::throttle::{STRIKES_FORGET_MS, Strikes, ThrottlePolicy, address_key};
 use crate::{AccountId, ChallengeId, Timestamp};
 
-/// How many per-address records the views keep (the policy's `throttle.addresses_max`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AddressCapacity(pub usize);
-
-impl Default for AddressCapacity {
-    fn default() -> Self {
-        Self(ThrottlePolicy::default().addresses_max)
-    }
-}
-
-/// The MFA and throttling part of [`Views`].
+/// The MFA part of [`Views`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct MfaViews {
     pub(crate) accounts: HashMap<AccountId, MfaView>,
@@ -37,32 +21,9 @@ pub(crate) struct MfaViews {
     pub(crate) by_digest: HashMap<SecretDigest, ChallengeId>,
     /// Derived: challenges by deadline.
     pub(crate) challenge_expiry: BTreeSet<(Timestamp, ChallengeId)>,
-    pub(crate) account_strikes: HashMap<AccountId, Strikes>,
-    /// Derived: struck accounts by last failure.
-    pub(crate) accounts_by_time: BTreeSet<(Timestamp, AccountId)>,
-    pub(crate) address_strikes: HashMap<IpAddr, Strikes>,
-    /// Derived: struck addresses by last failure: expiry and eviction order.
-    pub(crate) addresses_by_time: BTreeSet<(Timestamp, IpAddr)>,
-    pub(crate) address_capacity: AddressCapacity,
 }
 
 impl Views {
-    /// Views for a policy: empty, keeping at most `throttle.addresses_max` address records.
-    pub fn for_policy(policy: &crate::Policy) -> Self {
-        let mut views = Self::default();
-        views.mfa.address_capacity = AddressCapacity(policy.throttle.addresses_max.max(1));
-        views
-    }
-
-    /// Sets the address bound, evicting (oldest last failure first) down to it. Returns the
-    /// keys of evicted records.
-    pub fn set_address_capacity(&mut self, capacity: usize) -> Vec<ViewKey> {
-        self.mfa.address_capacity = AddressCapacity(capacity.max(1));
-        let mut touched = Vec::new();
-        self.evict_addresses(0, &mut touched);
-        touched
-    }
-
     /// The account's MFA state, if it has any.
     pub fn mfa(&self, account: &AccountId) -> Option<&MfaView> {
         self.mfa.accounts.get(account)
@@ -90,36 +51,12 @@ impl Views {
             .and_then(|id| self.mfa.challenges.get(id))
     }
 
-    pub fn account_strikes(&self, account: &AccountId) -> Option<&Strikes> {
-        self.mfa.account_strikes.get(account)
-    }
-
-    /// The strikes of the address `ip` counts under (see [`address_key`]).
-    pub fn address_strikes(&self, ip: &IpAddr) -> Option<&Strikes> {
-        self.mfa.address_strikes.get(&address_key(*ip))
-    }
-
-    /// How many addresses have strikes.
-    pub fn address_strikes_count(&self) -> usize {
-        self.mfa.address_strikes.len()
-    }
-
     pub(super) fn mfa_keys(&self) -> impl Iterator<Item = ViewKey> + '_ {
         let m = &self.mfa;
         m.accounts
             .keys()
             .map(|k| ViewKey::Mfa(*k))
             .chain(m.challenges.keys().map(|k| ViewKey::Challenge(*k)))
-            .chain(
-                m.account_strikes
-                    .keys()
-                    .map(|k| ViewKey::AccountStrikes(*k)),
-            )
-            .chain(
-                m.address_strikes
-                    .keys()
-                    .map(|k| ViewKey::AddressStrikes(*k)),
-            )
     }
 
     pub(super) fn mfa_record(&self, key: &ViewKey) -> Option<ViewRecord> {
@@ -127,12 +64,6 @@ impl Views {
         match key {
             ViewKey::Mfa(a) => m.accounts.get(a).cloned().map(ViewRecord::Mfa),
             ViewKey::Challenge(c) => m.challenges.get(c).cloned().map(ViewRecord::Challenge),
-            ViewKey::AccountStrikes(a) => {
-                m.account_strikes.get(a).copied().map(ViewRecord::Strikes)
-            }
-            ViewKey::AddressStrikes(ip) => {
-                m.address_strikes.get(ip).copied().map(ViewRecord::Strikes)
-            }
             _ => None,
         }
     }
@@ -144,10 +75,6 @@ impl Views {
             }
             (ViewKey::Challenge(id), ViewRecord::Challenge(c)) if c.id == *id => {
                 self.put_challenge(c)
-            }
-            (ViewKey::AccountStrikes(a), ViewRecord::Strikes(s)) => self.put_account_strikes(*a, s),
-            (ViewKey::AddressStrikes(ip), ViewRecord::Strikes(s)) => {
-                self.put_address_strikes(*ip, s)
             }
             _ => {
                 return Err(ApplyError {
@@ -175,86 +102,7 @@ impl Views {
         true
     }
 
-    fn put_account_strikes(&mut self, account: AccountId, s: Strikes) {
-        if let Some(old) = self.mfa.account_strikes.insert(account, s) {
-            self.mfa
-                .accounts_by_time
-                .remove(&(old.last_failure_at, account));
-        }
-        self.mfa
-            .accounts_by_time
-            .insert((s.last_failure_at, account));
-    }
-
-    fn clear_account_strikes(&mut self, account: &AccountId, touched: &mut Vec<ViewKey>) {
-        if let Some(old) = self.mfa.account_strikes.remove(account) {
-            self.mfa
-                .accounts_by_time
-                .remove(&(old.last_failure_at, *account));
-            touched.push(ViewKey::AccountStrikes(*account));
-        }
-    }
-
-    fn put_address_strikes(&mut self, ip: IpAddr, s: Strikes) {
-        if let Some(old) = self.mfa.address_strikes.insert(ip, s) {
-            self.mfa
-                .addresses_by_time
-                .remove(&(old.last_failure_at, ip));
-        }
-        self.mfa.addresses_by_time.insert((s.last_failure_at, ip));
-    }
-
-    /// Evicts addresses, oldest last failure first, until `room` more fit under the bound.
-    fn evict_addresses(&mut self, room: usize, touched: &mut Vec<ViewKey>) {
-        let capacity = self.mfa.address_capacity.0;
-        while self.mfa.address_strikes.len() + room > capacity {
-            let Some((_, ip)) = self.mfa.addresses_by_time.pop_first() else {
-                break;
-            };
-            self.mfa.address_strikes.remove(&ip);
-            touched.push(ViewKey::AddressStrikes(ip));
-        }
-    }
-
-    fn strike_account(&mut self, account: AccountId, at: Timestamp, touched: &mut Vec<ViewKey>) {
-        let failures = self
-            .mfa
-            .account_strikes
-            .get(&account)
-            .map_or(0, |s| s.failures);
-        let s = Strikes {
-            failures: failures.saturating_add(1),
-            last_failure_at: at,
-        };
-        self.put_account_strikes(account, s);
-        touched.push(ViewKey::AccountStrikes(account));
-    }
-
-    fn strike_address(
-        &mut self,
-        client: Option<IpAddr>,
-        at: Timestamp,
-        touched: &mut Vec<ViewKey>,
-    ) {
-        let Some(ip) = client.map(address_key) else {
-            return;
-        };
-        let failures = match self.mfa.address_strikes.get(&ip) {
-            Some(s) => s.failures,
-            None => {
-                self.evict_addresses(1, touched);
-                0
-            }
-        };
-        let s = Strikes {
-            failures: failures.saturating_add(1),
-            last_failure_at: at,
-        };
-        self.put_address_strikes(ip, s);
-        touched.push(ViewKey::AddressStrikes(ip));
-    }
-
-    /// Forgets challenges past their deadline and strikes past [`STRIKES_FORGET_MS`].
+    /// Forgets challenges past their deadline.
     pub(super) fn drop_expired_mfa(&mut self, at: Timestamp, touched: &mut Vec<ViewKey>) {
         while let Some(&(deadline, id)) = self.mfa.challenge_expiry.first() {
             if deadline > at {
@@ -262,65 +110,15 @@ impl Views {
             }
             self.remove_challenge(&id, touched);
         }
-        let forget_before = |last: Timestamp| last.plus_ms(STRIKES_FORGET_MS) <= at;
-        while let Some(&(last, account)) = self.mfa.accounts_by_time.first() {
-            if !forget_before(last) {
-                break;
-            }
-            self.clear_account_strikes(&account, touched);
-        }
-        while let Some(&(last, ip)) = self.mfa.addresses_by_time.first() {
-            if !forget_before(last) {
-                break;
-            }
-            self.mfa.addresses_by_time.pop_first();
-            self.mfa.address_strikes.remove(&ip);
-            touched.push(ViewKey::AddressStrikes(ip));
-        }
     }
 
-    /// Counts the failures and successes the throttle looks at. Runs after the event itself
-    /// was folded (so it is known to be consistent).
-    pub(super) fn count_strikes(
-        &mut self,
-        at: Timestamp,
-        event: &Event,
-        touched: &mut Vec<ViewKey>,
-    ) {
-        match event {
-            Event::LoginFailed {
-                account,
-                reason,
-                client,
-            } => {
-                if *reason == LoginFailure::WrongPassword {
-                    self.strike_account(*account, at, touched);
-                }
-                self.strike_address(*client, at, touched);
-            }
-            Event::UnknownAccountLoginFailed { client } => {
-                self.strike_address(*client, at, touched);
-            }
-            Event::MfaCodeFailed {
-                account, client, ..
-            } => {
-                self.strike_account(*account, at, touched);
-                self.strike_address(*client, at, touched);
-            }
-            Event::SessionStarted { account, .. } | Event::RefreshFamilyStarted { account, .. } => {
-                self.clear_account_strikes(account, touched);
-            }
-            _ => {}
-        }
-    }
-
-    /// Folds an MFA event. `Ok(false)` if `event` is not one.
+    /// Folds an MFA event (routed here by [`Views::apply`]).
     pub(super) fn apply_mfa(
         &mut self,
         at: Timestamp,
         event: &Event,
         touched: &mut Vec<ViewKey>,
-    ) -> Result<bool, ApplyError> {
+    ) -> Result<(), ApplyError> {
         let fail = |why: &str| ApplyError {
             kind: event.kind(),
             why: why.to_owned(),
@@ -473,9 +271,9 @@ impl Views {
                     return Err(fail("challenge unknown or dead"));
                 }
             }
-            _ => return Ok(false),
+            _ => return Err(fail("not an event of this view")),
         }
-        Ok(true)
+        Ok(())
     }
 
     pub(crate) fn check_mfa_invariants(&self) -> Result<(), String> {
@@ -517,37 +315,6 @@ impl Views {
                     c.id
                 ));
             }
-        }
-        let accounts: BTreeSet<(Timestamp, AccountId)> = m
-            .account_strikes
-            .iter()
-            .map(|(a, s)| (s.last_failure_at, *a))
-            .collect();
-        let addresses: BTreeSet<(Timestamp, IpAddr)> = m
-            .address_strikes
-            .iter()
-            .map(|(ip, s)| (s.last_failure_at, *ip))
-            .collect();
-        if accounts != m.accounts_by_time || addresses != m.addresses_by_time {
-            return Err("strike indexes disagree with the records".into());
-        }
-        if m.address_strikes.len() > m.address_capacity.0 {
-            return Err(format!(
-                "{} address records over the bound {}",
-                m.address_strikes.len(),
-                m.address_capacity.0
-            ));
-        }
-        if m.address_strikes.keys().any(|ip| address_key(*ip) != *ip)
-            || m.account_strikes
-                .keys()
-                .any(|a| !self.accounts.contains_key(a))
-            || m.account_strikes
-                .values()
-                .chain(m.address_strikes.values())
-                .any(|s| s.failures == 0)
-        {
-            return Err("strikes under a wrong key, of a missing account, or empty".into());
         }
         Ok(())
     }

@@ -254,13 +254,13 @@ impl Views {
         touched.push(ViewKey::NotBefore(account));
     }
 
-    /// Folds a token event. `Ok(false)` if `event` is not one.
+    /// Folds a token event (routed here by [`Views::apply`]).
     pub(super) fn apply_token(
         &mut self,
         at: Timestamp,
         event: &Event,
         touched: &mut Vec<ViewKey>,
-    ) -> Result<bool, ApplyError> {
+    ) -> Result<(), ApplyError> {
         let fail = |why: &str| ApplyError {
             kind: event.kind(),
             why: why.to_owned(),
@@ -411,9 +411,9 @@ impl Views {
                 }
                 self.set_not_before(*account, at, touched);
             }
-            _ => return Ok(false),
+            _ => return Err(fail("not an event of this view")),
         }
-        Ok(true)
+        Ok(())
     }
 
     fn spend(
@@ -499,7 +499,7 @@ impl Views {
         Ok(())
     }
 
-    fn check_family(&self, f: &FamilyView) -> Result<(), String> {
+    pub(crate) fn check_family(&self, f: &FamilyView) -> Result<(), String> {
         if !self.accounts.contains_key(&f.account)
             || !self
                 .families_by_account

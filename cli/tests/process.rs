@@ -2,6 +2,14 @@
 //! SIGTERM, and faced with a tampered log. These need the real process, so they live beside
 //! the binary (Cargo gives integration tests here its path).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside #[test] functions stop the test loudly at the step that failed"
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;

@@ -280,9 +280,12 @@ impl SledStore {
         self.sync()
     }
 
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "invariant: `index` is the position in `ViewTree::ALL`, which has VIEW_TREES \
+                  entries (tested in codec)"
+    )]
     fn view_tree(&self, tree: ViewTree) -> &Tree {
-        // In bounds: `index` is the position in `ViewTree::ALL`, which has VIEW_TREES
-        // entries (tested in codec).
         &self.views[tree.index()]
     }
 }

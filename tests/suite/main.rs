@@ -1,5 +1,13 @@
 //! Tessera's integration suite: one binary, one module per concern (style.md section 7).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside #[test] functions stop the test loudly at the step that failed"
+)]
+
 mod crash_recovery;
 mod decide_scenarios;
 mod http_e2e;

@@ -297,6 +297,30 @@ fn sigterm_drains_and_leaves_the_log_durable() {
     let _ = child.wait();
 }
 
+/// Errors end the line they print on: the operator's shell prompt must not land after them.
+#[test]
+fn a_busy_data_folder_is_refused_with_a_whole_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = serve(dir.path());
+    for args in [&["verify"][..], &["serve", "--listen", "127.0.0.1:0"][..]] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("tessera: ") && err.contains("another tessera process"),
+            "{args:?}: {err:?}"
+        );
+        assert!(
+            err.ends_with('\n') && !err.ends_with("\n\n"),
+            "{args:?}: one line, one newline: {err:?}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
+    }
+    let mut child = server.child;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn a_flipped_byte_is_found_and_serve_refuses_to_start() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -38,18 +38,42 @@ const SUFFIX: &str = ".ed25519";
 const MFA_KEY_FILE: &str = "mfa.key";
 const SEED_BYTES: usize = 32;
 
+/// Why a key could not be stored, read or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyStoreError {
+    /// The file system refused an operation.
     #[error("key store I/O at {path}: {why}")]
-    Io { path: String, why: String },
+    Io {
+        /// The file or folder operated on.
+        path: String,
+        /// What the file system reported.
+        why: String,
+    },
+    /// The string does not look like one of our kids, so it never becomes a path.
     #[error("{0:?} is not a key id")]
     BadKid(String),
+    /// No file for this kid (or for the MFA key, named `mfa.key`).
     #[error("key {0} is not in the key store")]
     NotFound(String),
+    /// The file exists but does not hold a valid key: wrong length, or a signing key that
+    /// does not match the kid in its name.
     #[error("key file {path} is corrupt: {why}")]
-    Corrupt { path: String, why: String },
+    Corrupt {
+        /// The key file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The file's permissions let the group or others read or write it; it is not used
+    /// until they are removed.
     #[error("key file {path} is open to group or others (mode {mode:o}); chmod 600 it")]
-    Exposed { path: String, mode: u32 },
+    Exposed {
+        /// The key file.
+        path: String,
+        /// Its permission bits (for example 0o644).
+        mode: u32,
+    },
+    /// The seed did not make a signing key.
     #[error(transparent)]
     Signer(#[from] SignerError),
 }
@@ -76,6 +100,7 @@ impl KeyStore {
         Ok(Self { dir })
     }
 
+    /// The keys folder, `<data>/keys`.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -17,6 +17,10 @@
 //! Decide anything: every rule lives in `tessera-core`. Read a clock or OS randomness
 //! itself: the engine is handed a [`engine::Clock`] and an RNG. Speak HTTP.
 
+// Every public item says what it is, does or guarantees. (No unwrap, expect, panic! or
+// indexing outside tests: the workspace lints in the root Cargo.toml.)
+#![deny(missing_docs)]
+
 pub mod chain;
 pub mod codec;
 pub mod engine;

@@ -1,4 +1,4 @@
-//! Micro-benchmarks of the in-process hot paths (issue 6, item 5), with divan:
+//! Micro-benchmarks of the in-process hot paths (the work every request repeats), with divan:
 //!
 //! ```sh
 //! cargo bench -p tessera-storage --bench hot_paths

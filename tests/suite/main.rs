@@ -1,4 +1,4 @@
-//! Tessera's integration suite: one binary, one module per concern (style.md section 7).
+//! Tessera's integration suite: one binary (one link, one run), one module per concern.
 
 #![allow(
     clippy::unwrap_used,

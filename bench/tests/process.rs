@@ -1,5 +1,13 @@
 //! `tessera-bench` as a process: how it finds the server binary, and short real runs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a helper that fails stops the test at the step that failed"
+)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

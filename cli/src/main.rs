@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     let config = match config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("tessera: {e}");
+            report_error(&e);
             return ExitCode::from(2);
         }
     };
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tessera: {e}");
+            report_error(&e);
             ExitCode::from(2)
         }
     }
@@ -119,6 +119,18 @@ fn rotate_keys(mut config: config::Config, data: Option<PathBuf>) -> Result<Exit
         signer.kid()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an error that ends the process on stderr as one line, `tessera: <message>`, ending
+/// in exactly one newline whatever the message ends with (a shell prompt must not land on the
+/// message's line). Every error path of `main` prints through here.
+fn report_error(e: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let message = e.to_string();
+    let mut stderr = std::io::stderr().lock();
+    // Nothing useful is left to do if stderr itself is gone.
+    let _ = writeln!(stderr, "tessera: {}", message.trim_end());
+    let _ = stderr.flush();
 }
 
 /// An error the operator can act on; printed as `tessera: <message>`, exit status 2.

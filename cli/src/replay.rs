@@ -127,7 +127,7 @@ pub fn run(config: &Config, args: ReplayArgs) -> Result<ExitCode, Failure> {
                 e.stream.as_str(),
                 e.stream_version,
                 e.event.kind(),
-                body["event"]
+                body.get("event").unwrap_or(&serde_json::Value::Null)
             )
         };
         if writeln!(out, "{line}").is_err() {

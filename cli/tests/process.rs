@@ -2,6 +2,14 @@
 //! SIGTERM, and faced with a tampered log. These need the real process, so they live beside
 //! the binary (Cargo gives integration tests here its path).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside #[test] functions stop the test loudly at the step that failed"
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -284,6 +292,30 @@ fn sigterm_drains_and_leaves_the_log_durable() {
         request(&server.addr, "GET", "/v1/me", "", Some(&cookie)).expect("answers");
     assert_eq!(status, 200, "the session survived the restart: {body}");
     assert!(body.contains(&id));
+    let mut child = server.child;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Errors end the line they print on: the operator's shell prompt must not land after them.
+#[test]
+fn a_busy_data_folder_is_refused_with_a_whole_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = serve(dir.path());
+    for args in [&["verify"][..], &["serve", "--listen", "127.0.0.1:0"][..]] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("tessera: ") && err.contains("another tessera process"),
+            "{args:?}: {err:?}"
+        );
+        assert!(
+            err.ends_with('\n') && !err.ends_with("\n\n"),
+            "{args:?}: one line, one newline: {err:?}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
+    }
     let mut child = server.child;
     let _ = child.kill();
     let _ = child.wait();

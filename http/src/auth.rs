@@ -1,8 +1,7 @@
 //! Who is calling: the session cookie, the CSRF check for cookie-authenticated changes, and
 //! the client's address.
 //!
-//! Session cookies follow the OWASP Session Management Cheat Sheet and the tutorial's first
-//! exercise: `__Host-` prefix (so no Domain attribute and Path=/, set over a secure context
+//! Session cookies follow the OWASP Session Management Cheat Sheet: `__Host-` prefix (so no Domain attribute and Path=/, set over a secure context
 //! only), HttpOnly (no script can read it), Secure, SameSite=Lax, and a Max-Age no longer
 //! than the session's absolute lifetime.
 

@@ -118,11 +118,19 @@ impl HttpMetrics {
         if status == 429 {
             self.throttled.fetch_add(1, Ordering::Relaxed);
         }
-        let s = &self.routes[route.index()];
+        let Some(s) = self.routes.get(route.index()) else {
+            return;
+        };
         let class = usize::from(status / 100).clamp(1, STATUS_CLASSES) - 1;
-        s.by_class[class].fetch_add(1, Ordering::Relaxed);
-        if let Some(i) = BUCKETS_US.iter().position(|b| micros <= *b) {
-            s.buckets[i].fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = s.by_class.get(class) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some((_, c)) = BUCKETS_US
+            .iter()
+            .zip(&s.buckets)
+            .find(|(b, _)| micros <= **b)
+        {
+            c.fetch_add(1, Ordering::Relaxed);
         }
         s.sum_us.fetch_add(micros, Ordering::Relaxed);
         s.count.fetch_add(1, Ordering::Relaxed);
@@ -141,8 +149,7 @@ pub fn render(app: &App) -> String {
     let mut out = String::with_capacity(4096);
     let m = &app.metrics;
     out.push_str("# HELP tessera_http_requests_total Requests answered, by route and status class.\n# TYPE tessera_http_requests_total counter\n");
-    for route in Route::ALL {
-        let s = &m.routes[route.index()];
+    for (route, s) in Route::ALL.into_iter().zip(&m.routes) {
         for (i, c) in s.by_class.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -154,11 +161,10 @@ pub fn render(app: &App) -> String {
         }
     }
     out.push_str("# HELP tessera_http_request_duration_seconds Time from request to answer.\n# TYPE tessera_http_request_duration_seconds histogram\n");
-    for route in Route::ALL {
-        let s = &m.routes[route.index()];
+    for (route, s) in Route::ALL.into_iter().zip(&m.routes) {
         let mut cumulative = 0;
-        for (i, b) in BUCKETS_US.iter().enumerate() {
-            cumulative += s.buckets[i].load(Ordering::Relaxed);
+        for (b, c) in BUCKETS_US.iter().zip(&s.buckets) {
+            cumulative += c.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
                 "tessera_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {cumulative}",

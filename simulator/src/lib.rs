@@ -214,10 +214,18 @@ pub fn run(options: &Options) -> Result<RunReport, Failure> {
             world.marks.hit("clock stepped back");
         }
         let pick = rng.random_range(0..scenarios.len());
+        let Some(scenario) = scenarios.get_mut(pick) else {
+            return Err(Failure::new(
+                seed,
+                step,
+                FailureKind::Crash,
+                "no scenario to run",
+            ));
+        };
         let before = world.head().sequence;
-        scenarios[pick].step(&mut world, &mut ledger)?;
+        scenario.step(&mut world, &mut ledger)?;
         let written = world.head().sequence.saturating_sub(before);
-        scenarios[pick].stats_mut().events_written += written;
+        scenario.stats_mut().events_written += written;
         ledger.check(&mut world)?;
         ledger.check_tokens(&mut world)?;
         world.audit()?;

@@ -139,11 +139,11 @@ impl Auditor {
         if persisted {
             let diffs =
                 replay::compare(&self.shadow, store).map_err(|e| format!("compare: {e}"))?;
-            if !diffs.is_empty() {
+            if let Some(first) = diffs.first() {
                 return Err(format!(
                     "{} persisted view records differ from a fold of the log, first {:?}",
                     diffs.len(),
-                    diffs[0].key
+                    first.key
                 ));
             }
         }

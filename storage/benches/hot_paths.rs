@@ -1,4 +1,4 @@
-//! Micro-benchmarks of the in-process hot paths (issue 6, item 5), with divan:
+//! Micro-benchmarks of the in-process hot paths (the work every request repeats), with divan:
 //!
 //! ```sh
 //! cargo bench -p tessera-storage --bench hot_paths
@@ -19,7 +19,13 @@
 //! Everything is built through `decide` and `Views::apply` with a seeded RNG and a fixed
 //! clock, as the simulator does, so the inputs are the real ones.
 
-#![allow(missing_docs, clippy::expect_used, reason = "a benchmark binary")]
+#![allow(
+    missing_docs,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a benchmark binary: a broken setup should stop it loudly"
+)]
 
 use divan::{Bencher, black_box, counter::ItemsCount};
 use rand::SeedableRng;

@@ -23,14 +23,36 @@ pub fn seal(e: &mut Envelope) -> Result<(), CodecError> {
 /// Where and how the chain broke.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChainError {
+    /// The envelope's stored hash is not the hash of its contents: its bytes were changed
+    /// after it was sealed.
     #[error("sequence {sequence}: envelope hash does not match its contents (altered)")]
-    Altered { sequence: u64 },
+    Altered {
+        /// The altered envelope's sequence number.
+        sequence: u64,
+    },
+    /// The envelope's `prev_hash` is not the hash of the envelope before it: an envelope
+    /// between them was removed, or the two were reordered.
     #[error("sequence {sequence}: does not link to the envelope before it (removed or reordered)")]
-    Unlinked { sequence: u64 },
+    Unlinked {
+        /// The sequence number of the envelope whose link is wrong.
+        sequence: u64,
+    },
+    /// Sequence numbers skip or repeat: the log should hold `expected` here.
     #[error("sequence {sequence}: expected sequence {expected} (gap)")]
-    Gap { sequence: u64, expected: u64 },
+    Gap {
+        /// The sequence number found.
+        sequence: u64,
+        /// The sequence number that should have come next.
+        expected: u64,
+    },
+    /// The envelope could not be read or decoded at all.
     #[error("sequence {sequence}: unreadable: {why}")]
-    Unreadable { sequence: u64, why: String },
+    Unreadable {
+        /// The sequence number of the unreadable envelope.
+        sequence: u64,
+        /// What the store or the decoder reported.
+        why: String,
+    },
 }
 
 /// Walks envelopes in order, checking each link. Feed it every envelope from the first.
@@ -50,6 +72,10 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// Checks that `e` is the next envelope of the chain: the sequence number that follows
+    /// the last one checked, a hash that matches its contents, and a `prev_hash` equal to the
+    /// last envelope's hash. On success `e` becomes the last envelope checked; on an error
+    /// nothing changes.
     pub fn check(&mut self, e: &Envelope) -> Result<(), ChainError> {
         if e.sequence != self.next_sequence {
             return Err(ChainError::Gap {

@@ -35,16 +35,35 @@ pub const ENVELOPE_FORMAT: u8 = 1;
 /// The schema version new events are written with.
 pub const EVENT_SCHEMA: u16 = 1;
 
+/// Why a value could not be turned into bytes or read back from them. Every decoding error is
+/// a value, never a panic: the bytes may be damaged or hostile.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
+    /// bincode refused to encode the value (for example, it exceeds
+    /// [`ENCODED_BYTES_MAX`]); the message is bincode's.
     #[error("cannot encode: {0}")]
     Encode(String),
+    /// The bytes are not a valid encoding of the expected value.
     #[error("cannot decode {what}: {why}")]
-    Decode { what: &'static str, why: String },
+    Decode {
+        /// What was being decoded ("envelope", "event", "account view", ...).
+        what: &'static str,
+        /// bincode's or our own account of what is wrong.
+        why: String,
+    },
+    /// The envelope's first byte is a format this build does not know.
     #[error("unknown envelope format {0}: written by a newer Tessera?")]
     UnknownFormat(u8),
+    /// The event's schema version is one this build has no decoder for.
     #[error("event {kind} has schema {schema}, which this build cannot read")]
-    UnknownSchema { kind: String, schema: u16 },
+    UnknownSchema {
+        /// The event kind the envelope names.
+        kind: String,
+        /// The schema version it was written with.
+        schema: u16,
+    },
+    /// A value decoded completely but bytes were left over: the record is longer than the
+    /// value it should hold. Names what was being decoded.
     #[error("trailing bytes after {0}")]
     Trailing(&'static str),
 }
@@ -65,6 +84,8 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &'static str) -> Res
     Ok(value)
 }
 
+/// An event's payload bytes under the current schema ([`EVENT_SCHEMA`]): what an envelope
+/// stores and the chain hash covers.
 pub fn encode_event(event: &Event) -> Result<Vec<u8>, CodecError> {
     encode(event)
 }
@@ -94,12 +115,17 @@ pub fn decode_event(kind: &str, schema: u16, payload: &[u8]) -> Result<Event, Co
 /// One entry of the log, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
+    /// The envelope's position in the log: 1 for the first, then consecutive, no gaps.
     pub sequence: u64,
+    /// The stream (aggregate) the event belongs to.
     pub stream: StreamId,
-    /// 1 for a stream's first event.
+    /// The event's position in its stream: 1 for a stream's first event.
     pub stream_version: u64,
+    /// When the writer recorded the event: the engine's time, which never goes backwards.
     pub recorded_at: Timestamp,
+    /// The schema version the payload was written with ([`EVENT_SCHEMA`] for new events).
     pub schema: u16,
+    /// The event itself.
     pub event: Event,
     /// The hash of the envelope before this one (all zero for the first).
     pub prev_hash: [u8; 32],
@@ -166,6 +192,9 @@ pub(crate) fn hashed_bytes(e: &Envelope, payload: &[u8]) -> Result<Vec<u8>, Code
     ))
 }
 
+/// An envelope's stored bytes: the format byte, the fields in a fixed order, the event
+/// payload, `prev_hash` and, last, `hash`. `content_hash` is not stored: it is recomputed on
+/// every read.
 pub fn encode_envelope(e: &Envelope) -> Result<Vec<u8>, CodecError> {
     let payload = encode_event(&e.event)?;
     encode(&StoredEnvelope {
@@ -182,6 +211,9 @@ pub fn encode_envelope(e: &Envelope) -> Result<Vec<u8>, CodecError> {
     })
 }
 
+/// An envelope read back from its stored bytes, with `content_hash` computed from those
+/// bytes as they are (so the chain check sees any change to them). Refuses an unknown format
+/// byte, an unknown schema, a malformed or truncated record and trailing bytes.
 pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
     match bytes.first() {
         Some(&ENVELOPE_FORMAT) => {}
@@ -224,17 +256,29 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
 /// Which persisted view a key lives in: one sled tree each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ViewTree {
+    /// Accounts, by account id.
     Accounts,
+    /// Account ids, by normalised (lower-case) username.
     Usernames,
+    /// Sessions, by session id.
     Sessions,
+    /// Published signing keys, by kid.
     SigningKeys,
+    /// Refresh-token families, by family id.
     Families,
+    /// Refresh tokens (current or spent), by the digest of the token.
     RefreshTokens,
+    /// Revoked access tokens, by jti.
     RevokedAccessTokens,
+    /// Each account's not-before time for access tokens, by account id.
     NotBefore,
+    /// Each account's MFA state, by account id.
     Mfa,
+    /// Pending MFA challenges, by challenge id.
     MfaChallenges,
+    /// Throttle strikes of accounts, by account id.
     AccountStrikes,
+    /// Throttle strikes of addresses, by address (4 bytes for IPv4, 16 for IPv6).
     AddressStrikes,
 }
 
@@ -255,6 +299,7 @@ impl ViewTree {
         Self::AddressStrikes,
     ];
 
+    /// The sled tree's name, `view.<name>`. Part of the on-disk format: never rename one.
     pub fn name(self) -> &'static str {
         match self {
             Self::Accounts => "view.accounts",
@@ -278,6 +323,9 @@ impl ViewTree {
     }
 }
 
+/// Where a view record is stored: its tree and its key bytes within the tree (ids as their
+/// 16 bytes, names and kids as UTF-8, digests as their 32 bytes, addresses as 4 or 16 bytes).
+/// [`decode_view_key`] reverses it.
 pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
     match key {
         ViewKey::Account(id) => (ViewTree::Accounts, id.as_bytes().to_vec()),
@@ -326,6 +374,8 @@ fn utf8(bytes: &[u8]) -> Result<String, CodecError> {
     })
 }
 
+/// The view key stored as `bytes` in `tree`: the reverse of [`view_key`]. Refuses bytes of
+/// the wrong length for the tree and names that are not UTF-8.
 pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecError> {
     Ok(match tree {
         ViewTree::Accounts => ViewKey::Account(AccountId::from_bytes(fixed(bytes)?)),
@@ -345,6 +395,7 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
     })
 }
 
+/// A view record's stored bytes (the record alone; the tree and key say what it is).
 pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
     match record {
         ViewRecord::Account(a) => encode(a),
@@ -361,6 +412,8 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
     }
 }
 
+/// The view record stored as `bytes` in `tree`: the reverse of [`encode_view_record`].
+/// Both strikes trees hold [`ViewRecord::Strikes`].
 pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, CodecError> {
     Ok(match tree {
         ViewTree::Accounts => ViewRecord::Account(decode::<AccountView>(bytes, "account view")?),

@@ -33,9 +33,12 @@ use crate::replay;
 /// Where the engine gets the time. The server passes the wall clock, the simulator a virtual
 /// one.
 pub trait Clock: Send + Sync {
+    /// The current time. It may step backwards (an NTP correction); the engine never lets its
+    /// own time follow it back.
     fn now(&self) -> Timestamp;
 }
 
+/// How the writer batches and what it checks.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// Most commands decided and synced together.
@@ -56,14 +59,27 @@ impl Default for EngineConfig {
     }
 }
 
+/// Why the engine did not answer a command with an [`Outcome`]. Only [`Overloaded`] is
+/// temporary; the others mean the engine takes no more commands until the process restarts.
+///
+/// [`Overloaded`]: EngineError::Overloaded
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum EngineError {
+    /// The writer's queue held [`EngineConfig::queue_commands_max`] commands already; the
+    /// command was not taken and may be retried.
     #[error("the writer's queue is full; retry shortly")]
     Overloaded,
+    /// The engine was shut down, or its writer thread is gone: the command was not taken, or
+    /// its answer was lost with the writer.
     #[error("the engine has stopped")]
     Stopped,
+    /// An append or sync failed. Memory may be ahead of the disk, so the engine answers every
+    /// later command with this error; a restart reloads the durable state. The message is
+    /// the store's.
     #[error("storage failed, so the engine stopped to protect the log; restart it: {0}")]
     Storage(String),
+    /// Applying a decided event broke a view invariant (a bug in the core): the engine
+    /// stopped before appending the batch. The message names the invariant.
     #[error("invariant violated, so the engine stopped: {0}")]
     Invariant(String),
 }
@@ -82,10 +98,15 @@ pub struct Outcome<R = Reply> {
 /// Counters for /metrics.
 #[derive(Debug, Default)]
 pub struct EngineMetrics {
+    /// Commands the writer took from its queue, whatever their outcome.
     pub commands: AtomicU64,
+    /// Batches appended to the store (batches that wrote nothing are not counted).
     pub batches: AtomicU64,
+    /// Events appended to the log.
     pub events_appended: AtomicU64,
+    /// Durable syncs of the store: one per appended batch.
     pub durable_syncs: AtomicU64,
+    /// Commands refused with [`EngineError::Overloaded`] because the queue was full.
     pub overloaded: AtomicU64,
     /// Failed logins and wrong MFA codes recorded (what throttling counts).
     pub failures_recorded: AtomicU64,
@@ -480,10 +501,12 @@ impl Engine {
         rx.blocking_recv().map_err(|_| EngineError::Stopped)
     }
 
+    /// The policy every command is decided under, fixed when the engine started.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// The engine's counters, for `/metrics`.
     pub fn metrics(&self) -> &EngineMetrics {
         &self.shared.metrics
     }

@@ -9,10 +9,13 @@ use crate::codec::{CodecError, Envelope};
 /// An event to append, with the stream version the writer expects the stream to be at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEvent {
+    /// The stream (aggregate) the event belongs to.
     pub stream: StreamId,
     /// The stream's version before this event: 0 for a new stream.
     pub expected_version: u64,
+    /// When the writer decided it (the engine's time).
     pub recorded_at: Timestamp,
+    /// The event itself.
     pub event: Event,
 }
 
@@ -20,7 +23,9 @@ pub struct NewEvent {
 /// Appended atomically: all of it or none of it.
 #[derive(Clone, Debug, Default)]
 pub struct AppendBatch {
+    /// The events, in the order they are to be appended.
     pub events: Vec<NewEvent>,
+    /// The view records the events changed: the record's new value, or `None` to remove it.
     pub views: Vec<(ViewKey, Option<ViewRecord>)>,
 }
 
@@ -29,41 +34,77 @@ pub struct AppendBatch {
 pub struct Head {
     /// The last sequence number written; 0 for an empty log.
     pub sequence: u64,
+    /// The last envelope's hash, which the next envelope's `prev_hash` must equal;
+    /// [`crate::chain::GENESIS`] for an empty log.
     pub hash: [u8; 32],
 }
 
+/// Why a batch was not appended. The caller must not acknowledge any of it. After a
+/// [`Conflict`](AppendError::Conflict) or an [`Encode`](AppendError::Encode) error nothing was
+/// written; after [`Io`](AppendError::Io) the batch may or may not be on disk.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
+    /// An event expected its stream at another version: another event reached the stream
+    /// first (with one writer, a bug in the caller).
     #[error("stream {stream} is at version {actual}, not {expected}")]
     Conflict {
+        /// The stream.
         stream: StreamId,
+        /// The version the event expected ([`NewEvent::expected_version`]).
         expected: u64,
+        /// The stream's actual version.
         actual: u64,
     },
+    /// Writing or syncing failed. A failed write leaves nothing; a failed sync leaves the
+    /// batch written but not known to be durable, so the store refuses every later append
+    /// until it is reopened. The message is the backend's.
     #[error("storage I/O failed: {0}")]
     Io(String),
+    /// An event or view record could not be encoded.
     #[error("could not encode the batch: {0}")]
     Encode(#[from] CodecError),
 }
 
+/// Why the store could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// Reading failed; the message is the backend's.
     #[error("storage I/O failed: {0}")]
     Io(String),
+    /// Bytes were read but do not decode: damage, or a write by something other than this
+    /// crate.
     #[error("stored data is corrupt at {at}: {why}")]
-    Corrupt { at: String, why: String },
+    Corrupt {
+        /// Where: the tree and key, or the sequence number.
+        at: String,
+        /// What the decoder reported.
+        why: String,
+    },
 }
 
+/// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The folder or the database in it could not be opened (missing permissions, or another
+    /// process holds its lock).
     #[error("cannot open the store at {path}: {why}")]
-    Io { path: String, why: String },
+    Io {
+        /// The data folder.
+        path: String,
+        /// What the file system or the database reported.
+        why: String,
+    },
+    /// The store was written in a layout this build does not read.
     #[error("the store at {path} has format {found}; this build reads format {supported}")]
     Format {
+        /// The data folder.
         path: String,
+        /// The format number recorded in the store.
         found: u32,
+        /// The format number this build reads and writes.
         supported: u32,
     },
+    /// Reading the store's metadata at open failed.
     #[error(transparent)]
     Read(#[from] ReadError),
 }
@@ -72,10 +113,16 @@ pub enum OpenError {
 ///
 /// `append` is atomic and, when it returns `Ok`, durable: the caller may acknowledge.
 pub trait EventStore: Send {
+    /// The end of the log as of the last successful append.
     fn head(&self) -> Head;
     /// The stream's current version: the number of events in it.
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError>;
+    /// Appends `batch` atomically: assigns the next sequence numbers, chains and seals each
+    /// event, writes the events and the view changes, and makes them durable before
+    /// returning. Returns the sealed envelopes in order. On an error, [`AppendError`] says
+    /// what may have reached the disk.
     fn append(&mut self, batch: AppendBatch) -> Result<Vec<Envelope>, AppendError>;
+    /// Every envelope of `stream`, in stream order (empty for an unknown stream).
     fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, ReadError>;
     /// Every envelope with a sequence at or after `from`, in order.
     fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_>;

@@ -16,8 +16,11 @@ pub enum FaultPoint {
     AfterWrite,
 }
 
+/// An [`EventStore`] that passes everything to `inner` until the configured append fails,
+/// and fails every append after it. Reads always go to `inner`.
 #[derive(Debug)]
 pub struct FaultyStore<S> {
+    /// The store that really holds the data; after a fault, what it holds is what survived.
     pub inner: S,
     appends: u64,
     fail_at: Option<(u64, FaultPoint)>,
@@ -34,6 +37,7 @@ impl<S: EventStore> FaultyStore<S> {
         }
     }
 
+    /// The wrapped store, for reopening or comparing after the fault.
     pub fn into_inner(self) -> S {
         self.inner
     }

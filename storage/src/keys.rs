@@ -38,18 +38,42 @@ const SUFFIX: &str = ".ed25519";
 const MFA_KEY_FILE: &str = "mfa.key";
 const SEED_BYTES: usize = 32;
 
+/// Why a key could not be stored, read or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyStoreError {
+    /// The file system refused an operation.
     #[error("key store I/O at {path}: {why}")]
-    Io { path: String, why: String },
+    Io {
+        /// The file or folder operated on.
+        path: String,
+        /// What the file system reported.
+        why: String,
+    },
+    /// The string does not look like one of our kids, so it never becomes a path.
     #[error("{0:?} is not a key id")]
     BadKid(String),
+    /// No file for this kid (or for the MFA key, named `mfa.key`).
     #[error("key {0} is not in the key store")]
     NotFound(String),
+    /// The file exists but does not hold a valid key: wrong length, or a signing key that
+    /// does not match the kid in its name.
     #[error("key file {path} is corrupt: {why}")]
-    Corrupt { path: String, why: String },
-    #[error("key file {path} is readable by others (mode {mode:o}); chmod 600 it")]
-    Exposed { path: String, mode: u32 },
+    Corrupt {
+        /// The key file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The file's permissions let the group or others read or write it; it is not used
+    /// until they are removed.
+    #[error("key file {path} is open to group or others (mode {mode:o}); chmod 600 it")]
+    Exposed {
+        /// The key file.
+        path: String,
+        /// Its permission bits (for example 0o644).
+        mode: u32,
+    },
+    /// The seed did not make a signing key.
     #[error(transparent)]
     Signer(#[from] SignerError),
 }
@@ -76,6 +100,7 @@ impl KeyStore {
         Ok(Self { dir })
     }
 
+    /// The keys folder, `<data>/keys`.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -96,57 +121,25 @@ impl KeyStore {
             self.load(signer.kid())?;
             return Ok(signer);
         }
-        let tmp = self.dir.join(format!(".{}{SUFFIX}.tmp", signer.kid()));
-        // A leftover from a crash mid-write holds nothing we need.
-        let _ = fs::remove_file(&tmp);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_error(&tmp))?;
-        file.write_all(&seed[..]).map_err(io_error(&tmp))?;
-        file.sync_all().map_err(io_error(&tmp))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(io_error(&path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error(&self.dir))?;
+        write_private(
+            &self.dir,
+            &format!("{}{SUFFIX}", signer.kid()),
+            seed.as_slice(),
+        )?;
         Ok(signer)
     }
 
-    /// The signer for `kid`, read from its file. Refuses a file others can read, one of
-    /// the wrong length, and one whose key does not match its name.
+    /// The signer for `kid`, read from its file through the same check as every key file
+    /// (`read_private`). Refuses a file the group or others can access, one of the wrong
+    /// length, and one whose key does not match its name.
     pub fn load(&self, kid: &str) -> Result<Signer, KeyStoreError> {
         let path = self.path_of(kid)?;
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(KeyStoreError::NotFound(kid.to_owned()));
-            }
-            Err(e) => return Err(io_error(&path)(e)),
-        };
-        let mode = file
-            .metadata()
-            .map_err(io_error(&path))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyStoreError::Exposed {
-                path: path.display().to_string(),
-                mode,
-            });
-        }
-        let mut bytes = Zeroizing::new(Vec::with_capacity(SEED_BYTES + 1));
-        // One byte more than a seed, to notice a longer file without reading all of it.
-        file.take(SEED_BYTES as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_error(&path))?;
+        let bytes = read_private(&path, SEED_BYTES, kid)?;
         let corrupt = |why: &str| KeyStoreError::Corrupt {
             path: path.display().to_string(),
             why: why.to_owned(),
         };
+        // read_private checked the length; the conversion cannot fail, but stays typed.
         let seed: Zeroizing<[u8; SEED_BYTES]> = Zeroizing::new(
             bytes
                 .as_slice()
@@ -220,8 +213,9 @@ impl KeyStore {
     }
 }
 
-/// Writes `bytes` to `<dir>/<name>` (0600) durably: temporary file, fsync, rename, fsync
-/// of the folder. Refuses to replace an existing file.
+/// Writes `bytes` to `<dir>/<name>` (0600) durably: temporary file, fsync, hard link into
+/// place, fsync of the folder. The one path by which every key file is written. Never
+/// replaces an existing file: if `name` already exists, that file stays.
 fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), KeyStoreError> {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -249,7 +243,11 @@ fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), KeyStoreErr
         .map_err(io_error(dir))
 }
 
-/// Reads a private file of exactly `len` bytes, refusing one others can read.
+/// Reads a private file of exactly `len` bytes: the one path by which every key file (signing
+/// keys and the MFA key) is read, so the permission check cannot drift between them. Refuses a
+/// file the group or others can read or write ([`KeyStoreError::Exposed`]), and one of another
+/// length ([`KeyStoreError::Corrupt`]); a missing file is [`KeyStoreError::NotFound`] naming
+/// `name`.
 fn read_private(path: &Path, len: usize, name: &str) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
     let file = match File::open(path) {
         Ok(f) => f,
@@ -346,6 +344,41 @@ mod tests {
             store.mfa_keys(),
             Err(KeyStoreError::Corrupt { .. })
         ));
+    }
+
+    /// Signing keys and the MFA key are read through one check: any access for the group or
+    /// others, read or write, refuses the file.
+    #[test]
+    fn every_key_file_is_refused_when_group_or_others_can_reach_it() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let store = KeyStore::open(data.path()).expect("opens");
+        let signer = store.write(&Zeroizing::new([8; 32])).expect("writes");
+        store
+            .mfa_keys_or_create(&Zeroizing::new([9; 32]))
+            .expect("creates");
+        let key = store.dir().join(format!("{}.ed25519", signer.kid()));
+        let mfa = store.dir().join("mfa.key");
+        for mode in [0o640, 0o620, 0o610, 0o604, 0o602, 0o601, 0o666] {
+            for path in [&key, &mfa] {
+                fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+            }
+            assert!(
+                matches!(
+                    store.load(signer.kid()),
+                    Err(KeyStoreError::Exposed { mode: m, .. }) if m == mode
+                ),
+                "signing key at {mode:o}"
+            );
+            assert!(
+                matches!(store.mfa_keys(), Err(KeyStoreError::Exposed { mode: m, .. }) if m == mode),
+                "MFA key at {mode:o}"
+            );
+        }
+        for path in [&key, &mfa] {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o400)).expect("chmod");
+        }
+        store.load(signer.kid()).expect("owner-only is enough");
+        store.mfa_keys().expect("owner-only is enough");
     }
 
     #[test]

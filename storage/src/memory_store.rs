@@ -8,6 +8,9 @@ use tessera_core::{StreamId, ViewKey, ViewRecord};
 use crate::codec::Envelope;
 use crate::event_store::{AppendBatch, AppendError, EventStore, Head, ReadError, seal_batch};
 
+/// The log, the stream index and the views in plain collections. Chains and checks versions
+/// exactly as [`crate::SledStore`] does (both seal through the same code); loses everything
+/// when dropped.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     log: Vec<Envelope>,
@@ -16,6 +19,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store: no events, no views.
     pub fn new() -> Self {
         Self::default()
     }

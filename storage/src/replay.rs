@@ -7,12 +7,22 @@ use crate::chain::{ChainError, ChainVerifier};
 use crate::codec::Envelope;
 use crate::event_store::{EventStore, ReadError};
 
+/// Why reading the log back stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// The store could not be read.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// An event (or a persisted view record) could not be applied to the views: the log
+    /// holds something the core's rules say cannot happen.
     #[error("the log breaks at sequence {sequence}: {why}")]
-    Apply { sequence: u64, why: String },
+    Apply {
+        /// The sequence of the event that failed; 0 when loading persisted view records.
+        sequence: u64,
+        /// What the views reported.
+        why: String,
+    },
+    /// The hash chain is broken.
     #[error(transparent)]
     Chain(#[from] ChainError),
     /// The policy the engine was started with cannot be used (checked when configuration
@@ -24,13 +34,18 @@ pub enum ReplayError {
 /// Which envelopes to print.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
+    /// Only this stream's envelopes; `None` for every stream.
     pub stream: Option<StreamId>,
+    /// Only envelopes recorded at or after this time.
     pub since: Option<Timestamp>,
+    /// Only envelopes recorded before this time (exclusive).
     pub until: Option<Timestamp>,
+    /// Only these event kinds (for example `SessionStarted`); empty for every kind.
     pub kinds: Vec<String>,
 }
 
 impl Filter {
+    /// Whether `e` passes every condition that is set.
     pub fn matches(&self, e: &Envelope) -> bool {
         self.stream.as_ref().is_none_or(|s| *s == e.stream)
             && self.since.is_none_or(|t| e.recorded_at >= t)
@@ -113,8 +128,11 @@ pub fn rebuild_into(
 /// One key where the persisted views and the rebuilt ones disagree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViewDifference {
+    /// The key they disagree on.
     pub key: ViewKey,
+    /// The store's record under `key`, if it has one.
     pub persisted: Option<ViewRecord>,
+    /// The record a fold of the log gives, if any.
     pub rebuilt: Option<ViewRecord>,
 }
 
@@ -148,7 +166,9 @@ pub fn compare(rebuilt: &Views, store: &dyn EventStore) -> Result<Vec<ViewDiffer
 /// What a chain verification found on an intact log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChainReport {
+    /// How many envelopes the log holds (all checked).
     pub events: u64,
+    /// The last envelope's hash ([`crate::chain::GENESIS`] for an empty log).
     pub head_hash: [u8; 32],
 }
 

@@ -48,6 +48,11 @@ impl Default for SledOptions {
     }
 }
 
+/// The durable [`EventStore`]: a sled database in the data folder, with one tree each for
+/// the log (by sequence), the stream index, stream heads, metadata and every view tree.
+/// Each append is one sled transaction followed by [`SledStore::sync`] (sled's flush, then
+/// fdatasync unless [`SledOptions`] turns it off), so an append that returned `Ok` survives a
+/// crash. One process at a time: sled locks the folder.
 #[derive(Debug)]
 pub struct SledStore {
     path: PathBuf,
@@ -123,6 +128,10 @@ fn open_db(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
 }
 
 impl SledStore {
+    /// Opens the store in the folder `path`, creating the folder and an empty store if there
+    /// is none. Refuses a store of another format, one whose head record disagrees with its
+    /// log, and a folder another process holds (waiting briefly first for a handle this
+    /// process just dropped).
     pub fn open(path: &Path, options: SledOptions) -> Result<Self, OpenError> {
         let fail = |why: String| OpenError::Io {
             path: path.display().to_string(),
@@ -238,6 +247,7 @@ impl SledStore {
         Ok(())
     }
 
+    /// The data folder the store was opened in.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -280,9 +290,12 @@ impl SledStore {
         self.sync()
     }
 
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "invariant: `index` is the position in `ViewTree::ALL`, which has VIEW_TREES \
+                  entries (tested in codec)"
+    )]
     fn view_tree(&self, tree: ViewTree) -> &Tree {
-        // In bounds: `index` is the position in `ViewTree::ALL`, which has VIEW_TREES
-        // entries (tested in codec).
         &self.views[tree.index()]
     }
 }

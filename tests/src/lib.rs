@@ -12,6 +12,14 @@
 //! Everything random here comes from a seed: a failing test names it, and rerunning with it
 //! reproduces the failure.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: this library is used only by the integration suite, where a failed step should stop the test loudly at that step"
+)]
+
 pub mod fixtures;
 pub mod scenario;
 pub mod workload;

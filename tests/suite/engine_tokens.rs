@@ -1,6 +1,14 @@
 //! Engine-level token tests: races the single writer must order, and views that a rebuild
 //! from the log reproduces exactly, on the sled store.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside #[test] functions stop the test loudly at the step that failed"
+)]
+
 use std::sync::Arc;
 
 use rand::SeedableRng;

@@ -1,4 +1,12 @@
-//! Tessera's integration suite: one binary, one module per concern.
+//! Tessera's integration suite: one binary (one link, one run), one module per concern.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside #[test] functions stop the test loudly at the step that failed"
+)]
 
 mod crash_recovery;
 mod decide_scenarios;

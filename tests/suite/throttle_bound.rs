@@ -67,7 +67,7 @@ fn a_flood_from_many_addresses_keeps_the_state_bounded() {
     assert_eq!(again, views);
 }
 
-/// The figure: 1,000,000 failed logins from 100,000 addresses. Run with
+/// The full-size bound: 1,000,000 failed logins from 100,000 addresses. Run with
 /// `cargo test -p tessera-tests throttle_bound -- --ignored --nocapture`.
 #[test]
 #[ignore = "full size: about 10 s in a debug build"]

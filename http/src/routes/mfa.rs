@@ -1,4 +1,4 @@
-//! MFA over HTTP: TOTP enrolment and confirmation, the
+//! MFA over HTTP (RFC 6238 TOTP with backup codes): TOTP enrolment and confirmation, the
 //! second login step, backup codes, and turning MFA off. Every decision (code checks, the
 //! 5-attempt limit, replay of a spent step, throttling) is the core's; this module parses,
 //! authenticates and maps.

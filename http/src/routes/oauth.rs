@@ -92,7 +92,7 @@ async fn read_form(
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
         .map_err(|_| invalid_request("the body is not a valid form"))?;
     for (i, (k, _)) in pairs.iter().enumerate() {
-        if pairs[..i].iter().any(|(other, _)| other == k) {
+        if pairs.iter().take(i).any(|(other, _)| other == k) {
             return Err(invalid_request("a parameter appears more than once"));
         }
     }

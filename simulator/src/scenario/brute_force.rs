@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
 
-use super::{AttackStats, Scenario, strong_password};
+use super::{AttackStats, Scenario, pick, strong_password};
 use crate::Failure;
 use crate::ledger::Ledger;
 use crate::world::World;
@@ -62,7 +62,9 @@ impl Scenario for BruteForce {
     fn step(&mut self, world: &mut World, ledger: &mut Ledger) -> Result<(), Failure> {
         let burst = self.rng.random_range(1..6);
         for _ in 0..burst {
-            let guess = GUESSES[self.rng.random_range(0..GUESSES.len())];
+            let Some(&guess) = pick(&mut self.rng, GUESSES) else {
+                return Ok(());
+            };
             self.stats.attempt(world.now());
             let before = world.head().sequence;
             match world.login(&self.victim.0, guess, ATTACKER_IP)? {

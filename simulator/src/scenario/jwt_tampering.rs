@@ -12,7 +12,7 @@ use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
 use serde_json::{Value, json};
 
-use super::{AttackStats, Scenario, strong_password};
+use super::{AttackStats, Scenario, pick, strong_password};
 use crate::Failure;
 use crate::ledger::Ledger;
 use crate::world::World;
@@ -41,6 +41,17 @@ pub struct JwtTampering {
 
 fn b64(v: &Value) -> String {
     BASE64URL_NOPAD.encode(v.to_string().as_bytes())
+}
+
+/// Sets `key` in a JSON object; a header or payload that is not an object (the token did
+/// not decode) becomes one, as `value[key] = ...` would make of `null`.
+fn set(value: &mut Value, key: &str, to: Value) {
+    if !value.is_object() {
+        *value = Value::Object(serde_json::Map::new());
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.insert(key.to_owned(), to);
+    }
 }
 
 fn decode(part: &str) -> Value {
@@ -72,7 +83,7 @@ impl JwtTampering {
         let (mut header, mut claims) = (decode(h), decode(p));
         match kind {
             "alg-none" => {
-                header["alg"] = json!("none");
+                set(&mut header, "alg", json!("none"));
                 format!("{}.{p}.", b64(&header))
             }
             "hs256-confusion" => {
@@ -96,7 +107,7 @@ impl JwtTampering {
                 }
             }
             "path-kid" => {
-                header["kid"] = json!("../../keys/../../etc/shadow");
+                set(&mut header, "kid", json!("../../keys/../../etc/shadow"));
                 format!("{}.{p}.{sig}", b64(&header))
             }
             "stripped-signature" => format!("{h}.{p}."),
@@ -109,13 +120,16 @@ impl JwtTampering {
             }
             "other-subject" | "later-expiry" | "other-audience" | "other-issuer" => {
                 match kind {
-                    "other-subject" => {
-                        claims["sub"] = json!("00000000-0000-7000-8000-000000000001")
-                    }
+                    "other-subject" => set(
+                        &mut claims,
+                        "sub",
+                        json!("00000000-0000-7000-8000-000000000001"),
+                    ),
                     "later-expiry" => {
-                        claims["exp"] = json!(claims["exp"].as_u64().unwrap_or(0) + 86_400)
+                        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+                        set(&mut claims, "exp", json!(exp + 86_400));
                     }
-                    _ => claims["aud"] = json!("another-service"),
+                    _ => set(&mut claims, "aud", json!("another-service")),
                 }
                 format!("{h}.{}.{sig}", b64(&claims))
             }
@@ -146,7 +160,9 @@ impl Scenario for JwtTampering {
         };
         let token = world.sign(&issued.access);
         ledger.token_issued(&token, &issued.access);
-        let kind = FORGERIES[self.rng.random_range(0..FORGERIES.len())];
+        let Some(&kind) = pick(&mut self.rng, &FORGERIES) else {
+            return Ok(());
+        };
         let forged = self.forge(world, &token, kind);
         if kind == "expired" {
             // Engine time: after the clock stepped back it stands still until the clock

@@ -177,12 +177,22 @@ pub fn strong_password(rng: &mut ChaCha20Rng) -> String {
     format!("Sim{}{tail}", rng.random_range(100..1000u32))
 }
 
+/// One of `items`, chosen uniformly with a single `random_range(0..len)` draw (a seeded run
+/// replays only if every scenario draws exactly as before). `None` only for an empty slice,
+/// which draws nothing.
+pub fn pick<'a, T>(rng: &mut ChaCha20Rng, items: &'a [T]) -> Option<&'a T> {
+    use rand::RngExt;
+    if items.is_empty() {
+        return None;
+    }
+    items.get(rng.random_range(0..items.len()))
+}
+
 /// A value shaped like a session cookie the server never issued.
 pub fn forged_secret(rng: &mut ChaCha20Rng) -> String {
-    use rand::RngExt;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let body: String = (0..43)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .filter_map(|_| pick(rng, ALPHABET).map(|&b| char::from(b)))
         .collect();
     format!("{}{body}", tessera_core::session::SESSION_SECRET_PREFIX)
 }

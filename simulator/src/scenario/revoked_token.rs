@@ -9,7 +9,7 @@ use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
 use tessera_core::{Actor, Command};
 
-use super::{AttackStats, Scenario, strong_password};
+use super::{AttackStats, Scenario, pick, strong_password};
 use crate::Failure;
 use crate::ledger::Ledger;
 use crate::world::World;
@@ -84,7 +84,9 @@ impl Scenario for RevokedToken {
         };
         let access = world.sign(&issued.access);
         ledger.token_issued(&access, &issued.access);
-        let ending = Ending::ALL[self.rng.random_range(0..Ending::ALL.len())];
+        let Some(&ending) = pick(&mut self.rng, &Ending::ALL) else {
+            return Ok(());
+        };
         let command = match ending {
             Ending::Logout => Command::from(tessera_core::refresh::LogoutFamily {
                 family: issued.family,

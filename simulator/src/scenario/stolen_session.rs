@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
 
-use super::{AttackStats, Scenario, strong_password};
+use super::{AttackStats, Scenario, pick, strong_password};
 use crate::Failure;
 use crate::ledger::Ledger;
 use crate::world::World;
@@ -157,7 +157,9 @@ impl Scenario for StolenSession {
         };
         let stolen = issued.secret.expose().to_owned();
         ledger.issued(&stolen, issued.account, world.now());
-        let ending = Ending::ALL[self.rng.random_range(0..Ending::ALL.len())];
+        let Some(&ending) = pick(&mut self.rng, &Ending::ALL) else {
+            return Ok(());
+        };
         if !self.end(world, ledger, &stolen, issued.account, ending)? {
             return Ok(());
         }

@@ -10,7 +10,7 @@ use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
 use tessera_core::{LoginMode, Rejection, Reply};
 
-use super::{AttackStats, Scenario, strong_password};
+use super::{AttackStats, Scenario, pick, strong_password};
 use crate::Failure;
 use crate::ledger::Ledger;
 use crate::world::World;
@@ -108,7 +108,9 @@ impl Scenario for Stuffing {
         }
         let burst = self.rng.random_range(3..12);
         for _ in 0..burst {
-            let (name, password) = self.list[self.rng.random_range(0..self.list.len())].clone();
+            let Some((name, password)) = pick(&mut self.rng, &self.list).cloned() else {
+                return Ok(());
+            };
             self.stats.attempt(world.now());
             match world.login_any(&name, &password, ATTACKER_IP, LoginMode::Token)? {
                 Some(Ok(Reply::MfaRequired(_))) => {
@@ -138,7 +140,7 @@ impl Scenario for Stuffing {
     fn honest_accounts(&self) -> Vec<(String, String)> {
         match self.attack {
             // The MFA users need their second factor; the others log in with a password.
-            Attack::Stuffing => self.users[REUSED..].to_vec(),
+            Attack::Stuffing => self.users.iter().skip(REUSED).cloned().collect(),
             Attack::Spraying => self.users.clone(),
         }
     }

@@ -4,6 +4,9 @@
 
 #![allow(
     clippy::panic,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
     reason = "a test harness: a wrong reply fails the test that asked"
 )]
 

@@ -4,6 +4,8 @@
 //!   [`tessera_core::testkit`] (core's unit tests use the same one), re-exported with the
 //!   start time [`T0`], the passwords, the test [`policy`] and the seeded [`rng`].
 //! - [`fixtures`]: deterministic ids, hashes and events for *given* lists.
+//! - [`server`]: a real HTTP server over a sled store in a temporary folder, on the test
+//!   clock, with a hyper client that speaks the API.
 //! - [`workload`]: the test [`Clock`](tessera_storage::Clock), a store that can be shared with
 //!   the engine, and a seeded driver that sends the engine a random but reproducible stream of
 //!   commands built the way the server builds them.
@@ -12,6 +14,7 @@
 //! reproduces the failure.
 
 pub mod fixtures;
+pub mod server;
 pub mod workload;
 
 pub use tessera_core::testkit::{Given, NEW_PASSWORD, PASSWORD, T0, Then, fold, policy, rng};

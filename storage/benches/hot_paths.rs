@@ -35,6 +35,7 @@ use tessera_core::password::{PasswordHash, Verification};
 use tessera_core::policy::Argon2Params;
 use tessera_core::refresh::presented_digest;
 use tessera_core::signing_key::Signer;
+use tessera_core::testkit::T0;
 use tessera_core::token::{AccessClaims, verify_access_token};
 use tessera_core::{
     AccountId, Command, Env, Event, LoginMode, PasswordCheck, Policy, Reply, SessionId, Timestamp,
@@ -101,7 +102,7 @@ impl World {
             views: Views::default(),
             policy,
             rng: ChaCha20Rng::seed_from_u64(6),
-            now: Timestamp::from_millis(1_700_000_000_000),
+            now: T0,
             signer: signer.clone(),
             claims: placeholder_claims(),
             token: String::new(),
@@ -290,7 +291,7 @@ fn throttle_views() -> &'static Views {
         let mut touched = Vec::new();
         for i in 0..100_000u32 {
             let client = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            let at = Timestamp::from_millis(1_700_000_000_000 + u64::from(i));
+            let at = T0.plus_ms(u64::from(i));
             touched.clear();
             views
                 .apply(
@@ -312,7 +313,7 @@ fn throttle_views() -> &'static Views {
 fn throttle_check(b: Bencher) {
     let views = throttle_views();
     let policy = Policy::default();
-    let now = Timestamp::from_millis(1_700_000_200_000);
+    let now = T0.plus_ms(200_000);
     let client = Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
         0x0a00_0000 + 77_777,
     )));

@@ -4,18 +4,20 @@
 //!
 //! Properties: a revoked family never mints again; after reuse is detected no token of the
 //! family is accepted; at most one live refresh token per family; nothing outlives its
-//! deadline. `World::run` also checks the views' invariants after every command.
+//! deadline. `Given::run` also checks the views' invariants after every command.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
 
 use tessera_core::blocklist::check_not_revoked;
-use tessera_core::password::PasswordHash;
 use tessera_core::refresh::TokensIssued;
 use tessera_core::secret::SecretDigest;
-use tessera_core::testkit::World;
 use tessera_core::token::AccessClaims;
 use tessera_core::{Actor, Command, FamilyId, Rejection, Reply, Timestamp};
+use tessera_tests::{Given, PASSWORD};
+
+/// The two accounts every case runs with; `Op`'s account numbers index this.
+const USERS: [&str; 2] = ["alice", "bob"];
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -87,7 +89,7 @@ impl Model {
     }
 }
 
-fn present(w: &mut World, model: &mut Model, token: usize) -> Result<(), TestCaseError> {
+fn present(w: &mut Given, model: &mut Model, token: usize) -> Result<(), TestCaseError> {
     let Some((f, secret)) = model.tokens.get(token).cloned() else {
         return Ok(());
     };
@@ -131,14 +133,14 @@ fn present(w: &mut World, model: &mut Model, token: usize) -> Result<(), TestCas
 }
 
 fn step(
-    w: &mut World,
+    w: &mut Given,
     model: &mut Model,
     accounts: &[tessera_core::AccountId],
     op: Op,
 ) -> Result<(), TestCaseError> {
     match op {
         Op::Login(a) => {
-            let t = w.login_tokens(accounts[a]);
+            let t = w.login_tokens(USERS[a]);
             let family = w.views.family(&t.family).expect("started");
             model.families.push(ModelFamily {
                 id: t.family,
@@ -194,14 +196,8 @@ fn step(
             model.families[f].revoked = true;
         }
         Op::ChangePassword(a) => {
-            let check = w.good_check(accounts[a]);
-            let new_hash = PasswordHash(format!("$argon2id$changed-{}", w.now.as_millis()));
-            let cmd = Command::from(tessera_core::account::ChangePassword {
-                check,
-                new_hash,
-                current_session: None,
-                client: None,
-            });
+            // The same password under a new hash, so that later logins still know it.
+            let cmd = w.change_password(USERS[a], PASSWORD, PASSWORD, None);
             prop_assert!(w.run(cmd).is_ok());
             model.revoke_account(a);
         }
@@ -215,13 +211,15 @@ fn step(
             );
             model.revoke_account(a);
         }
-        Op::AdvanceSecs(s) => w.advance_secs(s),
+        Op::AdvanceSecs(s) => {
+            w.advance_secs(s);
+        }
         _ => {}
     }
     Ok(())
 }
 
-fn check(w: &World, model: &Model) -> Result<(), TestCaseError> {
+fn check(w: &Given, model: &Model) -> Result<(), TestCaseError> {
     let now = w.now;
     for (f, claims, revoked) in &model.access {
         if now.as_secs() >= claims.exp {
@@ -275,8 +273,8 @@ proptest! {
 
     #[test]
     fn refresh_families_follow_the_model(ops in prop::collection::vec(op(), 1..60)) {
-        let mut w = World::new(99);
-        let accounts = [w.register("alice"), w.register("bob")];
+        let mut w = Given::seeded(99);
+        let accounts = USERS.map(|name| w.registered(name));
         let mut model = Model::default();
         for op in ops {
             step(&mut w, &mut model, &accounts, op)?;

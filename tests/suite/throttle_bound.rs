@@ -4,7 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use tessera_core::throttle::ThrottlePolicy;
-use tessera_core::{Event, Policy, Timestamp, Views};
+use tessera_core::{Event, Policy, Views};
+use tessera_tests::T0;
 
 const ADDRESSES_MAX: usize = 1_000;
 
@@ -26,7 +27,7 @@ fn flood(views: &mut Views, failures: u32, addresses: u32) -> usize {
         let n = i % addresses;
         let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
         touched.clear();
-        let at = Timestamp::from_millis(1_700_000_000_000 + u64::from(i));
+        let at = T0.plus_ms(u64::from(i));
         views
             .apply(
                 at,

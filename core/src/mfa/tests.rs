@@ -3,9 +3,8 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::password::Verification;
-use crate::testkit::World;
-use crate::{Command, Event, LoginMode, PasswordCheck, Rejection, Reply};
+use crate::testkit::{Given, PASSWORD};
+use crate::{Command, Event, LoginMode, Rejection, Reply};
 
 fn keys() -> MfaKeys {
     MfaKeys::from_master(&[42; 32])
@@ -16,7 +15,7 @@ fn ip(text: &str) -> Option<IpAddr> {
 }
 
 /// Starts and confirms TOTP for `account`; returns the secret and the backup codes.
-fn enrol(w: &mut World, account: AccountId) -> (Vec<u8>, Vec<String>) {
+fn enrol(w: &mut Given, account: AccountId) -> (Vec<u8>, Vec<String>) {
     let secret = start(w, account);
     w.advance_secs(31);
     let code = code_now(w, &secret);
@@ -40,7 +39,7 @@ fn enrol(w: &mut World, account: AccountId) -> (Vec<u8>, Vec<String>) {
     }
 }
 
-fn start(w: &mut World, account: AccountId) -> Vec<u8> {
+fn start(w: &mut Given, account: AccountId) -> Vec<u8> {
     match w.run(Command::from(crate::mfa::StartTotpEnrolment {
         account,
         keys: keys(),
@@ -58,7 +57,7 @@ fn start(w: &mut World, account: AccountId) -> Vec<u8> {
     }
 }
 
-fn code_now(w: &World, secret: &[u8]) -> String {
+fn code_now(w: &Given, secret: &[u8]) -> String {
     totp_code_at(secret, w.now).expect("valid secret")
 }
 
@@ -66,7 +65,7 @@ fn totp(code: &str) -> MfaAnswer {
     MfaAnswer::totp(code).expect("six digits")
 }
 
-fn wrong_code(w: &World, secret: &[u8]) -> MfaAnswer {
+fn wrong_code(w: &Given, secret: &[u8]) -> MfaAnswer {
     // A code that is none of the three in the window.
     let window: Vec<String> = [0u64, 30, 60]
         .iter()
@@ -80,35 +79,42 @@ fn wrong_code(w: &World, secret: &[u8]) -> MfaAnswer {
     totp(&wrong)
 }
 
+/// `password` for `account`'s username, planned, prepared and decided as the server does it.
+fn login_with(
+    w: &mut Given,
+    account: AccountId,
+    password: &str,
+    mode: LoginMode,
+    client: Option<IpAddr>,
+) -> Result<Reply, Rejection> {
+    let username = w
+        .views
+        .account(&account)
+        .expect("account exists")
+        .username
+        .clone();
+    let login = w.login_command(&username, password, mode, client)?;
+    w.run(Command::from(login))
+}
+
 fn login(
-    w: &mut World,
+    w: &mut Given,
     account: AccountId,
     mode: LoginMode,
     client: Option<IpAddr>,
 ) -> Result<Reply, Rejection> {
-    let check = w.good_check(account);
-    w.run(Command::from(crate::session::Login {
-        check,
-        mode,
-        client,
-    }))
+    login_with(w, account, PASSWORD, mode, client)
 }
 
 fn wrong_password(
-    w: &mut World,
+    w: &mut Given,
     account: AccountId,
     client: Option<IpAddr>,
 ) -> Result<Reply, Rejection> {
-    let mut check = w.good_check(account);
-    check.outcome = Verification::Mismatch;
-    w.run(Command::from(crate::session::Login {
-        check,
-        mode: LoginMode::Session,
-        client,
-    }))
+    login_with(w, account, "Wrong password 1", LoginMode::Session, client)
 }
 
-fn challenge(w: &mut World, account: AccountId, mode: LoginMode) -> String {
+fn challenge(w: &mut Given, account: AccountId, mode: LoginMode) -> String {
     match login(w, account, mode, None) {
         Ok(Reply::MfaRequired(c)) => {
             assert_eq!(c.expires_in_secs, 300);
@@ -118,7 +124,7 @@ fn challenge(w: &mut World, account: AccountId, mode: LoginMode) -> String {
     }
 }
 
-fn answer(w: &mut World, token: &str, answer: MfaAnswer) -> Result<Reply, Rejection> {
+fn answer(w: &mut Given, token: &str, answer: MfaAnswer) -> Result<Reply, Rejection> {
     let presented = presented_challenge_digest(token).expect("token shape");
     w.run(Command::from(crate::mfa::AnswerMfaChallenge {
         presented,
@@ -130,8 +136,8 @@ fn answer(w: &mut World, token: &str, answer: MfaAnswer) -> Result<Reply, Reject
 
 #[test]
 fn enrol_confirm_and_log_in_with_a_code() {
-    let mut w = World::new(1);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(1);
+    let alice = w.registered("alice");
     assert!(!w.views.mfa_status(&alice, w.now).enabled);
     let secret = start(&mut w, alice);
     assert!(w.views.mfa_status(&alice, w.now).pending);
@@ -238,9 +244,9 @@ fn enrol_confirm_and_log_in_with_a_code() {
 
 #[test]
 fn an_operator_can_show_the_pending_enrolment_only() {
-    let mut w = World::new(13);
-    let alice = w.register("alice");
-    let uri = |w: &World| pending_otpauth_uri(&w.views, &alice, &keys(), &w.policy, w.now);
+    let mut w = Given::seeded(13);
+    let alice = w.registered("alice");
+    let uri = |w: &Given| pending_otpauth_uri(&w.views, &alice, &keys(), &w.policy, w.now);
     assert_eq!(uri(&w).err(), Some(Rejection::MfaNotEnrolled));
     let secret = start(&mut w, alice);
     let shown = uri(&w).expect("pending");
@@ -263,8 +269,8 @@ fn an_operator_can_show_the_pending_enrolment_only() {
 
 #[test]
 fn confirming_without_enrolment_is_refused_and_spends_nothing() {
-    let mut w = World::new(2);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(2);
+    let alice = w.registered("alice");
     let before = w.log.len();
     assert_eq!(
         w.run(Command::from(crate::mfa::ConfirmTotp {
@@ -302,8 +308,8 @@ fn confirming_without_enrolment_is_refused_and_spends_nothing() {
 
 #[test]
 fn a_challenge_dies_after_five_wrong_answers_even_for_the_right_code() {
-    let mut w = World::new(3);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(3);
+    let alice = w.registered("alice");
     let (secret, backup) = enrol(&mut w, alice);
     let token = challenge(&mut w, alice, LoginMode::Session);
     for left in (0..5).rev() {
@@ -333,9 +339,9 @@ fn a_challenge_dies_after_five_wrong_answers_even_for_the_right_code() {
 
 #[test]
 fn backup_codes_work_once_and_a_new_set_voids_the_old() {
-    let mut w = World::new(4);
-    let alice = w.register("alice");
-    let bob = w.register("bob");
+    let mut w = Given::seeded(4);
+    let alice = w.registered("alice");
+    let bob = w.registered("bob");
     let (secret, codes) = enrol(&mut w, alice);
     let (_, bob_codes) = enrol(&mut w, bob);
     let token = challenge(&mut w, alice, LoginMode::Session);
@@ -395,8 +401,8 @@ fn backup_codes_work_once_and_a_new_set_voids_the_old() {
 
 #[test]
 fn unknown_expired_and_foreign_tokens_are_refused() {
-    let mut w = World::new(5);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(5);
+    let alice = w.registered("alice");
     let (secret, _) = enrol(&mut w, alice);
     let unknown = format!("{MFA_TOKEN_PREFIX}{}", "a".repeat(43));
     assert_eq!(
@@ -419,14 +425,14 @@ fn unknown_expired_and_foreign_tokens_are_refused() {
         1,
         "dropped at the next applied event"
     );
-    let _ = w.register("carol");
+    let _ = w.registered("carol");
     assert!(w.views.mfa.challenges.is_empty());
 }
 
 #[test]
 fn disabling_needs_a_code_and_ends_the_other_sessions() {
-    let mut w = World::new(6);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(6);
+    let alice = w.registered("alice");
     let (secret, codes) = enrol(&mut w, alice);
     let mut sessions = Vec::new();
     for _ in 0..2 {
@@ -491,8 +497,8 @@ fn disabling_needs_a_code_and_ends_the_other_sessions() {
 
 #[test]
 fn an_operator_reset_is_recorded_and_ends_every_session() {
-    let mut w = World::new(7);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(7);
+    let alice = w.registered("alice");
     let (secret, _) = enrol(&mut w, alice);
     let token = challenge(&mut w, alice, LoginMode::Session);
     let code = code_now(&w, &secret);
@@ -526,8 +532,8 @@ fn an_operator_reset_is_recorded_and_ends_every_session() {
 
 #[test]
 fn a_secret_sealed_under_another_key_spends_nothing() {
-    let mut w = World::new(8);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(8);
+    let alice = w.registered("alice");
     let (secret, _) = enrol(&mut w, alice);
     let token = challenge(&mut w, alice, LoginMode::Session);
     let before = w.log.len();
@@ -547,8 +553,8 @@ fn a_secret_sealed_under_another_key_spends_nothing() {
 
 #[test]
 fn wrong_passwords_throttle_the_account_like_a_wrong_password_and_the_wait_ends() {
-    let mut w = World::new(9);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(9);
+    let alice = w.registered("alice");
     let attacker = ip("198.51.100.9");
     for _ in 0..5 {
         assert_eq!(
@@ -586,8 +592,8 @@ fn wrong_passwords_throttle_the_account_like_a_wrong_password_and_the_wait_ends(
 
 #[test]
 fn many_accounts_failing_from_one_address_slow_that_address() {
-    let mut w = World::new(10);
-    let accounts: Vec<AccountId> = (0..25).map(|i| w.register(&format!("user{i}"))).collect();
+    let mut w = Given::seeded(10);
+    let accounts: Vec<AccountId> = (0..25).map(|i| w.registered(&format!("user{i}"))).collect();
     let stuffer = ip("198.51.100.7");
     for a in accounts.iter().take(20) {
         assert_eq!(
@@ -598,6 +604,18 @@ fn many_accounts_failing_from_one_address_slow_that_address() {
     let before = w.log.len();
     assert_eq!(
         wrong_password(&mut w, accounts[21], stuffer),
+        Err(Rejection::Throttled {
+            retry_after_secs: 1
+        })
+    );
+    // The writer applies the same rule: a login prepared before the address had to wait
+    // is refused there too.
+    let mut late = w
+        .login_command("user21", "Wrong password 1", LoginMode::Session, None)
+        .expect("no address, no wait");
+    late.client = stuffer;
+    assert_eq!(
+        w.run(Command::from(late)),
         Err(Rejection::Throttled {
             retry_after_secs: 1
         })
@@ -627,19 +645,20 @@ fn many_accounts_failing_from_one_address_slow_that_address() {
 
 #[test]
 fn per_address_state_stays_within_its_bound_evicting_the_oldest() {
-    let mut w = World::new(11);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(11);
     let _ = w.views.set_address_capacity(3);
     for i in 1..=5u8 {
         w.advance_secs(1);
-        let _ = w.run(Command::from(crate::session::Login {
-            check: PasswordCheck {
-                account: None,
-                ..w.good_check(alice)
-            },
-            mode: LoginMode::Session,
-            client: ip(&format!("192.0.2.{i}")),
-        }));
+        // A username that names no account: a failure that counts against the address only.
+        let login = w
+            .login_command(
+                "nobody",
+                PASSWORD,
+                LoginMode::Session,
+                ip(&format!("192.0.2.{i}")),
+            )
+            .expect("each address fails once: none has to wait");
+        let _ = w.run(Command::from(login));
         assert!(w.views.address_strikes_count() <= 3);
     }
     assert!(
@@ -659,14 +678,14 @@ fn per_address_state_stays_within_its_bound_evicting_the_oldest() {
     );
     // Forgotten a day after the last failure.
     w.advance_secs(24 * 60 * 60);
-    let _ = w.register("bob");
+    let _ = w.registered("bob");
     assert_eq!(w.views.address_strikes_count(), 0);
 }
 
 #[test]
 fn wrong_mfa_codes_count_against_the_account() {
-    let mut w = World::new(12);
-    let alice = w.register("alice");
+    let mut w = Given::seeded(12);
+    let alice = w.registered("alice");
     let (secret, _) = enrol(&mut w, alice);
     let token = challenge(&mut w, alice, LoginMode::Session);
     // Guessing across challenges (one wrong code each) throttles the account: its logins

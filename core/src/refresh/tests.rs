@@ -1,18 +1,18 @@
 use super::*;
 use crate::blocklist::check_not_revoked;
-use crate::testkit::World;
+use crate::testkit::{Given, PASSWORD};
 use crate::token::TokenRejection;
 use crate::{Actor, Command, Event, Reply};
 
-fn accepted(w: &World, claims: &AccessClaims) -> Result<(), TokenRejection> {
+fn accepted(w: &Given, claims: &AccessClaims) -> Result<(), TokenRejection> {
     check_not_revoked(&w.views, claims, w.now)
 }
 
 #[test]
 fn every_use_rotates_and_the_old_token_is_spent() {
-    let mut w = World::new(2);
-    let alice = w.register("alice");
-    let first = w.login_tokens(alice);
+    let mut w = Given::seeded(2);
+    w.registered("alice");
+    let first = w.login_tokens("alice");
     assert!(first.refresh.expose().starts_with(REFRESH_TOKEN_PREFIX));
     assert_eq!(w.last_kinds(1), ["RefreshFamilyStarted"]);
     w.advance_secs(60);
@@ -32,9 +32,9 @@ fn every_use_rotates_and_the_old_token_is_spent() {
 
 #[test]
 fn reuse_revokes_the_family_and_records_what_kind_it_was() {
-    let mut w = World::new(3);
-    let alice = w.register("alice");
-    let first = w.login_tokens(alice);
+    let mut w = Given::seeded(3);
+    w.registered("alice");
+    let first = w.login_tokens("alice");
     w.advance_secs(10);
     let second = w.refresh(first.refresh.expose()).expect("rotates");
     w.advance_secs(5);
@@ -78,9 +78,9 @@ fn reuse_revokes_the_family_and_records_what_kind_it_was() {
 
 #[test]
 fn reuse_after_the_successor_was_used_looks_like_theft() {
-    let mut w = World::new(4);
-    let alice = w.register("alice");
-    let first = w.login_tokens(alice);
+    let mut w = Given::seeded(4);
+    w.registered("alice");
+    let first = w.login_tokens("alice");
     let second = w.refresh(first.refresh.expose()).expect("rotates");
     let _third = w.refresh(second.refresh.expose()).expect("rotates");
     w.advance_secs(3600);
@@ -106,10 +106,10 @@ fn reuse_after_the_successor_was_used_looks_like_theft() {
 
 #[test]
 fn the_grace_window_tolerates_a_lost_response_but_not_a_later_reuse() {
-    let mut w = World::new(5);
+    let mut w = Given::seeded(5);
     w.policy.token.reuse_grace_secs = 10;
-    let alice = w.register("alice");
-    let first = w.login_tokens(alice);
+    w.registered("alice");
+    let first = w.login_tokens("alice");
     let lost = w.refresh(first.refresh.expose()).expect("rotates");
     w.advance_secs(3);
     let retried = w
@@ -151,10 +151,10 @@ fn the_grace_window_tolerates_a_lost_response_but_not_a_later_reuse() {
 
 #[test]
 fn outside_the_grace_window_a_replay_is_reuse() {
-    let mut w = World::new(6);
+    let mut w = Given::seeded(6);
     w.policy.token.reuse_grace_secs = 10;
-    let alice = w.register("alice");
-    let first = w.login_tokens(alice);
+    w.registered("alice");
+    let first = w.login_tokens("alice");
     w.refresh(first.refresh.expose()).expect("rotates");
     w.advance_secs(10);
     assert_eq!(
@@ -165,9 +165,9 @@ fn outside_the_grace_window_a_replay_is_reuse() {
 
 #[test]
 fn refresh_tokens_expire_idle_and_families_at_their_absolute_deadline() {
-    let mut w = World::new(7);
-    let alice = w.register("alice");
-    let mut t = w.login_tokens(alice);
+    let mut w = Given::seeded(7);
+    w.registered("alice");
+    let mut t = w.login_tokens("alice");
     let family_expires = w.views.family(&t.family).expect("family").expires_at;
     // Six days at a time: each token is used before its seven days are up.
     for _ in 0..4 {
@@ -184,9 +184,9 @@ fn refresh_tokens_expire_idle_and_families_at_their_absolute_deadline() {
         Err(Rejection::RefreshTokenInvalid)
     );
     // An idle token dies after seven days.
-    let mut w = World::new(8);
-    let bob = w.register("bob");
-    let t = w.login_tokens(bob);
+    let mut w = Given::seeded(8);
+    w.registered("bob");
+    let t = w.login_tokens("bob");
     w.advance_secs(7 * 24 * 3600);
     assert_eq!(
         w.refresh(t.refresh.expose()),
@@ -197,9 +197,9 @@ fn refresh_tokens_expire_idle_and_families_at_their_absolute_deadline() {
 
 #[test]
 fn dead_and_revoked_families_are_dropped_once_nothing_of_them_can_matter() {
-    let mut w = World::new(9);
-    let alice = w.register("alice");
-    let t = w.login_tokens(alice);
+    let mut w = Given::seeded(9);
+    w.registered("alice");
+    let t = w.login_tokens("alice");
     w.refresh(t.refresh.expose()).expect("rotates");
     assert_eq!(
         w.run(Command::from(crate::refresh::LogoutFamily {
@@ -218,7 +218,7 @@ fn dead_and_revoked_families_are_dropped_once_nothing_of_them_can_matter() {
             .plus_ms(ACCESS_TOKEN_OUTLIVES_MS + REVOCATION_MARGIN_MS)
     );
     w.now = drop_at;
-    w.register("bob"); // any event at or after the deadline drops it
+    w.registered("bob"); // any event at or after the deadline drops it
     assert!(w.views.family(&t.family).is_none());
     assert!(
         w.views
@@ -233,9 +233,9 @@ fn dead_and_revoked_families_are_dropped_once_nothing_of_them_can_matter() {
 
 #[test]
 fn rfc_7009_revocation_revokes_the_family_and_ignores_unknown_tokens() {
-    let mut w = World::new(10);
-    let alice = w.register("alice");
-    let t = w.login_tokens(alice);
+    let mut w = Given::seeded(10);
+    w.registered("alice");
+    let t = w.login_tokens("alice");
     let unknown = SecretDigest::of("tsr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let before = w.log.len();
     assert_eq!(
@@ -275,9 +275,9 @@ fn rfc_7009_revocation_revokes_the_family_and_ignores_unknown_tokens() {
 
 #[test]
 fn access_token_revocation_lasts_until_its_expiry() {
-    let mut w = World::new(11);
-    let alice = w.register("alice");
-    let t = w.login_tokens(alice);
+    let mut w = Given::seeded(11);
+    let alice = w.registered("alice");
+    let t = w.login_tokens("alice");
     let other = w.refresh(t.refresh.expose()).expect("rotates");
     let cmd = Command::from(crate::blocklist::RevokeAccessToken {
         jti: t.access.jti,
@@ -294,29 +294,25 @@ fn access_token_revocation_lasts_until_its_expiry() {
         "the second revocation records nothing"
     );
     w.now = t.access.expires_at().plus_ms(REVOCATION_MARGIN_MS);
-    w.register("bob");
+    w.registered("bob");
     assert!(!w.views.access_token_revoked(&t.access.jti));
 }
 
 #[test]
 fn sign_out_everywhere_password_change_and_disable_refuse_older_tokens() {
     for how in 0..3 {
-        let mut w = World::new(12 + how);
-        let alice = w.register("alice");
-        let a = w.login_tokens(alice);
-        let b = w.login_tokens(alice);
+        let mut w = Given::seeded(12 + how);
+        let alice = w.registered("alice");
+        let a = w.login_tokens("alice");
+        let b = w.login_tokens("alice");
         w.advance_secs(1);
         let cmd = match how {
             0 => Command::from(crate::blocklist::SignOutEverywhere {
                 account: alice,
                 by: Actor::Holder,
             }),
-            1 => Command::from(crate::account::ChangePassword {
-                check: w.good_check(alice),
-                new_hash: crate::password::PasswordHash("$argon2id$new".into()),
-                current_session: None,
-                client: None,
-            }),
+            // The same password under a new hash, so that the login below still knows it.
+            1 => w.change_password("alice", PASSWORD, PASSWORD, None),
             _ => Command::from(crate::account::DisableAccount {
                 account: alice,
                 by: Actor::Operator { name: "ops".into() },
@@ -333,7 +329,7 @@ fn sign_out_everywhere_password_change_and_disable_refuse_older_tokens() {
         }
         if how < 2 {
             w.advance_secs(1);
-            let fresh = w.login_tokens(alice);
+            let fresh = w.login_tokens("alice");
             assert!(
                 accepted(&w, &fresh.access).is_ok(),
                 "a token issued after the change works"
@@ -344,22 +340,11 @@ fn sign_out_everywhere_password_change_and_disable_refuse_older_tokens() {
 
 #[test]
 fn session_logout_revokes_families_bound_to_it() {
-    let mut w = World::new(20);
-    let alice = w.register("alice");
-    let check = w.good_check(alice);
-    let Ok(Reply::LoggedIn(session)) = w.run(Command::from(crate::session::Login {
-        check,
-        mode: crate::LoginMode::Session,
-        client: None,
-    })) else {
-        panic!("session login")
-    };
-    let mut env = crate::Env::new(w.now, &mut w.rng, &w.policy);
-    let (started, issued) = start_family(alice, Some(session.session), None, None, &mut env);
-    let mut touched = Vec::new();
-    w.views
-        .apply(w.now, &started.event, &mut touched)
-        .expect("applies");
+    let mut w = Given::seeded(20);
+    let alice = w.registered("alice");
+    let session = w.logged_in("alice");
+    let (started, issued) = start_family(alice, Some(session.session), None, None, &mut w.env());
+    w.apply_all([started.event]);
     assert!(accepted(&w, &issued.access).is_ok());
     assert_eq!(
         w.run(Command::from(crate::session::Logout {

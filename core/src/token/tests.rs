@@ -2,10 +2,10 @@ use data_encoding::BASE64URL_NOPAD;
 
 use super::*;
 use crate::signing_key::Signer;
-use crate::testkit::World;
+use crate::testkit::Given;
 
 struct Fixture {
-    world: World,
+    world: Given,
     signer: Signer,
     claims: AccessClaims,
     token: String,
@@ -13,10 +13,10 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     install_crypto_provider();
-    let mut world = World::new(1);
+    let mut world = Given::seeded(1);
     let signer = world.add_key(7);
-    let account = world.register("alice");
-    let issued = world.login_tokens(account);
+    world.registered("alice");
+    let issued = world.login_tokens("alice");
     let token = signer.sign(&issued.access).expect("signs");
     Fixture {
         world,
@@ -334,8 +334,8 @@ fn wrong_issuer_audience_type_and_binding_are_refused() {
 #[test]
 fn refresh_and_access_tokens_are_not_interchangeable() {
     let mut f = fixture();
-    let account = f.world.register("bob");
-    let issued = f.world.login_tokens(account);
+    f.world.registered("bob");
+    let issued = f.world.login_tokens("bob");
     assert_eq!(
         f.verify(issued.refresh.expose()),
         Err(TokenRejection::RefreshTokenPresented)
@@ -413,7 +413,7 @@ fn retired_keys_verify_until_unpublished_then_not() {
     );
     // The next event after the deadline drops the retired key from the views.
     f.world.now = unpublish_at;
-    f.world.register("carol");
+    f.world.registered("carol");
     assert_eq!(f.world.views.signing_keys().len(), 1);
 }
 

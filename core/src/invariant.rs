@@ -191,12 +191,12 @@ fn check_record(views: &Views, key: &ViewKey) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use crate::ViewKey;
-    use crate::testkit::World;
+    use crate::testkit::Given;
 
     #[test]
     fn a_touched_record_missing_from_its_index_is_caught() {
-        let mut w = World::new(1);
-        let alice = w.register("alice");
+        let mut w = Given::nothing();
+        let alice = w.registered("alice");
         let touched = [ViewKey::Account(alice), ViewKey::Username("alice".into())];
         assert_eq!(w.views.check_records(&touched), Ok(()));
         w.views.usernames.clear();

@@ -23,10 +23,49 @@
 //! same code therefore runs under the server, the deterministic simulator and property tests.
 //!
 //! # How to drive it
-//! 1. Run [`prepare`] work (password hashing or verification) wherever CPU is cheap.
-//! 2. Serially, per command: `let d = decide(&views, cmd, &mut env)`; append `d.events`
-//!    durably; `views.apply(at, &event)` for each; then hand `d.reply` to the caller.
-//!    The storage crate's writer does exactly this, in batches.
+//! 1. Build the command with its use case ([`usecase`]): the plan reads the views (pre-checks,
+//!    lookups), then the argon2 half runs wherever CPU is cheap, outside every lock.
+//! 2. Serially, per command: `let d = command.decide(&views, &mut env)`; append `d.events`
+//!    durably; `views.apply(at, &event, &mut touched)` for each; then hand `d.reply` (the use
+//!    case's own reply type) to the caller. The storage crate's writer does exactly this, in
+//!    batches.
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use tessera_core::usecase::{Planned, Prepare, RegisterRequest, UseCase};
+//! use tessera_core::password::{WorkArea, decoy_hash};
+//! use tessera_core::{Decide, Env, Policy, Timestamp, Views};
+//!
+//! let policy = Policy::fast_for_tests();
+//! let mut views = Views::for_policy(&policy);
+//! let now = Timestamp::from_millis(1_700_000_000_000);
+//! let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(7);
+//!
+//! // The use case: cheap checks against the views, then argon2.
+//! let request = RegisterRequest {
+//!     username: "alice".into(),
+//!     email: None,
+//!     password: "Correct horse 9 battery".into(),
+//! };
+//! let decoy = decoy_hash(&policy.argon2)?;
+//! let register = request.plan(&views, now, &policy)?.prepare(Prepare {
+//!     rng: &mut rng,
+//!     area: &mut WorkArea::default(),
+//!     decoy: &decoy,
+//!     policy: &policy,
+//! })?;
+//!
+//! // The decision, then its events folded into the views.
+//! let decision = register.decide(&views, &mut Env::new(now, &mut rng, &policy));
+//! let mut touched = Vec::new();
+//! for pending in &decision.events {
+//!     views.apply(now, &pending.event, &mut touched)?;
+//! }
+//! let registered = decision.reply?;
+//! assert_eq!(views.account_by_username("ALICE").map(|a| a.id), Some(registered.account));
+//! views.check_records(&touched)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod account;
 pub mod blocklist;

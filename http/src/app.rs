@@ -51,17 +51,26 @@ impl App {
 }
 
 impl App {
-    /// Runs a use case that needs argon2 work: the plan under the views' read lock, the
-    /// argon2 half on the bounded hashing pool (no lock held), then the writer. The same
-    /// halves as [`Engine::run_blocking`], with the hashing moved off the async workers.
+    /// Runs a use case that needs argon2 work: [`App::prepare`], then the writer.
     pub async fn run<U: UseCase>(
         &self,
         usecase: U,
     ) -> Result<Outcome<UseCaseReply<U>>, crate::problem::Problem> {
+        let command = self.prepare(usecase).await?;
+        Ok(self.engine.execute(command).await?)
+    }
+
+    /// The use case's halves before the writer: the plan under the views' read lock, then
+    /// the argon2 half on the bounded hashing pool (no lock held). The same halves as
+    /// [`Engine::prepare_here`], with the hashing moved off the async workers.
+    pub async fn prepare<U: UseCase>(
+        &self,
+        usecase: U,
+    ) -> Result<<U::Plan as Planned>::Command, crate::problem::Problem> {
         let plan = self.engine.plan(usecase)?;
         let decoy = self.engine.decoy();
         let policy = self.engine.shared_policy();
-        let command = self
+        Ok(self
             .hashing
             .run(move |rng, area| {
                 plan.prepare(Prepare {
@@ -71,7 +80,6 @@ impl App {
                     policy: &policy,
                 })
             })
-            .await??;
-        Ok(self.engine.execute(command).await?)
+            .await??)
     }
 }

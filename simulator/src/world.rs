@@ -275,13 +275,25 @@ impl World {
     where
         <U::Plan as Planned>::Command: Into<Command>,
     {
-        match self
-            .engine
-            .prepare_here(usecase, &mut self.salts, &mut self.area)
-        {
+        match self.prepare(usecase) {
             Ok(command) => self.execute(command),
             Err(r) => Ok(Some(Err(r))),
         }
+    }
+
+    /// A use case's halves before the writer, as [`World::run`] runs them: the plan, then
+    /// the argon2 work with the seeded salts.
+    pub fn prepare<U: UseCase>(
+        &mut self,
+        usecase: U,
+    ) -> Result<<U::Plan as Planned>::Command, Rejection> {
+        self.engine
+            .prepare_here(usecase, &mut self.salts, &mut self.area)
+    }
+
+    /// The engine the world drives, for checks that compare drivers.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Reopens the store from disk after a crash and checks that every acknowledged change

@@ -15,6 +15,8 @@
 //!   decoding.
 //!
 //! - `throttle_check`: `throttle::check_address` against views tracking 100,000 addresses.
+//! - `check_rotation_records`: the writer's after-batch assertion (`Views::check_records`) on
+//!   the records one refresh rotation touches, the cost the assertion adds to a rotation.
 //!
 //! Everything is built through `decide` and `Views::apply` with a seeded RNG and a fixed
 //! clock, as the simulator does, so the inputs are the real ones.
@@ -325,4 +327,25 @@ fn throttle_check(b: Bencher) {
             &policy.throttle,
         ))
     });
+}
+
+#[divan::bench]
+fn check_rotation_records(b: Bencher) {
+    let w = world();
+    let presented = presented_digest(&w.refresh).expect("refresh token");
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let mut env = Env::new(w.now, &mut rng, &w.policy);
+    let d = decide(
+        &w.views,
+        Command::from(tessera_core::refresh::RefreshTokens { presented }),
+        &mut env,
+    );
+    let mut views = w.views.clone();
+    let mut touched = Vec::new();
+    for p in &d.events {
+        views.apply(w.now, &p.event, &mut touched).expect("apply");
+    }
+    touched.sort();
+    touched.dedup();
+    b.bench(|| views.check_records(black_box(&touched)).expect("sound"));
 }

@@ -2,6 +2,7 @@
 
 mod crash_recovery;
 mod decide_scenarios;
+mod fuzz;
 mod http_e2e;
 mod mfa_e2e;
 mod mfa_props;

@@ -115,12 +115,17 @@ pub fn fuzz<I: fmt::Debug>(
     check: impl Fn(&I) -> Outcome,
 ) {
     let vm_start = vm_peak();
+    let mut slowest_regression = (Duration::ZERO, 0);
     for (i, input) in regressions.iter().enumerate() {
         if let Err(why) = guarded(&check, input) {
             panic!(
                 "fuzz {}: regression {i} fails: {why}\ninput: {input:?}",
                 run.target
             );
+        }
+        let took = time_of(&check, input, Duration::MAX);
+        if took > slowest_regression.0 {
+            slowest_regression = (took, i);
         }
     }
     // The case in progress, plus one (0: none yet), for the watchdog.
@@ -134,6 +139,9 @@ pub fn fuzz<I: fmt::Debug>(
     let mut outcomes: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut slowest = (Duration::ZERO, 0);
     std::thread::scope(|scope| {
+        // Owned by this closure, so that a panic out of it (a broken property, memory
+        // growth) drops the sender and the watchdog stops, rather than calling it a hang.
+        let done = done;
         let current = &current;
         scope.spawn(move || watchdog(run, current, &finished));
         for index in run.from..run.from.saturating_add(run.cases) {
@@ -143,8 +151,11 @@ pub fn fuzz<I: fmt::Debug>(
             let t = Instant::now();
             let outcome = guarded(&check, &input);
             let took = t.elapsed();
-            if took > slowest.0 {
-                slowest = (took, index);
+            if took > slowest.0 && outcome.is_ok() {
+                let took = time_of(&check, &input, took);
+                if took > slowest.0 {
+                    slowest = (took, index);
+                }
             }
             match outcome {
                 Ok(label) => *outcomes.entry(label).or_default() += 1,
@@ -169,7 +180,7 @@ pub fn fuzz<I: fmt::Debug>(
     let labels: Vec<String> = outcomes.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(
         "fuzz {}: {} cases (+{} regressions) from seed {:#x} in {:.1} s; slowest case {} \
-         took {:.1} ms; outcomes: {}",
+         took {:.2} ms, slowest regression {} {:.2} ms; outcomes: {}",
         run.target,
         run.cases,
         regressions.len(),
@@ -177,8 +188,20 @@ pub fn fuzz<I: fmt::Debug>(
         elapsed.as_secs_f64(),
         slowest.1,
         slowest.0.as_secs_f64() * 1000.0,
+        slowest_regression.1,
+        slowest_regression.0.as_secs_f64() * 1000.0,
         labels.join(", ")
     );
+}
+
+/// How long `check(input)` takes: the faster of `first` (a timing already made) and a new
+/// one. On a shared machine a single timing is often a preemption, and the slowest case
+/// should name a slow input.
+fn time_of<I>(check: &impl Fn(&I) -> Outcome, input: &I, first: Duration) -> Duration {
+    #[allow(clippy::disallowed_methods, reason = "timing one fuzz case")]
+    let t = Instant::now();
+    let _ = guarded(check, input);
+    first.min(t.elapsed())
 }
 
 /// `check(input)`, with a panic turned into a failure that names it.

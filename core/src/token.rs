@@ -243,8 +243,16 @@ struct RawHeader {
     typ: Option<String>,
     #[serde(default)]
     kid: Option<String>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
+    /// Whether the header has a `crit` member at all: `"crit": null` is no more allowed than
+    /// any other value (RFC 7515 §4.1.11), and an `Option` would read it as absent.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// Deserializes any value, even `null`, as `true`; with `#[serde(default)]` an absent member
+/// is `false`.
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(value).map(|_| true)
 }
 
 fn b64_part(part: &str) -> Result<Vec<u8>, TokenRejection> {
@@ -289,7 +297,7 @@ pub fn verify_access_token(
     if !header.typ.as_deref().is_some_and(is_access_type) {
         return Err(TokenRejection::WrongType);
     }
-    if header.crit.is_some() {
+    if header.crit {
         return Err(TokenRejection::CriticalHeader);
     }
     let key = header

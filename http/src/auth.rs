@@ -81,7 +81,7 @@ impl Caller {
 
 /// The bearer token of an `Authorization` header, if the request has one. `Err` when the
 /// header is there but is not a bearer credential.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -12,6 +12,7 @@ mod crash_recovery;
 mod decide_scenarios;
 mod drivers;
 mod engine_tokens;
+mod fuzz;
 mod http_e2e;
 mod mfa_e2e;
 mod mfa_props;

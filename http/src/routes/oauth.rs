@@ -15,7 +15,7 @@ use tessera_core::token::verify_access_token;
 use tessera_core::usecase;
 
 use super::{Ctx, Reply};
-use crate::body::{json, read_bytes};
+use crate::body::{self, json};
 use crate::problem::Problem;
 
 /// An RFC 6749 §5.2 error answer.
@@ -72,30 +72,9 @@ async fn read_form(
     req: Request<Incoming>,
 ) -> Result<(http::request::Parts, Vec<(String, String)>), OAuthError> {
     let (parts, body) = req.into_parts();
-    let form_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form_type {
-        return Err(invalid_request(
-            "send the parameters as application/x-www-form-urlencoded",
-        ));
-    }
-    let bytes = read_bytes(body, &parts.headers, ctx.app.config.body_bytes_max)
+    let pairs = body::read_form(body, &parts.headers, ctx.app.config.body_bytes_max)
         .await
-        .map_err(|_| invalid_request("the body is too large or could not be read"))?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-        .map_err(|_| invalid_request("the body is not a valid form"))?;
-    for (i, (k, _)) in pairs.iter().enumerate() {
-        if pairs.iter().take(i).any(|(other, _)| other == k) {
-            return Err(invalid_request("a parameter appears more than once"));
-        }
-    }
+        .map_err(|e| invalid_request(e.description()))?;
     Ok((parts, pairs))
 }
 

@@ -28,6 +28,8 @@
 //!    durably; `views.apply(at, &event)` for each; then hand `d.reply` to the caller.
 //!    The storage crate's writer does exactly this, in batches.
 
+#![deny(missing_docs)]
+
 pub mod account;
 pub mod blocklist;
 pub mod command;
@@ -46,6 +48,8 @@ pub mod secret;
 pub mod session;
 pub mod signing_key;
 #[cfg(any(test, feature = "testkit"))]
+// The test harness is documented by its module doc; its helpers are not held to the rule.
+#[allow(missing_docs)]
 pub mod testkit;
 pub mod throttle;
 pub mod time;

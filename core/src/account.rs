@@ -27,7 +27,8 @@ pub const EMAIL_BYTES_MAX: usize = 254;
 /// Why a username was refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum UsernameProblem {
-    /// Shorter than [`USERNAME_CHARS_MIN`] or longer than [`USERNAME_CHARS_MAX`] characters.
+    /// Shorter than [`USERNAME_CHARS_MIN`] or longer than [`USERNAME_CHARS_MAX`] after
+    /// trimming (counted in bytes, which are characters for the ASCII a username allows).
     #[error("username must be {USERNAME_CHARS_MIN} to {USERNAME_CHARS_MAX} characters")]
     Length,
     /// A character other than an ASCII letter, a digit or one of `. _ - @ +`.

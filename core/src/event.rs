@@ -69,9 +69,10 @@ pub enum FamilyRevokeReason {
 /// stream is where they matter, and recording unknown usernames would log mistyped passwords.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LoginFailure {
-    /// The password did not verify against the account's hash.
+    /// The password did not verify against the account's current hash (also when the hash
+    /// changed after the password was checked).
     WrongPassword,
-    /// The account is disabled; the password is not what refused it.
+    /// The account is disabled: refused before the password or the throttle is considered.
     AccountDisabled,
     /// Refused unchecked: the account was throttled by earlier failures (added with MFA and
     /// throttling). Answered like a wrong password, and not counted as a failure again.
@@ -308,8 +309,9 @@ pub enum Event {
         backup_codes: Vec<BackupCodeDigest>,
     },
     /// MFA is off: TOTP, a pending enrolment and backup codes are gone. `by` says whether
-    /// the holder (with a valid code) or an operator (a reset) did it. The account's other
-    /// sessions and families end in the same batch.
+    /// the holder (with a valid code) or an operator (a reset) did it. The account's live
+    /// sessions and families end in the same batch, except, when the holder did it, the
+    /// session and family the request came through.
     TotpDisabled {
         /// The account whose MFA was turned off.
         account: AccountId,

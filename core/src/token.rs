@@ -91,8 +91,8 @@ pub struct AccessClaims {
     /// The refresh family the token was issued in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<FamilyId>,
-    /// `scope` (RFC 9068 §2.2.3, RFC 8693 §4.2): the space-separated scopes granted to the
-    /// refresh family, if any.
+    /// `scope` (RFC 9068 §2.2.3, RFC 8693 §4.2): the scope granted at login (RFC 6749 §3.3),
+    /// if any; a family's tokens all carry the family's scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// RFC 9068 §2.2 requires `client_id`; first-party logins use the issuer's own name.

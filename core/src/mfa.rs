@@ -157,7 +157,8 @@ pub struct ChallengeView {
     pub mode: LoginMode,
     /// When the challenge started (the login with the right password).
     pub started_at: Timestamp,
-    /// The challenge must be answered before this; the views drop it then.
+    /// The challenge must be answered before this; the views drop it once an event
+    /// recorded at or after it is applied.
     pub expires_at: Timestamp,
     /// How many wrong answers the challenge takes before it is exhausted.
     pub attempts_max: u32,

@@ -57,7 +57,7 @@ pub struct FamilyView {
     pub account: AccountId,
     /// The session it belongs to, if any: ending one ends the other.
     pub session: Option<SessionId>,
-    /// The OAuth client it was issued to, if any; refresh is bound to it.
+    /// The OAuth client it was issued to, if any; its access tokens carry it as `client_id`.
     pub client_id: Option<String>,
     /// The scope granted at login, if any, carried into every access token of the family.
     pub scope: Option<String>,

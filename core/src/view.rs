@@ -110,8 +110,8 @@ impl ViewKey {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("event {kind} cannot apply: {why}")]
 pub struct ApplyError {
-    /// The event's variant name ([`Event::kind`]), or `load` for a record that does not
-    /// match its key.
+    /// The event's variant name ([`Event::kind`]), or the internal step that failed (`load`
+    /// for a persisted record that does not match its key).
     pub kind: &'static str,
     /// What the views found wrong, for the operator.
     pub why: String,

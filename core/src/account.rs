@@ -17,15 +17,21 @@ use crate::{
     AccountId, Decide, Decision, Env, PasswordCheck, Rejection, SessionId, Timestamp, Views,
 };
 
+/// The shortest username, in characters (after trimming).
 pub const USERNAME_CHARS_MIN: usize = 3;
+/// The longest username, in characters (after trimming).
 pub const USERNAME_CHARS_MAX: usize = 64;
+/// The longest e-mail address, in bytes (the SMTP path limit of RFC 5321 §4.5.3.1.3).
 pub const EMAIL_BYTES_MAX: usize = 254;
 
 /// Why a username was refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum UsernameProblem {
+    /// Shorter than [`USERNAME_CHARS_MIN`] or longer than [`USERNAME_CHARS_MAX`] after
+    /// trimming (counted in bytes, which are characters for the ASCII a username allows).
     #[error("username must be {USERNAME_CHARS_MIN} to {USERNAME_CHARS_MAX} characters")]
     Length,
+    /// A character other than an ASCII letter, a digit or one of `. _ - @ +`.
     #[error("username may contain only ASCII letters, digits and . _ - @ +")]
     Characters,
 }
@@ -58,13 +64,20 @@ pub fn email_plausible(email: &str) -> bool {
 /// An account as the views hold it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountView {
+    /// The account's id.
     pub id: AccountId,
     /// As the user typed it (trimmed); `username_key` is what uniqueness is checked on.
     pub username: String,
+    /// The contact address given at registration, if any.
     pub email: Option<String>,
+    /// The argon2id hash of the current password.
     pub password_hash: PasswordHash,
+    /// Whether the account is disabled: it cannot log in, and its tokens are refused.
     pub disabled: bool,
+    /// When the account was registered.
     pub created_at: Timestamp,
+    /// When the holder last changed the password (registration time until then). A rehash
+    /// does not change it.
     pub password_changed_at: Timestamp,
 }
 

@@ -35,12 +35,17 @@ pub use crate::token::{ACCESS_TOKEN_OUTLIVES_MS, REVOCATION_MARGIN_MS};
 /// A revoked access token, as the blocklist holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokedAccessToken {
+    /// The revoked token's `jti` claim (RFC 7519 §4.1.7).
     pub jti: TokenId,
+    /// The account the token was issued to (its `sub`).
     pub account: AccountId,
+    /// The token's `exp`, as a timestamp.
     pub expires_at: Timestamp,
 }
 
 impl RevokedAccessToken {
+    /// When the entry is dropped: [`REVOCATION_MARGIN_MS`] after the token's expiry, when no
+    /// verifier accepts it any more.
     pub fn drop_at(&self) -> Timestamp {
         self.expires_at.plus_ms(REVOCATION_MARGIN_MS)
     }
@@ -49,10 +54,14 @@ impl RevokedAccessToken {
 /// An account's not-before time: tokens issued before it are refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotBefore {
+    /// When the account last signed out everywhere, changed its password or was disabled:
+    /// the recorded time of that event. Compared in whole seconds with a token's `iat`.
     pub at: Timestamp,
 }
 
 impl NotBefore {
+    /// When the entry is dropped: [`ACCESS_TOKEN_OUTLIVES_MS`] after `at`, when every token
+    /// issued before it has expired.
     pub fn drop_at(&self) -> Timestamp {
         self.at.plus_ms(ACCESS_TOKEN_OUTLIVES_MS)
     }

@@ -11,8 +11,12 @@ use crate::{Policy, Timestamp};
 /// logic needs (the time, generated ids, digests of generated secrets) is written into the
 /// events, so that replay never needs an `Env`.
 pub struct Env<'a> {
+    /// The time of the decision: the "now" every deadline it checks or computes is measured
+    /// against.
     pub now: Timestamp,
+    /// The cryptographic random source for ids and secrets.
     pub rng: &'a mut dyn CryptoRng,
+    /// The policy in force (password rules, lifetimes, limits).
     pub policy: &'a Policy,
 }
 
@@ -25,6 +29,7 @@ impl std::fmt::Debug for Env<'_> {
 }
 
 impl<'a> Env<'a> {
+    /// An environment at `now`, drawing randomness from `rng`, under `policy`.
     pub fn new(now: Timestamp, rng: &'a mut dyn CryptoRng, policy: &'a Policy) -> Self {
         Self { now, rng, policy }
     }

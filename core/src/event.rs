@@ -20,17 +20,23 @@ use crate::{AccountId, ChallengeId, FamilyId, LoginMode, SessionId, StreamId, Ti
 pub enum Actor {
     /// The account holder, authenticated.
     Holder,
-    /// An operator at the command line; the name is what they gave (`--operator`).
-    Operator { name: String },
+    /// An operator at the command line.
+    Operator {
+        /// The name the operator gave (`--operator`), recorded as given.
+        name: String,
+    },
 }
 
 /// Why a session ended before its deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionEndReason {
+    /// Its holder logged out with it, or with a refresh family bound to it.
     LoggedOut,
     /// Deleted by its holder from another session (DELETE /v1/sessions/{id}).
     Revoked,
+    /// The account's password was changed; every other session of the account ends with it.
     PasswordChanged,
+    /// The account was disabled; every session of the account ends with it.
     AccountDisabled,
     /// Replaced by a fresh id after a privilege change.
     Rotated,
@@ -49,8 +55,11 @@ pub enum FamilyRevokeReason {
     LoggedOut,
     /// A token of it was revoked (RFC 7009), or its session was ended.
     Revoked,
+    /// The account's password was changed; every family of the account is revoked with it.
     PasswordChanged,
+    /// The account was disabled; every family of the account is revoked with it.
     AccountDisabled,
+    /// The holder or an operator signed the account out everywhere.
     SignedOutEverywhere,
     /// MFA was turned off by its holder or reset by an operator (added with MFA).
     MfaDisabled,
@@ -60,7 +69,10 @@ pub enum FamilyRevokeReason {
 /// stream is where they matter, and recording unknown usernames would log mistyped passwords.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LoginFailure {
+    /// The password did not verify against the account's current hash (also when the hash
+    /// changed after the password was checked).
     WrongPassword,
+    /// The account is disabled: refused before the password or the throttle is considered.
     AccountDisabled,
     /// Refused unchecked: the account was throttled by earlier failures (added with MFA and
     /// throttling). Answered like a wrong password, and not counted as a failure again.
@@ -68,75 +80,128 @@ pub enum LoginFailure {
 }
 
 /// Every fact Tessera records. Variant order is part of the encoding: append only.
+///
+/// Each variant's documentation says when it is recorded and what each field records; the
+/// time of the event is its envelope's `recorded_at`, never a field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
+    /// An account was created, through the API or by an operator (`tessera account add`).
     AccountRegistered {
+        /// The new account's id.
         account: AccountId,
+        /// The username as typed, trimmed; uniqueness is checked on its lower-case form
+        /// ([`crate::account::username_key`]).
         username: String,
+        /// The optional contact address, as given (loosely checked).
         email: Option<String>,
+        /// The argon2id hash of the account's first password.
         password_hash: PasswordHash,
     },
+    /// The holder changed the password. The account's sessions end and its refresh families
+    /// are revoked in the same batch; the session the change came through is replaced by a
+    /// fresh one.
     PasswordChanged {
+        /// The account whose password changed.
         account: AccountId,
+        /// The argon2id hash of the new password.
         password_hash: PasswordHash,
     },
-    /// The same password, re-hashed because the policy's argon2 parameters changed.
+    /// The same password, re-hashed because the policy's argon2 parameters changed: recorded
+    /// when a login succeeded against a hash with stale parameters.
     PasswordRehashed {
+        /// The account whose hash was upgraded.
         account: AccountId,
+        /// The argon2id hash of the same password under the current parameters.
         password_hash: PasswordHash,
     },
+    /// An account was disabled. Its sessions end and its refresh families are revoked in the
+    /// same batch; its access tokens stop working.
     AccountDisabled {
+        /// The disabled account.
         account: AccountId,
+        /// Who disabled it.
         by: Actor,
     },
-    /// `client` is the caller's address as the HTTP adapter saw it, for throttling.
+    /// A login or password change named an existing account and failed. `client` is the
+    /// caller's address as the HTTP adapter saw it, for throttling.
     LoginFailed {
+        /// The account the attempt named.
         account: AccountId,
+        /// Why the attempt failed.
         reason: LoginFailure,
+        /// The caller's IP address, if the adapter knew it.
         client: Option<IpAddr>,
     },
     /// A login named no account. The username is not recorded: people type passwords into
     /// username fields. Recording the attempt at all keeps its cost (one durable append) the
     /// same as a wrong password's, so the answer's timing does not reveal which accounts exist.
     UnknownAccountLoginFailed {
+        /// The caller's IP address, if the adapter knew it; counted by the address throttle.
         client: Option<IpAddr>,
     },
+    /// A session started: a session-mode login succeeded, or a session was rotated (its
+    /// replacement starts here).
     SessionStarted {
+        /// The new session's id.
         session: SessionId,
+        /// The account the session authenticates.
         account: AccountId,
+        /// The SHA-256 digest of the session secret handed to the holder; the secret itself
+        /// is never recorded.
         secret_digest: SecretDigest,
+        /// How long the session may go unused before it dies, in milliseconds (from the
+        /// policy at the time it started).
         idle_timeout_ms: u64,
+        /// The absolute deadline: the session dies then however often it is used.
         expires_at: Timestamp,
     },
+    /// A live session was used; recorded at most once per the policy's touch interval. The
+    /// envelope's time becomes the session's last-seen time, which restarts its idle timeout.
     SessionTouched {
+        /// The session that was used.
         session: SessionId,
     },
+    /// A session ended before its deadline (expiry is not an event).
     SessionEnded {
+        /// The session that ended.
         session: SessionId,
+        /// Why it ended.
         reason: SessionEndReason,
     },
-    /// A signing key joined the key set and signs from now on. `kid` is the RFC 7638
-    /// thumbprint of `public_key`; the private key is kept outside the log.
+    /// A signing key joined the key set and signs from now on (first start, `tessera keys
+    /// rotate`, periodic rotation). The private key is kept outside the log.
     SigningKeyAdded {
+        /// The key id: the RFC 7638 JWK thumbprint of `public_key`.
         kid: String,
+        /// The Ed25519 public key, 32 bytes.
         public_key: [u8; 32],
     },
     /// A key stopped signing (a newer one was added). It stays published for verification
     /// until `unpublish_at`, when every token it signed has expired.
     SigningKeyRetired {
+        /// The retired key's id (RFC 7638 thumbprint).
         kid: String,
+        /// When the key leaves the published key set: retirement plus the longest
+        /// access-token lifetime a policy allows plus leeway.
         unpublish_at: Timestamp,
     },
     /// A login in token mode started a refresh family with its first refresh token.
     RefreshFamilyStarted {
+        /// The new family's id; access tokens of the family carry it as `fam`.
         family: FamilyId,
+        /// The account the family's tokens are issued to.
         account: AccountId,
         /// The session the family belongs to, if any: ending one ends the other.
         session: Option<SessionId>,
         /// The OAuth client it was issued to, if any (RFC 6749 §6 binds refresh to client).
         client_id: Option<String>,
+        /// The scope granted (RFC 6749 §3.3), if any, carried into every access token of
+        /// the family.
         scope: Option<String>,
+        /// The SHA-256 digest of the first refresh token (generation 0).
         token_digest: SecretDigest,
+        /// When the first refresh token expires: the policy's refresh-token lifetime, never
+        /// after the family's deadline.
         token_expires_at: Timestamp,
         /// The family's absolute deadline.
         expires_at: Timestamp,
@@ -145,93 +210,144 @@ pub enum Event {
     /// been rotated, within the policy's grace window: the successor issued then is spent
     /// unused, and this one replaces it.
     RefreshTokenRotated {
+        /// The family the tokens belong to.
         family: FamilyId,
+        /// The SHA-256 digest of the refresh token presented, spent from now on.
         presented_digest: SecretDigest,
+        /// The SHA-256 digest of the new refresh token, the family's current one.
         token_digest: SecretDigest,
+        /// When the new refresh token expires, never after the family's deadline.
         token_expires_at: Timestamp,
+        /// Whether this was a grace rotation of an already rotated token.
         grace: bool,
     },
-    /// A spent refresh token was presented: the family is revoked. `since_rotation_ms` is how
-    /// long after its rotation it came back, `successor_used` whether the token that replaced
-    /// it had been presented too: a short delay with an unused successor looks like a lost
-    /// response, a used successor like theft (RFC 9700 §4.14.2).
+    /// A spent refresh token was presented: the family is revoked (and the session it belongs
+    /// to ends in the same batch). `since_rotation_ms` is how long after its rotation it came
+    /// back, `successor_used` whether the token that replaced it had been presented too: a
+    /// short delay with an unused successor looks like a lost response, a used successor like
+    /// theft (RFC 9700 §4.14.2).
     RefreshTokenReused {
+        /// The family revoked by the reuse.
         family: FamilyId,
+        /// The SHA-256 digest of the spent refresh token that was presented.
         presented_digest: SecretDigest,
+        /// The presented token's generation in its family: 0 for the one issued at login.
         generation: u32,
+        /// Milliseconds from the presented token's rotation to this presentation.
         since_rotation_ms: u64,
+        /// Whether the token that replaced the presented one had been presented as well.
         successor_used: bool,
     },
+    /// A refresh family was revoked before its deadline (reuse revokes through
+    /// [`Event::RefreshTokenReused`] instead).
     RefreshFamilyRevoked {
+        /// The revoked family.
         family: FamilyId,
+        /// Why it was revoked.
         reason: FamilyRevokeReason,
     },
-    /// One access token was revoked; the blocklist keeps its `jti` until `expires_at`.
+    /// One access token was revoked (RFC 7009); the blocklist keeps its `jti` until
+    /// `expires_at`.
     AccessTokenRevoked {
+        /// The revoked token's `jti` claim (RFC 7519 §4.1.7).
         jti: TokenId,
+        /// The account the token was issued to (its `sub`).
         account: AccountId,
+        /// The token's own expiry (its `exp`): after it the token is refused anyway.
         expires_at: Timestamp,
     },
-    /// Every token issued to the account before now stops working (logout everywhere).
+    /// Every token issued to the account before now stops working (logout everywhere): its
+    /// sessions end and its refresh families are revoked in the same batch.
     AccountSignedOutEverywhere {
+        /// The account signed out.
         account: AccountId,
+        /// Who asked: the holder, or an operator.
         by: Actor,
     },
     /// TOTP enrolment began: the secret, sealed (see `mfa::seal`), pending until a code
     /// confirms it or `expires_at` passes.
     TotpEnrolmentStarted {
+        /// The account enrolling.
         account: AccountId,
+        /// The new TOTP secret, sealed (XChaCha20-Poly1305) under the MFA key named by its
+        /// key id; never recorded in the clear.
         sealed_secret: SealedSecret,
+        /// The enrolment must be confirmed before this.
         expires_at: Timestamp,
     },
     /// A code confirmed the pending enrolment: MFA is on. `step` is the accepted TOTP step;
     /// `backup_codes` the keyed hashes of the first set of backup codes.
     TotpEnabled {
+        /// The account whose MFA is now on.
         account: AccountId,
+        /// The TOTP time step of the confirming code: it and every earlier step are spent.
         step: u64,
+        /// HMAC-SHA256 digests of the first set of backup codes.
         backup_codes: Vec<BackupCodeDigest>,
     },
-    /// A TOTP code was accepted for `step`: that step and every earlier one are spent
-    /// (RFC 6238 §5.2).
+    /// A TOTP code was accepted for `step` (answering a challenge, renewing backup codes or
+    /// disabling MFA): that step and every earlier one are spent (RFC 6238 §5.2).
     TotpStepAccepted {
+        /// The account whose code was accepted.
         account: AccountId,
+        /// The accepted TOTP time step: Unix time in seconds divided by the step length
+        /// ([`crate::mfa::step_at`]).
         step: u64,
     },
     /// A backup code was spent.
     BackupCodeUsed {
+        /// The account whose code was spent.
         account: AccountId,
+        /// The HMAC-SHA256 digest of the spent code.
         code: BackupCodeDigest,
     },
     /// A new set of backup codes replaced the old one.
     BackupCodesReplaced {
+        /// The account whose codes were replaced.
         account: AccountId,
+        /// HMAC-SHA256 digests of the new set; every code of the old set is void.
         backup_codes: Vec<BackupCodeDigest>,
     },
     /// MFA is off: TOTP, a pending enrolment and backup codes are gone. `by` says whether
-    /// the holder (with a valid code) or an operator (a reset) did it.
+    /// the holder (with a valid code) or an operator (a reset) did it. The account's live
+    /// sessions and families end in the same batch, except, when the holder did it, the
+    /// session and family the request came through.
     TotpDisabled {
+        /// The account whose MFA was turned off.
         account: AccountId,
+        /// Who turned it off: the holder, or an operator (`tessera account reset-mfa`).
         by: Actor,
     },
     /// A right password for an account with MFA on opened a challenge, answered with the
-    /// bearer secret whose digest is `token_digest`, in the login's `mode`.
+    /// bearer secret whose digest is `token_digest`, in the login's `mode`. Nothing else is
+    /// issued until the challenge is passed.
     MfaChallengeStarted {
+        /// The new challenge's id.
         challenge: ChallengeId,
+        /// The account logging in.
         account: AccountId,
+        /// The SHA-256 digest of the `mfa_token` handed to the caller.
         token_digest: SecretDigest,
+        /// What the login asked for: a session or tokens, issued once the challenge passes.
         mode: LoginMode,
+        /// How many wrong answers the challenge takes before it is exhausted.
         attempts_max: u32,
+        /// The challenge must be answered before this.
         expires_at: Timestamp,
     },
     /// A wrong, replayed or spent code: in answer to `challenge`, or (when `None`) to an
     /// authenticated MFA change. Counts toward the account's throttle.
     MfaCodeFailed {
+        /// The account the code was for.
         account: AccountId,
+        /// The challenge answered, or `None` for an authenticated MFA change.
         challenge: Option<ChallengeId>,
+        /// The caller's IP address, if the adapter knew it.
         client: Option<IpAddr>,
     },
     /// A challenge was answered right; the login completes in the same decision.
     MfaChallengePassed {
+        /// The challenge passed; it cannot be answered again.
         challenge: ChallengeId,
     },
 }
@@ -350,7 +466,9 @@ pub const SIGNING_KEYS_STREAM: &str = "signing-keys";
 /// An event a decision wants appended, not yet in the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
+    /// The stream to append it to: the one [`Event::stream`] names.
     pub stream: StreamId,
+    /// The event itself.
     pub event: Event,
 }
 

@@ -21,14 +21,19 @@ macro_rules! uuid_id {
             /// The prefix of this aggregate's stream ids.
             pub const STREAM_PREFIX: &'static str = $prefix;
 
+            /// The stream of this aggregate's events: the prefix, `-`, and the hyphenated
+            /// UUID.
             pub fn stream(self) -> StreamId {
                 StreamId(format!("{}-{}", $prefix, self.0.as_hyphenated()))
             }
 
+            /// The UUID's 16 bytes, big-endian as RFC 9562 lays them out.
             pub fn as_bytes(&self) -> &[u8; 16] {
                 self.0.as_bytes()
             }
 
+            /// The id with these 16 UUID bytes (the inverse of `as_bytes`); any bytes are
+            /// accepted.
             pub fn from_bytes(bytes: [u8; 16]) -> Self {
                 Self(Uuid::from_bytes(bytes))
             }
@@ -83,6 +88,7 @@ uuid_id!(
 pub struct StreamId(pub String);
 
 impl StreamId {
+    /// The stream id as text, e.g. `account-<uuid>` or `signing-keys`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

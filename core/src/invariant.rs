@@ -1,7 +1,8 @@
 //! Invariants of the views, shared by unit tests, property tests, the simulator and the
-//! writer. [`check`] walks every view and index (tests, rebuilds, the simulator);
-//! [`check_records`] checks only the records one batch touched, cheaply enough for the writer
-//! to run after every batch in production.
+//! writer. The full check, behind [`Views::check_invariants`], walks every view and index
+//! (tests, rebuilds, the simulator); the batch check, behind [`Views::check_records`], checks
+//! only the records one batch touched, cheaply enough for the writer to run after every batch
+//! in production.
 
 use std::collections::BTreeSet;
 

@@ -87,15 +87,20 @@ pub fn presented_challenge_digest(presented: &str) -> Option<SecretDigest> {
 /// A TOTP enrolment waiting for its confirming code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingTotp {
+    /// The new TOTP secret, sealed under the MFA keys for this account.
     pub sealed_secret: SealedSecret,
+    /// When the enrolment started.
     pub started_at: Timestamp,
+    /// The enrolment must be confirmed before this; after it, a new one may replace it.
     pub expires_at: Timestamp,
 }
 
 /// TOTP in use.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveTotp {
+    /// The TOTP secret in use, sealed under the MFA keys for this account.
     pub sealed_secret: SealedSecret,
+    /// When a confirming code turned MFA on.
     pub enabled_at: Timestamp,
     /// The last accepted step: it and every earlier one are spent.
     pub last_step: u64,
@@ -105,14 +110,19 @@ pub struct ActiveTotp {
 /// turned off.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MfaView {
+    /// The account this state belongs to.
     pub account: AccountId,
+    /// An enrolment awaiting its confirming code, if any (it may have expired: see
+    /// [`MfaView::live_pending`]).
     pub pending: Option<PendingTotp>,
+    /// TOTP in use, `None` while MFA is off.
     pub totp: Option<ActiveTotp>,
     /// Keyed hashes of the unspent backup codes of the current set.
     pub backup_codes: BTreeSet<BackupCodeDigest>,
 }
 
 impl MfaView {
+    /// Whether MFA is on: a TOTP secret is in use, and logins are challenged.
     pub fn enabled(&self) -> bool {
         self.totp.is_some()
     }
@@ -126,35 +136,50 @@ impl MfaView {
 /// What `GET /v1/me` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct MfaStatus {
+    /// MFA is on.
     pub enabled: bool,
     /// An enrolment awaits its confirming code.
     pub pending: bool,
+    /// Unspent backup codes of the current set.
     pub backup_codes_remaining: usize,
 }
 
 /// An MFA challenge as the views hold it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeView {
+    /// The challenge's id.
     pub id: ChallengeId,
+    /// The account logging in.
     pub account: AccountId,
+    /// The SHA-256 digest of the `mfa_token`, by which an answer finds the challenge.
     pub token_digest: SecretDigest,
+    /// What the login asked for, issued once the challenge passes.
     pub mode: LoginMode,
+    /// When the challenge started (the login with the right password).
     pub started_at: Timestamp,
+    /// The challenge must be answered before this; the views drop it once an event
+    /// recorded at or after it is applied.
     pub expires_at: Timestamp,
+    /// How many wrong answers the challenge takes before it is exhausted.
     pub attempts_max: u32,
     /// Wrong answers so far.
     pub failures: u32,
 }
 
 impl ChallengeView {
+    /// Whether the challenge can still be answered at `now` as far as time goes (before
+    /// `expires_at`); see also [`ChallengeView::exhausted`].
     pub fn is_live(&self, now: Timestamp) -> bool {
         now < self.expires_at
     }
 
+    /// Whether it took its last wrong answer and accepts nothing more, the right code
+    /// included.
     pub fn exhausted(&self) -> bool {
         self.failures >= self.attempts_max
     }
 
+    /// Wrong answers it still takes before it is exhausted.
     pub fn attempts_left(&self) -> u32 {
         self.attempts_max.saturating_sub(self.failures)
     }
@@ -164,7 +189,10 @@ impl ChallengeView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MfaMethod {
+    /// A six-digit code from the authenticator app (`totp`).
     Totp,
+    /// One of the account's unspent backup codes (`backup_code`); listed only while some
+    /// are left.
     BackupCode,
 }
 
@@ -193,11 +221,15 @@ impl std::fmt::Debug for TotpEnrolment {
 /// `{mfa_required: true, mfa_token, methods, expires_in}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MfaChallengeIssued {
+    /// The challenge's id.
     pub challenge: ChallengeId,
+    /// The account logging in.
     pub account: AccountId,
     /// The `mfa_token`, shown once.
     pub mfa_token: BearerSecret,
+    /// The methods it can be answered with: TOTP, and backup codes while any are left.
     pub methods: Vec<MfaMethod>,
+    /// `expires_in`: seconds the challenge stays open, the policy's challenge lifetime.
     pub expires_in_secs: u64,
 }
 

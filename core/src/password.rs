@@ -1,8 +1,8 @@
 //! Password rules and argon2id hashing.
 //!
-//! The policy is the tutorial's (at least 12 characters with an upper-case letter, a
-//! lower-case letter and a digit), configurable, plus a maximum length so that nobody can
-//! make argon2 chew on a megabyte. Hashes are argon2id PHC strings (RFC 9106; OWASP Password
+//! By default a password needs at least 12 characters with an upper-case letter, a
+//! lower-case letter and a digit, and must not be a common one; all of it is configurable,
+//! plus a maximum length so that nobody can make argon2 chew on a megabyte. Hashes are argon2id PHC strings (RFC 9106; OWASP Password
 //! Storage Cheat Sheet parameters by default).
 
 use argon2::password_hash::{PasswordHasher, phc::PasswordHash as Phc};
@@ -15,11 +15,15 @@ use crate::policy::Argon2Params;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PasswordPolicy {
+    /// The shortest password, in characters (Unicode scalar values). Default 12.
     pub min_chars: usize,
     /// Counted in bytes of UTF-8: what argon2 actually reads.
     pub max_bytes: usize,
+    /// Require at least one upper-case letter (any script). Default on.
     pub require_upper: bool,
+    /// Require at least one lower-case letter (any script). Default on.
     pub require_lower: bool,
+    /// Require at least one ASCII digit. Default on.
     pub require_digit: bool,
     /// Refuse passwords on the shipped common-password list, whatever the rules above say.
     pub refuse_common: bool,
@@ -39,6 +43,8 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
+    /// Checks the limits make sense: `0 < min_chars <= max_bytes <= 65536`. The error says
+    /// what is wrong, for the operator.
     pub fn validate(&self) -> Result<(), String> {
         if self.min_chars == 0 || self.max_bytes < self.min_chars || self.max_bytes > 64 * 1024 {
             return Err("password limits: need 0 < min_chars <= max_bytes <= 65536".into());
@@ -109,14 +115,26 @@ pub fn is_common(password: &str) -> bool {
 /// One broken password rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum PasswordProblem {
+    /// Fewer characters than the policy's minimum.
     #[error("password must be at least {min_chars} characters")]
-    TooShort { min_chars: usize },
+    TooShort {
+        /// The policy's minimum, in characters.
+        min_chars: usize,
+    },
+    /// More bytes of UTF-8 than the policy's maximum; when this is reported, nothing else
+    /// was checked.
     #[error("password must be at most {max_bytes} bytes")]
-    TooLong { max_bytes: usize },
+    TooLong {
+        /// The policy's maximum, in bytes.
+        max_bytes: usize,
+    },
+    /// No upper-case letter, and the policy requires one.
     #[error("password must contain an upper-case letter")]
     NoUpper,
+    /// No lower-case letter, and the policy requires one.
     #[error("password must contain a lower-case letter")]
     NoLower,
+    /// No digit, and the policy requires one.
     #[error("password must contain a digit")]
     NoDigit,
     /// On the list of common and breached passwords (added with MFA and login defences).
@@ -180,10 +198,12 @@ pub fn hash(
 /// The outcome of checking a password against a stored hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verification {
+    /// The password is wrong, or the stored hash could not be parsed.
     Mismatch,
     /// The password is right; `stale` says the hash was made under other parameters than
     /// the policy's and should be replaced.
     Match {
+        /// The hash's parameters differ from the policy's: record a rehash.
         stale: bool,
     },
 }
@@ -309,7 +329,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tutorial_policy_lists_every_problem() {
+    fn composition_policy_lists_every_problem() {
         let p = PasswordPolicy::default();
         assert_eq!(
             p.problems("short"),

@@ -1,6 +1,6 @@
 //! The tunable rules: lifetimes, argon2 cost, password and username limits.
 //!
-//! Defaults follow the tutorial and OWASP: argon2id m=19456 KiB, t=2, p=1 (OWASP Password
+//! Defaults follow the OWASP cheat sheets: argon2id m=19456 KiB, t=2, p=1 (OWASP Password
 //! Storage Cheat Sheet minimum); sessions 30 minutes idle and 12 hours absolute (OWASP
 //! Session Management Cheat Sheet ranges for a low-risk application).
 
@@ -13,8 +13,11 @@ use crate::password::PasswordPolicy;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Argon2Params {
+    /// Memory cost (argon2 `m`), in kibibytes.
     pub memory_kib: u32,
+    /// Time cost (argon2 `t`): passes over the memory.
     pub iterations: u32,
+    /// Degree of parallelism (argon2 `p`): lanes.
     pub parallelism: u32,
 }
 
@@ -43,7 +46,11 @@ impl Default for Argon2Params {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionPolicy {
+    /// How long a session may go unused before it dies, in milliseconds. Default 30
+    /// minutes.
     pub idle_timeout_ms: u64,
+    /// How long a session lives from login however often it is used, in milliseconds.
+    /// Default 12 hours.
     pub absolute_lifetime_ms: u64,
     /// Activity is recorded at most this often per session, so that a busy session does not
     /// write an event per request. The idle deadline is therefore exact to within this.
@@ -118,6 +125,9 @@ impl Default for TokenPolicy {
 }
 
 impl TokenPolicy {
+    /// Holds the policy to the bounds in [`crate::token`]: issuer and audience not empty,
+    /// access lifetime and leeway and grace window within their limits, and
+    /// `access_ttl <= refresh_ttl <= family_lifetime`. The error says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         use crate::token::{
             ACCESS_TTL_SECS_MAX, ACCESS_TTL_SECS_MIN, LEEWAY_SECS_MAX, REUSE_GRACE_SECS_MAX,
@@ -150,12 +160,13 @@ impl TokenPolicy {
         Ok(())
     }
 
+    /// The access-token lifetime in milliseconds.
     pub fn access_ttl_ms(&self) -> u64 {
         self.access_ttl_secs.saturating_mul(1000)
     }
 }
 
-/// MFA rules (tutorial section 6; OWASP Multifactor Authentication Cheat Sheet).
+/// MFA rules (OWASP Multifactor Authentication Cheat Sheet).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfaPolicy {
@@ -163,7 +174,7 @@ pub struct MfaPolicy {
     pub issuer: String,
     /// How long an MFA challenge can be answered. Default 5 minutes.
     pub challenge_ttl_secs: u64,
-    /// Wrong answers a challenge takes before it dies (the tutorial's 5).
+    /// Wrong answers a challenge takes before it dies. Default 5.
     pub challenge_attempts_max: u32,
     /// How long a TOTP enrolment waits for its confirming code; after that a new enrolment
     /// may replace it. Default 10 minutes.
@@ -182,6 +193,8 @@ impl Default for MfaPolicy {
 }
 
 impl MfaPolicy {
+    /// Checks the issuer (1 to 64 bytes, no `:`) and that lifetimes and the attempt limit
+    /// are within the bounds in [`crate::mfa`]. The error says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         use crate::mfa::{ATTEMPTS_MAX_LIMIT, CHALLENGE_TTL_SECS_MAX, ENROLMENT_TTL_SECS_MAX};
         if self.issuer.trim().is_empty() || self.issuer.contains(':') || self.issuer.len() > 64 {
@@ -210,11 +223,17 @@ impl MfaPolicy {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
+    /// The argon2id cost new password hashes are made with.
     pub argon2: Argon2Params,
+    /// The rules a new password must meet.
     pub password: PasswordPolicy,
+    /// Session lifetimes.
     pub session: SessionPolicy,
+    /// Access- and refresh-token lifetimes and claims.
     pub token: TokenPolicy,
+    /// MFA challenge and enrolment rules.
     pub mfa: MfaPolicy,
+    /// Login throttling per account and per address.
     pub throttle: crate::throttle::ThrottlePolicy,
 }
 
@@ -227,6 +246,8 @@ impl Policy {
         }
     }
 
+    /// Validates every part, and that argon2 accepts the cost parameters. Run it at start-up:
+    /// the error says what is wrong, for the operator.
     pub fn validate(&self) -> Result<(), String> {
         self.session.validate()?;
         self.token.validate()?;

@@ -51,11 +51,17 @@ pub fn presented_digest(presented: &str) -> Option<SecretDigest> {
 /// A refresh family as the views hold it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FamilyView {
+    /// The family's id, carried by its access tokens as `fam`.
     pub id: FamilyId,
+    /// The account its tokens are issued to.
     pub account: AccountId,
+    /// The session it belongs to, if any: ending one ends the other.
     pub session: Option<SessionId>,
+    /// The OAuth client it was issued to, if any; its access tokens carry it as `client_id`.
     pub client_id: Option<String>,
+    /// The scope granted at login, if any, carried into every access token of the family.
     pub scope: Option<String>,
+    /// When the family started (the login).
     pub started_at: Timestamp,
     /// The absolute deadline.
     pub expires_at: Timestamp,
@@ -63,7 +69,10 @@ pub struct FamilyView {
     pub generation: u32,
     /// The one live refresh token, `None` once the family is revoked.
     pub current: Option<SecretDigest>,
+    /// When the current (or, once revoked, the last) refresh token expires.
     pub current_expires_at: Timestamp,
+    /// When the family was revoked (by reuse or [`crate::Event::RefreshFamilyRevoked`]);
+    /// `None` while it is not.
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -93,9 +102,13 @@ impl FamilyView {
 /// One refresh token (current or spent), by digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshTokenView {
+    /// The family the token belongs to.
     pub family: FamilyId,
+    /// Its position in the family: 0 for the one issued at login, one more per rotation.
     pub generation: u32,
+    /// When it was issued.
     pub issued_at: Timestamp,
+    /// When it stops being accepted, never after its family's deadline.
     pub expires_at: Timestamp,
     /// When it was rotated; `None` while it is the family's current token.
     pub spent_at: Option<Timestamp>,
@@ -108,11 +121,15 @@ pub struct RefreshTokenView {
 /// shown once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokensIssued {
+    /// The family the tokens belong to.
     pub family: FamilyId,
+    /// The account they are issued to.
     pub account: AccountId,
     /// Sign with the current [`crate::signing_key::Signer`] outside the writer.
     pub access: AccessClaims,
+    /// The new refresh token, shown once; only its digest is recorded.
     pub refresh: BearerSecret,
+    /// When the new refresh token expires, never after the family's deadline.
     pub refresh_expires_at: Timestamp,
 }
 

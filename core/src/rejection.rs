@@ -7,23 +7,35 @@
 use crate::account::UsernameProblem;
 use crate::password::PasswordProblem;
 
+/// A refusal: the command broke a rule, and the caller is told which (see [`Rejection::code`]
+/// for the stable numbers). Each variant's message is safe to show to the caller.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    /// Another account already has this username, compared case-insensitively.
     #[error("that username is taken")]
     UsernameTaken,
+    /// The username has the wrong length or characters; the problem says which.
     #[error("{0}")]
     InvalidUsername(UsernameProblem),
+    /// The e-mail address is not even plausibly an address (one `@`, a dot in the domain,
+    /// no spaces, at most 254 bytes).
     #[error("the e-mail address is not valid")]
     InvalidEmail,
+    /// The new password breaks the password policy; every problem found is listed.
     #[error("the password does not meet the policy")]
     WeakPassword(Vec<PasswordProblem>),
     /// Unknown username, wrong password and disabled account all look like this, on purpose.
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// The request carried no credential the server accepts: none, one it never issued, one
+    /// whose session or family is no longer live, or one whose account is disabled.
     #[error("not authenticated, or the session has ended")]
     Unauthenticated,
+    /// The session to end is not one of the caller's live sessions (someone else's is
+    /// answered the same way).
     #[error("no such session")]
     SessionNotFound,
+    /// No account has this id (operator commands, and commands naming an account).
     #[error("no such account")]
     AccountNotFound,
     /// A refresh token that is unknown, expired, or of a revoked or expired family. OAuth
@@ -45,11 +57,17 @@ pub enum Rejection {
     /// A wrong TOTP code or an unknown or spent backup code. In answer to a challenge,
     /// `attempts_left` says how many more the challenge takes. HTTP 401.
     #[error("the code is wrong")]
-    MfaCodeInvalid { attempts_left: Option<u32> },
+    MfaCodeInvalid {
+        /// Wrong answers the challenge still takes; `None` outside a challenge.
+        attempts_left: Option<u32>,
+    },
     /// A TOTP code for a step already accepted (RFC 6238 §5.2): wait for the next code.
     /// Counts as a wrong attempt. HTTP 401.
     #[error("the code was already used; wait for the next one")]
-    MfaCodeReplayed { attempts_left: Option<u32> },
+    MfaCodeReplayed {
+        /// Wrong answers the challenge still takes; `None` outside a challenge.
+        attempts_left: Option<u32>,
+    },
     /// An `mfa_token` that is unknown, expired, already answered, or whose account no longer
     /// has MFA on or is disabled. HTTP 401; log in again.
     #[error("the MFA challenge is unknown or has expired; log in again")]
@@ -68,14 +86,20 @@ pub enum Rejection {
     /// Enrolling while an enrolment is pending: confirm it, or start again once it expires
     /// in `retry_after_secs`. HTTP 409.
     #[error("a TOTP enrolment is already pending; confirm it or wait for it to expire")]
-    MfaEnrolmentPending { retry_after_secs: u64 },
+    MfaEnrolmentPending {
+        /// Seconds until the pending enrolment expires, rounded up, at least 1.
+        retry_after_secs: u64,
+    },
     /// The TOTP secret was sealed under a key this server does not hold. An operator
     /// problem, not the caller's: nothing is spent. HTTP 503.
     #[error("MFA is unavailable: the sealing key is missing")]
     MfaKeysUnavailable,
     /// Too many failures: try again after `retry_after_secs`. HTTP 429 + Retry-After.
     #[error("too many failed attempts; retry later")]
-    Throttled { retry_after_secs: u64 },
+    Throttled {
+        /// Seconds to wait before trying again, rounded up, at least 1.
+        retry_after_secs: u64,
+    },
 }
 
 impl Rejection {

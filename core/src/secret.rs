@@ -17,6 +17,7 @@ use crate::Env;
 pub struct SecretDigest(pub [u8; 32]);
 
 impl SecretDigest {
+    /// The SHA-256 digest of a secret as presented (prefix included), to look it up by.
     pub fn of(presented: &str) -> Self {
         Self(Sha256::digest(presented.as_bytes()).into())
     }

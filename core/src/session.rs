@@ -30,12 +30,21 @@ pub const SESSION_SECRET_PREFIX: &str = "tss_";
 /// A session as the views hold it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
+    /// The session's public id.
     pub id: SessionId,
+    /// The account the session authenticates.
     pub account: AccountId,
+    /// The SHA-256 digest of the session secret (the cookie value), by which a presented
+    /// cookie finds the session.
     pub secret_digest: SecretDigest,
+    /// When the session started (a rotated session's replacement starts afresh).
     pub created_at: Timestamp,
+    /// When the session was last recorded as used: its start, or its latest
+    /// `SessionTouched`. The idle timeout runs from here.
     pub last_seen_at: Timestamp,
+    /// How long the session may go unused before it dies, in milliseconds.
     pub idle_timeout_ms: u64,
+    /// The absolute deadline, however often the session is used.
     pub expires_at: Timestamp,
 }
 
@@ -47,6 +56,8 @@ impl SessionView {
             .min(self.expires_at)
     }
 
+    /// Whether the session is accepted at `now`: before its [`SessionView::deadline`]. An
+    /// ended session is not in the views at all.
     pub fn is_live(&self, now: Timestamp) -> bool {
         now < self.deadline()
     }

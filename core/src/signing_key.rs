@@ -58,14 +58,19 @@ pub fn kid_plausible(kid: &str) -> bool {
 /// A key in the set, as the views hold it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedKey {
+    /// The key id: the RFC 7638 thumbprint of `public_key`.
     pub kid: String,
+    /// The Ed25519 public key, 32 bytes.
     pub public_key: [u8; 32],
+    /// When the key was added to the set (the recorded time of its `SigningKeyAdded`).
     pub created_at: Timestamp,
     /// `None` while the key is the current signer; set when a newer key replaced it.
     pub unpublish_at: Option<Timestamp>,
 }
 
 impl PublishedKey {
+    /// Whether the key verifies tokens at `now`: it is current, or retired and not yet
+    /// past `unpublish_at`.
     pub fn is_published(&self, now: Timestamp) -> bool {
         self.unpublish_at.is_none_or(|t| now < t)
     }
@@ -88,14 +93,18 @@ impl KeySet {
         self.keys.values().find(|k| k.unpublish_at.is_none())
     }
 
+    /// Every key the views still hold, in kid order, including any past `unpublish_at`
+    /// that is not yet dropped: filter with [`PublishedKey::is_published`].
     pub fn iter(&self) -> impl Iterator<Item = &PublishedKey> {
         self.keys.values()
     }
 
+    /// How many keys the views still hold (published or not yet dropped).
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no key at all (before the first start added one).
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -124,23 +133,31 @@ impl KeySet {
 /// A JSON Web Key Set (RFC 7517 §5). Serialize it with serde_json.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
+    /// `keys`: the published keys, the current one first.
     pub keys: Vec<Jwk>,
 }
 
 /// One public Ed25519 key as a JWK (RFC 8037 §2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
+    /// `kty` (RFC 7517 §4.1): the key type, always `OKP` (RFC 8037 §2).
     pub kty: String,
+    /// `crv` (RFC 8037 §2): the curve, always `Ed25519`.
     pub crv: String,
+    /// `kid` (RFC 7517 §4.5): the RFC 7638 thumbprint of the key, matched against a
+    /// token header's `kid`.
     pub kid: String,
+    /// `use` (RFC 7517 §4.2): always `sig`, the key signs.
     #[serde(rename = "use")]
     pub use_: String,
+    /// `alg` (RFC 7517 §4.4): always `EdDSA`, the only algorithm the key is used with.
     pub alg: String,
     /// The raw public key, base64url without padding.
     pub x: String,
 }
 
 impl Jwk {
+    /// The JWK of the Ed25519 public key `public_key`, under `kid`.
     pub fn ed25519(kid: &str, public_key: &[u8; 32]) -> Self {
         Self {
             kty: "OKP".into(),
@@ -156,8 +173,10 @@ impl Jwk {
 /// Why a [`Signer`] could not be built or could not sign. Never carries key material.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignerError {
+    /// The seed could not be encoded as the PKCS#8 document jsonwebtoken parses.
     #[error("the Ed25519 seed could not be encoded as PKCS#8")]
     Encoding,
+    /// jsonwebtoken refused to sign; the message is its error's, without key material.
     #[error("signing failed: {0}")]
     Signing(String),
 }
@@ -188,7 +207,7 @@ impl Signer {
         crate::token::install_crypto_provider();
         let signing = ed25519_dalek::SigningKey::from_bytes(seed);
         let public_key = signing.verifying_key().to_bytes();
-        // PKCS#8 is what jsonwebtoken's EdDSA signer parses (pitfall P2); the document
+        // jsonwebtoken's EdDSA signer parses PKCS#8 DER, not a raw seed; the document
         // zeroizes itself on drop, and EncodingKey zeroizes its copy.
         let der = signing.to_pkcs8_der().map_err(|_| SignerError::Encoding)?;
         let key = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
@@ -199,10 +218,12 @@ impl Signer {
         })
     }
 
+    /// The key id: the RFC 7638 thumbprint of the public key.
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
+    /// The Ed25519 public key that verifies this signer's tokens.
     pub fn public_key(&self) -> &[u8; 32] {
         &self.public_key
     }

@@ -33,7 +33,7 @@
 //!   before it spends argon2 time, and the login decision checks again.
 //! - account throttled: exactly a wrong password ([`Rejection::InvalidCredentials`], after
 //!   the same argon2 work), recorded as `LoginFailed { Throttled }`: a 429 there would tell
-//!   an outsider that the username exists (issue item 7). Answers to an MFA challenge and
+//!   an outsider that the username exists (account enumeration). Answers to an MFA challenge and
 //!   authenticated MFA changes, whose callers already proved the account exists, get
 //!   [`Rejection::Throttled`].
 
@@ -101,7 +101,11 @@ impl ThrottleRule {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottlePolicy {
+    /// Waits per account, after wrong passwords and wrong MFA codes. Default: 5 free
+    /// failures, then 1 second doubling up to 15 minutes.
     pub account: ThrottleRule,
+    /// Waits per client address (IPv6 per /64), after any failed login or wrong MFA code.
+    /// Default: 20 free failures, then 1 second doubling up to 5 minutes.
     pub address: ThrottleRule,
     /// Per-address records kept at most; beyond it, the address whose last failure is
     /// oldest is forgotten first (ties broken by address order), so a replay of the log
@@ -130,6 +134,8 @@ impl Default for ThrottlePolicy {
 }
 
 impl ThrottlePolicy {
+    /// Checks both rules against the bounds in this module, and `addresses_max` within
+    /// `1..=`[`ADDRESSES_MAX_LIMIT`]. The error says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         self.account.validate("account")?;
         self.address.validate("address")?;
@@ -145,7 +151,9 @@ impl ThrottlePolicy {
 /// Consecutive counted failures of one account or address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Strikes {
+    /// Counted failures since the strikes were last cleared or forgotten.
     pub failures: u32,
+    /// When the latest counted failure was recorded; waits run from here.
     pub last_failure_at: Timestamp,
 }
 

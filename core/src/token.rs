@@ -67,13 +67,23 @@ const _: () = assert!(REUSE_GRACE_SECS_MAX < ACCESS_TTL_SECS_MIN);
 /// The claims of an access token (RFC 9068 §2.2). Times are whole seconds since the epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
+    /// `iss` (RFC 7519 §4.1.1): the issuer, the policy's `token.issuer`; checked exactly.
     pub iss: String,
+    /// `aud` (RFC 7519 §4.1.3): the one audience, the policy's `token.audience`; checked
+    /// exactly.
     pub aud: String,
-    /// The account.
+    /// `sub` (RFC 7519 §4.1.2): the account the token was issued to.
     pub sub: AccountId,
+    /// `exp` (RFC 7519 §4.1.4): expiry, in whole seconds since the epoch. The policy's
+    /// access-token lifetime after issue, never after the family's or session's deadline.
     pub exp: u64,
+    /// `iat` (RFC 7519 §4.1.6): time of issue, in whole seconds since the epoch, rounded
+    /// down. Compared with the account's not-before time.
     pub iat: u64,
+    /// `nbf` (RFC 7519 §4.1.5): not valid before, in whole seconds since the epoch; the time
+    /// of issue.
     pub nbf: u64,
+    /// `jti` (RFC 7519 §4.1.7): the token's unique id, by which it can be revoked.
     pub jti: TokenId,
     /// The session the token was issued through, for session-bound tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +91,8 @@ pub struct AccessClaims {
     /// The refresh family the token was issued in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<FamilyId>,
+    /// `scope` (RFC 9068 §2.2.3, RFC 8693 §4.2): the scope granted at login (RFC 6749 §3.3),
+    /// if any; a family's tokens all carry the family's scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// RFC 9068 §2.2 requires `client_id`; first-party logins use the issuer's own name.
@@ -104,7 +116,9 @@ impl AccessClaims {
 /// something the views track.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenBinding {
+    /// Issued through a session: the token carries it as `sid`, and dies with it.
     Session(SessionId),
+    /// Issued in a refresh family: the token carries it as `fam`, and dies with it.
     Family(FamilyId),
 }
 
@@ -146,36 +160,58 @@ pub(crate) fn issue(
 /// for logs and metrics, not for the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRejection {
+    /// Longer than [`ACCESS_TOKEN_BYTES_MAX`] bytes: refused before any parsing.
     #[error("the token is longer than {ACCESS_TOKEN_BYTES_MAX} bytes")]
     TooLong,
+    /// Not three base64url parts with JSON header and claims, or claims binding the token
+    /// to both or neither of a session and a family.
     #[error("the token is not a well-formed JWT")]
     Malformed,
+    /// A refresh token (prefix [`crate::refresh::REFRESH_TOKEN_PREFIX`]) was presented as
+    /// an access token.
     #[error("a refresh token was presented where an access token belongs")]
     RefreshTokenPresented,
+    /// The header's `alg` is not [`ALGORITHM`] (RFC 8725 §3.1); checked before any key is
+    /// looked up.
     #[error("the token's algorithm is not allowed")]
     AlgorithmNotAllowed,
+    /// The header's `typ` is missing or not [`ACCESS_TOKEN_TYPE`] (RFC 9068 §2.1).
     #[error("the token is not an access token (typ)")]
     WrongType,
+    /// The header has a `crit` parameter (RFC 7515 §4.1.11); none is supported.
     #[error("the token's header carries an unsupported critical parameter")]
     CriticalHeader,
+    /// The header's `kid` is missing, or names no key published at the time of the check.
     #[error("the token names no published signing key")]
     UnknownKey,
+    /// The Ed25519 signature does not verify under the named key.
     #[error("the token's signature does not verify")]
     BadSignature,
+    /// `exp` has passed, even allowing the policy's leeway.
     #[error("the token has expired")]
     Expired,
+    /// `nbf` or `iat` is in the future, even allowing the policy's leeway.
     #[error("the token is not valid yet")]
     NotYetValid,
+    /// `iss` is not the policy's issuer.
     #[error("the token was issued by someone else")]
     WrongIssuer,
+    /// `aud` is not the policy's audience.
     #[error("the token is meant for another audience")]
     WrongAudience,
+    /// Its `jti` was revoked (RFC 7009).
     #[error("the token was revoked")]
     Revoked,
+    /// Its `fam` names a family that is revoked, past its deadline, gone, or another
+    /// account's.
     #[error("the token's refresh family was revoked or has ended")]
     FamilyRevoked,
+    /// Its `sid` names a session that has ended, is past its deadline, or is another
+    /// account's.
     #[error("the token's session has ended")]
     SessionEnded,
+    /// Its account is gone or disabled, or signed out everywhere (or changed its password)
+    /// after the token was issued.
     #[error("the account signed out everywhere, or is disabled, after the token was issued")]
     AccountRevoked,
 }
@@ -203,6 +239,7 @@ impl TokenRejection {
         }
     }
 
+    /// A stable kebab-case name for logs and metrics, e.g. `token-expired`.
     pub fn slug(&self) -> &'static str {
         match self {
             Self::TooLong => "token-too-long",
@@ -225,8 +262,8 @@ impl TokenRejection {
     }
 }
 
-/// Selects aws-lc-rs as jsonwebtoken's crypto provider for this process (pitfall P1:
-/// without a provider the first sign or verify panics). Idempotent; call it at start-up,
+/// Selects aws-lc-rs as jsonwebtoken's crypto provider for this process (without a
+/// provider installed, jsonwebtoken panics on the first sign or verify). Idempotent; call it at start-up,
 /// and in every test that signs or verifies. [`crate::signing_key::Signer::from_seed`]
 /// calls it too.
 pub fn install_crypto_provider() {

@@ -32,9 +32,11 @@ pub use throttle::AddressCapacity;
 /// The key of one persisted view record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ViewKey {
+    /// An account, by id.
     Account(AccountId),
     /// The normalised (lower-case) username.
     Username(String),
+    /// A session, by id.
     Session(SessionId),
     /// A signing key, by kid.
     SigningKey(String),
@@ -59,15 +61,25 @@ pub enum ViewKey {
 /// One persisted view record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ViewRecord {
+    /// Under [`ViewKey::Account`]: the account.
     Account(AccountView),
+    /// Under [`ViewKey::Username`]: the account holding that username.
     Username(AccountId),
+    /// Under [`ViewKey::Session`]: the session.
     Session(SessionView),
+    /// Under [`ViewKey::SigningKey`]: the key.
     SigningKey(PublishedKey),
+    /// Under [`ViewKey::Family`]: the refresh family.
     Family(FamilyView),
+    /// Under [`ViewKey::RefreshToken`]: the refresh token.
     RefreshToken(RefreshTokenView),
+    /// Under [`ViewKey::RevokedAccessToken`]: the blocklist entry.
     RevokedAccessToken(RevokedAccessToken),
+    /// Under [`ViewKey::NotBefore`]: the account's not-before time.
     NotBefore(NotBefore),
+    /// Under [`ViewKey::Mfa`]: the account's MFA state.
     Mfa(MfaView),
+    /// Under [`ViewKey::Challenge`]: the challenge.
     Challenge(ChallengeView),
     /// Under [`ViewKey::AccountStrikes`] or [`ViewKey::AddressStrikes`].
     Strikes(Strikes),
@@ -98,7 +110,10 @@ impl ViewKey {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("event {kind} cannot apply: {why}")]
 pub struct ApplyError {
+    /// The event's variant name ([`Event::kind`]), or the internal step that failed (`load`
+    /// for a persisted record that does not match its key).
     pub kind: &'static str,
+    /// What the views found wrong, for the operator.
     pub why: String,
 }
 
@@ -147,10 +162,13 @@ pub struct Views {
 }
 
 impl Views {
+    /// The account with this id, disabled or not.
     pub fn account(&self, id: &AccountId) -> Option<&AccountView> {
         self.accounts.get(id)
     }
 
+    /// The account with this username, compared case-insensitively (by
+    /// [`username_key`]); `None` for a username that is not even valid.
     pub fn account_by_username(&self, username: &str) -> Option<&AccountView> {
         let key = username_key(username).ok()?;
         self.usernames
@@ -158,10 +176,13 @@ impl Views {
             .and_then(|id| self.accounts.get(id))
     }
 
+    /// The session with this id, if it has not ended and has not been dropped. It may be
+    /// past its deadline: check [`SessionView::is_live`].
     pub fn session(&self, id: &SessionId) -> Option<&SessionView> {
         self.sessions.get(id)
     }
 
+    /// The session whose secret has this digest, on the same terms as [`Views::session`].
     pub fn session_by_digest(&self, digest: &SecretDigest) -> Option<&SessionView> {
         self.by_digest
             .get(digest)
@@ -178,10 +199,13 @@ impl Views {
             .filter_map(|id| self.sessions.get(id))
     }
 
+    /// How many accounts exist, disabled ones included.
     pub fn account_count(&self) -> usize {
         self.accounts.len()
     }
 
+    /// How many sessions the views hold: not ended, and not yet dropped (some may be past
+    /// their deadline).
     pub fn session_count(&self) -> usize {
         self.sessions.len()
     }

@@ -85,7 +85,9 @@ impl BackupCode {
 /// What a user answers an MFA prompt with.
 #[derive(Clone, PartialEq, Eq)]
 pub enum MfaAnswer {
+    /// A TOTP code from the authenticator app.
     Totp(TotpCode),
+    /// A backup code, normalised.
     Backup(BackupCode),
 }
 
@@ -141,10 +143,12 @@ impl BackupCodes {
         self.0.iter().map(|c| c.as_str()).collect()
     }
 
+    /// How many codes the set holds ([`BACKUP_CODES_PER_SET`] when freshly made).
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the set holds no code.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -196,6 +200,7 @@ pub enum TotpCheck {
     Accepted(u64),
     /// The code is right for a step already accepted (or an earlier one): a replay.
     Replayed,
+    /// The code matches no step within the drift window.
     Wrong,
 }
 

@@ -157,7 +157,10 @@ impl std::fmt::Debug for MfaKeys {
 /// A TOTP secret sealed with XChaCha20-Poly1305: what events and views hold.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedSecret {
+    /// The id of the MFA keys it was sealed under ([`MfaKeys::key_id`]); also part of the
+    /// associated data.
     pub key_id: [u8; 8],
+    /// The random 192-bit XChaCha20 nonce.
     pub nonce: [u8; 24],
     /// The sealed secret and its 16-byte tag.
     pub ciphertext: Vec<u8>,

@@ -39,6 +39,9 @@ impl Views {
         }
     }
 
+    /// The challenge with this id, while the views hold it. It may be past `expires_at` or
+    /// exhausted: check [`ChallengeView::is_live`] and
+    /// [`ChallengeView::exhausted`].
     pub fn challenge(&self, id: &ChallengeId) -> Option<&ChallengeView> {
         self.mfa.challenges.get(id)
     }

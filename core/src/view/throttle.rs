@@ -53,6 +53,7 @@ impl Views {
         touched
     }
 
+    /// The account's throttle strikes, if it has failures not yet forgotten.
     pub fn account_strikes(&self, account: &AccountId) -> Option<&Strikes> {
         self.throttle.account_strikes.get(account)
     }

@@ -30,6 +30,8 @@ impl Views {
         &self.signing_keys
     }
 
+    /// The refresh family with this id, while the views keep it (live, revoked or dead but
+    /// not yet dropped): check [`FamilyView::is_live`].
     pub fn family(&self, id: &FamilyId) -> Option<&FamilyView> {
         self.families.get(id)
     }
@@ -57,6 +59,7 @@ impl Views {
             .filter_map(|d| self.refresh_tokens.get(d))
     }
 
+    /// How many refresh families the views hold, live or not yet dropped.
     pub fn family_count(&self) -> usize {
         self.families.len()
     }

@@ -87,8 +87,6 @@ pub mod secret;
 pub mod session;
 pub mod signing_key;
 #[cfg(any(test, feature = "testkit"))]
-// The test harness is documented by its module doc; its helpers are not held to the rule.
-#[allow(missing_docs)]
 pub mod testkit;
 pub mod throttle;
 pub mod time;

@@ -76,8 +76,11 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a (Timestamp, Event)>) -> Vie
 
 /// The state a test runs against, and the means to build commands as the server would.
 pub struct Given {
+    /// The views every decision reads; events are folded into them as the writer would.
     pub views: Views,
+    /// The time the next decision is made at.
     pub now: Timestamp,
+    /// The policy decisions are made under (real rules, cheap argon2).
     pub policy: Policy,
     /// Every event folded into `views`, given or decided, with the time it was applied at.
     pub log: Vec<(Timestamp, Event)>,
@@ -144,17 +147,20 @@ impl Given {
         self.assert_invariants();
     }
 
+    /// Sets the time the next decision is made at.
     pub fn at(&mut self, now: Timestamp) -> &mut Self {
         assert!(now >= self.now, "scenario time never goes backwards");
         self.now = now;
         self
     }
 
+    /// Moves the time forward by `ms` milliseconds.
     pub fn advance_ms(&mut self, ms: u64) -> &mut Self {
         self.now = self.now.plus_ms(ms);
         self
     }
 
+    /// Moves the time forward by `secs` seconds.
     pub fn advance_secs(&mut self, secs: u64) -> &mut Self {
         self.advance_ms(secs * 1000)
     }
@@ -227,6 +233,7 @@ impl Given {
         self.log[from..].iter().map(|(_, e)| e.kind()).collect()
     }
 
+    /// Panics unless the views' invariants hold (every view, every index).
     pub fn assert_invariants(&self) {
         if let Err(e) = self.views.check_invariants() {
             panic!("view invariant broken at {}: {e}", self.now);
@@ -301,6 +308,7 @@ impl Given {
         })
     }
 
+    /// A password change built by its use case: the current password checked, the new one hashed.
     pub fn change_password(
         &mut self,
         username: &str,
@@ -371,23 +379,29 @@ impl Given {
 /// What one decision came to.
 #[derive(Debug)]
 pub struct Then {
+    /// The events the decision recorded, in order.
     pub events: Vec<Event>,
+    /// Its reply, or the refusal.
     pub reply: Result<Reply, Rejection>,
+    /// The time it was decided and its events applied at.
     pub at: Timestamp,
 }
 
 impl Then {
+    /// Asserts the decision recorded exactly `expected`.
     #[track_caller]
     pub fn then_events(&self, expected: &[Event]) -> &Self {
         assert_eq!(self.events, expected, "events");
         self
     }
 
+    /// Asserts the decision recorded nothing.
     #[track_caller]
     pub fn then_no_events(&self) -> &Self {
         self.then_events(&[])
     }
 
+    /// Asserts the kinds of the events the decision recorded.
     #[track_caller]
     pub fn then_kinds(&self, kinds: &[&str]) -> &Self {
         let got: Vec<&str> = self.events.iter().map(Event::kind).collect();
@@ -395,12 +409,14 @@ impl Then {
         self
     }
 
+    /// Asserts the reply.
     #[track_caller]
     pub fn then_reply(&self, expected: Reply) -> &Self {
         assert_eq!(self.reply, Ok(expected), "reply");
         self
     }
 
+    /// Asserts the refusal.
     #[track_caller]
     pub fn then_rejected(&self, rejection: Rejection) -> &Self {
         assert_eq!(self.reply, Err(rejection), "reply");
@@ -419,6 +435,7 @@ impl Then {
         }
     }
 
+    /// The account a registration created.
     #[track_caller]
     pub fn account(&self) -> AccountId {
         match &self.reply {

@@ -502,7 +502,7 @@ impl Views {
         Ok(())
     }
 
-    pub(crate) fn check_family(&self, f: &FamilyView) -> Result<(), String> {
+    fn check_family(&self, f: &FamilyView) -> Result<(), String> {
         if !self.accounts.contains_key(&f.account)
             || !self
                 .families_by_account

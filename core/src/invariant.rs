@@ -199,6 +199,33 @@ fn check_record(views: &Views, key: &ViewKey) -> Result<(), String> {
     }
 }
 
+/// The family's own record and its current token: O(1) in the number of generations.
+fn check_family_head(views: &Views, f: &crate::refresh::FamilyView) -> Result<(), String> {
+    let indexed = views.accounts.contains_key(&f.account)
+        && views
+            .families_by_account
+            .get(&f.account)
+            .is_some_and(|set| set.contains(&f.id));
+    if !indexed {
+        return Err("missing or unindexed account".into());
+    }
+    if f.current.is_some() == f.revoked_at.is_some() {
+        return Err("revoked but with a current token, or neither".into());
+    }
+    if f.current_expires_at > f.expires_at {
+        return Err("its current token outlives the family".into());
+    }
+    match f.current.as_ref().map(|d| views.refresh_tokens.get(d)) {
+        Some(Some(t))
+            if t.family != f.id || t.generation != f.generation || t.spent_at.is_some() =>
+        {
+            Err("its current token is spent, of another family or another generation".into())
+        }
+        Some(None) => Err("its current token is missing".into()),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::ViewKey;
@@ -231,32 +258,5 @@ mod tests {
             t.spent_at = Some(now);
         }
         assert!(w.views.check_records(&keys).is_err());
-    }
-}
-
-/// The family's own record and its current token: O(1) in the number of generations.
-fn check_family_head(views: &Views, f: &crate::refresh::FamilyView) -> Result<(), String> {
-    let indexed = views.accounts.contains_key(&f.account)
-        && views
-            .families_by_account
-            .get(&f.account)
-            .is_some_and(|set| set.contains(&f.id));
-    if !indexed {
-        return Err("missing or unindexed account".into());
-    }
-    if f.current.is_some() == f.revoked_at.is_some() {
-        return Err("revoked but with a current token, or neither".into());
-    }
-    if f.current_expires_at > f.expires_at {
-        return Err("its current token outlives the family".into());
-    }
-    match f.current.as_ref().map(|d| views.refresh_tokens.get(d)) {
-        Some(Some(t))
-            if t.family != f.id || t.generation != f.generation || t.spent_at.is_some() =>
-        {
-            Err("its current token is spent, of another family or another generation".into())
-        }
-        Some(None) => Err("its current token is missing".into()),
-        _ => Ok(()),
     }
 }

@@ -232,10 +232,15 @@ impl Server {
 
     /// A token-mode login with [`PASSWORD`]; panics unless it gets tokens.
     pub async fn token_login(&self, username: &str) -> Tokens {
+        tokens_of(&self.password_login(username, "token").await)
+    }
+
+    /// A login with [`PASSWORD`] in `mode`; panics unless it answers 200.
+    async fn password_login(&self, username: &str, mode: &str) -> Answer {
         let a = self
             .post_json(
                 "/v1/login",
-                json!({"username": username, "password": PASSWORD, "mode": "token"}),
+                json!({"username": username, "password": PASSWORD, "mode": mode}),
                 &[],
             )
             .await;
@@ -245,7 +250,7 @@ impl Server {
             "{}",
             String::from_utf8_lossy(&a.body)
         );
-        tokens_of(&a)
+        a
     }
 
     /// `grant_type=refresh_token` at the token endpoint.
@@ -392,19 +397,7 @@ impl Server {
     /// A login with [`PASSWORD`] in `mode` for an account with MFA on: returns the
     /// `mfa_token`, and checks nothing was issued yet.
     pub async fn challenge(&self, username: &str, mode: &str) -> String {
-        let a = self
-            .post_json(
-                "/v1/login",
-                json!({"username": username, "password": PASSWORD, "mode": mode}),
-                &[],
-            )
-            .await;
-        assert_eq!(
-            a.status,
-            StatusCode::OK,
-            "{}",
-            String::from_utf8_lossy(&a.body)
-        );
+        let a = self.password_login(username, mode).await;
         let body = a.json();
         assert_eq!(body["mfa_required"], true, "{body}");
         assert!(

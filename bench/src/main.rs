@@ -67,6 +67,7 @@
 mod ceilings;
 mod client;
 mod http_workloads;
+mod operators;
 mod server;
 mod settings;
 mod stats;
@@ -114,6 +115,12 @@ pub enum Workload {
     Tokens,
     /// POST /v1/accounts (default 8 connections) vs the argon2 ceiling.
     Register,
+    /// `tessera replay --follow` on a server under the refresh load (default 64 connections):
+    /// the lag between an event's recording and its printing, and whether it grows.
+    Follow,
+    /// `tessera backup` of a --events log while the refresh load runs (default 64
+    /// connections): its p99 with the backup / without, and the copy verified.
+    Backup,
     /// The bare hyper "hello" route alone (default 64 connections).
     Hello,
     /// argon2id hashes/s on all cores, fdatasync/s, hello requests/s.
@@ -362,6 +369,8 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::GroupCommit => group_commit(&args, &mut report)?,
         Workload::Replay => replay(&args, &mut report)?,
         Workload::Sessions => sessions(&args, &mut report)?,
+        Workload::Follow => operators::follow(&args, &mut report)?,
+        Workload::Backup => operators::backup(&args, &mut report)?,
         Workload::HelloServer => {}
     }
     for c in &report.checks {

@@ -18,6 +18,7 @@ use crate::Failure;
 pub struct ChildServer {
     child: Child,
     pub target: Target,
+    data_path: Option<PathBuf>,
     /// Kept until the child is gone.
     _data: Option<tempfile::TempDir>,
 }
@@ -45,7 +46,26 @@ impl ChildServer {
             .arg(data.path())
             .env("TESSERA_STORE__VERIFY_ON_START", "false")
             .env("TESSERA_LOG__FILTER", "warn");
-        Self::spawn(cmd, Some(data))
+        let path = data.path().to_owned();
+        Self::spawn(cmd, Some(data), Some(path))
+    }
+
+    /// `bin serve` on an existing data folder `data` (kept after the run).
+    pub fn tessera_on(bin: &Path, data: &Path, config: Option<&Path>) -> Result<Self, Failure> {
+        let mut cmd = Command::new(bin);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("TESSERA_STORE__VERIFY_ON_START", "false")
+            .env("TESSERA_LOG__FILTER", "warn");
+        Self::spawn(cmd, None, Some(data.to_owned()))
+    }
+
+    /// The server's data folder, when this run started it on one.
+    pub fn data(&self) -> Option<&Path> {
+        self.data_path.as_deref()
     }
 
     /// The bare hyper "hello" server (`tessera-bench hello-server`, this binary).
@@ -54,10 +74,14 @@ impl ChildServer {
             .map_err(|e| Failure(format!("cannot find this executable: {e}")))?;
         let mut cmd = Command::new(exe);
         cmd.args(["hello-server", "--listen", "127.0.0.1:0"]);
-        Self::spawn(cmd, None)
+        Self::spawn(cmd, None, None)
     }
 
-    fn spawn(mut cmd: Command, data: Option<tempfile::TempDir>) -> Result<Self, Failure> {
+    fn spawn(
+        mut cmd: Command,
+        data: Option<tempfile::TempDir>,
+        data_path: Option<PathBuf>,
+    ) -> Result<Self, Failure> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -102,6 +126,7 @@ impl ChildServer {
         Ok(Self {
             child,
             target: Target::new(addr)?,
+            data_path,
             _data: data,
         })
     }

@@ -31,6 +31,8 @@ pub struct Problem {
     pub retry_after_secs: Option<u64>,
     /// Overrides the default `WWW-Authenticate` of a 401.
     pub www_authenticate: Option<&'static str>,
+    /// The methods a 405's resource accepts (RFC 9110 section 15.5.6).
+    pub allow: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +64,7 @@ impl Problem {
             errors: Vec::new(),
             retry_after_secs: None,
             www_authenticate: None,
+            allow: None,
         }
     }
 
@@ -95,13 +98,17 @@ impl Problem {
         )
     }
 
-    pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed",
-            "this resource does not accept that method",
-        )
+    /// 405, with the methods the resource accepts in `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                format!("this resource accepts {allow}"),
+            )
+        }
     }
 
     pub fn unauthenticated() -> Self {
@@ -189,6 +196,9 @@ impl Problem {
         }
         if let Some(secs) = self.retry_after_secs {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(allow) = self.allow {
+            h.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         resp
     }
@@ -280,6 +290,7 @@ impl From<Rejection> for Problem {
             errors,
             retry_after_secs: r.retry_after_secs(),
             www_authenticate: None,
+            allow: None,
         }
     }
 }

@@ -114,9 +114,13 @@ pub async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Repl
     let started = crate::system::monotonic();
     let route = routes::classify(req.method(), req.uri().path());
     let deadline = Duration::from_millis(app.config.request_timeout_ms);
-    let result =
-        tokio::time::timeout(deadline, routes::dispatch(Ctx { app, peer }, route, req)).await;
-    let resp = match result {
+    let result = match host_problem(&req) {
+        Some(problem) => Ok(Err(problem)),
+        None => {
+            tokio::time::timeout(deadline, routes::dispatch(Ctx { app, peer }, route, req)).await
+        }
+    };
+    let mut resp = match result {
         Ok(Ok(resp)) => resp,
         Ok(Err(problem)) => {
             if problem.slug == "cross-site-request" {
@@ -133,7 +137,27 @@ pub async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Repl
             Problem::timeout().into_response()
         }
     };
+    // No answer is ever sniffed into another type (a JSON error rendered as HTML).
+    resp.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     app.metrics.record(route, resp.status().as_u16(), micros);
     resp
+}
+
+/// RFC 9112 section 3.2: an HTTP/1.1 request without a Host header, or any request with
+/// more than one, is answered 400. Two Host headers are how a request smuggles a second
+/// authority past a proxy that reads the other one.
+fn host_problem(req: &Request<Incoming>) -> Option<Problem> {
+    let hosts = req.headers().get_all(http::header::HOST).iter().count();
+    let needs_host = req.version() != http::Version::HTTP_10;
+    match hosts {
+        0 if needs_host => Some(Problem::bad_request("the request has no Host header")),
+        0 | 1 => None,
+        _ => Some(Problem::bad_request(
+            "the request has more than one Host header",
+        )),
+    }
 }

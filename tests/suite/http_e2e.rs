@@ -503,3 +503,86 @@ async fn slow_clients_and_too_many_connections_are_cut_off() {
     drop((_a, _b));
     s.stop().await;
 }
+
+/// Sends `request` as raw bytes and returns the response head and body as text.
+async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_conformance_nosniff_allow_head_and_host() {
+    let s = Server::start(HttpConfig::default()).await;
+    // Every answer says nosniff: a success, a problem, a 404.
+    for (method, path) in [
+        (Method::GET, "/healthz"),
+        (Method::GET, "/v1/me"),
+        (Method::GET, "/v1/nowhere"),
+    ] {
+        let a = s.send(method, path, &[], Bytes::new()).await;
+        assert_eq!(
+            a.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+    // A 405 says what the resource accepts.
+    let put = s.send(Method::PUT, "/v1/login", &[], Bytes::new()).await;
+    assert_problem(&put, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(put.header("allow"), Some("POST"));
+    let post = s.send(Method::POST, "/v1/me", &[], Bytes::new()).await;
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    let mfa = s.send(Method::GET, "/v1/mfa/totp", &[], Bytes::new()).await;
+    assert_eq!(mfa.header("allow"), Some("POST, DELETE"));
+    // HEAD answers wherever GET does: the same status and headers, no body.
+    for path in [
+        "/healthz",
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let get = s.send(Method::GET, path, &[], Bytes::new()).await;
+        let head = s.send(Method::HEAD, path, &[], Bytes::new()).await;
+        assert_eq!(head.status, get.status, "{path}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{path}"
+        );
+        assert!(head.body.is_empty(), "{path}: HEAD has no body");
+    }
+    let head_me = s.send(Method::HEAD, "/v1/me", &[], Bytes::new()).await;
+    assert_eq!(head_me.status, StatusCode::UNAUTHORIZED);
+    assert!(head_me.body.is_empty());
+    // Host: none on HTTP/1.1, or two, is a 400; HTTP/1.0 may omit it.
+    let none = raw(s.addr, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+    assert!(none.starts_with("HTTP/1.1 400"), "{none}");
+    assert!(none.contains("no Host header"), "{none}");
+    let two = raw(
+        s.addr,
+        "GET /healthz HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(two.starts_with("HTTP/1.1 400"), "{two}");
+    let old = raw(s.addr, "GET /healthz HTTP/1.0\r\n\r\n").await;
+    assert!(
+        old.starts_with("HTTP/1.0 200") || old.starts_with("HTTP/1.1 200"),
+        "{old}"
+    );
+    let one = raw(
+        s.addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(one.starts_with("HTTP/1.1 200"), "{one}");
+    s.stop().await;
+}

@@ -53,11 +53,42 @@ pub fn classify(method: &Method, path: &str) -> Route {
     }
 }
 
+/// The methods `route` accepts, for `Allow`. Every GET route also answers HEAD.
+fn allowed(route: Route) -> &'static str {
+    match route {
+        Route::Accounts
+        | Route::Login
+        | Route::Logout
+        | Route::LogoutEverywhere
+        | Route::Password
+        | Route::LoginMfa
+        | Route::MfaConfirm
+        | Route::MfaBackupCodes
+        | Route::Token
+        | Route::Revoke
+        | Route::Introspect => "POST",
+        Route::Me
+        | Route::Sessions
+        | Route::Healthz
+        | Route::Metrics
+        | Route::Jwks
+        | Route::Metadata => "GET, HEAD",
+        Route::SessionDelete => "DELETE",
+        Route::MfaTotp => "POST, DELETE",
+        Route::Other => "",
+    }
+}
+
 pub async fn dispatch(
     ctx: Ctx<'_>,
     route: Route,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Reply, Problem> {
+    // HEAD is GET without the body (RFC 9110 section 9.3.2): the connection knows the request
+    // was HEAD and sends the GET answer's head only.
+    if req.method() == Method::HEAD && allowed(route).contains("HEAD") {
+        *req.method_mut() = Method::GET;
+    }
     let method = req.method().clone();
     match (route, method) {
         (Route::Accounts, Method::POST) => accounts::register(ctx, req).await,
@@ -84,7 +115,7 @@ pub async fn dispatch(
         (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())
         }
-        _ => Err(Problem::method_not_allowed()),
+        _ => Err(Problem::method_not_allowed(allowed(route))),
     }
 }
 

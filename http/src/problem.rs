@@ -29,10 +29,10 @@ pub struct Problem {
     pub code: Option<u16>,
     pub errors: Vec<FieldProblem>,
     pub retry_after_secs: Option<u64>,
-    /// Overrides the default `WWW-Authenticate` of a 401.
-    pub www_authenticate: Option<&'static str>,
-    /// The methods a 405's resource accepts (RFC 9110 section 15.5.6).
-    pub allow: Option<&'static str>,
+    /// The header the status calls for: a 401's `WWW-Authenticate` challenge (a default one
+    /// when `None`), a 405's `Allow` list (RFC 9110 section 15.5.6). One field for both keeps
+    /// every `Result<_, Problem>` small.
+    pub status_header: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -63,8 +63,7 @@ impl Problem {
             code: None,
             errors: Vec::new(),
             retry_after_secs: None,
-            www_authenticate: None,
-            allow: None,
+            status_header: None,
         }
     }
 
@@ -101,7 +100,7 @@ impl Problem {
     /// 405, with the methods the resource accepts in `Allow`.
     pub fn method_not_allowed(allow: &'static str) -> Self {
         Self {
-            allow: Some(allow),
+            status_header: Some(allow),
             ..Self::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -120,7 +119,7 @@ impl Problem {
     /// the server's metrics, not in the answer.
     pub fn invalid_token() -> Self {
         Self {
-            www_authenticate: Some("Bearer realm=\"tessera\", error=\"invalid_token\""),
+            status_header: Some("Bearer realm=\"tessera\", error=\"invalid_token\""),
             ..Self::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid-token",
@@ -188,7 +187,7 @@ impl Problem {
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::UNAUTHORIZED {
-            let challenge = self.www_authenticate.unwrap_or("Bearer realm=\"tessera\"");
+            let challenge = self.status_header.unwrap_or("Bearer realm=\"tessera\"");
             h.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
@@ -197,7 +196,7 @@ impl Problem {
         if let Some(secs) = self.retry_after_secs {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(allow) = self.allow {
+        if let (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) = (self.status, self.status_header) {
             h.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         resp
@@ -289,8 +288,7 @@ impl From<Rejection> for Problem {
             code: Some(r.code()),
             errors,
             retry_after_secs: r.retry_after_secs(),
-            www_authenticate: None,
-            allow: None,
+            status_header: None,
         }
     }
 }

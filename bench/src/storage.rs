@@ -93,6 +93,7 @@ fn login_command(account: AccountId, hash: &PasswordHash) -> Command {
         },
         mode: LoginMode::Session,
         client: None,
+        supersedes: None,
     })
 }
 

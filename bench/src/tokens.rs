@@ -104,6 +104,7 @@ pub fn world(families: usize) -> Result<TokenWorld, Failure> {
             },
             mode: LoginMode::Token,
             client: None,
+            supersedes: None,
         }))?;
         let Reply::TokensIssued(issued) = reply else {
             return Err(Failure::new("a token-mode login issued no tokens"));

@@ -46,6 +46,9 @@ pub enum SessionEndReason {
     SignedOutEverywhere,
     /// MFA was turned off by its holder or reset by an operator (added with MFA).
     MfaDisabled,
+    /// A login arrived carrying this session's cookie: the browser got a fresh session and
+    /// this one ended (added with the re-authentication rules).
+    Superseded,
 }
 
 /// Why a refresh family was revoked before its deadline.

@@ -505,6 +505,7 @@ fn answer_challenge(
     answer: &MfaAnswer,
     keys: &MfaKeys,
     client: Option<IpAddr>,
+    supersedes: Option<SessionId>,
     env: &mut Env<'_>,
 ) -> Decision<LoginCompleted> {
     let Some(challenge) = views
@@ -539,6 +540,7 @@ fn answer_challenge(
         }
         .into(),
     ];
+    crate::session::end_superseded(views, supersedes, env.now, &mut events);
     let reply = crate::session::complete_login(account, challenge.mode, env, &mut events);
     Decision::ok(events, reply)
 }
@@ -747,6 +749,9 @@ pub struct AnswerMfaChallenge {
     pub keys: MfaKeys,
     /// Where the request came from (throttling).
     pub client: Option<IpAddr>,
+    /// The live session whose cookie the second step arrived with: it ends when the login
+    /// completes.
+    pub supersedes: Option<SessionId>,
 }
 
 impl Decide for AnswerMfaChallenge {
@@ -763,6 +768,7 @@ impl Decide for AnswerMfaChallenge {
             &self.answer,
             &self.keys,
             self.client,
+            self.supersedes,
             env,
         )
     }

@@ -126,6 +126,9 @@ pub struct Login {
     pub mode: LoginMode,
     /// Where the request came from (throttling).
     pub client: Option<IpAddr>,
+    /// The live session whose cookie the login arrived with: it ends when the login
+    /// completes, whoever it belonged to, so one browser never holds two sessions.
+    pub supersedes: Option<SessionId>,
 }
 
 impl Decide for Login {
@@ -169,6 +172,7 @@ impl Decide for Login {
             events.push(started);
             return Decision::ok(events, LoginReply::MfaRequired(issued));
         }
+        end_superseded(views, self.supersedes, env.now, &mut events);
         let done = complete_login(account, self.mode, env, &mut events);
         Decision::ok(events, LoginReply::Completed(done))
     }
@@ -259,6 +263,21 @@ impl Decide for RevokeSession {
             ),
             _ => Decision::refuse(vec![], Rejection::SessionNotFound),
         }
+    }
+}
+
+/// Ends the session a completed login arrived with, if it is still live.
+pub(crate) fn end_superseded(
+    views: &Views,
+    supersedes: Option<SessionId>,
+    now: Timestamp,
+    events: &mut Vec<Pending>,
+) {
+    if let Some(s) = supersedes
+        .and_then(|id| views.session(&id))
+        .filter(|s| s.is_live(now))
+    {
+        events.extend(end_session(views, s, SessionEndReason::Superseded, now));
     }
 }
 

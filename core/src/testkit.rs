@@ -294,6 +294,7 @@ impl Given {
             password: password.into(),
             mode,
             client,
+            supersedes: None,
         };
         let plan = request.plan(&self.views, self.now, &self.policy)?;
         plan.prepare(self.prep())
@@ -305,6 +306,7 @@ impl Given {
             check: self.check(username, password),
             mode: LoginMode::Session,
             client: None,
+            supersedes: None,
         })
     }
 

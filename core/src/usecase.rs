@@ -130,6 +130,8 @@ pub struct LoginRequest {
     pub mode: LoginMode,
     /// Where the request came from.
     pub client: Option<IpAddr>,
+    /// The live session whose cookie the request carried, which the login ends.
+    pub supersedes: Option<SessionId>,
 }
 
 /// A login whose address may try and whose account (if any) was looked up.
@@ -139,6 +141,7 @@ pub struct LoginPlan {
     password: Password,
     mode: LoginMode,
     client: Option<IpAddr>,
+    supersedes: Option<SessionId>,
 }
 
 impl UseCase for LoginRequest {
@@ -153,6 +156,7 @@ impl UseCase for LoginRequest {
             password: self.password,
             mode: self.mode,
             client: self.client,
+            supersedes: self.supersedes,
         })
     }
 }
@@ -173,6 +177,7 @@ impl Planned for LoginPlan {
             check,
             mode: self.mode,
             client: self.client,
+            supersedes: self.supersedes,
         })
     }
 }
@@ -310,6 +315,7 @@ pub fn answer_challenge(
     answer: MfaAnswer,
     keys: MfaKeys,
     client: Option<IpAddr>,
+    supersedes: Option<SessionId>,
 ) -> Result<AnswerMfaChallenge, Rejection> {
     let presented =
         crate::mfa::presented_challenge_digest(mfa_token).ok_or(Rejection::MfaChallengeInvalid)?;
@@ -318,6 +324,7 @@ pub fn answer_challenge(
         answer,
         keys,
         client,
+        supersedes,
     })
 }
 

@@ -31,6 +31,16 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
+/// The live session a request's cookie names, if any: a login that arrives with it ends it.
+pub fn presented_session(app: &App, headers: &HeaderMap) -> Option<SessionId> {
+    let cookie = session_cookie(headers)?;
+    let now = app.engine.now();
+    let views = app.engine.views();
+    tessera_core::session::authenticate(&views, &cookie, now)
+        .ok()
+        .map(|s| s.id)
+}
+
 /// `Set-Cookie` for a new session secret.
 pub fn set_session_cookie(secret: &str, expires_at: Timestamp, now: Timestamp) -> HeaderValue {
     let max_age = expires_at.since(now) / 1000;

@@ -502,6 +502,7 @@ impl World {
             password: password.into(),
             mode,
             client: Some(client),
+            supersedes: None,
         })
     }
 
@@ -520,6 +521,7 @@ impl World {
             answer,
             keys: self.mfa_keys.clone(),
             client: Some(client),
+            supersedes: None,
         }))
     }
 

@@ -88,6 +88,7 @@ impl World {
             },
             mode,
             client: None,
+            supersedes: None,
         }))
     }
 

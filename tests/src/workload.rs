@@ -580,6 +580,7 @@ impl Driver {
                     answer,
                     keys,
                     client: Some(self.client()),
+                    supersedes: None,
                 })
             }
             Op::ReplaceBackupCodes => Command::from(tessera_core::mfa::ReplaceBackupCodes {
@@ -684,6 +685,7 @@ impl Driver {
             password: password.into(),
             mode,
             client,
+            supersedes: None,
         };
         let prepared = self
             .engine

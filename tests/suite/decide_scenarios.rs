@@ -160,6 +160,39 @@ mod login {
     }
 
     #[test]
+    fn a_completed_login_ends_the_live_session_it_arrived_with() {
+        let mut s = alice();
+        let first = s.logged_in("alice");
+        let check = s.check("alice", PASSWORD);
+        let then = s.when(Command::from(tessera_core::session::Login {
+            check,
+            mode: LoginMode::Session,
+            client: None,
+            supersedes: Some(first.session),
+        }));
+        then.then_kinds(&["SessionEnded", "SessionStarted"]);
+        assert_eq!(
+            then.events.first(),
+            Some(&Event::SessionEnded {
+                session: first.session,
+                reason: tessera_core::SessionEndReason::Superseded,
+            })
+        );
+        assert!(s.views.session(&first.session).is_none());
+        // A refused login ends nothing.
+        let second = then.session();
+        let check = s.check("alice", "Wrong horse 9 battery");
+        s.when(Command::from(tessera_core::session::Login {
+            check,
+            mode: LoginMode::Session,
+            client: None,
+            supersedes: Some(second.session),
+        }))
+        .then_kinds(&["LoginFailed"]);
+        assert!(s.views.session(&second.session).is_some());
+    }
+
+    #[test]
     fn a_wrong_password_is_recorded_and_refused() {
         let mut s = alice();
         let client = Some("192.0.2.7".parse().expect("an address"));
@@ -168,6 +201,7 @@ mod login {
             check,
             mode: LoginMode::Session,
             client,
+            supersedes: None,
         }));
         then.then_events(&[Event::LoginFailed {
             account: account(1),
@@ -188,6 +222,7 @@ mod login {
             check,
             mode: LoginMode::Session,
             client,
+            supersedes: None,
         }));
         then.then_events(&[Event::UnknownAccountLoginFailed { client }])
             .then_rejected(Rejection::InvalidCredentials);
@@ -237,6 +272,7 @@ mod login {
             check,
             mode: LoginMode::Session,
             client: None,
+            supersedes: None,
         }));
         then.then_kinds(&["PasswordRehashed", "SessionStarted"]);
         assert_eq!(

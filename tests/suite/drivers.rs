@@ -44,6 +44,7 @@ fn login(username: &str, password: &str, mode: LoginMode) -> LoginRequest {
         password: password.into(),
         mode,
         client: Some("192.0.2.7".parse().expect("literal")),
+        supersedes: None,
     }
 }
 

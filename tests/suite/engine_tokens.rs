@@ -98,6 +98,7 @@ impl Harness {
             check,
             mode: LoginMode::Token,
             client: None,
+            supersedes: None,
         })) {
             Ok(Reply::TokensIssued(t)) => t,
             other => panic!("login: {other:?}"),

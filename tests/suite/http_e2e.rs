@@ -586,3 +586,69 @@ async fn http_conformance_nosniff_allow_head_and_host() {
     assert!(one.starts_with("HTTP/1.1 200"), "{one}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_carrying_a_live_session_cookie_ends_that_session() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    s.register("bob").await;
+    let alice = s
+        .login("alice", PASSWORD)
+        .await
+        .cookie()
+        .expect("alice's cookie");
+    let cookie = format!("__Host-tessera_session={alice}");
+    // Bob logs in from the browser that holds Alice's live cookie.
+    let bob = s
+        .post_json(
+            "/v1/login",
+            json!({"username": "bob", "password": PASSWORD, "mode": "session"}),
+            &[("cookie", cookie.as_str())],
+        )
+        .await;
+    assert_eq!(bob.status, StatusCode::OK);
+    let bob = bob.cookie().expect("bob's cookie");
+    assert_ne!(bob, alice, "a fresh session id");
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &alice).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    let me = s.with_cookie(Method::GET, "/v1/me", &bob).await;
+    assert_eq!(me.json()["username"], "bob");
+    // A token-mode login carrying a live cookie ends it too.
+    let again = s.login("alice", PASSWORD).await.cookie().expect("a cookie");
+    let cookie = format!("__Host-tessera_session={again}");
+    let tokens = s
+        .post_json(
+            "/v1/login",
+            json!({"username": "alice", "password": PASSWORD, "mode": "token"}),
+            &[("cookie", cookie.as_str())],
+        )
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK);
+    assert_problem(
+        &s.with_cookie(Method::GET, "/v1/me", &again).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    // A failed login ends nothing: the cookie's owner is still logged in.
+    let bystander = format!("__Host-tessera_session={bob}");
+    let failed = s
+        .post_json(
+            "/v1/login",
+            json!({"username": "alice", "password": "Wrong horse 9 battery", "mode": "session"}),
+            &[("cookie", bystander.as_str())],
+        )
+        .await;
+    assert_problem(&failed, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.with_cookie(Method::GET, "/v1/me", &bob).await.status,
+        StatusCode::OK
+    );
+    let kinds = s.event_kinds().await;
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "SessionEnded").count(),
+        2,
+        "{kinds:?}"
+    );
+    s.stop().await;
+}

@@ -179,6 +179,7 @@ fn run_answer(s: &mut Given, users: &mut [User], c: &mut Challenge, answer: &Ans
         answer: parsed,
         keys: keys(),
         client: Some(std::net::IpAddr::from([192, 0, 2, 1])),
+        supersedes: None,
     }));
     let attempts_max = s.policy.mfa.challenge_attempts_max;
     match &then.reply {
@@ -345,6 +346,7 @@ proptest! {
             answer: MfaAnswer::totp(&code).expect("code"),
             keys: keys(),
             client: None,
+            supersedes: None,
         })).reply;
         prop_assert!(matches!(reply, Ok(Reply::LoggedIn(_))), "the honest user is kept out: {reply:?}");
     }

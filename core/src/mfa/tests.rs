@@ -131,6 +131,7 @@ fn answer(w: &mut Given, token: &str, answer: MfaAnswer) -> Result<Reply, Reject
         answer,
         keys: keys(),
         client: ip("192.0.2.1"),
+        supersedes: None,
     }))
 }
 
@@ -545,6 +546,7 @@ fn a_secret_sealed_under_another_key_spends_nothing() {
             answer: totp(&code),
             keys: MfaKeys::from_master(&[1; 32]),
             client: None,
+            supersedes: None,
         })),
         Err(Rejection::MfaKeysUnavailable)
     );

@@ -61,6 +61,7 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
             password: input.password.into(),
             mode,
             client,
+            supersedes: auth::presented_session(ctx.app, &parts.headers),
         })
         .await?;
     super::mfa::login_reply(ctx, outcome.reply?, outcome.recorded_at)

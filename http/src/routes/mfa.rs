@@ -122,8 +122,13 @@ pub async fn answer_challenge(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Re
         &parts.headers,
         &ctx.app.config,
     ));
-    let command =
-        usecase::answer_challenge(&input.mfa_token, answer, ctx.app.mfa_keys.clone(), client)?;
+    let command = usecase::answer_challenge(
+        &input.mfa_token,
+        answer,
+        ctx.app.mfa_keys.clone(),
+        client,
+        auth::presented_session(ctx.app, &parts.headers),
+    )?;
     let outcome = ctx.app.engine.execute(command).await?;
     completed_reply(ctx, outcome.reply?, outcome.recorded_at)
 }

@@ -33,6 +33,8 @@ pub mod sled_store;
 
 pub use codec::Envelope;
 pub use engine::{Clock, Engine, EngineConfig, EngineError, Outcome, UseCaseError, UseCaseReply};
-pub use event_store::{AppendBatch, AppendError, EventStore, Head, NewEvent, OpenError, ReadError};
+pub use event_store::{
+    AppendBatch, AppendError, EventStore, Head, LogReader, NewEvent, OpenError, ReadError,
+};
 pub use memory_store::MemoryStore;
-pub use sled_store::{SledOptions, SledStore};
+pub use sled_store::{SledLogReader, SledOptions, SledStore};

@@ -18,7 +18,7 @@ use tessera_core::{StreamId, ViewKey, ViewRecord};
 
 use crate::codec::{self, Envelope, ViewTree};
 use crate::event_store::{
-    AppendBatch, AppendError, EventStore, Head, OpenError, ReadError, seal_batch,
+    AppendBatch, AppendError, EventStore, Head, LogReader, OpenError, ReadError, seal_batch,
 };
 
 const VIEW_TREES: usize = ViewTree::ALL.len();
@@ -252,6 +252,13 @@ impl SledStore {
         &self.path
     }
 
+    /// The store's [`LogReader`], as its concrete type (tests reach the tree through it).
+    pub fn sled_log_reader(&self) -> SledLogReader {
+        SledLogReader {
+            log: self.log.clone(),
+        }
+    }
+
     /// Bytes sled uses on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
@@ -297,6 +304,65 @@ impl SledStore {
     )]
     fn view_tree(&self, tree: ViewTree) -> &Tree {
         &self.views[tree.index()]
+    }
+}
+
+/// One log entry, decoded; a corrupt one names its sequence (`log sequence N`, which
+/// `replay::verify` reads back).
+fn decode_log_entry(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<Envelope, ReadError> {
+    let (k, v) = item.map_err(io)?;
+    let seq = from_be(&k, "log key")?;
+    codec::decode_envelope(&v).map_err(|e| ReadError::Corrupt {
+        at: format!("log sequence {seq}"),
+        why: e.to_string(),
+    })
+}
+
+/// The [`LogReader`] of a [`SledStore`]: a handle on its `log` tree. sled trees are safe to
+/// read from any thread while another writes, and a read never takes a lock the writer
+/// waits for, so reading through it never slows or blocks the writer beyond sharing the
+/// disk and the page cache.
+#[derive(Clone, Debug)]
+pub struct SledLogReader {
+    log: Tree,
+}
+
+impl SledLogReader {
+    /// Overwrites the raw stored bytes of one envelope, without a sync. Only for tests that
+    /// prove tampering with a running server's log is detected; nothing else may rewrite the
+    /// log.
+    #[doc(hidden)]
+    pub fn tamper_with_envelope(
+        &self,
+        sequence: u64,
+        edit: impl FnOnce(&mut Vec<u8>),
+    ) -> std::io::Result<bool> {
+        let Some(old) = self.log.get(be(sequence)).map_err(std::io::Error::other)? else {
+            return Ok(false);
+        };
+        let mut bytes = old.to_vec();
+        edit(&mut bytes);
+        self.log
+            .insert(be(sequence), bytes)
+            .map_err(std::io::Error::other)?;
+        Ok(true)
+    }
+}
+
+impl LogReader for SledLogReader {
+    fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
+        Box::new(self.log.range(be(from)..).map(decode_log_entry))
+    }
+
+    fn read_range(
+        &self,
+        from: u64,
+        through: u64,
+    ) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
+        if from > through {
+            return Box::new(std::iter::empty());
+        }
+        Box::new(self.log.range(be(from)..=be(through)).map(decode_log_entry))
     }
 }
 
@@ -447,14 +513,7 @@ impl EventStore for SledStore {
     }
 
     fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
-        Box::new(self.log.range(be(from)..).map(|item| {
-            let (k, v) = item.map_err(io)?;
-            let seq = from_be(&k, "log key")?;
-            codec::decode_envelope(&v).map_err(|e| ReadError::Corrupt {
-                at: format!("log sequence {seq}"),
-                why: e.to_string(),
-            })
-        }))
+        Box::new(self.log.range(be(from)..).map(decode_log_entry))
     }
 
     fn view_records(
@@ -477,6 +536,10 @@ impl EventStore for SledStore {
 
     fn views_trusted(&self) -> Result<bool, ReadError> {
         Ok(self.meta.get("views_dirty").map_err(io)?.is_none())
+    }
+
+    fn log_reader(&self) -> Box<dyn LogReader> {
+        Box::new(self.sled_log_reader())
     }
 
     fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {

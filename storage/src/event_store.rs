@@ -107,6 +107,16 @@ pub enum OpenError {
     /// Reading the store's metadata at open failed.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The folder is an online backup that did not finish: it still holds its marker
+    /// ([`crate::backup::INCOMPLETE_MARKER`]), so what it holds may be any part of the copy.
+    #[error(
+        "{path} is an incomplete backup (the copy was interrupted; it still holds {marker}) and must not be used: delete it and take the backup again",
+        marker = crate::backup::INCOMPLETE_MARKER
+    )]
+    IncompleteBackup {
+        /// The folder.
+        path: String,
+    },
 }
 
 /// An append-only, hash-chained event log with persisted views.

@@ -16,7 +16,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 use tessera_core::{StreamId, ViewKey, ViewRecord};
 
-use crate::codec::{self, Envelope, ViewTree};
+use crate::chain::{ChainError, ChainVerifier};
+use crate::codec::{self, CodecError, Envelope, ViewTree};
 use crate::event_store::{
     AppendBatch, AppendError, EventStore, Head, LogReader, OpenError, ReadError, seal_batch,
 };
@@ -26,6 +27,62 @@ const VIEW_TREES: usize = ViewTree::ALL.len();
 /// The log, stream index, heads and meta trees come first in every transaction; the view
 /// trees follow in [`ViewTree::ALL`] order.
 const FIXED_TREES: usize = 4;
+
+/// How many envelopes [`SledStore::import`] writes per transaction.
+pub const IMPORT_CHUNK: usize = 1024;
+
+/// What [`SledStore::import`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportReport {
+    /// How many envelopes were imported.
+    pub events: u64,
+    /// Their stored size, bytes.
+    pub bytes: u64,
+    /// The store's head afterwards: the last envelope imported (or the head before, if none).
+    pub head: Head,
+}
+
+/// Why [`SledStore::import`] stopped. Nothing after the envelope named was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The envelopes could not be read from their source, or this store could not be read.
+    #[error("reading failed during the import: {0}")]
+    Read(#[from] ReadError),
+    /// The envelopes do not continue this store's chain (or are damaged); the error names the
+    /// first one that does not.
+    #[error("refusing to import a broken chain: {0}")]
+    Chain(#[from] ChainError),
+    /// Re-encoding the envelope with this build does not give the bytes its hash was sealed
+    /// over, so it cannot be stored unchanged (a format or schema this build does not
+    /// write). Importing it needs a migration, not a copy.
+    #[error(
+        "sequence {sequence}: this build does not reproduce the envelope's stored bytes, so it cannot copy it unchanged"
+    )]
+    NotReproducible {
+        /// The envelope's sequence.
+        sequence: u64,
+    },
+    /// The envelope is not its stream's next version here.
+    #[error(
+        "sequence {sequence}: stream {stream} is at version {at}, so version {found} does not follow it"
+    )]
+    StreamVersion {
+        /// The envelope's sequence.
+        sequence: u64,
+        /// Its stream.
+        stream: StreamId,
+        /// The stream's version before it.
+        at: u64,
+        /// The version the envelope carries.
+        found: u64,
+    },
+    /// An envelope could not be encoded.
+    #[error("could not encode an envelope: {0}")]
+    Encode(#[from] CodecError),
+    /// Writing or syncing failed; the message is the backend's.
+    #[error("storage I/O failed during the import: {0}")]
+    Io(String),
+}
 
 /// The layout version of the sled trees, stored under `meta/format`.
 pub const STORE_FORMAT: u32 = 1;
@@ -130,9 +187,21 @@ fn open_db(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
 impl SledStore {
     /// Opens the store in the folder `path`, creating the folder and an empty store if there
     /// is none. Refuses a store of another format, one whose head record disagrees with its
-    /// log, and a folder another process holds (waiting briefly first for a handle this
-    /// process just dropped).
+    /// log, a folder another process holds (waiting briefly first for a handle this process
+    /// just dropped), and an online backup that did not finish (it still holds
+    /// [`crate::backup::INCOMPLETE_MARKER`]).
     pub fn open(path: &Path, options: SledOptions) -> Result<Self, OpenError> {
+        if crate::backup::is_incomplete(path) {
+            return Err(OpenError::IncompleteBackup {
+                path: path.display().to_string(),
+            });
+        }
+        Self::open_unchecked(path, options)
+    }
+
+    /// [`SledStore::open`] without the incomplete-backup check: for the backup itself, which
+    /// fills the folder while its marker is there.
+    pub(crate) fn open_unchecked(path: &Path, options: SledOptions) -> Result<Self, OpenError> {
         let fail = |why: String| OpenError::Io {
             path: path.display().to_string(),
             why,
@@ -244,6 +313,127 @@ impl SledStore {
         if self.options.fdatasync {
             self.data_file.sync_data()?;
         }
+        Ok(())
+    }
+
+    /// Appends envelopes sealed elsewhere (another store's log: a backup, a migration)
+    /// exactly as they are: same sequences, stream versions, times and hashes, so the stored
+    /// bytes are the source's byte for byte. The envelopes must continue this store's log:
+    /// each is checked with the chain code (next sequence, intact hash, `prev_hash` linking
+    /// to the one before, the first to this store's head), re-encoded only if that
+    /// reproduces its hash exactly, and must be its stream's next version. Written in
+    /// transactions of [`IMPORT_CHUNK`] envelopes (log, stream index, heads and head record
+    /// together), then made durable once, before returning. `progress` is called with each
+    /// sequence checked.
+    ///
+    /// The persisted views are not touched: the store marks them untrusted before the first
+    /// write, so rebuild them from the log and [`EventStore::replace_views`] them (which
+    /// clears the mark), or [`crate::Engine::start`] rebuilds them.
+    ///
+    /// On an error the store holds what it held plus the whole chunks written before the
+    /// failing one; [`EventStore::head`] says where that ends. Nothing after a refused
+    /// envelope is written.
+    pub fn import(
+        &mut self,
+        envelopes: impl IntoIterator<Item = Result<Envelope, ReadError>>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ImportReport, ImportError> {
+        if let Some(why) = &self.broken {
+            return Err(ImportError::Io(format!(
+                "the store must be reopened after a failed sync: {why}"
+            )));
+        }
+        let mut chain = ChainVerifier::after(self.head);
+        let mut versions: std::collections::HashMap<StreamId, u64> =
+            std::collections::HashMap::new();
+        let mut chunk: Vec<(u64, Vec<u8>, StreamId, u64)> = Vec::with_capacity(IMPORT_CHUNK);
+        let mut report = ImportReport {
+            events: 0,
+            bytes: 0,
+            head: self.head,
+        };
+        let mut marked = false;
+        for item in envelopes {
+            let e = item?;
+            chain.check(&e)?;
+            if crate::chain::expected_hash(&e)? != e.hash {
+                return Err(ImportError::NotReproducible {
+                    sequence: e.sequence,
+                });
+            }
+            let current = match versions.get(&e.stream) {
+                Some(v) => *v,
+                None => self.stream_version(&e.stream)?,
+            };
+            if e.stream_version != current + 1 {
+                return Err(ImportError::StreamVersion {
+                    sequence: e.sequence,
+                    stream: e.stream,
+                    at: current,
+                    found: e.stream_version,
+                });
+            }
+            versions.insert(e.stream.clone(), e.stream_version);
+            let bytes = codec::encode_envelope(&e)?;
+            report.events += 1;
+            report.bytes += bytes.len() as u64;
+            progress(e.sequence);
+            chunk.push((e.sequence, bytes, e.stream, e.stream_version));
+            if chunk.len() >= IMPORT_CHUNK {
+                if !marked {
+                    self.meta
+                        .insert("views_dirty", &[1])
+                        .map_err(|e| ImportError::Io(e.to_string()))?;
+                    marked = true;
+                }
+                self.write_imported(&chunk, chain.head_hash())?;
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            if !marked {
+                self.meta
+                    .insert("views_dirty", &[1])
+                    .map_err(|e| ImportError::Io(e.to_string()))?;
+            }
+            self.write_imported(&chunk, chain.head_hash())?;
+        }
+        if let Err(e) = self.sync() {
+            let why = format!("making the import durable: {e}");
+            self.broken = Some(why.clone());
+            return Err(ImportError::Io(why));
+        }
+        report.head = self.head;
+        Ok(report)
+    }
+
+    /// Writes one chunk of checked, encoded envelopes in one transaction, with the head
+    /// record naming its last one (whose hash is `last_hash`).
+    fn write_imported(
+        &mut self,
+        chunk: &[(u64, Vec<u8>, StreamId, u64)],
+        last_hash: [u8; 32],
+    ) -> Result<(), ImportError> {
+        let Some(&(last, ..)) = chunk.last() else {
+            return Ok(());
+        };
+        let mut head_value = be(last).to_vec();
+        head_value.extend_from_slice(&last_hash);
+        let trees = (&self.log, &self.streams, &self.heads, &self.meta);
+        let result = trees.transaction(|(log, streams, heads, meta)| {
+            for (seq, bytes, stream, version) in chunk {
+                log.insert(&be(*seq), bytes.as_slice())?;
+                streams.insert(stream_key(stream, *version), &be(*seq))?;
+                heads.insert(stream.as_str(), &be(*version))?;
+            }
+            meta.insert("head", head_value.as_slice())?;
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        result.map_err(|e: TransactionError<()>| ImportError::Io(format!("{e:?}")))?;
+        self.head = Head {
+            sequence: last,
+            hash: last_hash,
+        };
         Ok(())
     }
 

@@ -2,15 +2,22 @@
 //! subscription to the durable head, verifying the chain live, and an online backup taken
 //! while a workload keeps appending.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 
+use tessera_storage::backup::{self, BackupError, INCOMPLETE_MARKER};
 use tessera_storage::chain::ChainError;
 use tessera_storage::fault::{FaultPoint, FaultyStore};
+use tessera_storage::keys::{KeyStore, KeyStoreError};
 use tessera_storage::replay::{self, ReplayError};
 use tessera_storage::{
-    EngineError, Envelope, Head, LogReader, MemoryStore, SledOptions, SledStore,
+    EngineError, Envelope, EventStore, Head, ImportError, LogReader, MemoryStore, OpenError,
+    SledOptions, SledStore,
 };
+use tessera_tests::policy;
 use tessera_tests::workload::{Driver, Mix, SharedStore, read_log};
+use zeroize::Zeroizing;
 
 const SEED: u64 = 0x0b5e_7e01;
 
@@ -221,4 +228,359 @@ fn the_live_log_verifies_while_the_engine_runs_and_tampering_is_named() {
     let error = replay::verify_live(reader.as_ref(), now, &mut |_| {}).expect_err("tampered");
     assert_eq!(located(&error), Some(target), "{error}");
     driver.engine.shutdown();
+}
+
+// ---- online backup ----
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A data folder as `tessera serve` lays it out (the store, and `keys/` with a signing key
+/// and the MFA key), with a workload running on it.
+fn serving(data: &Path) -> (Driver, KeyStore) {
+    let keys = KeyStore::open(data).expect("keys");
+    keys.write(&Zeroizing::new([3; 32])).expect("signing key");
+    keys.mfa_keys_or_create(&Zeroizing::new([4; 32]))
+        .expect("mfa key");
+    let sled = SledStore::open(data, options()).expect("open");
+    let driver = Driver::start(Box::new(sled), SEED, Mix::SESSIONS);
+    (driver, keys)
+}
+
+#[test]
+fn a_backup_taken_while_the_workload_appends_holds_exactly_the_log_through_its_head() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let out = tempfile::tempdir().expect("temp dir");
+    let dest = out.path().join("backup");
+    let (mut driver, keys) = serving(data.path());
+    driver.run(30);
+    let through = driver.engine.head();
+    let reader = driver.engine.log_reader().expect("running");
+    // The backup stops after its first event until the workload has appended more, so the
+    // copy provably runs while the writer appends.
+    let (go_on, wait) = std::sync::mpsc::channel::<()>();
+    let backup = {
+        let reader = reader.clone();
+        let keys_dir = keys.dir().to_owned();
+        let dest = dest.clone();
+        std::thread::spawn(move || {
+            let mut copied = Vec::new();
+            let report = backup::write(
+                reader.as_ref(),
+                through,
+                &keys_dir,
+                &dest,
+                &policy(),
+                &mut |sequence| {
+                    if copied.is_empty() {
+                        wait.recv().expect("the workload goes on");
+                    }
+                    copied.push(sequence);
+                },
+            );
+            (report, copied)
+        })
+    };
+    driver.run(30);
+    let later = driver.engine.head();
+    assert!(later.sequence > through.sequence, "the workload appended");
+    go_on.send(()).expect("backup waits");
+    let (report, copied) = backup.join().expect("backup thread");
+    let report = report.expect("the backup succeeds");
+    driver.run(5);
+    assert_eq!(report.events, through.sequence);
+    assert_eq!(report.last_sequence, through.sequence);
+    assert_eq!(report.last_hash, through.hash);
+    assert!(report.bytes > 0);
+    assert_eq!(report.key_files, 2);
+    assert_eq!(copied, (1..=through.sequence).collect::<Vec<_>>());
+    let source = read_through(reader.as_ref(), through.sequence);
+    driver.engine.shutdown();
+    drop(driver);
+    drop(reader);
+
+    assert!(!dest.join(INCOMPLETE_MARKER).exists(), "the marker is gone");
+    let copy = SledStore::open(&dest, options()).expect("the backup opens");
+    assert_eq!(copy.head(), through);
+    let verified = replay::verify(&copy, &mut |_| {}).expect("the backup's chain verifies");
+    assert_eq!(verified.events, through.sequence);
+    let log = read_log(&copy);
+    assert_eq!(log, source, "exactly the events through the head");
+    for (ours, theirs) in log.iter().zip(&source) {
+        assert_eq!(
+            tessera_storage::codec::encode_envelope(ours).expect("encodes"),
+            tessera_storage::codec::encode_envelope(theirs).expect("encodes"),
+            "byte for byte"
+        );
+    }
+    assert!(copy.views_trusted().expect("reads"), "views were stored");
+    let rebuilt = replay::rebuild(&copy, &mut |_| {}).expect("rebuilds");
+    assert_eq!(
+        replay::compare(&rebuilt, &copy).expect("compares"),
+        vec![],
+        "the backup's views equal a rebuild of its log"
+    );
+    assert!(rebuilt.account_count() > 0);
+
+    let copied_keys = KeyStore::open(&dest).expect("the backup's keys open");
+    assert_eq!(
+        copied_keys.list().expect("lists"),
+        keys.list().expect("lists")
+    );
+    assert_eq!(
+        copied_keys.mfa_keys().expect("mfa key").key_id(),
+        keys.mfa_keys().expect("mfa key").key_id()
+    );
+    assert_eq!(mode(copied_keys.dir()), 0o700);
+    for entry in std::fs::read_dir(copied_keys.dir()).expect("lists") {
+        assert_eq!(mode(&entry.expect("entry").path()), 0o600);
+    }
+
+    // The original still serves after the backup, with everything appended meanwhile.
+    let original = SledStore::open(data.path(), options()).expect("reopen");
+    assert!(original.head().sequence > later.sequence);
+}
+
+#[test]
+fn a_backup_into_a_folder_that_is_not_empty_is_refused_and_touches_nothing() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dest = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dest.path().join("precious"), b"keep me").expect("write");
+    let (mut driver, keys) = serving(data.path());
+    driver.run(5);
+    let reader = driver.engine.log_reader().expect("running");
+    let error = backup::write(
+        reader.as_ref(),
+        driver.engine.head(),
+        keys.dir(),
+        dest.path(),
+        &policy(),
+        &mut |_| {},
+    )
+    .expect_err("refused");
+    assert!(
+        matches!(error, BackupError::DestinationNotEmpty { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("not an empty folder"), "{error}");
+    assert_eq!(
+        std::fs::read_dir(dest.path()).expect("lists").count(),
+        1,
+        "nothing was added"
+    );
+    assert_eq!(
+        std::fs::read(dest.path().join("precious")).expect("reads"),
+        b"keep me"
+    );
+    driver.engine.shutdown();
+}
+
+#[test]
+fn an_interrupted_backup_keeps_its_marker_and_is_refused_by_open() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let out = tempfile::tempdir().expect("temp dir");
+    let dest = out.path().join("backup");
+    let (mut driver, _keys) = serving(data.path());
+    driver.run(10);
+    let reader = driver.engine.log_reader().expect("running");
+    // The key folder is missing, so the copy fails after the log and views were written.
+    let error = backup::write(
+        reader.as_ref(),
+        driver.engine.head(),
+        &data.path().join("no-such-keys"),
+        &dest,
+        &policy(),
+        &mut |_| {},
+    )
+    .expect_err("the key copy fails");
+    assert!(matches!(error, BackupError::Keys(_)), "{error}");
+    driver.engine.shutdown();
+    assert!(dest.join(INCOMPLETE_MARKER).exists(), "the marker stays");
+    let refused = SledStore::open(&dest, options()).expect_err("an incomplete backup");
+    assert!(
+        matches!(refused, OpenError::IncompleteBackup { .. }),
+        "{refused}"
+    );
+    let message = refused.to_string();
+    assert!(
+        message.contains("incomplete backup") && message.contains("must not be used"),
+        "{message}"
+    );
+    assert!(matches!(
+        KeyStore::open(&dest),
+        Err(KeyStoreError::IncompleteBackup { .. })
+    ));
+}
+
+#[test]
+fn a_backup_of_a_head_the_log_does_not_reach_or_match_is_refused() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let out = tempfile::tempdir().expect("temp dir");
+    let (mut driver, keys) = serving(data.path());
+    driver.run(10);
+    let head = driver.engine.head();
+    let reader = driver.engine.log_reader().expect("running");
+    let run = |through: Head, name: &str| {
+        backup::write(
+            reader.as_ref(),
+            through,
+            keys.dir(),
+            &out.path().join(name),
+            &policy(),
+            &mut |_| {},
+        )
+    };
+    let beyond = Head {
+        sequence: head.sequence + 100,
+        ..head
+    };
+    assert!(matches!(
+        run(beyond, "beyond"),
+        Err(BackupError::ShortLog { .. })
+    ));
+    let other = Head {
+        hash: [9; 32],
+        ..head
+    };
+    assert!(matches!(
+        run(other, "other"),
+        Err(BackupError::HeadMismatch { .. })
+    ));
+    driver.engine.shutdown();
+}
+
+// ---- import ----
+
+/// A seeded workload's log, sealed by a real engine.
+fn sealed_log(steps: usize) -> Vec<Envelope> {
+    let shared = SharedStore::new(MemoryStore::new());
+    let mut driver = Driver::start(Box::new(shared.clone()), SEED, Mix::SESSIONS);
+    driver.run(steps);
+    driver.engine.shutdown();
+    read_log(&*shared.lock())
+}
+
+fn import(
+    store: &mut SledStore,
+    log: &[Envelope],
+) -> Result<tessera_storage::ImportReport, ImportError> {
+    store.import(log.iter().cloned().map(Ok), &mut |_| {})
+}
+
+#[test]
+fn import_continues_a_store_and_keeps_every_envelope_as_it_was() {
+    let log = sealed_log(40);
+    assert!(log.len() > 10);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = SledStore::open(dir.path(), options()).expect("open");
+    let (first, rest) = log.split_at(log.len() / 2);
+    let report = import(&mut store, first).expect("imports the first half");
+    assert_eq!(report.events, first.len() as u64);
+    let report = import(&mut store, rest).expect("continues with the rest");
+    assert_eq!(report.head.sequence, log.len() as u64);
+    assert!(
+        !store.views_trusted().expect("reads"),
+        "views wait for a rebuild"
+    );
+    drop(store);
+    let store = SledStore::open(dir.path(), options()).expect("reopen");
+    assert_eq!(read_log(&store), log);
+    replay::verify(&store, &mut |_| {}).expect("verifies");
+    let mut versions = std::collections::HashMap::new();
+    for e in &log {
+        versions.insert(e.stream.clone(), e.stream_version);
+    }
+    for (stream, version) in &versions {
+        assert_eq!(
+            store.stream_version(stream).expect("reads"),
+            *version,
+            "{stream}"
+        );
+    }
+    let by_stream = store.read_stream(&log[0].stream).expect("reads");
+    assert!(by_stream.iter().all(|e| e.stream == log[0].stream));
+}
+
+#[test]
+fn import_refuses_a_broken_chain_naming_the_sequence() {
+    let log = sealed_log(30);
+    let fresh = || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SledStore::open(dir.path(), options()).expect("open");
+        (dir, store)
+    };
+    let chain_error = |result: Result<_, ImportError>| match result {
+        Err(ImportError::Chain(e)) => e,
+        other => panic!("expected a chain error, got {other:?}"),
+    };
+
+    // A removed envelope.
+    let (_dir, mut store) = fresh();
+    let mut gap = log.clone();
+    gap.remove(4);
+    assert_eq!(
+        chain_error(import(&mut store, &gap)),
+        ChainError::Gap {
+            sequence: 6,
+            expected: 5
+        }
+    );
+    assert_eq!(store.head().sequence, 0, "nothing was written");
+
+    // A link that points elsewhere.
+    let (_dir, mut store) = fresh();
+    let mut unlinked = log.clone();
+    unlinked[6].prev_hash = [1; 32];
+    assert_eq!(
+        chain_error(import(&mut store, &unlinked)),
+        ChainError::Unlinked { sequence: 7 }
+    );
+
+    // A log that does not continue the store's: the same log imported twice.
+    let (_dir, mut store) = fresh();
+    import(&mut store, &log).expect("imports");
+    assert!(matches!(
+        chain_error(import(&mut store, &log)),
+        ChainError::Gap { .. }
+    ));
+
+    // Bytes changed in the source store: the reader reports the altered envelope.
+    let src = tempfile::tempdir().expect("temp dir");
+    let mut source = SledStore::open(src.path(), options()).expect("open");
+    import(&mut source, &log).expect("imports");
+    let raw = source.sled_log_reader();
+    assert!(
+        raw.tamper_with_envelope(9, |bytes| {
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x10;
+        })
+        .expect("tamper")
+    );
+    let (_dir, mut store) = fresh();
+    let error = store
+        .import(raw.read_range(1, log.len() as u64), &mut |_| {})
+        .expect_err("refused");
+    match error {
+        ImportError::Chain(ChainError::Altered { sequence }) => assert_eq!(sequence, 9),
+        ImportError::Read(tessera_storage::ReadError::Corrupt { at, .. }) => {
+            assert_eq!(at, "log sequence 9")
+        }
+        other => panic!("expected sequence 9 to be named, got {other}"),
+    }
+
+    // A stream version that does not follow on, sealed so that the chain holds.
+    let (_dir, mut store) = fresh();
+    let mut skipped = log.clone();
+    let last = skipped.last_mut().expect("non-empty");
+    last.stream_version += 1;
+    tessera_storage::chain::seal(last).expect("seals");
+    assert!(matches!(
+        import(&mut store, &skipped),
+        Err(ImportError::StreamVersion { sequence, .. }) if sequence == log.len() as u64
+    ));
 }

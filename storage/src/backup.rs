@@ -32,6 +32,10 @@ use crate::sled_store::{ImportError, SledOptions, SledStore};
 /// last. A folder that holds it must not be used.
 pub const INCOMPLETE_MARKER: &str = "BACKUP-INCOMPLETE";
 
+/// sled's page cache for the store being written: the backup runs inside the server's
+/// process, beside the server's own cache, and writes each key once.
+const BACKUP_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 const MARKER_TEXT: &str = "This folder is an online backup of a tessera data folder that has \
 not finished (or was interrupted). It may hold any part of the copy and must not be used: \
 delete the folder and take the backup again.\n";
@@ -136,7 +140,8 @@ fn sync_dir(path: &Path) -> Result<(), BackupError> {
 /// sequence copied.
 ///
 /// Only reads through `reader`: the writer is never blocked or slowed beyond sharing the
-/// disk. Refuses a `dest` that exists and is not an empty folder.
+/// disk. Refuses a `dest` that exists and is not an empty folder. Blocking, for as long as
+/// the copy takes: an async caller runs it on a blocking thread.
 pub fn write(
     reader: &dyn LogReader,
     through: Head,
@@ -154,7 +159,13 @@ pub fn write(
     let marker = dest.join(INCOMPLETE_MARKER);
     write_marker(&marker)?;
 
-    let mut store = SledStore::open_unchecked(dest, SledOptions::default())?;
+    let mut store = SledStore::open_unchecked(
+        dest,
+        SledOptions {
+            cache_bytes: BACKUP_CACHE_BYTES,
+            ..SledOptions::default()
+        },
+    )?;
     let imported = store.import(reader.read_range(1, through.sequence), progress)?;
     if imported.head.sequence != through.sequence {
         return Err(BackupError::ShortLog {

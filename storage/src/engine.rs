@@ -14,6 +14,10 @@
 //! writer after the previous batch's sync. If a sync fails, memory is ahead of the disk: the
 //! engine stops taking commands (every later submit answers [`EngineError::Storage`]) and a
 //! restart reloads the views from the durable store.
+//!
+//! Operators read the running log beside the writer, never through it:
+//! [`Engine::log_reader`] reads the store's log from any thread up to a durable head, and
+//! [`Engine::subscribe`] tells a follower when the head moves and when the engine stopped.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};

@@ -356,7 +356,13 @@ impl SledStore {
         for item in envelopes {
             let e = item?;
             chain.check(&e)?;
-            if crate::chain::expected_hash(&e)? != e.hash {
+            // The bytes to store must be the ones the hash was sealed over: the stored form
+            // is the hashed bytes followed by the hash.
+            let bytes = codec::encode_envelope(&e)?;
+            let hashed = bytes
+                .get(..bytes.len().saturating_sub(32))
+                .unwrap_or_default();
+            if codec::chain_hash(hashed) != e.hash {
                 return Err(ImportError::NotReproducible {
                     sequence: e.sequence,
                 });
@@ -374,7 +380,6 @@ impl SledStore {
                 });
             }
             versions.insert(e.stream.clone(), e.stream_version);
-            let bytes = codec::encode_envelope(&e)?;
             report.events += 1;
             report.bytes += bytes.len() as u64;
             progress(e.sequence);

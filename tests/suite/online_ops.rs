@@ -347,6 +347,38 @@ fn a_backup_taken_while_the_workload_appends_holds_exactly_the_log_through_its_h
 }
 
 #[test]
+fn a_backup_of_an_empty_log_is_an_empty_store_with_the_keys() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let out = tempfile::tempdir().expect("temp dir");
+    let dest = out.path().join("empty");
+    let (driver, keys) = serving(data.path());
+    let head = driver.engine.head();
+    assert_eq!(head.sequence, 0);
+    let reader = driver.engine.log_reader().expect("running");
+    let report = backup::write(
+        reader.as_ref(),
+        head,
+        keys.dir(),
+        &dest,
+        &policy(),
+        &mut |_| {},
+    )
+    .expect("backs up");
+    driver.engine.shutdown();
+    assert_eq!((report.events, report.last_sequence), (0, 0));
+    let copy = SledStore::open(&dest, options()).expect("opens");
+    assert_eq!(copy.head(), head);
+    assert_eq!(
+        KeyStore::open(&dest)
+            .expect("keys")
+            .list()
+            .expect("lists")
+            .len(),
+        1
+    );
+}
+
+#[test]
 fn a_backup_into_a_folder_that_is_not_empty_is_refused_and_touches_nothing() {
     let data = tempfile::tempdir().expect("temp dir");
     let dest = tempfile::tempdir().expect("temp dir");
@@ -572,6 +604,16 @@ fn import_refuses_a_broken_chain_naming_the_sequence() {
         }
         other => panic!("expected sequence 9 to be named, got {other}"),
     }
+
+    // An envelope changed after it was read (its hash and the hash of its read bytes still
+    // agree, so only the bytes about to be stored can tell).
+    let (_dir, mut store) = fresh();
+    let mut changed = log.clone();
+    changed[10].recorded_at = tessera_core::Timestamp::from_millis(1);
+    assert!(matches!(
+        import(&mut store, &changed),
+        Err(ImportError::NotReproducible { sequence: 11 })
+    ));
 
     // A stream version that does not follow on, sealed so that the chain holds.
     let (_dir, mut store) = fresh();

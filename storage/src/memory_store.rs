@@ -64,8 +64,10 @@ impl SharedLog {
 
     /// Every envelope from sequence `from` on, each read under its own short read lock.
     fn iter_from(&self, from: u64) -> impl Iterator<Item = Result<Envelope, ReadError>> + '_ {
-        let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
-        (start..).map_while(move |i| self.get(i)).map(Ok)
+        let start = usize::try_from(from.saturating_sub(1)).ok();
+        std::iter::successors(start, |i| i.checked_add(1))
+            .map_while(move |i| self.get(i))
+            .map(Ok)
     }
 }
 

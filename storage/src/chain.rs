@@ -72,6 +72,16 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier that expects the envelope after `head`: for checking envelopes appended to
+    /// (or imported into) a log that ends at `head`. [`ChainVerifier::default`] is the
+    /// verifier after the empty log.
+    pub fn after(head: crate::event_store::Head) -> Self {
+        Self {
+            prev_hash: head.hash,
+            next_sequence: head.sequence + 1,
+        }
+    }
+
     /// Checks that `e` is the next envelope of the chain: the sequence number that follows
     /// the last one checked, a hash that matches its contents, and a `prev_hash` equal to the
     /// last envelope's hash. On success `e` becomes the last envelope checked; on an error
@@ -104,7 +114,8 @@ impl ChainVerifier {
         self.prev_hash
     }
 
-    /// How many envelopes were checked.
+    /// The sequence of the last envelope checked (or of the head it started after): with
+    /// [`ChainVerifier::default`], how many envelopes were checked.
     pub fn count(&self) -> u64 {
         self.next_sequence - 1
     }

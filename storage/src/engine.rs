@@ -14,6 +14,10 @@
 //! writer after the previous batch's sync. If a sync fails, memory is ahead of the disk: the
 //! engine stops taking commands (every later submit answers [`EngineError::Storage`]) and a
 //! restart reloads the views from the durable store.
+//!
+//! Operators read the running log beside the writer, never through it:
+//! [`Engine::log_reader`] reads the store's log from any thread up to a durable head, and
+//! [`Engine::subscribe`] tells a follower when the head moves and when the engine stopped.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -25,9 +29,9 @@ use tessera_core::event::Pending;
 use tessera_core::password::{PasswordHash, WorkArea};
 use tessera_core::usecase::{Planned, Prepare, UseCase};
 use tessera_core::{Decide, Env, Policy, Rejection, Reply, StreamId, Timestamp, ViewKey, Views};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
-use crate::event_store::{AppendBatch, EventStore, Head, NewEvent};
+use crate::event_store::{AppendBatch, EventStore, Head, LogReader, NewEvent};
 use crate::replay;
 
 /// Where the engine gets the time. The server passes the wall clock, the simulator a virtual
@@ -214,12 +218,51 @@ struct Shared {
     stopped: AtomicBool,
     metrics: EngineMetrics,
     head: Mutex<Head>,
+    /// Publishes every durable head to [`Engine::subscribe`]rs. Taken (dropped) when the
+    /// writer stops or fails, which ends every subscription.
+    head_tx: Mutex<Option<watch::Sender<Head>>>,
+    /// Reads the log beside the writer, taken from the store before the writer took it.
+    /// Released with the store when the writer ends: a reader keeps the store open (for
+    /// sled, the folder's lock), and a stopped engine must let its folder be reopened.
+    log_reader: Mutex<Option<Arc<dyn LogReader>>>,
     /// The latest time handed out; the engine's time never goes backwards, even when the
     /// clock does (an NTP step back must not revive an expired session).
     time_floor: AtomicU64,
 }
 
 impl Shared {
+    /// Records a new durable head for [`Engine::head`] and every subscriber.
+    fn publish_head(&self, head: Head) {
+        *self
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+        if let Some(tx) = self
+            .head_tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            tx.send_replace(head);
+        }
+    }
+
+    /// Ends every subscription: the writer takes no more commands.
+    fn close_subscriptions(&self) {
+        self.head_tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
+    /// Lets go of the engine's log reader (readers already handed out stay usable).
+    fn release_log_reader(&self) {
+        self.log_reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
     fn now(&self, clock: &dyn Clock) -> Timestamp {
         let now = clock.now().as_millis();
         Timestamp::from_millis(self.time_floor.fetch_max(now, Ordering::AcqRel).max(now))
@@ -300,6 +343,8 @@ impl Engine {
             rebuilt
         };
         let head = store.head();
+        let log_reader: Arc<dyn LogReader> = Arc::from(store.log_reader());
+        let (head_tx, _) = watch::channel(head);
         let last_at = match store.read_from(head.sequence.max(1)).next() {
             Some(e) => e?.recorded_at,
             None => Timestamp::default(),
@@ -311,6 +356,8 @@ impl Engine {
             stopped: AtomicBool::new(false),
             metrics: EngineMetrics::default(),
             head: Mutex::new(head),
+            head_tx: Mutex::new(Some(head_tx)),
+            log_reader: Mutex::new(Some(log_reader)),
             time_floor: AtomicU64::new(last_at.as_millis()),
         });
         let decoy = tessera_core::password::decoy_hash(&policy.argon2)
@@ -484,6 +531,42 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A reader of the log for other threads (verify, follow, backup), which never waits for
+    /// the writer. Read only up to a durable head ([`Engine::head`], [`Engine::subscribe`]):
+    /// past it the reader may see a batch that is still being made durable.
+    ///
+    /// The reader keeps the store open (for sled, the folder's lock) until it is dropped, so
+    /// drop it when done. Once the writer has ended (shutdown, or every handle dropped), the
+    /// engine hands out no more readers: [`EngineError::Stopped`]. After a failed append the
+    /// writer still runs, and readers are still handed out: the log up to the last durable
+    /// head is intact and can be backed up.
+    pub fn log_reader(&self) -> Result<Arc<dyn LogReader>, EngineError> {
+        self.shared
+            .log_reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(EngineError::Stopped)
+    }
+
+    /// Watches the durable head: the receiver holds the head as of this call (marked seen)
+    /// and wakes after every batch the writer makes durable. When the engine stops (a
+    /// shutdown, a failed append, an invariant violation, or every handle dropped) the
+    /// sender is dropped, so `changed()` fails once the last head was seen:
+    /// [`Engine::failure`] then says why. Subscribing to a stopped engine gives a receiver
+    /// that is already closed, holding the last durable head.
+    pub fn subscribe(&self) -> watch::Receiver<Head> {
+        let tx = self
+            .shared
+            .head_tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match tx.as_ref() {
+            Some(tx) => tx.subscribe(),
+            None => watch::channel(self.head()).1,
+        }
+    }
+
     /// Runs `f` on the writer thread between batches, with the store and the views, and
     /// returns what it returns. For audits, the simulator and tests: the writer waits for it.
     pub fn inspect<R, F>(&self, f: F) -> Result<R, EngineError>
@@ -560,6 +643,15 @@ struct Writer {
     shared: Arc<Shared>,
 }
 
+impl Drop for Writer {
+    /// However the writer ends (a shutdown, every handle dropped, a panic unwinding), nothing
+    /// will be appended again: followers end instead of waiting.
+    fn drop(&mut self) {
+        self.shared.close_subscriptions();
+        self.shared.release_log_reader();
+    }
+}
+
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
         let mut jobs = Vec::with_capacity(self.config.batch_commands_max);
@@ -597,6 +689,8 @@ impl Writer {
             }
             if let Some(done) = shutdown {
                 self.shared.stopped.store(true, Ordering::Release);
+                self.shared.close_subscriptions();
+                self.shared.release_log_reader();
                 drop(rx);
                 let _ = done.send(());
                 return;
@@ -611,6 +705,8 @@ impl Writer {
             .failed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+        // Nothing will be appended again: followers end instead of waiting.
+        self.shared.close_subscriptions();
     }
 
     fn current_failure(&self) -> Option<EngineError> {
@@ -659,11 +755,7 @@ impl Writer {
                     metrics.durable_syncs.fetch_add(1, Ordering::Relaxed);
                     metrics.events_appended.fetch_add(events, Ordering::Relaxed);
                     let head = self.store.head();
-                    *self
-                        .shared
-                        .head
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+                    self.shared.publish_head(head);
                     head.sequence
                 }
                 Err(e) => {

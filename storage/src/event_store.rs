@@ -107,6 +107,16 @@ pub enum OpenError {
     /// Reading the store's metadata at open failed.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The folder is an online backup that did not finish: it still holds its marker
+    /// ([`crate::backup::INCOMPLETE_MARKER`]), so what it holds may be any part of the copy.
+    #[error(
+        "{path} is an incomplete backup (the copy was interrupted; it still holds {marker}) and must not be used: delete it and take the backup again",
+        marker = crate::backup::INCOMPLETE_MARKER
+    )]
+    IncompleteBackup {
+        /// The folder.
+        path: String,
+    },
 }
 
 /// An append-only, hash-chained event log with persisted views.
@@ -137,6 +147,37 @@ pub trait EventStore: Send {
     }
     /// Replaces every persisted view record (used by `replay --rebuild --repair`).
     fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError>;
+    /// A reader of this store's log that other threads may use while the store appends
+    /// (the engine's writer owns the store; operators verify, follow and back up the log
+    /// through the reader). See [`LogReader`] for how far it may be trusted.
+    fn log_reader(&self) -> Box<dyn LogReader>;
+}
+
+/// Reads a store's log from any thread, concurrently with the one writer.
+///
+/// The log is append-only, so every envelope up to a head the writer has made durable is
+/// immutable and a reader sees it exactly as the writer sealed it. Past that head a reader
+/// may see envelopes of a batch that is still being written and may yet be lost (a failed
+/// sync): callers read only up to a durable head they were given ([`crate::Engine::head`],
+/// [`crate::Engine::subscribe`]), with [`LogReader::read_range`] or by stopping at it.
+pub trait LogReader: Send + Sync + std::fmt::Debug {
+    /// Every envelope with a sequence at or after `from`, in order, as far as the log goes
+    /// at the moment each is read: possibly past the durable head (see the trait's note).
+    fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_>;
+
+    /// Every envelope with a sequence from `from` through `through` (both included), in
+    /// order. With `through` at or below a durable head, this is a fixed, immutable prefix
+    /// of the log, whatever the writer appends meanwhile.
+    fn read_range(
+        &self,
+        from: u64,
+        through: u64,
+    ) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
+        Box::new(
+            self.read_from(from)
+                .take_while(move |r| r.as_ref().map_or(true, |e| e.sequence <= through)),
+        )
+    }
 }
 
 /// Assigns sequences and chain hashes to a batch, checking versions against `version_of`.

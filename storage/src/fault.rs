@@ -4,7 +4,7 @@
 use tessera_core::{StreamId, ViewKey, ViewRecord};
 
 use crate::codec::Envelope;
-use crate::event_store::{AppendBatch, AppendError, EventStore, Head, ReadError};
+use crate::event_store::{AppendBatch, AppendError, EventStore, Head, LogReader, ReadError};
 
 /// When the injected fault strikes, relative to the inner append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,5 +88,9 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
 
     fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {
         self.inner.replace_views(records)
+    }
+
+    fn log_reader(&self) -> Box<dyn LogReader> {
+        self.inner.log_reader()
     }
 }

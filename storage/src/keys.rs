@@ -27,7 +27,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tessera_core::mfa::{MASTER_KEY_BYTES, MfaKeys};
@@ -76,6 +76,16 @@ pub enum KeyStoreError {
     /// The seed did not make a signing key.
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// The data folder is an online backup that did not finish (it still holds
+    /// [`crate::backup::INCOMPLETE_MARKER`]): its keys may be missing.
+    #[error(
+        "{path} is an incomplete backup (the copy was interrupted; it still holds {marker}) and must not be used: delete it and take the backup again",
+        marker = crate::backup::INCOMPLETE_MARKER
+    )]
+    IncompleteBackup {
+        /// The data folder.
+        path: String,
+    },
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> KeyStoreError + '_ {
@@ -92,8 +102,14 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// Opens (creating if needed, mode 0700) `<data_dir>/keys`.
+    /// Opens (creating if needed, mode 0700) `<data_dir>/keys`. Refuses a data folder that
+    /// is an unfinished backup.
     pub fn open(data_dir: &Path) -> Result<Self, KeyStoreError> {
+        if crate::backup::is_incomplete(data_dir) {
+            return Err(KeyStoreError::IncompleteBackup {
+                path: data_dir.display().to_string(),
+            });
+        }
         let dir = data_dir.join("keys");
         fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_error(&dir))?;
@@ -211,6 +227,47 @@ impl KeyStore {
             Err(e) => Err(io_error(&path)(e)),
         }
     }
+}
+
+/// Copies every key file of the keys folder `from` (signing keys and `mfa.key`; nothing
+/// else) into the keys folder `to`, created 0700, each file 0600 and synced, then the folder
+/// synced; returns how many were copied. Each file is read through the same check as every
+/// key read (private permissions, length) and each copy is read back (a signing key must
+/// match its kid). A signing key removed while the copy runs (a retired key) is skipped.
+pub(crate) fn copy_keys(from: &Path, to: &Path) -> Result<u64, KeyStoreError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(to)
+        .map_err(io_error(to))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o700)).map_err(io_error(to))?;
+    let copy = KeyStore { dir: to.to_owned() };
+    let mut copied = 0;
+    for entry in fs::read_dir(from).map_err(io_error(from))? {
+        let name = entry.map_err(io_error(from))?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let kid = name.strip_suffix(SUFFIX).filter(|k| kid_plausible(k));
+        let len = match (name, kid) {
+            (MFA_KEY_FILE, _) => MASTER_KEY_BYTES,
+            (_, Some(_)) => SEED_BYTES,
+            _ => continue,
+        };
+        let bytes = match read_private(&from.join(name), len, name) {
+            Ok(bytes) => bytes,
+            Err(KeyStoreError::NotFound(_)) if kid.is_some() => continue,
+            Err(e) => return Err(e),
+        };
+        write_private(to, name, &bytes)?;
+        match kid {
+            Some(kid) => drop(copy.load(kid)?),
+            None => drop(copy.mfa_keys()?),
+        }
+        copied += 1;
+    }
+    File::open(to)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(to))?;
+    Ok(copied)
 }
 
 /// Writes `bytes` to `<dir>/<name>` (0600) durably: temporary file, fsync, hard link into

@@ -11,7 +11,10 @@
 //!   (group commit) and only then answers.
 //! - [`keys`]: the private signing keys, one 0600 file each under `<data>/keys`, outside
 //!   the log.
-//! - [`replay`]: reading the log back: printing, rebuilding views, verifying the chain.
+//! - [`replay`]: reading the log back: printing, rebuilding views, verifying the chain
+//!   (of a stopped store, or of a running server's log through a [`LogReader`]).
+//! - [`backup`]: an online backup of a running server's data folder, read through a
+//!   [`LogReader`] up to a durable head, without stopping the writer.
 //!
 //! # What this crate must not do
 //! Decide anything: every rule lives in `tessera-core`. Read a clock or OS randomness
@@ -21,6 +24,7 @@
 // indexing outside tests: the workspace lints in the root Cargo.toml.)
 #![deny(missing_docs)]
 
+pub mod backup;
 pub mod chain;
 pub mod codec;
 pub mod engine;
@@ -33,6 +37,8 @@ pub mod sled_store;
 
 pub use codec::Envelope;
 pub use engine::{Clock, Engine, EngineConfig, EngineError, Outcome, UseCaseError, UseCaseReply};
-pub use event_store::{AppendBatch, AppendError, EventStore, Head, NewEvent, OpenError, ReadError};
+pub use event_store::{
+    AppendBatch, AppendError, EventStore, Head, LogReader, NewEvent, OpenError, ReadError,
+};
 pub use memory_store::MemoryStore;
-pub use sled_store::{SledOptions, SledStore};
+pub use sled_store::{ImportError, ImportReport, SledLogReader, SledOptions, SledStore};

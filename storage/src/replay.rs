@@ -1,11 +1,12 @@
 //! Reading the log back: filtered printing, rebuilding the views from scratch and comparing
-//! them with the persisted ones, and verifying the hash chain.
+//! them with the persisted ones, and verifying the hash chain: of a stopped store
+//! ([`verify`]) or of a running server's log up to a durable head ([`verify_live`]).
 
 use tessera_core::{StreamId, Timestamp, ViewKey, ViewRecord, Views};
 
 use crate::chain::{ChainError, ChainVerifier};
 use crate::codec::Envelope;
-use crate::event_store::{EventStore, ReadError};
+use crate::event_store::{EventStore, Head, LogReader, ReadError};
 
 /// Why reading the log back stopped.
 #[derive(Debug, thiserror::Error)]
@@ -177,8 +178,31 @@ pub fn verify(
     store: &dyn EventStore,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ChainReport, ReplayError> {
+    verify_chain(store.read_from(1), store.head(), progress)
+}
+
+/// Verifies a running server's log through its [`LogReader`], without stopping the writer:
+/// walks every envelope from the first through `through.sequence` checking every link, and
+/// that the last one is `through` (its sequence and hash). `through` must be a head the
+/// engine made durable ([`crate::Engine::head`]); envelopes appended after it are not read.
+/// Errors are those of [`verify`], naming the first bad sequence.
+pub fn verify_live(
+    reader: &dyn LogReader,
+    through: Head,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ChainReport, ReplayError> {
+    verify_chain(reader.read_range(1, through.sequence), through, progress)
+}
+
+/// The one chain walk behind [`verify`] and [`verify_live`]: every envelope of `log` from
+/// the first, in order, must link to the one before it, and the last must be `head`.
+fn verify_chain(
+    log: impl Iterator<Item = Result<Envelope, ReadError>>,
+    head: Head,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ChainReport, ReplayError> {
     let mut chain = ChainVerifier::default();
-    for item in store.read_from(1) {
+    for item in log {
         let e = match item {
             Ok(e) => e,
             Err(ReadError::Corrupt { at, why }) => {
@@ -194,7 +218,6 @@ pub fn verify(
         chain.check(&e)?;
         progress(e.sequence);
     }
-    let head = store.head();
     if head.sequence != chain.count() || head.hash != chain.head_hash() {
         return Err(ChainError::Unlinked {
             sequence: head.sequence,

@@ -16,9 +16,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 use tessera_core::{StreamId, ViewKey, ViewRecord};
 
-use crate::codec::{self, Envelope, ViewTree};
+use crate::chain::{ChainError, ChainVerifier};
+use crate::codec::{self, CodecError, Envelope, ViewTree};
 use crate::event_store::{
-    AppendBatch, AppendError, EventStore, Head, OpenError, ReadError, seal_batch,
+    AppendBatch, AppendError, EventStore, Head, LogReader, OpenError, ReadError, seal_batch,
 };
 
 const VIEW_TREES: usize = ViewTree::ALL.len();
@@ -26,6 +27,62 @@ const VIEW_TREES: usize = ViewTree::ALL.len();
 /// The log, stream index, heads and meta trees come first in every transaction; the view
 /// trees follow in [`ViewTree::ALL`] order.
 const FIXED_TREES: usize = 4;
+
+/// How many envelopes [`SledStore::import`] writes per transaction.
+pub const IMPORT_CHUNK: usize = 1024;
+
+/// What [`SledStore::import`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportReport {
+    /// How many envelopes were imported.
+    pub events: u64,
+    /// Their stored size, bytes.
+    pub bytes: u64,
+    /// The store's head afterwards: the last envelope imported (or the head before, if none).
+    pub head: Head,
+}
+
+/// Why [`SledStore::import`] stopped. Nothing after the envelope named was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The envelopes could not be read from their source, or this store could not be read.
+    #[error("reading failed during the import: {0}")]
+    Read(#[from] ReadError),
+    /// The envelopes do not continue this store's chain (or are damaged); the error names the
+    /// first one that does not.
+    #[error("refusing to import a broken chain: {0}")]
+    Chain(#[from] ChainError),
+    /// Re-encoding the envelope with this build does not give the bytes its hash was sealed
+    /// over, so it cannot be stored unchanged (a format or schema this build does not
+    /// write). Importing it needs a migration, not a copy.
+    #[error(
+        "sequence {sequence}: this build does not reproduce the envelope's stored bytes, so it cannot copy it unchanged"
+    )]
+    NotReproducible {
+        /// The envelope's sequence.
+        sequence: u64,
+    },
+    /// The envelope is not its stream's next version here.
+    #[error(
+        "sequence {sequence}: stream {stream} is at version {at}, so version {found} does not follow it"
+    )]
+    StreamVersion {
+        /// The envelope's sequence.
+        sequence: u64,
+        /// Its stream.
+        stream: StreamId,
+        /// The stream's version before it.
+        at: u64,
+        /// The version the envelope carries.
+        found: u64,
+    },
+    /// An envelope could not be encoded.
+    #[error("could not encode an envelope: {0}")]
+    Encode(#[from] CodecError),
+    /// Writing or syncing failed; the message is the backend's.
+    #[error("storage I/O failed during the import: {0}")]
+    Io(String),
+}
 
 /// The layout version of the sled trees, stored under `meta/format`.
 pub const STORE_FORMAT: u32 = 1;
@@ -130,9 +187,21 @@ fn open_db(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
 impl SledStore {
     /// Opens the store in the folder `path`, creating the folder and an empty store if there
     /// is none. Refuses a store of another format, one whose head record disagrees with its
-    /// log, and a folder another process holds (waiting briefly first for a handle this
-    /// process just dropped).
+    /// log, a folder another process holds (waiting briefly first for a handle this process
+    /// just dropped), and an online backup that did not finish (it still holds
+    /// [`crate::backup::INCOMPLETE_MARKER`]).
     pub fn open(path: &Path, options: SledOptions) -> Result<Self, OpenError> {
+        if crate::backup::is_incomplete(path) {
+            return Err(OpenError::IncompleteBackup {
+                path: path.display().to_string(),
+            });
+        }
+        Self::open_unchecked(path, options)
+    }
+
+    /// [`SledStore::open`] without the incomplete-backup check: for the backup itself, which
+    /// fills the folder while its marker is there.
+    pub(crate) fn open_unchecked(path: &Path, options: SledOptions) -> Result<Self, OpenError> {
         let fail = |why: String| OpenError::Io {
             path: path.display().to_string(),
             why,
@@ -247,9 +316,142 @@ impl SledStore {
         Ok(())
     }
 
+    /// Appends envelopes sealed elsewhere (another store's log: a backup, a migration)
+    /// exactly as they are: same sequences, stream versions, times and hashes, so the stored
+    /// bytes are the source's byte for byte. The envelopes must continue this store's log:
+    /// each is checked with the chain code (next sequence, intact hash, `prev_hash` linking
+    /// to the one before, the first to this store's head), re-encoded only if that
+    /// reproduces its hash exactly, and must be its stream's next version. Written in
+    /// transactions of [`IMPORT_CHUNK`] envelopes (log, stream index, heads and head record
+    /// together), then made durable once, before returning. `progress` is called with each
+    /// sequence checked.
+    ///
+    /// The persisted views are not touched: the store marks them untrusted before the first
+    /// write, so rebuild them from the log and [`EventStore::replace_views`] them (which
+    /// clears the mark), or [`crate::Engine::start`] rebuilds them.
+    ///
+    /// On an error the store holds what it held plus the whole chunks written before the
+    /// failing one; [`EventStore::head`] says where that ends. Nothing after a refused
+    /// envelope is written.
+    pub fn import(
+        &mut self,
+        envelopes: impl IntoIterator<Item = Result<Envelope, ReadError>>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ImportReport, ImportError> {
+        if let Some(why) = &self.broken {
+            return Err(ImportError::Io(format!(
+                "the store must be reopened after a failed sync: {why}"
+            )));
+        }
+        let mut chain = ChainVerifier::after(self.head);
+        let mut versions: std::collections::HashMap<StreamId, u64> =
+            std::collections::HashMap::new();
+        let mut chunk: Vec<(u64, Vec<u8>, StreamId, u64)> = Vec::with_capacity(IMPORT_CHUNK);
+        let mut report = ImportReport {
+            events: 0,
+            bytes: 0,
+            head: self.head,
+        };
+        let mut marked = false;
+        for item in envelopes {
+            let e = item?;
+            chain.check(&e)?;
+            // The bytes to store must be the ones the hash was sealed over: the stored form
+            // is the hashed bytes followed by the hash.
+            let bytes = codec::encode_envelope(&e)?;
+            let hashed = bytes
+                .get(..bytes.len().saturating_sub(32))
+                .unwrap_or_default();
+            if codec::chain_hash(hashed) != e.hash {
+                return Err(ImportError::NotReproducible {
+                    sequence: e.sequence,
+                });
+            }
+            let current = match versions.get(&e.stream) {
+                Some(v) => *v,
+                None => self.stream_version(&e.stream)?,
+            };
+            if e.stream_version != current + 1 {
+                return Err(ImportError::StreamVersion {
+                    sequence: e.sequence,
+                    stream: e.stream,
+                    at: current,
+                    found: e.stream_version,
+                });
+            }
+            versions.insert(e.stream.clone(), e.stream_version);
+            report.events += 1;
+            report.bytes += bytes.len() as u64;
+            progress(e.sequence);
+            chunk.push((e.sequence, bytes, e.stream, e.stream_version));
+            if chunk.len() >= IMPORT_CHUNK {
+                if !marked {
+                    self.meta
+                        .insert("views_dirty", &[1])
+                        .map_err(|e| ImportError::Io(e.to_string()))?;
+                    marked = true;
+                }
+                self.write_imported(&chunk, chain.head_hash())?;
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            if !marked {
+                self.meta
+                    .insert("views_dirty", &[1])
+                    .map_err(|e| ImportError::Io(e.to_string()))?;
+            }
+            self.write_imported(&chunk, chain.head_hash())?;
+        }
+        if let Err(e) = self.sync() {
+            let why = format!("making the import durable: {e}");
+            self.broken = Some(why.clone());
+            return Err(ImportError::Io(why));
+        }
+        report.head = self.head;
+        Ok(report)
+    }
+
+    /// Writes one chunk of checked, encoded envelopes in one transaction, with the head
+    /// record naming its last one (whose hash is `last_hash`).
+    fn write_imported(
+        &mut self,
+        chunk: &[(u64, Vec<u8>, StreamId, u64)],
+        last_hash: [u8; 32],
+    ) -> Result<(), ImportError> {
+        let Some(&(last, ..)) = chunk.last() else {
+            return Ok(());
+        };
+        let mut head_value = be(last).to_vec();
+        head_value.extend_from_slice(&last_hash);
+        let trees = (&self.log, &self.streams, &self.heads, &self.meta);
+        let result = trees.transaction(|(log, streams, heads, meta)| {
+            for (seq, bytes, stream, version) in chunk {
+                log.insert(&be(*seq), bytes.as_slice())?;
+                streams.insert(stream_key(stream, *version), &be(*seq))?;
+                heads.insert(stream.as_str(), &be(*version))?;
+            }
+            meta.insert("head", head_value.as_slice())?;
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        result.map_err(|e: TransactionError<()>| ImportError::Io(format!("{e:?}")))?;
+        self.head = Head {
+            sequence: last,
+            hash: last_hash,
+        };
+        Ok(())
+    }
+
     /// The data folder the store was opened in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store's [`LogReader`], as its concrete type (tests reach the tree through it).
+    pub fn sled_log_reader(&self) -> SledLogReader {
+        SledLogReader {
+            log: self.log.clone(),
+        }
     }
 
     /// Bytes sled uses on disk.
@@ -297,6 +499,65 @@ impl SledStore {
     )]
     fn view_tree(&self, tree: ViewTree) -> &Tree {
         &self.views[tree.index()]
+    }
+}
+
+/// One log entry, decoded; a corrupt one names its sequence (`log sequence N`, which
+/// `replay::verify` reads back).
+fn decode_log_entry(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<Envelope, ReadError> {
+    let (k, v) = item.map_err(io)?;
+    let seq = from_be(&k, "log key")?;
+    codec::decode_envelope(&v).map_err(|e| ReadError::Corrupt {
+        at: format!("log sequence {seq}"),
+        why: e.to_string(),
+    })
+}
+
+/// The [`LogReader`] of a [`SledStore`]: a handle on its `log` tree. sled trees are safe to
+/// read from any thread while another writes, and a read never takes a lock the writer
+/// waits for, so reading through it never slows or blocks the writer beyond sharing the
+/// disk and the page cache.
+#[derive(Clone, Debug)]
+pub struct SledLogReader {
+    log: Tree,
+}
+
+impl SledLogReader {
+    /// Overwrites the raw stored bytes of one envelope, without a sync. Only for tests that
+    /// prove tampering with a running server's log is detected; nothing else may rewrite the
+    /// log.
+    #[doc(hidden)]
+    pub fn tamper_with_envelope(
+        &self,
+        sequence: u64,
+        edit: impl FnOnce(&mut Vec<u8>),
+    ) -> std::io::Result<bool> {
+        let Some(old) = self.log.get(be(sequence)).map_err(std::io::Error::other)? else {
+            return Ok(false);
+        };
+        let mut bytes = old.to_vec();
+        edit(&mut bytes);
+        self.log
+            .insert(be(sequence), bytes)
+            .map_err(std::io::Error::other)?;
+        Ok(true)
+    }
+}
+
+impl LogReader for SledLogReader {
+    fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
+        Box::new(self.log.range(be(from)..).map(decode_log_entry))
+    }
+
+    fn read_range(
+        &self,
+        from: u64,
+        through: u64,
+    ) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
+        if from > through {
+            return Box::new(std::iter::empty());
+        }
+        Box::new(self.log.range(be(from)..=be(through)).map(decode_log_entry))
     }
 }
 
@@ -447,14 +708,7 @@ impl EventStore for SledStore {
     }
 
     fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
-        Box::new(self.log.range(be(from)..).map(|item| {
-            let (k, v) = item.map_err(io)?;
-            let seq = from_be(&k, "log key")?;
-            codec::decode_envelope(&v).map_err(|e| ReadError::Corrupt {
-                at: format!("log sequence {seq}"),
-                why: e.to_string(),
-            })
-        }))
+        Box::new(self.log.range(be(from)..).map(decode_log_entry))
     }
 
     fn view_records(
@@ -477,6 +731,10 @@ impl EventStore for SledStore {
 
     fn views_trusted(&self) -> Result<bool, ReadError> {
         Ok(self.meta.get("views_dirty").map_err(io)?.is_none())
+    }
+
+    fn log_reader(&self) -> Box<dyn LogReader> {
+        Box::new(self.sled_log_reader())
     }
 
     fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {

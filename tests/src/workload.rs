@@ -20,7 +20,9 @@ use tessera_core::{
 };
 use tessera_storage::Envelope;
 use tessera_storage::engine::{Clock, Engine, EngineConfig, EngineError, Outcome};
-use tessera_storage::event_store::{AppendBatch, AppendError, EventStore, Head, ReadError};
+use tessera_storage::event_store::{
+    AppendBatch, AppendError, EventStore, Head, LogReader, ReadError,
+};
 
 use crate::{T0, policy, rng};
 
@@ -98,6 +100,10 @@ impl<S: EventStore> EventStore for SharedStore<S> {
 
     fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {
         self.lock().replace_views(records)
+    }
+
+    fn log_reader(&self) -> Box<dyn LogReader> {
+        self.lock().log_reader()
     }
 }
 

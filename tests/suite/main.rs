@@ -16,6 +16,7 @@ mod fuzz;
 mod http_e2e;
 mod mfa_e2e;
 mod mfa_props;
+mod online_ops;
 mod rebuild;
 mod refresh_props;
 mod session_props;

@@ -359,6 +359,40 @@ fn the_chain_verifies_after_appends<S: EventStore>(store: &mut S) {
     assert_eq!(seen, [1, 2, 3, 4, 5]);
 }
 
+/// A reader taken before the appends sees them (it shares the log, it is no copy), from
+/// another thread, bounded by the range it is given; the live verify walks it.
+fn a_log_reader_sees_later_appends_within_its_range<S: EventStore>(store: &mut S) {
+    let reader = store.log_reader();
+    assert_eq!(reader.read_from(1).count(), 0);
+    let sealed = append_sample(store);
+    let head = store.head();
+    let read = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                reader
+                    .read_range(1, head.sequence)
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("reads")
+            })
+            .join()
+            .expect("reader thread")
+    });
+    assert_eq!(read, sealed);
+    let middle: Vec<u64> = reader
+        .read_range(2, 4)
+        .map(|e| e.expect("reads").sequence)
+        .collect();
+    assert_eq!(middle, [2, 3, 4]);
+    assert_eq!(reader.read_range(4, 3).count(), 0);
+    let tail: Vec<u64> = reader
+        .read_from(4)
+        .map(|e| e.expect("reads").sequence)
+        .collect();
+    assert_eq!(tail, [4, 5]);
+    let report = replay::verify_live(reader.as_ref(), head, &mut |_| {}).expect("intact chain");
+    assert_eq!(report.events, 5);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -392,6 +426,7 @@ contract!(
     replace_views_replaces_every_record,
     a_batch_of_views_alone_leaves_the_log_alone,
     the_chain_verifies_after_appends,
+    a_log_reader_sees_later_appends_within_its_range,
 );
 
 // ---- across backends, and across a reopen ----

@@ -199,6 +199,11 @@ impl Views {
             .filter_map(|id| self.sessions.get(id))
     }
 
+    /// Every account, disabled ones included, in no particular order.
+    pub fn accounts(&self) -> impl Iterator<Item = &AccountView> {
+        self.accounts.values()
+    }
+
     /// How many accounts exist, disabled ones included.
     pub fn account_count(&self) -> usize {
         self.accounts.len()

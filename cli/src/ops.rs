@@ -19,8 +19,7 @@ use crate::Failure;
 use crate::admin_client::{AdminClient, ProblemBody};
 use crate::config::Config;
 
-/// One operator command.
-#[derive(Debug)]
+/// One operator command. `Debug` leaves the password out.
 pub enum Op {
     Add {
         username: String,
@@ -40,6 +39,48 @@ pub enum Op {
     KeysRotate {
         operator: String,
     },
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Add {
+                username, email, ..
+            } => f
+                .debug_struct("Add")
+                .field("username", username)
+                .field("email", email)
+                .finish_non_exhaustive(),
+            Self::Show(u) => f.debug_tuple("Show").field(u).finish(),
+            Self::List => f.write_str("List"),
+            Self::Act {
+                username,
+                action,
+                operator,
+            } => f
+                .debug_struct("Act")
+                .field("username", username)
+                .field("action", action)
+                .field("operator", operator)
+                .finish(),
+            Self::Sessions(u) => f.debug_tuple("Sessions").field(u).finish(),
+            Self::MfaQr(u) => f.debug_tuple("MfaQr").field(u).finish(),
+            Self::KeysList => f.write_str("KeysList"),
+            Self::KeysRotate { operator } => f
+                .debug_struct("KeysRotate")
+                .field("operator", operator)
+                .finish(),
+        }
+    }
+}
+
+/// The body of `POST /admin/v1/accounts`, borrowing the password rather than copying it.
+#[derive(serde::Serialize)]
+struct AddBody<'a> {
+    username: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    password: &'a str,
 }
 
 /// Why a command failed: an answer the server (or the same code in this process) gave as a
@@ -155,11 +196,11 @@ async fn through_socket(client: &mut AdminClient, op: Op) -> Result<Output, Comm
             email,
             password,
         } => {
-            let body = serde_json::json!({
-                "username": username,
-                "email": email,
-                "password": password.as_str(),
-            });
+            let body = AddBody {
+                username: &username,
+                email: email.as_deref(),
+                password: password.as_str(),
+            };
             let body = Zeroizing::new(serde_json::to_vec(&body).map_err(Failure::new)?);
             let resp: AccountRef = client
                 .call_raw(Method::POST, "/admin/v1/accounts", body.to_vec())

@@ -22,6 +22,10 @@ use tokio::net::UnixStream;
 use crate::Failure;
 use crate::ops::CommandError;
 
+/// How long a command waits for the head of an answer: longer than any server-side request
+/// timeout a configuration should set, so that the server's own 408 comes first.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A connection to a running server's admin socket.
 #[derive(Debug)]
 pub struct AdminClient {
@@ -101,11 +105,22 @@ impl AdminClient {
         let req = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(Failure::new)?;
-        self.sender.ready().await.map_err(|e| self.lost(&e))?;
-        self.sender
-            .send_request(req)
-            .await
-            .map_err(|e| self.lost(&e))
+        // A server that accepts but never answers (stopped, not killed) must not hang the
+        // operator's shell: the head of the answer comes within this bound or the command
+        // fails. The body is read by the caller, which may stream it.
+        let sender = &mut self.sender;
+        let exchange = async {
+            sender.ready().await?;
+            sender.send_request(req).await
+        };
+        match tokio::time::timeout(ANSWER_WITHIN, exchange).await {
+            Ok(answer) => answer.map_err(|e| self.lost(&e)),
+            Err(_) => Err(Failure(format!(
+                "the server on {} did not answer within {} s",
+                self.path.display(),
+                ANSWER_WITHIN.as_secs()
+            ))),
+        }
     }
 
     fn lost(&self, e: &hyper::Error) -> Failure {

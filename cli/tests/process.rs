@@ -927,6 +927,24 @@ fn the_admin_socket_answers_problems_for_bad_requests() {
     problem(s, &h, &b, 405);
     let (s, h, b) = admin_request(&socket, "GET", "/v1/me", "application/json", "");
     problem(s, &h, &b, 404);
+    let (s, h, b) = admin_request(
+        &socket,
+        "POST",
+        "/admin/v1/accounts/alice/sessions",
+        "application/json",
+        "{}",
+    );
+    problem(s, &h, &b, 405);
+    let (s, h, b) = admin_request(
+        &socket,
+        "POST",
+        "/admin/v1/accounts/alice/nothing",
+        "application/json",
+        "{}",
+    );
+    problem(s, &h, &b, 404);
+    let (s, h, b) = admin_request(&socket, "POST", "/admin/v1/accounts", "text/plain", "x");
+    problem(s, &h, &b, 415);
     let out = run(
         dir.path(),
         &["account", "disable", "nobody", "--operator", "ops"],

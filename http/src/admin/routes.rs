@@ -64,7 +64,9 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {
             StatusCode::OK,
             &ops::pending_enrolment(&app.engine, &app.mfa_keys, name)?,
         )),
-        (["accounts", name, action], Method::POST) => {
+        (["accounts", name, action], Method::POST)
+            if AccountAction::from_segment(action).is_some() =>
+        {
             let Some(action) = AccountAction::from_segment(action) else {
                 return Err(Problem::not_found());
             };

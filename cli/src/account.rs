@@ -1,17 +1,18 @@
-//! `tessera account add|disable|reset-mfa|mfa-qr`: operator actions, run through the same use
-//! cases and recorded by the same writer as the API's. The server must be stopped (sled allows one process).
+//! `tessera account ...`: operator actions on accounts, run through the same use cases and
+//! recorded by the same writer as the API's: through the running server's admin socket, or
+//! directly on the data folder when no server runs (`crate::ops`).
 
 use std::io::BufRead;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use tessera_core::usecase::RegisterRequest;
-use tessera_core::{Actor, Command};
-use tessera_storage::UseCaseError;
+use tessera_http::admin::ops::AccountAction;
 use zeroize::Zeroizing;
 
 use crate::Failure;
 use crate::config::Config;
+use crate::ops::Op;
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
@@ -21,7 +22,37 @@ pub enum AccountCommand {
         #[arg(long)]
         email: Option<String>,
         #[arg(long)]
-        data: Option<std::path::PathBuf>,
+        data: Option<PathBuf>,
+    },
+    /// Show one account: status, MFA, live sessions and refresh families.
+    Show {
+        username: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// List every account.
+    List {
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Disable an account and end all its sessions. Disabling a disabled account records
+    /// nothing.
+    Disable {
+        username: String,
+        /// Who is doing this, recorded in the event.
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Enable a disabled account again. Enabling an enabled account records nothing.
+    Enable {
+        username: String,
+        /// Who is doing this, recorded in the event.
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Turn MFA off for a user who lost their device; every session and family ends. Recorded
     /// as `TotpDisabled` naming the operator.
@@ -31,149 +62,84 @@ pub enum AccountCommand {
         #[arg(long)]
         operator: String,
         #[arg(long)]
-        data: Option<std::path::PathBuf>,
+        data: Option<PathBuf>,
+    },
+    /// List the account's live sessions and refresh families.
+    Sessions {
+        username: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// End every session and refresh family of the account; older access tokens are refused.
+    Logout {
+        username: String,
+        /// Who is doing this, recorded in the event.
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Print the QR code of a pending TOTP enrolment in the terminal, for the user to scan.
     /// Needs the MFA key in `<data>/keys/mfa.key`.
     MfaQr {
         username: String,
         #[arg(long)]
-        data: Option<std::path::PathBuf>,
-    },
-    /// Disable an account and end all its sessions.
-    Disable {
-        username: String,
-        /// Who is doing this, recorded in the event.
-        #[arg(long)]
-        operator: String,
-        #[arg(long)]
-        data: Option<std::path::PathBuf>,
+        data: Option<PathBuf>,
     },
 }
 
 pub fn run(config: &Config, cmd: AccountCommand) -> Result<ExitCode, Failure> {
-    let mut config = config.clone();
-    match cmd {
+    let act = |username, action, operator| Op::Act {
+        username,
+        action,
+        operator,
+    };
+    let (data, op) = match cmd {
         AccountCommand::Add {
             username,
             email,
             data,
         } => {
-            config.data = data.unwrap_or(config.data);
             let mut line = Zeroizing::new(String::new());
             std::io::stdin()
                 .lock()
                 .read_line(&mut line)
                 .map_err(|e| Failure(format!("cannot read the password from stdin: {e}")))?;
-            let password = line.trim_end_matches(['\n', '\r']);
-            let mut rng = tessera_http::system::os_rng();
-            let mut area = tessera_core::password::WorkArea::default();
-            let request = RegisterRequest {
-                username,
-                email,
-                password: password.into(),
-            };
-            let engine = crate::serve::start_engine(&config, false)?;
-            let outcome = engine.run_blocking(request, &mut rng, &mut area);
-            engine.shutdown();
-            let registered = match outcome {
-                Ok(outcome) => outcome.reply.map_err(|r| Failure(describe(&r)))?,
-                Err(UseCaseError::Refused(r)) => return Err(Failure(describe(&r))),
-                Err(UseCaseError::Engine(e)) => return Err(Failure::new(e)),
-            };
-            println!(
-                "created account {} ({})",
-                registered.username, registered.account
-            );
-            Ok(ExitCode::SUCCESS)
+            let password = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
+            (
+                data,
+                Op::Add {
+                    username,
+                    email,
+                    password,
+                },
+            )
         }
-        AccountCommand::ResetMfa {
-            username,
-            operator,
-            data,
-        } => {
-            config.data = data.unwrap_or(config.data);
-            let by = Actor::Operator { name: operator };
-            let account = operator_action(&config, &username, |account| {
-                Command::from(tessera_core::mfa::ResetMfa { account, by })
-            })?;
-            println!("reset MFA of {username} ({account}); its sessions have ended");
-            Ok(ExitCode::SUCCESS)
-        }
-        AccountCommand::MfaQr { username, data } => {
-            config.data = data.unwrap_or(config.data);
-            let keys = tessera_storage::keys::KeyStore::open(&config.data)
-                .and_then(|k| k.mfa_keys())
-                .map_err(|e| Failure(format!("cannot load the MFA key: {e}")))?;
-            let engine = crate::serve::start_engine(&config, false)?;
-            let uri = {
-                let views = engine.views();
-                let account = views.account_by_username(&username).map(|a| a.id);
-                account
-                    .ok_or(tessera_core::Rejection::AccountNotFound)
-                    .and_then(|a| {
-                        tessera_core::mfa::pending_otpauth_uri(
-                            &views,
-                            &a,
-                            &keys,
-                            &config.policy,
-                            engine.now(),
-                        )
-                    })
-            };
-            engine.shutdown();
-            let uri = uri.map_err(|r| Failure(format!("{username}: {}", describe(&r))))?;
-            let qr = tessera_core::mfa::qr_terminal(&uri)
-                .ok_or_else(|| Failure::new("the URI does not fit in a QR code"))?;
-            println!("{qr}");
-            println!(
-                "scan this with the authenticator app of {username}, then confirm with a code"
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        AccountCommand::Show { username, data } => (data, Op::Show(username)),
+        AccountCommand::List { data } => (data, Op::List),
         AccountCommand::Disable {
             username,
             operator,
             data,
-        } => {
-            config.data = data.unwrap_or(config.data);
-            let by = Actor::Operator { name: operator };
-            let account = operator_action(&config, &username, |account| {
-                Command::from(tessera_core::account::DisableAccount { account, by })
-            })?;
-            println!("disabled account {username} ({account}); its sessions have ended");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-/// Runs one operator command on the named account through its own engine, and stops it.
-fn operator_action(
-    config: &Config,
-    username: &str,
-    command: impl FnOnce(tessera_core::AccountId) -> Command,
-) -> Result<tessera_core::AccountId, Failure> {
-    let engine = crate::serve::start_engine(config, false)?;
-    let account = engine.views().account_by_username(username).map(|a| a.id);
-    let Some(account) = account else {
-        engine.shutdown();
-        return Err(Failure(format!("no account named {username}")));
+        } => (data, act(username, AccountAction::Disable, operator)),
+        AccountCommand::Enable {
+            username,
+            operator,
+            data,
+        } => (data, act(username, AccountAction::Enable, operator)),
+        AccountCommand::ResetMfa {
+            username,
+            operator,
+            data,
+        } => (data, act(username, AccountAction::ResetMfa, operator)),
+        AccountCommand::Sessions { username, data } => (data, Op::Sessions(username)),
+        AccountCommand::Logout {
+            username,
+            operator,
+            data,
+        } => (data, act(username, AccountAction::Logout, operator)),
+        AccountCommand::MfaQr { username, data } => (data, Op::MfaQr(username)),
     };
-    let outcome = engine.execute_blocking(command(account));
-    engine.shutdown();
-    outcome
-        .map_err(Failure::new)?
-        .reply
-        .map_err(|r| Failure(describe(&r)))?;
-    Ok(account)
-}
-
-fn describe(r: &tessera_core::Rejection) -> String {
-    match r {
-        tessera_core::Rejection::WeakPassword(problems) => {
-            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            format!("the password does not meet the policy: {}", list.join("; "))
-        }
-        other => other.to_string(),
-    }
+    crate::ops::run(config, data, op)?;
+    Ok(ExitCode::SUCCESS)
 }

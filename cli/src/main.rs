@@ -5,7 +5,9 @@
 //! on disk in `tessera-storage`, every HTTP detail in `tessera-http`.
 
 mod account;
+mod admin_client;
 mod config;
+mod ops;
 mod replay;
 mod serve;
 mod simulate;
@@ -84,7 +86,12 @@ fn main() -> ExitCode {
         Command::Verify { data } => replay::verify(&config, data),
         Command::Account(cmd) => account::run(&config, cmd),
         Command::Simulate(args) => simulate::run(&config, args),
-        Command::Keys(KeysCommand::Rotate { data }) => rotate_keys(config, data),
+        Command::Keys(KeysCommand::Rotate { data, operator }) => {
+            ops::run(&config, data, ops::Op::KeysRotate { operator }).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCommand::List { data }) => {
+            ops::run(&config, data, ops::Op::KeysList).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -98,27 +105,19 @@ fn main() -> ExitCode {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Make a new signing key: it signs from now on; the old one stays published until
-    /// every token it signed has expired. The server must be stopped.
+    /// every token it signed has expired. Through the running server when there is one.
     Rotate {
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Who is doing this, logged (the key set's events name no actor).
+        #[arg(long, default_value = "cli")]
+        operator: String,
     },
-}
-
-fn rotate_keys(mut config: config::Config, data: Option<PathBuf>) -> Result<ExitCode, Failure> {
-    config.data = data.unwrap_or(config.data);
-    let engine = serve::start_engine(&config, false)?;
-    let keys = tessera_storage::keys::KeyStore::open(&config.data).map_err(Failure::new);
-    let result = keys.and_then(|keys| {
-        tessera_http::signing::rotate_blocking(&engine, &keys).map_err(Failure::new)
-    });
-    engine.shutdown();
-    let signer = result?;
-    println!(
-        "new signing key {}; the previous one stays published until its tokens expire",
-        signer.kid()
-    );
-    Ok(ExitCode::SUCCESS)
+    /// List the signing keys: kid, current or retired, published, when it leaves the JWKS.
+    List {
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 /// Prints an error that ends the process on stderr as one line, `tessera: <message>`, ending

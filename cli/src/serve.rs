@@ -82,12 +82,20 @@ pub fn run(config: Config) -> Result<ExitCode, Failure> {
             tokio::spawn(signing.clone().rotate_periodically(engine.clone(), period, Duration::from_secs(3600)));
         }
         let app = Arc::new(App::new(engine.clone(), config.http.clone(), signing, mfa_keys).map_err(Failure::new)?);
-        let handle = start(app, config.listen).await.map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
-        tracing::info!(address = %handle.local_addr, data = %config.data.display(), "tessera is serving");
+        let handle = start(app.clone(), config.listen).await.map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
+        let admin = tessera_http::admin::start_admin(app, &config.data, tessera_http::admin::AdminOptions::default()).await;
+        let admin = match admin {
+            Ok(admin) => admin,
+            Err(e) => {
+                handle.shutdown().await;
+                return Err(Failure::new(e));
+            }
+        };
+        tracing::info!(address = %handle.local_addr, data = %config.data.display(), admin = %admin.path.display(), "tessera is serving");
         println!("tessera listening on http://{}", handle.local_addr);
         shutdown_signal().await;
         tracing::info!("shutting down: draining requests");
-        handle.shutdown().await;
+        tokio::join!(handle.shutdown(), admin.shutdown());
         Ok::<_, Failure>(())
     })?;
     // Every answered request's events were durable before it was answered; this finishes the

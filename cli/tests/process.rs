@@ -538,3 +538,421 @@ fn operators_show_a_pending_enrolment_qr_and_reset_mfa() {
         "nothing is pending after the reset"
     );
 }
+
+/// `tessera <args>` with `stdin` as its standard input.
+fn run_with_stdin(data: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = tessera(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tessera runs");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("tessera exits")
+}
+
+/// Ids, kids and times differ between two folders; everything else must not.
+fn normalised(text: &str) -> String {
+    text.split_inclusive(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ';')
+        .map(|piece| {
+            let token = piece.trim_end_matches(|c: char| c.is_whitespace() || "();".contains(c));
+            let rest = &piece[token.len()..];
+            let is_uuid = token.len() == 36 && token.matches('-').count() == 4;
+            let is_kid = token.len() == 43
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            let is_time = token.len() == 20 && token.ends_with('Z') && token.contains('T');
+            let token = if is_uuid {
+                "<id>"
+            } else if is_kid {
+                "<kid>"
+            } else if is_time {
+                "<time>"
+            } else {
+                token
+            };
+            format!("{token}{rest}")
+        })
+        .collect()
+}
+
+/// The operator commands every path must answer alike, in order: (arguments, standard input,
+/// whether it succeeds). Each command's stdout (or, for a failure, stderr) is returned.
+fn operator_sequence(data: &Path) -> Vec<String> {
+    let steps: &[(&[&str], &str, bool)] = &[
+        (
+            &["account", "add", "alice"],
+            "Correct horse 9 battery\n",
+            true,
+        ),
+        (
+            &["account", "add", "bob", "--email", "bob@example.com"],
+            "Correct horse 9 battery\n",
+            true,
+        ),
+        (&["account", "add", "weak"], "short\n", false),
+        (
+            &["account", "add", "ALICE"],
+            "Correct horse 9 battery\n",
+            false,
+        ),
+        (&["account", "show", "alice"], "", true),
+        (&["account", "list"], "", true),
+        (
+            &["account", "disable", "bob", "--operator", "ops-jane"],
+            "",
+            true,
+        ),
+        (
+            &["account", "disable", "bob", "--operator", "ops-jane"],
+            "",
+            true,
+        ),
+        (&["account", "show", "bob"], "", true),
+        (
+            &["account", "enable", "bob", "--operator", "ops-jane"],
+            "",
+            true,
+        ),
+        (
+            &["account", "enable", "bob", "--operator", "ops-jane"],
+            "",
+            true,
+        ),
+        (&["account", "sessions", "alice"], "", true),
+        (
+            &["account", "logout", "alice", "--operator", "ops-jane"],
+            "",
+            true,
+        ),
+        (
+            &["account", "reset-mfa", "alice", "--operator", "ops-jane"],
+            "",
+            false,
+        ),
+        (&["account", "show", "nobody"], "", false),
+        (
+            &["account", "disable", "nobody", "--operator", "ops-jane"],
+            "",
+            false,
+        ),
+        (&["keys", "rotate", "--operator", "ops-jane"], "", true),
+        (&["keys", "list"], "", true),
+    ];
+    steps
+        .iter()
+        .map(|(args, stdin, ok)| {
+            let out = run_with_stdin(data, args, stdin);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.success(), *ok, "{args:?}: {stderr}");
+            assert!(
+                !stderr.contains("no server answers"),
+                "{args:?}: no stale-socket notice: {stderr}"
+            );
+            if *ok {
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            } else {
+                assert_eq!(out.status.code(), Some(2), "{args:?}");
+                stderr
+            }
+        })
+        .collect()
+}
+
+fn events_of(data: &Path) -> Vec<serde_json::Value> {
+    let replay = run(data, &["replay", "--json"]);
+    assert!(replay.status.success());
+    String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("replay --json prints JSON lines"))
+        .collect()
+}
+
+fn count(events: &[serde_json::Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["type"] == kind).count()
+}
+
+fn stop(mut server: Server) {
+    sigterm(&server.child);
+    assert!(server.child.wait().expect("exits").success());
+}
+
+/// The read-only commands, whose output must be identical through the socket and directly.
+fn snapshot(data: &Path) -> Vec<String> {
+    let commands: [&[&str]; 5] = [
+        &["account", "list"],
+        &["account", "show", "alice"],
+        &["account", "show", "bob"],
+        &["account", "sessions", "alice"],
+        &["keys", "list"],
+    ];
+    commands
+        .iter()
+        .map(|args| {
+            let out = run(data, args);
+            assert!(out.status.success(), "{args:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn operator_commands_go_through_the_running_servers_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let through_socket = tempfile::tempdir().expect("temp dir");
+    let server = serve(through_socket.path());
+    let socket = through_socket.path().join("admin/admin.sock");
+    let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&through_socket.path().join("admin")), 0o700);
+    assert_eq!(mode(&socket), 0o600);
+    let with_server = operator_sequence(through_socket.path());
+
+    // A session and a refresh family for `sessions` to list, then MFA to reset.
+    let (session, _) = login(&server.addr, "alice").expect("alice logs in");
+    let sessions = run(through_socket.path(), &["account", "sessions", "alice"]);
+    let listed = String::from_utf8_lossy(&sessions.stdout);
+    assert!(listed.contains(&format!("session {session}")), "{listed}");
+    let body = format!("{{\"username\":\"alice\",\"password\":\"{PASSWORD}\"}}");
+    let (_, _, tokens) = request(&server.addr, "POST", "/v1/login", &body, None).expect("answers");
+    let access = serde_json::from_str::<serde_json::Value>(&tokens).expect("json")["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    let bearer = format!("Authorization: Bearer {access}\r\n");
+    let (status, _, _) = raw_request(
+        &server.addr,
+        "POST",
+        "/v1/mfa/totp",
+        "application/json",
+        "{}",
+        &bearer,
+    )
+    .expect("answers");
+    assert_eq!(status, 200);
+    let qr = run(through_socket.path(), &["account", "mfa-qr", "alice"]);
+    assert!(
+        qr.status.success(),
+        "{}",
+        String::from_utf8_lossy(&qr.stderr)
+    );
+    assert!(String::from_utf8_lossy(&qr.stdout).lines().count() > 20);
+    let snapshot_live = snapshot(through_socket.path());
+    assert!(snapshot_live[3].contains("family "), "{}", snapshot_live[3]);
+    let reset = run(
+        through_socket.path(),
+        &["account", "reset-mfa", "alice", "--operator", "ops-joe"],
+    );
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let snapshot_live = snapshot(through_socket.path());
+
+    let (status, _, metrics) = request(&server.addr, "GET", "/metrics", "", None).expect("answers");
+    assert_eq!(status, 200);
+    let admin_requests: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_admin_requests_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("admin requests are counted");
+    assert!(admin_requests >= 20, "{admin_requests}");
+    // The public listener has no admin routes.
+    let (status, _, _) =
+        request(&server.addr, "GET", "/admin/v1/accounts", "", None).expect("answers");
+    assert_eq!(status, 404);
+
+    stop(server);
+    assert!(!socket.exists(), "a clean stop removes the socket");
+    assert_eq!(
+        snapshot(through_socket.path()),
+        snapshot_live,
+        "the same output directly as through the socket"
+    );
+    let events = events_of(through_socket.path());
+    assert_eq!(count(&events, "AccountRegistered"), 2);
+    assert_eq!(
+        count(&events, "AccountDisabled"),
+        1,
+        "disabling twice records once"
+    );
+    assert_eq!(
+        count(&events, "AccountEnabled"),
+        1,
+        "enabling twice records once"
+    );
+    assert_eq!(count(&events, "AccountSignedOutEverywhere"), 1);
+    assert_eq!(count(&events, "TotpDisabled"), 1);
+    assert_eq!(
+        count(&events, "SigningKeyAdded"),
+        2,
+        "the first key and the rotation"
+    );
+    let by_operator = |kind: &str, name: &str| {
+        events
+            .iter()
+            .any(|e| e["type"] == kind && e.to_string().contains(name))
+    };
+    assert!(by_operator("AccountDisabled", "ops-jane"));
+    assert!(by_operator("AccountEnabled", "ops-jane"));
+    assert!(by_operator("AccountSignedOutEverywhere", "ops-jane"));
+    assert!(by_operator("TotpDisabled", "ops-joe"));
+    let raw = String::from_utf8_lossy(&run(through_socket.path(), &["replay", "--json"]).stdout)
+        .into_owned();
+    assert!(!raw.contains(PASSWORD), "the password is never in the log");
+
+    // The same commands with no server: the folder is opened directly, same output.
+    // The folder has served once (its first signing key exists, as in the other folder).
+    let directly = tempfile::tempdir().expect("temp dir");
+    stop(serve(directly.path()));
+    assert!(!directly.path().join("admin/admin.sock").exists());
+    let without_server = operator_sequence(directly.path());
+    for (a, b) in with_server.iter().zip(&without_server) {
+        assert_eq!(normalised(a), normalised(b));
+    }
+    assert_eq!(with_server.len(), without_server.len());
+    let events = events_of(directly.path());
+    assert_eq!(count(&events, "AccountDisabled"), 1);
+    assert_eq!(count(&events, "AccountEnabled"), 1);
+}
+
+#[test]
+fn a_stale_socket_after_sigkill_falls_back_with_a_notice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = serve(dir.path());
+    register(&server.addr, "alice").expect("registered");
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+    let socket = dir.path().join("admin/admin.sock");
+    assert!(socket.exists(), "a killed server leaves its socket behind");
+    let out = run(dir.path(), &["account", "show", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alice"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "no server answers on {}; opening the data folder directly",
+            socket.display()
+        )
+    );
+    // The next server replaces the stale socket and answers on it.
+    let again = serve(dir.path());
+    let out = run(dir.path(), &["account", "list"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("no server answers"));
+    stop(again);
+}
+
+/// One raw HTTP/1.1 exchange on the admin socket.
+fn admin_request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).expect("written");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[test]
+fn the_admin_socket_answers_problems_for_bad_requests() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = serve(dir.path());
+    let socket = dir.path().join("admin/admin.sock");
+    let problem = |status: u16, head: &str, body: &str, expected: u16| {
+        assert_eq!(status, expected, "{body}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+        let v: serde_json::Value = serde_json::from_str(body).expect("problem json");
+        assert_eq!(v["status"], expected);
+        v
+    };
+    let (s, h, b) = admin_request(
+        &socket,
+        "POST",
+        "/admin/v1/accounts",
+        "application/json",
+        "{\"username\":",
+    );
+    problem(s, &h, &b, 400);
+    let (s, h, b) = admin_request(
+        &socket,
+        "POST",
+        "/admin/v1/accounts/alice/disable",
+        "application/json",
+        "{\"who\":\"x\"}",
+    );
+    problem(s, &h, &b, 422);
+    let (s, h, b) = admin_request(
+        &socket,
+        "GET",
+        "/admin/v1/accounts/nobody",
+        "application/json",
+        "",
+    );
+    let v = problem(s, &h, &b, 404);
+    assert_eq!(v["detail"], "no account named nobody");
+    let (s, h, b) = admin_request(&socket, "DELETE", "/admin/v1/keys", "application/json", "");
+    problem(s, &h, &b, 405);
+    let (s, h, b) = admin_request(&socket, "GET", "/v1/me", "application/json", "");
+    problem(s, &h, &b, 404);
+    let (s, h, b) = admin_request(
+        &socket,
+        "POST",
+        "/admin/v1/accounts/alice/sessions",
+        "application/json",
+        "{}",
+    );
+    problem(s, &h, &b, 405);
+    let (s, h, b) = admin_request(
+        &socket,
+        "POST",
+        "/admin/v1/accounts/alice/nothing",
+        "application/json",
+        "{}",
+    );
+    problem(s, &h, &b, 404);
+    let (s, h, b) = admin_request(&socket, "POST", "/admin/v1/accounts", "text/plain", "x");
+    problem(s, &h, &b, 415);
+    let out = run(
+        dir.path(),
+        &["account", "disable", "nobody", "--operator", "ops"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "tessera: no account named nobody\n"
+    );
+    stop(server);
+}

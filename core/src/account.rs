@@ -200,7 +200,8 @@ impl Decide for ChangePassword {
 }
 
 /// Disable an account: its sessions and families end and its access tokens stop working.
-/// Disabling a disabled account records nothing and succeeds.
+/// Idempotent: disabling a disabled account records nothing and succeeds, so an operator can
+/// repeat the command without doubt about its effect (the log keeps one `AccountDisabled`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DisableAccount {
     /// The account.
@@ -241,6 +242,39 @@ impl Decide for DisableAccount {
         let live = views.sessions_of(&account).filter(|s| s.is_live(env.now));
         events.extend(live.map(|s| ended(s.id, SessionEndReason::AccountDisabled)));
         Decision::ok(events, ())
+    }
+}
+
+/// Enable a disabled account again: its holder can log in. Nothing that ended when it was
+/// disabled comes back (sessions, families, tokens issued before). Idempotent: enabling an
+/// enabled account records nothing and succeeds, like [`DisableAccount`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnableAccount {
+    /// The account.
+    pub account: AccountId,
+    /// Who asked (an operator, by name).
+    pub by: Actor,
+}
+
+impl Decide for EnableAccount {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "enable_account"
+    }
+
+    fn decide(self, views: &Views, _env: &mut Env<'_>) -> Decision<()> {
+        let Some(a) = views.account(&self.account) else {
+            return Decision::refuse(vec![], Rejection::AccountNotFound);
+        };
+        if !a.disabled {
+            return Decision::ok(vec![], ());
+        }
+        let event = Event::AccountEnabled {
+            account: self.account,
+            by: self.by,
+        };
+        Decision::ok(vec![event.into()], ())
     }
 }
 
@@ -302,5 +336,83 @@ mod tests {
         assert!(!email_plausible("a@b"));
         assert!(!email_plausible("@b.example"));
         assert!(!email_plausible("a b@c.example"));
+    }
+
+    mod enable {
+        #![allow(clippy::indexing_slicing, reason = "tests")]
+        use crate::testkit::{Given, PASSWORD};
+        use crate::{Command, Rejection, Reply};
+
+        use super::super::{DisableAccount, EnableAccount};
+        use crate::event::{Actor, Event};
+        use crate::id::AccountId;
+
+        fn ops() -> Actor {
+            Actor::Operator { name: "ops".into() }
+        }
+
+        #[test]
+        fn enabling_a_disabled_account_lets_it_log_in_again() {
+            let mut s = Given::nothing();
+            let alice = s.registered("alice");
+            s.when(Command::from(DisableAccount {
+                account: alice,
+                by: ops(),
+            }))
+            .then_reply(Reply::AccountDisabled);
+            let refused = s.login("alice", PASSWORD);
+            s.when(refused).then_rejected(Rejection::InvalidCredentials);
+            s.when(Command::from(EnableAccount {
+                account: alice,
+                by: ops(),
+            }))
+            .then_events(&[Event::AccountEnabled {
+                account: alice,
+                by: ops(),
+            }])
+            .then_reply(Reply::AccountEnabled);
+            assert!(s.views.account(&alice).is_some_and(|a| !a.disabled));
+            s.logged_in("alice");
+        }
+
+        #[test]
+        fn enabling_an_enabled_account_records_nothing() {
+            let mut s = Given::nothing();
+            let alice = s.registered("alice");
+            s.when(Command::from(EnableAccount {
+                account: alice,
+                by: ops(),
+            }))
+            .then_no_events()
+            .then_reply(Reply::AccountEnabled);
+        }
+
+        #[test]
+        fn disabling_twice_records_one_event() {
+            let mut s = Given::nothing();
+            let alice = s.registered("alice");
+            s.when(Command::from(DisableAccount {
+                account: alice,
+                by: ops(),
+            }))
+            .then_kinds(&["AccountDisabled"]);
+            s.when(Command::from(DisableAccount {
+                account: alice,
+                by: ops(),
+            }))
+            .then_no_events()
+            .then_reply(Reply::AccountDisabled);
+        }
+
+        #[test]
+        fn enabling_an_unknown_account_is_refused() {
+            let mut s = Given::nothing();
+            s.when(Command::from(EnableAccount {
+                account: AccountId::from_bytes([7; 16]),
+                by: ops(),
+            }))
+            .then_no_events()
+            .then_rejected(Rejection::AccountNotFound);
+        }
     }
 }

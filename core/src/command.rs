@@ -92,6 +92,8 @@ domain! {
         ChangePassword(crate::account::ChangePassword),
         /// Disable an account (an operator's action).
         Disable(crate::account::DisableAccount),
+        /// Enable a disabled account again (an operator's action).
+        Enable(crate::account::EnableAccount),
     }
 }
 

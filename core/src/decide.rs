@@ -89,6 +89,8 @@ pub enum Reply {
     },
     /// The account is disabled (or already was).
     AccountDisabled,
+    /// The account is enabled (or already was).
+    AccountEnabled,
     /// Token-mode login or a refresh: sign `access` and hand both tokens out.
     TokensIssued(TokensIssued),
     /// RFC 7009: the token is revoked, or was unknown; the answer is the same.
@@ -188,6 +190,7 @@ fn decide_account(views: &Views, command: AccountCommand, env: &mut Env<'_>) -> 
             .decide(views, env)
             .map(|session| Reply::PasswordChanged { session }),
         AccountCommand::Disable(c) => c.decide(views, env).map(|()| Reply::AccountDisabled),
+        AccountCommand::Enable(c) => c.decide(views, env).map(|()| Reply::AccountEnabled),
     }
 }
 

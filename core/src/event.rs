@@ -353,6 +353,14 @@ pub enum Event {
         /// The challenge passed; it cannot be answered again.
         challenge: ChallengeId,
     },
+    /// A disabled account was enabled again by an operator: it can log in again. Nothing
+    /// ended when it was disabled comes back; its holder logs in afresh.
+    AccountEnabled {
+        /// The enabled account.
+        account: AccountId,
+        /// Who enabled it (an operator, by name).
+        by: Actor,
+    },
 }
 
 impl Event {
@@ -385,6 +393,7 @@ impl Event {
             Self::MfaChallengeStarted { .. } => "MfaChallengeStarted",
             Self::MfaCodeFailed { .. } => "MfaCodeFailed",
             Self::MfaChallengePassed { .. } => "MfaChallengePassed",
+            Self::AccountEnabled { .. } => "AccountEnabled",
         }
     }
 
@@ -416,6 +425,7 @@ impl Event {
         "MfaChallengeStarted",
         "MfaCodeFailed",
         "MfaChallengePassed",
+        "AccountEnabled",
     ];
 
     /// The stream the event belongs to.
@@ -425,6 +435,7 @@ impl Event {
             | Self::PasswordChanged { account, .. }
             | Self::PasswordRehashed { account, .. }
             | Self::AccountDisabled { account, .. }
+            | Self::AccountEnabled { account, .. }
             | Self::LoginFailed { account, .. }
             | Self::AccessTokenRevoked { account, .. }
             | Self::AccountSignedOutEverywhere { account, .. }

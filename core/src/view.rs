@@ -199,6 +199,11 @@ impl Views {
             .filter_map(|id| self.sessions.get(id))
     }
 
+    /// Every account, disabled ones included, in no particular order.
+    pub fn accounts(&self) -> impl Iterator<Item = &AccountView> {
+        self.accounts.values()
+    }
+
     /// How many accounts exist, disabled ones included.
     pub fn account_count(&self) -> usize {
         self.accounts.len()
@@ -331,6 +336,7 @@ impl Views {
             | Event::PasswordChanged { .. }
             | Event::PasswordRehashed { .. }
             | Event::AccountDisabled { .. }
+            | Event::AccountEnabled { .. }
             | Event::LoginFailed { .. }
             | Event::UnknownAccountLoginFailed { .. }
             | Event::SessionStarted { .. }
@@ -427,6 +433,16 @@ impl Views {
                 a.disabled = true;
                 touched.push(ViewKey::Account(*account));
                 self.set_not_before(*account, at, touched);
+            }
+            Event::AccountEnabled { account, .. } => {
+                // The not-before time set when it was disabled stays: tokens issued before
+                // the account was disabled must not come back to life.
+                let a = self
+                    .accounts
+                    .get_mut(account)
+                    .ok_or_else(|| fail("unknown account"))?;
+                a.disabled = false;
+                touched.push(ViewKey::Account(*account));
             }
             Event::LoginFailed { account, .. } => {
                 self.accounts

@@ -15,6 +15,7 @@
 //! Build an [`App`] around a running [`tessera_storage::Engine`], then [`server::start`] it on
 //! a listener address; [`server::ServerHandle::shutdown`] drains and stops.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod body;

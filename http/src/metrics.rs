@@ -111,6 +111,10 @@ pub struct HttpMetrics {
     pub cross_site_refused: AtomicU64,
     /// Requests answered 429 (address throttled, or an MFA step throttled).
     pub throttled: AtomicU64,
+    /// Requests answered on the admin socket (refused peers' included).
+    pub admin_requests: AtomicU64,
+    /// Admin-socket connections whose peer was not the server's own user.
+    pub admin_refused: AtomicU64,
 }
 
 impl HttpMetrics {
@@ -194,7 +198,7 @@ pub fn render(app: &App) -> String {
     let batches = e.batches.load(Ordering::Relaxed);
     let events = e.events_appended.load(Ordering::Relaxed);
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let counters: [(&str, &str, u64); 13] = [
+    let counters: [(&str, &str, u64); 15] = [
         (
             "tessera_commands_total",
             "Commands decided by the writer.",
@@ -259,6 +263,16 @@ pub fn render(app: &App) -> String {
             "tessera_detections_total",
             "Attacks recognised and recorded: refresh-token reuse.",
             load(&e.detections),
+        ),
+        (
+            "tessera_admin_requests_total",
+            "Requests answered on the admin socket.",
+            load(&m.admin_requests),
+        ),
+        (
+            "tessera_admin_peers_refused_total",
+            "Admin-socket connections refused: the peer was not the server's own user.",
+            load(&m.admin_refused),
         ),
     ];
     for (name, help, value) in counters {

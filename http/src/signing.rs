@@ -49,6 +49,13 @@ pub fn rotate_blocking(engine: &Engine, keys: &KeyStore) -> Result<Signer, Signi
     Ok(signer)
 }
 
+/// Writes a new key and records it through the engine, from an async caller that holds no
+/// [`Signing`] (the CLI's operator commands when no server runs). The server rotates with
+/// [`Signing::rotate`], which also swaps its signer.
+pub async fn add_key(engine: &Engine, keys: &KeyStore) -> Result<Signer, SigningError> {
+    Signing::record(engine, keys.write(&new_seed())?).await
+}
+
 impl Signing {
     /// Loads the current key, or makes the first one.
     pub async fn start(engine: &Engine, keys: KeyStore) -> Result<Self, SigningError> {

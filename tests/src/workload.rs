@@ -507,12 +507,30 @@ impl Driver {
                 Some(command) => command,
                 None => return self.register(),
             },
-            (Op::Disable, Some(u), _) => Command::from(tessera_core::account::DisableAccount {
-                account: u.account,
-                by: Actor::Operator {
+            // A disabled account is enabled again, so that both operator actions reach the
+            // log and the account's later logins succeed again (reading the views draws no
+            // randomness: the seeded sequence is unchanged up to here).
+            (Op::Disable, Some(u), _) => {
+                let by = Actor::Operator {
                     name: "driver".into(),
-                },
-            }),
+                };
+                let disabled = self
+                    .engine
+                    .views()
+                    .account(&u.account)
+                    .is_some_and(|a| a.disabled);
+                if disabled {
+                    Command::from(tessera_core::account::EnableAccount {
+                        account: u.account,
+                        by,
+                    })
+                } else {
+                    Command::from(tessera_core::account::DisableAccount {
+                        account: u.account,
+                        by,
+                    })
+                }
+            }
             _ => return self.register(),
         };
         (command, None)

@@ -8,6 +8,7 @@
     reason = "test code: helpers outside #[test] functions stop the test loudly at the step that failed"
 )]
 
+mod admin;
 mod crash_recovery;
 mod decide_scenarios;
 mod drivers;

@@ -163,6 +163,10 @@ fn examples() -> Vec<Event> {
             client,
         },
         Event::MfaChallengePassed { challenge },
+        Event::AccountEnabled {
+            account,
+            by: Actor::Operator { name: "ops".into() },
+        },
     ]
 }
 

@@ -1,0 +1,118 @@
+//! The admin routes (docs/http-api.md, "Admin socket"). JSON in and out; errors are
+//! problem+json like the public API's. Every change goes through [`super::ops`], the same
+//! functions `tessera` runs when no server is up.
+
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use tessera_core::usecase::RegisterRequest;
+use zeroize::Zeroizing;
+
+use super::ops::{self, AccountAction, KeyRotated, OpError, OperatorBody};
+use crate::App;
+use crate::body::{json, read_json};
+use crate::problem::Problem;
+use crate::routes::Reply;
+
+/// `POST /admin/v1/accounts`. The password never reaches a log: it is zeroized, and this
+/// type has no `Debug`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBody {
+    username: String,
+    password: Zeroizing<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// `POST /admin/v1/keys/rotate`. The key set's events carry no actor, so the operator is
+/// logged only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    operator: String,
+}
+
+pub(super) async fn handle(app: &App, req: Request<Incoming>) -> Reply {
+    let deadline = Duration::from_millis(app.config.request_timeout_ms);
+    match tokio::time::timeout(deadline, dispatch(app, req)).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(problem)) => problem.into_response(),
+        Err(_) => Problem::timeout().into_response(),
+    }
+}
+
+async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let path = req.uri().path().to_owned();
+    let Some(rest) = path.strip_prefix("/admin/v1/") else {
+        return Err(Problem::not_found());
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let method = req.method().clone();
+    match (segments.as_slice(), method) {
+        (["accounts"], Method::GET) => Ok(json(StatusCode::OK, &ops::list(&app.engine))),
+        (["accounts"], Method::POST) => add(app, req).await,
+        (["accounts", name], Method::GET) => {
+            Ok(json(StatusCode::OK, &ops::show(&app.engine, name)?))
+        }
+        (["accounts", name, "sessions"], Method::GET) => {
+            Ok(json(StatusCode::OK, &ops::sessions(&app.engine, name)?))
+        }
+        (["accounts", name, "mfa-enrolment"], Method::GET) => Ok(json(
+            StatusCode::OK,
+            &ops::pending_enrolment(&app.engine, &app.mfa_keys, name)?,
+        )),
+        (["accounts", name, action], Method::POST)
+            if AccountAction::from_segment(action).is_some() =>
+        {
+            let Some(action) = AccountAction::from_segment(action) else {
+                return Err(Problem::not_found());
+            };
+            let name = (*name).to_owned();
+            let (parts, body) = req.into_parts();
+            let input: OperatorBody =
+                read_json(body, &parts.headers, app.config.body_bytes_max).await?;
+            let done = ops::act(&app.engine, &name, action, &input.operator).await?;
+            Ok(json(StatusCode::OK, &done))
+        }
+        (["keys"], Method::GET) => Ok(json(StatusCode::OK, &ops::keys(&app.engine))),
+        (["keys", "rotate"], Method::POST) => {
+            let (parts, body) = req.into_parts();
+            let input: RotateBody =
+                read_json(body, &parts.headers, app.config.body_bytes_max).await?;
+            tracing::info!(operator = %input.operator, "operator action: rotate the signing key");
+            let kid = app
+                .signing
+                .rotate(&app.engine)
+                .await
+                .map_err(OpError::from)?;
+            Ok(json(StatusCode::OK, &KeyRotated { kid }))
+        }
+        (["accounts"], _) => Err(Problem::method_not_allowed("GET, POST")),
+        (["keys"] | ["accounts", _] | ["accounts", _, "sessions" | "mfa-enrolment"], _) => {
+            Err(Problem::method_not_allowed("GET"))
+        }
+        (["keys", "rotate"], _) => Err(Problem::method_not_allowed("POST")),
+        (["accounts", _, action], _) if AccountAction::from_segment(action).is_some() => {
+            Err(Problem::method_not_allowed("POST"))
+        }
+        _ => Err(Problem::not_found()),
+    }
+}
+
+async fn add(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    let input: AddBody = read_json(body, &parts.headers, app.config.body_bytes_max).await?;
+    let outcome = app
+        .run(RegisterRequest {
+            username: input.username,
+            email: input.email,
+            password: input.password.into(),
+        })
+        .await?;
+    let registered = outcome.reply?;
+    tracing::info!(account = %registered.account, "operator action: account added");
+    Ok(json(StatusCode::CREATED, &ops::registered(&registered)))
+}

@@ -95,6 +95,18 @@ impl AdminClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<http::Response<Incoming>, Failure> {
+        self.send_within(method, path, body, ANSWER_WITHIN).await
+    }
+
+    /// [`AdminClient::send`] waiting up to `within` for the head of the answer: a backup or a
+    /// verification of a long log answers only when it is done.
+    pub async fn send_within(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        within: std::time::Duration,
+    ) -> Result<http::Response<Incoming>, Failure> {
         let mut builder = Request::builder()
             .method(method)
             .uri(path)
@@ -113,17 +125,18 @@ impl AdminClient {
             sender.ready().await?;
             sender.send_request(req).await
         };
-        match tokio::time::timeout(ANSWER_WITHIN, exchange).await {
+        match tokio::time::timeout(within, exchange).await {
             Ok(answer) => answer.map_err(|e| self.lost(&e)),
             Err(_) => Err(Failure(format!(
                 "the server on {} did not answer within {} s",
                 self.path.display(),
-                ANSWER_WITHIN.as_secs()
+                within.as_secs()
             ))),
         }
     }
 
-    fn lost(&self, e: &hyper::Error) -> Failure {
+    /// The error for a connection that broke mid-answer.
+    pub fn lost(&self, e: &hyper::Error) -> Failure {
         Failure(format!(
             "the server on {} stopped answering: {e}",
             self.path.display()
@@ -156,13 +169,39 @@ impl AdminClient {
         self.exchange(method, path, Some(body)).await
     }
 
+    /// [`AdminClient::call`] waiting up to `within` for the answer.
+    pub async fn call_within<T: DeserializeOwned>(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        within: std::time::Duration,
+    ) -> Result<T, CommandError> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(Failure::new)?;
+        self.exchange_within(method, path, body, within).await
+    }
+
     async fn exchange<T: DeserializeOwned>(
         &mut self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, CommandError> {
-        let resp = self.send(method, path, body).await?;
+        self.exchange_within(method, path, body, ANSWER_WITHIN)
+            .await
+    }
+
+    async fn exchange_within<T: DeserializeOwned>(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        within: std::time::Duration,
+    ) -> Result<T, CommandError> {
+        let resp = self.send_within(method, path, body, within).await?;
         let status = resp.status();
         let bytes = resp
             .into_body()

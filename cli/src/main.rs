@@ -45,8 +45,17 @@ enum Command {
     },
     /// Print events from the log, or rebuild the views from it.
     Replay(replay::ReplayArgs),
-    /// Check the log's hash chain; exit status 0 when intact.
+    /// Check the log's hash chain; exit status 0 when intact. Works while the server runs.
     Verify {
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Copy the data folder (log, views, keys) into DIR, a new or empty folder, consistent as
+    /// of one moment; the server goes on serving meanwhile. The copy is a data folder:
+    /// `tessera serve --data DIR` starts from it.
+    Backup {
+        /// Where the copy goes: a folder that does not exist yet, or an empty one.
+        dir: PathBuf,
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -84,6 +93,7 @@ fn main() -> ExitCode {
         }
         Command::Replay(args) => replay::run(&config, args),
         Command::Verify { data } => replay::verify(&config, data),
+        Command::Backup { dir, data } => replay::backup(&config, dir, data),
         Command::Account(cmd) => account::run(&config, cmd),
         Command::Simulate(args) => simulate::run(&config, args),
         Command::Keys(KeysCommand::Rotate { data, operator }) => {

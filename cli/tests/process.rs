@@ -302,12 +302,21 @@ fn sigterm_drains_and_leaves_the_log_durable() {
 fn a_busy_data_folder_is_refused_with_a_whole_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = serve(dir.path());
-    for args in [&["verify"][..], &["serve", "--listen", "127.0.0.1:0"][..]] {
+    // A second server cannot open the folder; a rebuild (which replaces the views in place)
+    // needs the server stopped. Reading commands go through the running server instead.
+    let busy: [(&[&str], &str); 2] = [
+        (
+            &["serve", "--listen", "127.0.0.1:0"],
+            "another tessera process",
+        ),
+        (&["replay", "--rebuild"], "stop it to rebuild"),
+    ];
+    for (args, why) in busy {
         let out = run(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.starts_with("tessera: ") && err.contains("another tessera process"),
+            err.starts_with("tessera: ") && err.contains(why),
             "{args:?}: {err:?}"
         );
         assert!(
@@ -955,4 +964,264 @@ fn the_admin_socket_answers_problems_for_bad_requests() {
         "tessera: no account named nobody\n"
     );
     stop(server);
+}
+
+#[test]
+fn the_log_is_read_verified_and_backed_up_while_the_server_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let server = serve(&data);
+    register(&server.addr, "alice").expect("registered");
+    login(&server.addr, "alice").expect("logged in");
+    let json = run(&data, &["replay", "--json"]);
+    let text = run(&data, &["replay"]);
+    assert!(json.status.success() && text.status.success());
+    let only = run(&data, &["replay", "--json", "--type", "AccountRegistered"]);
+    assert_eq!(String::from_utf8_lossy(&only.stdout).lines().count(), 1);
+    let verify = run(&data, &["verify"]);
+    assert!(verify.status.success());
+    let verified = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(verified.starts_with("log intact: "), "{verified}");
+    let rebuild = run(&data, &["replay", "--rebuild"]);
+    assert!(!rebuild.status.success());
+    assert!(String::from_utf8_lossy(&rebuild.stderr).contains("stop it to rebuild"));
+    // A backup while the server serves, then one into the same folder: refused.
+    let copy = dir.path().join("copy");
+    let copy_arg = copy.to_str().expect("a UTF-8 path");
+    let backup = run(&data, &["backup", copy_arg]);
+    assert!(backup.status.success(), "{:?}", backup);
+    let backed = String::from_utf8_lossy(&backup.stdout).into_owned();
+    assert!(backed.starts_with("backed up "), "{backed}");
+    let again = run(&data, &["backup", copy_arg]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds files"));
+    stop(server);
+    // The same output read from the folder once the server is gone.
+    assert_eq!(run(&data, &["replay", "--json"]).stdout, json.stdout);
+    assert_eq!(run(&data, &["replay"]).stdout, text.stdout);
+    assert_eq!(
+        String::from_utf8_lossy(&run(&data, &["verify"]).stdout),
+        verified
+    );
+    // The copy is a data folder: it verifies, names the same head, and serves.
+    let copy_verify = run(&copy, &["verify"]);
+    assert!(copy_verify.status.success());
+    let head = verified
+        .split("head hash ")
+        .nth(1)
+        .expect("a head hash")
+        .trim();
+    assert!(backed.contains(head), "{backed} names {head}");
+    let copied = serve(&copy);
+    assert!(
+        login(&copied.addr, "alice").is_some(),
+        "the account came along"
+    );
+    stop(copied);
+}
+
+#[test]
+fn replay_follow_prints_new_events_and_ends_cleanly_when_the_server_is_killed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut server = serve(&data);
+    let mut follower = tessera(&data)
+        .args(["replay", "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the follower starts");
+    let mut stdout = follower.stdout.take().expect("piped stdout");
+    let printed = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let reader = {
+        let printed = printed.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                printed.lock().expect("lock").extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let seen = |kind: &str| String::from_utf8_lossy(&printed.lock().expect("lock")).contains(kind);
+    register(&server.addr, "alice").expect("registered");
+    for _ in 0..500 {
+        if seen("AccountRegistered") {
+            break;
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test harness pacing a real process, not domain time"
+        )]
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        seen("AccountRegistered"),
+        "the follower printed the new event"
+    );
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    let status = follower.wait().expect("the follower ends");
+    reader.join().expect("reader");
+    let mut stderr = String::new();
+    follower
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert!(!status.success(), "an interrupted follow is a failure");
+    assert!(stderr.contains("stopped answering"), "{stderr}");
+    let out = printed.lock().expect("lock").clone();
+    assert_eq!(out.last(), Some(&b'\n'), "no partial line");
+    for line in String::from_utf8_lossy(&out).lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("every line is whole JSON");
+    }
+}
+
+/// A data folder holding `accounts` registrations, written through the real engine with a
+/// cheap hash and without fsync (the test is about the copy, not the writes).
+fn long_log(data: &Path, accounts: u64) {
+    use tessera_storage::{Engine, EngineConfig, SledOptions, SledStore};
+    let store = SledStore::open(
+        data,
+        SledOptions {
+            fdatasync: false,
+            ..SledOptions::default()
+        },
+    )
+    .expect("store opens");
+    struct Fixed;
+    impl tessera_storage::Clock for Fixed {
+        fn now(&self) -> tessera_core::Timestamp {
+            tessera_core::Timestamp::from_millis(1_700_000_000_000)
+        }
+    }
+    let engine = Engine::start(
+        Box::new(store),
+        tessera_core::Policy::fast_for_tests(),
+        Arc::new(Fixed),
+        Box::new(rand_like_rng()),
+        EngineConfig {
+            batch_commands_max: 4096,
+            queue_commands_max: 1 << 16,
+            check_invariants: false,
+        },
+    )
+    .expect("engine starts");
+    let hash = tessera_core::password::hash(
+        PASSWORD,
+        [7; 16],
+        &tessera_core::policy::Argon2Params::INSECURE_FAST,
+    )
+    .expect("a hash");
+    let mut pending = Vec::new();
+    for i in 0..accounts {
+        let register = tessera_core::account::Register {
+            username: format!("user{i}"),
+            email: None,
+            password_hash: hash.clone(),
+        };
+        pending.push(engine.submit(register).expect("queued"));
+        if pending.len() == 8192 {
+            for rx in pending.drain(..) {
+                rx.blocking_recv()
+                    .expect("answered")
+                    .expect("no engine error");
+            }
+        }
+    }
+    for rx in pending {
+        rx.blocking_recv()
+            .expect("answered")
+            .expect("no engine error");
+    }
+    engine.shutdown();
+}
+
+/// A deterministic RNG for [`long_log`]'s engine (ids only; nothing secret).
+fn rand_like_rng() -> impl rand_core::CryptoRng + Send {
+    struct Counter(u64);
+    impl rand_core::TryRng for Counter {
+        type Error = std::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Ok(self.try_next_u64()? as u32)
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            Ok(self.0)
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+            for chunk in dst.chunks_mut(8) {
+                let v = self.try_next_u64()?.to_le_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
+            }
+            Ok(())
+        }
+    }
+    impl rand_core::TryCryptoRng for Counter {}
+    Counter(42)
+}
+
+#[test]
+fn a_backup_killed_midway_is_never_mistaken_for_a_good_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    long_log(&data, 60_000);
+    let copy = dir.path().join("copy");
+    let mut backup = tessera(&data)
+        .arg("backup")
+        .arg(&copy)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the backup starts");
+    let marker = copy.join("BACKUP-INCOMPLETE");
+    let mut started = false;
+    for _ in 0..2000 {
+        if marker.exists() {
+            started = true;
+            break;
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test harness pacing a real process, not domain time"
+        )]
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(started, "the backup marked its folder first");
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test harness pacing a real process, not domain time"
+    )]
+    std::thread::sleep(Duration::from_millis(100));
+    backup.kill().expect("SIGKILL");
+    let status = backup.wait().expect("ends");
+    assert!(!status.success(), "killed before it finished");
+    assert!(marker.exists(), "the partial copy keeps its marker");
+    for args in [&["verify"][..], &["replay", "--json"][..]] {
+        let out = run(&copy, args);
+        assert!(!out.status.success(), "{args:?} refuses a partial copy");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("incomplete backup"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let serve = tessera(&copy)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("serve runs");
+    assert!(!serve.status.success(), "serve refuses a partial copy");
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("incomplete backup"));
+    // And the source is untouched: a complete backup of it verifies.
+    let again = dir.path().join("again");
+    let ok = run(&data, &["backup", again.to_str().expect("UTF-8")]);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(run(&again, &["verify"]).status.success());
 }

@@ -9,6 +9,7 @@
 //! hand, or a descriptor passed to another user, is still refused). The server learns its
 //! own uid from the socket file it just created, which needs no unsafe call.
 
+pub mod log;
 pub mod ops;
 mod routes;
 
@@ -179,7 +180,7 @@ async fn accept_loop(
                 let resp = if allowed {
                     routes::handle(&app, req).await
                 } else {
-                    forbidden().into_response()
+                    forbidden().into_response().map(log::AdminBody::Full)
                 };
                 Ok::<_, Infallible>(resp)
             }

@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use http::{Method, Request, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use tessera_core::usecase::RegisterRequest;
 use zeroize::Zeroizing;
 
+use super::log::AdminBody;
 use super::ops::{self, AccountAction, KeyRotated, OpError, OperatorBody};
 use crate::App;
 use crate::body::{json, read_json};
@@ -35,13 +36,37 @@ struct RotateBody {
     operator: String,
 }
 
-pub(super) async fn handle(app: &App, req: Request<Incoming>) -> Reply {
+pub(super) async fn handle(app: &App, req: Request<Incoming>) -> Response<AdminBody> {
+    // Reading the whole log, following it, and copying it take as long as the log is long:
+    // they run without the request deadline (the reader hanging up ends them).
+    let path = req.uri().path().to_owned();
+    let long = match (path.as_str(), req.method().clone()) {
+        ("/admin/v1/log", Method::GET) => Some(super::log::log(app, &req).await),
+        ("/admin/v1/verify", Method::GET) => Some(
+            super::log::verify(app)
+                .await
+                .map(|r| r.map(AdminBody::Full)),
+        ),
+        ("/admin/v1/backup", Method::POST) => {
+            let answer = super::log::backup(app, req).await;
+            return answer
+                .map(|r| r.map(AdminBody::Full))
+                .unwrap_or_else(|problem| problem.into_response().map(AdminBody::Full));
+        }
+        ("/admin/v1/log" | "/admin/v1/verify", _) => Some(Err(Problem::method_not_allowed("GET"))),
+        ("/admin/v1/backup", _) => Some(Err(Problem::method_not_allowed("POST"))),
+        _ => None,
+    };
+    if let Some(answer) = long {
+        return answer.unwrap_or_else(|problem| problem.into_response().map(AdminBody::Full));
+    }
     let deadline = Duration::from_millis(app.config.request_timeout_ms);
-    match tokio::time::timeout(deadline, dispatch(app, req)).await {
+    let resp = match tokio::time::timeout(deadline, dispatch(app, req)).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(problem)) => problem.into_response(),
         Err(_) => Problem::timeout().into_response(),
-    }
+    };
+    resp.map(AdminBody::Full)
 }
 
 async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {

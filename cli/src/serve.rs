@@ -35,7 +35,7 @@ pub fn open_store(config: &Config) -> Result<SledStore, Failure> {
         &config.data,
         SledOptions {
             cache_bytes: config.store.cache_bytes,
-            fdatasync: true,
+            ..SledOptions::default()
         },
     )
     .map_err(Failure::new)

@@ -137,7 +137,8 @@ fn sync_dir(path: &Path) -> Result<(), BackupError> {
 /// `policy`, the server's, bounds them) and stored; and the key files of `keys_dir` (the
 /// server's `<data>/keys`) copied into `dest/keys` with the same permissions. Everything is
 /// made durable before the marker is removed, last. `progress` is called with each
-/// sequence copied.
+/// sequence copied, then with each sequence again as the views are rebuilt from the copy (a
+/// caller that paces the backup by it paces both passes).
 ///
 /// Only reads through `reader`: the writer is never blocked or slowed beyond sharing the
 /// disk. Refuses a `dest` that exists and is not an empty folder. Blocking, for as long as
@@ -163,6 +164,7 @@ pub fn write(
         dest,
         SledOptions {
             cache_bytes: BACKUP_CACHE_BYTES,
+            background_flush: false,
             ..SledOptions::default()
         },
     )?;
@@ -179,7 +181,9 @@ pub fn write(
         });
     }
     // The rebuild reads the copy back and checks its chain again on the way.
-    let views = replay::rebuild_into(Views::for_policy(policy), &store, &mut |_| {})?;
+    // `progress` sees the rebuild too (its sequences start again from 1), so a caller that
+    // paces the backup by it paces the whole of it.
+    let views = replay::rebuild_into(Views::for_policy(policy), &store, progress)?;
     let records = views
         .keys()
         .into_iter()

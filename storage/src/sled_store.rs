@@ -94,6 +94,11 @@ pub struct SledOptions {
     pub cache_bytes: u64,
     /// Call `fdatasync` after sled's flush. Off only in benchmarks that measure its cost.
     pub fdatasync: bool,
+    /// sled's own periodic flush (every 500 ms), which syncs whatever it has written. Off for
+    /// a backup being written beside a serving store: its syncs would queue the serving
+    /// writer's `fdatasync` behind megabytes of copy, and the copy is made durable once, at
+    /// its end, anyway.
+    pub background_flush: bool,
 }
 
 impl Default for SledOptions {
@@ -101,6 +106,7 @@ impl Default for SledOptions {
         Self {
             cache_bytes: 256 * 1024 * 1024,
             fdatasync: true,
+            background_flush: true,
         }
     }
 }
@@ -159,12 +165,13 @@ const LOCK_WAIT_ATTEMPTS: u32 = 200;
 /// dropped `Db` keeps its lock until sled's background tasks finish, so a store closed and
 /// reopened at once (a restart in tests, the simulator's crash recovery) can find it taken
 /// for a few milliseconds. Another process holding it is reported after about 2 s.
-fn open_db(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+fn open_db(path: &Path, cache_bytes: u64, background_flush: bool) -> sled::Result<sled::Db> {
     let mut attempts = 0;
     loop {
         match sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
+            .flush_every_ms(background_flush.then_some(500))
             .open()
         {
             // sled reports the lock as an `Other` I/O error with this text.
@@ -207,7 +214,7 @@ impl SledStore {
             why,
         };
         std::fs::create_dir_all(path).map_err(|e| fail(e.to_string()))?;
-        let db = open_db(path, options.cache_bytes).map_err(|e| {
+        let db = open_db(path, options.cache_bytes, options.background_flush).map_err(|e| {
             fail(format!(
                 "{e} (is another tessera process using this folder?)"
             ))

@@ -259,6 +259,50 @@ pub async fn verify(app: &App) -> Result<Response<Full<Bytes>>, Problem> {
     Ok(json(StatusCode::OK, &answer))
 }
 
+/// The share of one core a backup inside the server may take. The copy re-hashes every
+/// envelope and rebuilds the views from it: at full speed it takes a core the writer and the
+/// request handlers need, and on a two-core machine their p99 quadruples. Paced to a third,
+/// a backup takes about three times as long and the served requests keep their latency
+/// (docs/benchmarks.md, "backup").
+const BACKUP_DUTY: f64 = 0.2;
+
+/// Envelopes between two of the pacer's looks at the clock.
+const PACE_EVERY: u32 = 2048;
+
+/// Keeps a long job on a blocking thread to about `duty` of one core: after each stretch of
+/// work it sleeps long enough that work / (work + sleep) stays at `duty`.
+struct Pacer {
+    duty: f64,
+    since: std::time::Instant,
+    count: u32,
+}
+
+impl Pacer {
+    fn new(duty: f64) -> Self {
+        Self {
+            duty: duty.clamp(0.05, 1.0),
+            since: crate::system::monotonic(),
+            count: 0,
+        }
+    }
+
+    fn tick(&mut self) {
+        self.count += 1;
+        if self.count < PACE_EVERY {
+            return;
+        }
+        self.count = 0;
+        let worked = self.since.elapsed();
+        let rest = worked.mul_f64((1.0 - self.duty) / self.duty);
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a blocking thread of the server yielding its core to the request handlers, not the core's time"
+        )]
+        std::thread::sleep(rest);
+        self.since = crate::system::monotonic();
+    }
+}
+
 /// `POST /admin/v1/backup {dir}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,7 +356,10 @@ pub async fn backup(app: &App, req: Request<Incoming>) -> Result<Response<Full<B
     let policy = app.engine.policy().clone();
     let dest = dir.clone();
     let result = tokio::task::spawn_blocking(move || {
-        tessera_storage::backup::write(reader.as_ref(), head, &keys, &dest, &policy, &mut |_| {})
+        let mut pacer = Pacer::new(BACKUP_DUTY);
+        tessera_storage::backup::write(reader.as_ref(), head, &keys, &dest, &policy, &mut |_| {
+            pacer.tick()
+        })
     })
     .await
     .map_err(|_| Problem::internal())?;

@@ -10,7 +10,7 @@ use http::Method;
 use http_body_util::BodyExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
-use tessera_http::admin::log::{BackupAnswer, VerifyAnswer, envelope_json, hex};
+use tessera_http::admin::log::{BackupAnswer, VerifyAnswer, envelope_json};
 use tessera_storage::EventStore;
 use tessera_storage::replay::{self, Filter};
 
@@ -318,20 +318,7 @@ fn verify_folder(config: &Config) -> Result<VerifyAnswer, Failure> {
         }
     });
     bar.finish_and_clear();
-    Ok(match result {
-        Ok(report) => VerifyAnswer {
-            intact: true,
-            events: report.events,
-            head_hash: hex(&report.head_hash),
-            problem: None,
-        },
-        Err(e) => VerifyAnswer {
-            intact: false,
-            events: head.sequence,
-            head_hash: hex(&head.hash),
-            problem: Some(e.to_string()),
-        },
-    })
+    Ok(VerifyAnswer::of(result, head))
 }
 
 /// `tessera backup DIR`: a consistent copy of the data folder, through the running server

@@ -474,16 +474,11 @@ impl SledStore {
         sequence: u64,
         edit: impl FnOnce(&mut Vec<u8>),
     ) -> std::io::Result<bool> {
-        let Some(old) = self.log.get(be(sequence)).map_err(std::io::Error::other)? else {
-            return Ok(false);
-        };
-        let mut bytes = old.to_vec();
-        edit(&mut bytes);
-        self.log
-            .insert(be(sequence), bytes)
-            .map_err(std::io::Error::other)?;
-        self.sync()?;
-        Ok(true)
+        let found = tamper(&self.log, sequence, edit)?;
+        if found {
+            self.sync()?;
+        }
+        Ok(found)
     }
 
     /// Leaves the store as a `replace_views` interrupted half way leaves it: flagged, with a
@@ -539,16 +534,24 @@ impl SledLogReader {
         sequence: u64,
         edit: impl FnOnce(&mut Vec<u8>),
     ) -> std::io::Result<bool> {
-        let Some(old) = self.log.get(be(sequence)).map_err(std::io::Error::other)? else {
-            return Ok(false);
-        };
-        let mut bytes = old.to_vec();
-        edit(&mut bytes);
-        self.log
-            .insert(be(sequence), bytes)
-            .map_err(std::io::Error::other)?;
-        Ok(true)
+        tamper(&self.log, sequence, edit)
     }
+}
+
+/// The test hooks' one way to rewrite an envelope's stored bytes in place.
+fn tamper(
+    log: &sled::Tree,
+    sequence: u64,
+    edit: impl FnOnce(&mut Vec<u8>),
+) -> std::io::Result<bool> {
+    let Some(old) = log.get(be(sequence)).map_err(std::io::Error::other)? else {
+        return Ok(false);
+    };
+    let mut bytes = old.to_vec();
+    edit(&mut bytes);
+    log.insert(be(sequence), bytes)
+        .map_err(std::io::Error::other)?;
+    Ok(true)
 }
 
 impl LogReader for SledLogReader {

@@ -233,6 +233,26 @@ pub struct VerifyAnswer {
     pub problem: Option<String>,
 }
 
+impl VerifyAnswer {
+    /// The answer for a chain walk that ended at `head` with `result`.
+    pub fn of(result: Result<replay::ChainReport, replay::ReplayError>, head: Head) -> Self {
+        match result {
+            Ok(report) => Self {
+                intact: true,
+                events: report.events,
+                head_hash: hex(&report.head_hash),
+                problem: None,
+            },
+            Err(e) => Self {
+                intact: false,
+                events: head.sequence,
+                head_hash: hex(&head.hash),
+                problem: Some(e.to_string()),
+            },
+        }
+    }
+}
+
 /// `GET /admin/v1/verify`: walks the hash chain up to the durable head, beside the writer.
 pub async fn verify(app: &App) -> Result<Response<Full<Bytes>>, Problem> {
     let reader = app.engine.log_reader().map_err(Problem::from)?;
@@ -242,21 +262,7 @@ pub async fn verify(app: &App) -> Result<Response<Full<Bytes>>, Problem> {
     })
     .await
     .map_err(|_| Problem::internal())?;
-    let answer = match result {
-        Ok(report) => VerifyAnswer {
-            intact: true,
-            events: report.events,
-            head_hash: hex(&report.head_hash),
-            problem: None,
-        },
-        Err(e) => VerifyAnswer {
-            intact: false,
-            events: head.sequence,
-            head_hash: hex(&head.hash),
-            problem: Some(e.to_string()),
-        },
-    };
-    Ok(json(StatusCode::OK, &answer))
+    Ok(json(StatusCode::OK, &VerifyAnswer::of(result, head)))
 }
 
 /// The share of one core a backup inside the server may take. The copy re-hashes every

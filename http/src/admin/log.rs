@@ -270,7 +270,7 @@ pub async fn verify(app: &App) -> Result<Response<Full<Bytes>>, Problem> {
 /// request handlers need, and on a two-core machine their p99 quadruples. Paced to a third,
 /// a backup takes about three times as long and the served requests keep their latency
 /// (docs/benchmarks.md, "backup").
-const BACKUP_DUTY: f64 = 0.2;
+const BACKUP_DUTY: f64 = 0.33;
 
 /// Envelopes between two of the pacer's looks at the clock.
 const PACE_EVERY: u32 = 2048;

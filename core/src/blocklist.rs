@@ -197,6 +197,9 @@ pub struct SignOutEverywhere {
     pub account: AccountId,
     /// The holder, or an operator by name.
     pub by: Actor,
+    /// When the holder last authenticated; must be recent
+    /// ([`crate::session::require_recent_auth`]). Not consulted for an operator.
+    pub auth_time: Option<Timestamp>,
 }
 
 impl Decide for SignOutEverywhere {
@@ -207,6 +210,11 @@ impl Decide for SignOutEverywhere {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        if self.by == Actor::Holder
+            && let Err(r) = crate::session::require_recent_auth(self.auth_time, env)
+        {
+            return Decision::refuse(vec![], r);
+        }
         sign_out_everywhere(views, self.account, self.by, env.now)
     }
 }

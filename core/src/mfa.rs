@@ -690,6 +690,9 @@ pub struct StartTotpEnrolment {
     pub account: AccountId,
     /// The sealing keys.
     pub keys: MfaKeys,
+    /// When the caller last authenticated; must be recent
+    /// ([`crate::session::require_recent_auth`]).
+    pub auth_time: Option<Timestamp>,
 }
 
 impl Decide for StartTotpEnrolment {
@@ -700,6 +703,9 @@ impl Decide for StartTotpEnrolment {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<TotpEnrolment> {
+        if let Err(r) = crate::session::require_recent_auth(self.auth_time, env) {
+            return Decision::refuse(vec![], r);
+        }
         start_enrolment(views, self.account, &self.keys, env)
     }
 }
@@ -785,6 +791,9 @@ pub struct ReplaceBackupCodes {
     pub keys: MfaKeys,
     /// Where the request came from (throttling).
     pub client: Option<IpAddr>,
+    /// When the caller last authenticated; must be recent
+    /// ([`crate::session::require_recent_auth`]).
+    pub auth_time: Option<Timestamp>,
 }
 
 impl Decide for ReplaceBackupCodes {
@@ -795,6 +804,9 @@ impl Decide for ReplaceBackupCodes {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<BackupCodes> {
+        if let Err(r) = crate::session::require_recent_auth(self.auth_time, env) {
+            return Decision::refuse(vec![], r);
+        }
         replace_backup_codes(
             views,
             self.account,
@@ -822,6 +834,9 @@ pub struct DisableTotp {
     pub current_session: Option<SessionId>,
     /// The refresh family the request came through, which survives.
     pub current_family: Option<FamilyId>,
+    /// When the caller last authenticated; must be recent
+    /// ([`crate::session::require_recent_auth`]).
+    pub auth_time: Option<Timestamp>,
 }
 
 impl Decide for DisableTotp {
@@ -832,6 +847,9 @@ impl Decide for DisableTotp {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        if let Err(r) = crate::session::require_recent_auth(self.auth_time, env) {
+            return Decision::refuse(vec![], r);
+        }
         let keep = Keep {
             session: self.current_session,
             family: self.current_family,

@@ -87,6 +87,16 @@ impl Caller {
             Self::Bearer(c) => c.sid,
         }
     }
+
+    /// When the caller last authenticated, for the step-up rule the core applies to
+    /// sensitive actions: a session's start (a fresh session at every login), or a token's
+    /// `auth_time` (kept unchanged through refresh).
+    pub fn auth_time(&self) -> Option<Timestamp> {
+        match self {
+            Self::Session(s) => Some(tessera_core::session::session_auth_time(s)),
+            Self::Bearer(c) => c.authenticated_at(),
+        }
+    }
 }
 
 /// The bearer token of an `Authorization` header, if the request has one. `Err` when the

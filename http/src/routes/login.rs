@@ -99,6 +99,7 @@ pub async fn logout_everywhere(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<R
     let command = SignOutEverywhere {
         account: caller.account(),
         by: tessera_core::Actor::Holder,
+        auth_time: caller.auth_time(),
     };
     ctx.app.engine.execute(command).await?.reply?;
     let mut resp = empty(StatusCode::NO_CONTENT);

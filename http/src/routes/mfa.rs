@@ -139,6 +139,7 @@ pub async fn start_enrolment(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
     let command = StartTotpEnrolment {
         account: caller.account(),
         keys: ctx.app.mfa_keys.clone(),
+        auth_time: caller.auth_time(),
     };
     let e = ctx.app.engine.execute(command).await?.reply?;
     Ok(json(
@@ -207,6 +208,7 @@ pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Resul
         answer,
         keys: ctx.app.mfa_keys.clone(),
         client,
+        auth_time: caller.auth_time(),
     };
     let backup_codes = ctx.app.engine.execute(command).await?.reply?;
     Ok(json(
@@ -229,6 +231,7 @@ pub async fn disable(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Prob
         client,
         current_session: caller.session(),
         current_family,
+        auth_time: caller.auth_time(),
     };
     ctx.app.engine.execute(command).await?.reply?;
     Ok(empty(StatusCode::NO_CONTENT))

@@ -99,6 +99,7 @@ pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
         .execute(RevokeSession {
             account: caller.account(),
             session: id,
+            auth_time: caller.auth_time(),
         })
         .await?;
     outcome.reply?;

@@ -113,6 +113,7 @@ impl Scenario for RevokedToken {
                 Command::from(tessera_core::blocklist::SignOutEverywhere {
                     account: issued.account,
                     by: Actor::Holder,
+                    auth_time: issued.access.authenticated_at(),
                 })
             }
             Ending::PasswordChanged => {

@@ -197,9 +197,9 @@ pub struct SignOutEverywhere {
     pub account: AccountId,
     /// The holder, or an operator by name.
     pub by: Actor,
-    /// When the holder last authenticated; must be recent
-    /// ([`crate::session::require_recent_auth`]). Not consulted for an operator.
-    pub auth_time: Option<Timestamp>,
+    /// A recent authentication ([`crate::session::check_step_up`]) of the holder; not consulted
+    /// for an operator.
+    pub step_up: crate::session::StepUp,
 }
 
 impl Decide for SignOutEverywhere {
@@ -211,9 +211,10 @@ impl Decide for SignOutEverywhere {
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
         if self.by == Actor::Holder
-            && let Err(r) = crate::session::require_recent_auth(self.auth_time, env)
+            && let Err((events, r)) =
+                crate::session::check_step_up(views, self.account, &self.step_up, false, env)
         {
-            return Decision::refuse(vec![], r);
+            return Decision::refuse(events, r);
         }
         sign_out_everywhere(views, self.account, self.by, env.now)
     }

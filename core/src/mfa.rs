@@ -690,9 +690,8 @@ pub struct StartTotpEnrolment {
     pub account: AccountId,
     /// The sealing keys.
     pub keys: MfaKeys,
-    /// When the caller last authenticated; must be recent
-    /// ([`crate::session::require_recent_auth`]).
-    pub auth_time: Option<Timestamp>,
+    /// A recent authentication ([`crate::session::check_step_up`]).
+    pub step_up: crate::session::StepUp,
 }
 
 impl Decide for StartTotpEnrolment {
@@ -703,8 +702,10 @@ impl Decide for StartTotpEnrolment {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<TotpEnrolment> {
-        if let Err(r) = crate::session::require_recent_auth(self.auth_time, env) {
-            return Decision::refuse(vec![], r);
+        if let Err((events, r)) =
+            crate::session::check_step_up(views, self.account, &self.step_up, false, env)
+        {
+            return Decision::refuse(events, r);
         }
         start_enrolment(views, self.account, &self.keys, env)
     }
@@ -791,9 +792,8 @@ pub struct ReplaceBackupCodes {
     pub keys: MfaKeys,
     /// Where the request came from (throttling).
     pub client: Option<IpAddr>,
-    /// When the caller last authenticated; must be recent
-    /// ([`crate::session::require_recent_auth`]).
-    pub auth_time: Option<Timestamp>,
+    /// A recent authentication ([`crate::session::check_step_up`]).
+    pub step_up: crate::session::StepUp,
 }
 
 impl Decide for ReplaceBackupCodes {
@@ -804,8 +804,11 @@ impl Decide for ReplaceBackupCodes {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<BackupCodes> {
-        if let Err(r) = crate::session::require_recent_auth(self.auth_time, env) {
-            return Decision::refuse(vec![], r);
+        // The command's own code is the second factor.
+        if let Err((events, r)) =
+            crate::session::check_step_up(views, self.account, &self.step_up, true, env)
+        {
+            return Decision::refuse(events, r);
         }
         replace_backup_codes(
             views,
@@ -834,9 +837,8 @@ pub struct DisableTotp {
     pub current_session: Option<SessionId>,
     /// The refresh family the request came through, which survives.
     pub current_family: Option<FamilyId>,
-    /// When the caller last authenticated; must be recent
-    /// ([`crate::session::require_recent_auth`]).
-    pub auth_time: Option<Timestamp>,
+    /// A recent authentication ([`crate::session::check_step_up`]).
+    pub step_up: crate::session::StepUp,
 }
 
 impl Decide for DisableTotp {
@@ -847,8 +849,11 @@ impl Decide for DisableTotp {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
-        if let Err(r) = crate::session::require_recent_auth(self.auth_time, env) {
-            return Decision::refuse(vec![], r);
+        // The command's own code is the second factor.
+        if let Err((events, r)) =
+            crate::session::check_step_up(views, self.account, &self.step_up, true, env)
+        {
+            return Decision::refuse(events, r);
         }
         let keep = Keep {
             session: self.current_session,

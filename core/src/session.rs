@@ -250,8 +250,8 @@ pub struct RevokeSession {
     pub account: AccountId,
     /// One of the holder's sessions; anyone else's is answered as not found.
     pub session: SessionId,
-    /// When the caller last authenticated ; must be recent ([`require_recent_auth`]).
-    pub auth_time: Option<Timestamp>,
+    /// A recent authentication ([`check_step_up`]).
+    pub step_up: StepUp,
 }
 
 impl Decide for RevokeSession {
@@ -262,8 +262,8 @@ impl Decide for RevokeSession {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
-        if let Err(r) = require_recent_auth(self.auth_time, env) {
-            return Decision::refuse(vec![], r);
+        if let Err((events, r)) = check_step_up(views, self.account, &self.step_up, false, env) {
+            return Decision::refuse(events, r);
         }
         match views.session(&self.session) {
             Some(s) if s.account == self.account && s.is_live(env.now) => Decision::ok(
@@ -271,6 +271,56 @@ impl Decide for RevokeSession {
                 (),
             ),
             _ => Decision::refuse(vec![], Rejection::SessionNotFound),
+        }
+    }
+}
+
+/// How the caller of a sensitive action shows a recent authentication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepUp {
+    /// When the caller last authenticated (a session's start, a token's `auth_time`), if
+    /// known; it must be within the policy's window.
+    At(Option<Timestamp>),
+    /// The password re-entered with the request, checked off the writer
+    /// ([`crate::usecase::StepUpRequest`]). A wrong one counts like a failed login.
+    Password {
+        /// The check against the account's hash.
+        check: PasswordCheck,
+        /// Where the request came from (throttling).
+        client: Option<IpAddr>,
+    },
+}
+
+impl From<Option<Timestamp>> for StepUp {
+    fn from(at: Option<Timestamp>) -> Self {
+        Self::At(at)
+    }
+}
+
+/// The step-up rule for a sensitive action of `account`: a recent authentication time, or
+/// the password re-entered now. With MFA on, a re-entered password is a full
+/// authentication only when the command itself is proven with a second-factor code
+/// (`second_factor_given`); otherwise the caller logs in again. On refusal, the events to
+/// record (a wrong password is a failed login, for throttling) and the rejection.
+pub fn check_step_up(
+    views: &Views,
+    account: AccountId,
+    step_up: &StepUp,
+    second_factor_given: bool,
+    env: &Env<'_>,
+) -> Result<(), (Vec<Pending>, Rejection)> {
+    match step_up {
+        StepUp::At(at) => require_recent_auth(*at, env).map_err(|r| (vec![], r)),
+        StepUp::Password { check, client } => {
+            if check.account != Some(account) {
+                return Err((vec![], Rejection::ReauthenticationRequired));
+            }
+            crate::account::admit(views, check, *client, env.now, &env.policy.throttle)
+                .map_err(|failed| (vec![failed], Rejection::InvalidCredentials))?;
+            if views.mfa_status(&account, env.now).enabled && !second_factor_given {
+                return Err((vec![], Rejection::ReauthenticationRequired));
+            }
+            Ok(())
         }
     }
 }

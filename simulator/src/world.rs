@@ -540,7 +540,7 @@ impl World {
             account,
             keys: self.mfa_keys.clone(),
             // The holder enrols right after proving who they are.
-            auth_time: Some(self.now()),
+            step_up: (Some(self.now())).into(),
         }))?;
         let Some(Ok(Reply::TotpEnrolmentStarted(e))) = started else {
             return Ok(None);
@@ -721,7 +721,7 @@ impl World {
                 account,
                 session,
                 // The holder re-authenticates for the sensitive action.
-                auth_time: Some(self.now()),
+                step_up: (Some(self.now())).into(),
             }))?,
             Some(Ok(_))
         ))

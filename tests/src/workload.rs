@@ -426,7 +426,7 @@ impl Driver {
                 Command::from(tessera_core::session::RevokeSession {
                     account,
                     session: s.session,
-                    auth_time: self.auth_time(),
+                    step_up: (self.auth_time()).into(),
                 })
             }
             (Op::ChangePassword, Some(u), session) => {
@@ -486,7 +486,7 @@ impl Driver {
                 Command::from(tessera_core::blocklist::SignOutEverywhere {
                     account: u.account,
                     by: Actor::Holder,
-                    auth_time: self.auth_time(),
+                    step_up: (self.auth_time()).into(),
                 })
             }
             (Op::AddSigningKey, _, _) => {
@@ -549,7 +549,7 @@ impl Driver {
         let enrol = Command::from(tessera_core::mfa::StartTotpEnrolment {
             account: u.account,
             keys: keys.clone(),
-            auth_time: self.auth_time(),
+            step_up: (self.auth_time()).into(),
         });
         // When nothing is in the state the command needs, take the step that leads there,
         // so that the whole flow runs within a few hundred steps.
@@ -615,7 +615,7 @@ impl Driver {
                 answer: self.mfa_answer(account, now)?,
                 keys,
                 client: None,
-                auth_time: self.auth_time(),
+                step_up: (self.auth_time()).into(),
             }),
             Op::DisableTotp => Command::from(tessera_core::mfa::DisableTotp {
                 account,
@@ -624,7 +624,7 @@ impl Driver {
                 client: None,
                 current_session: None,
                 current_family: None,
-                auth_time: self.auth_time(),
+                step_up: (self.auth_time()).into(),
             }),
             _ => Command::from(tessera_core::mfa::ResetMfa {
                 account,

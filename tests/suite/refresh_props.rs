@@ -204,7 +204,7 @@ fn step(
         Op::SignOutEverywhere(a) => {
             prop_assert_eq!(
                 w.run(Command::from(tessera_core::blocklist::SignOutEverywhere {
-                    auth_time: Some(w.now),
+                    step_up: (Some(w.now)).into(),
                     account: accounts[a],
                     by: Actor::Holder
                 })),

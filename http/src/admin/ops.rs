@@ -331,13 +331,13 @@ pub async fn act(
         AccountAction::ResetMfa => execute(engine, ResetMfa { account, by }).await?,
         AccountAction::Logout => {
             // An operator's action: the holder's step-up rule does not apply.
-            let auth_time = None;
+            let step_up = None.into();
             execute(
                 engine,
                 SignOutEverywhere {
                     account,
                     by,
-                    auth_time,
+                    step_up,
                 },
             )
             .await?

@@ -258,6 +258,21 @@ async fn over_http_each_sensitive_action_passes_with_the_password_re_entered() {
         )
         .await;
     assert_eq!(codes.status, StatusCode::OK, "{:?}", codes.json());
+    // With MFA on, a password alone is not a full re-authentication where the request
+    // carries no code of its own.
+    let everywhere = s
+        .bearer_json(
+            Method::POST,
+            "/v1/logout/everywhere",
+            &alice.bearer,
+            json!({"password": PASSWORD}),
+        )
+        .await;
+    let body = assert_problem(&everywhere, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["type"],
+        "urn:tessera:problem:reauthentication-required"
+    );
 
     // Ending another session with a cookie, and the password in the body.
     let sessions = s

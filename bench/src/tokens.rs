@@ -239,6 +239,7 @@ impl TokenWorld {
                 fam: template.fam,
                 scope: template.scope.clone(),
                 client_id: template.client_id.clone(),
+                auth_time: template.auth_time,
             };
             self.signer.sign(&claims).is_ok()
         })

@@ -197,6 +197,9 @@ pub struct SignOutEverywhere {
     pub account: AccountId,
     /// The holder, or an operator by name.
     pub by: Actor,
+    /// A recent authentication ([`crate::session::check_step_up`]) of the holder; not consulted
+    /// for an operator.
+    pub step_up: crate::session::StepUp,
 }
 
 impl Decide for SignOutEverywhere {
@@ -207,6 +210,12 @@ impl Decide for SignOutEverywhere {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        if self.by == Actor::Holder
+            && let Err((events, r)) =
+                crate::session::check_step_up(views, self.account, &self.step_up, false, env)
+        {
+            return Decision::refuse(events, r);
+        }
         sign_out_everywhere(views, self.account, self.by, env.now)
     }
 }

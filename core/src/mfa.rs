@@ -690,6 +690,8 @@ pub struct StartTotpEnrolment {
     pub account: AccountId,
     /// The sealing keys.
     pub keys: MfaKeys,
+    /// A recent authentication ([`crate::session::check_step_up`]).
+    pub step_up: crate::session::StepUp,
 }
 
 impl Decide for StartTotpEnrolment {
@@ -700,6 +702,11 @@ impl Decide for StartTotpEnrolment {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<TotpEnrolment> {
+        if let Err((events, r)) =
+            crate::session::check_step_up(views, self.account, &self.step_up, false, env)
+        {
+            return Decision::refuse(events, r);
+        }
         start_enrolment(views, self.account, &self.keys, env)
     }
 }
@@ -785,6 +792,8 @@ pub struct ReplaceBackupCodes {
     pub keys: MfaKeys,
     /// Where the request came from (throttling).
     pub client: Option<IpAddr>,
+    /// A recent authentication ([`crate::session::check_step_up`]).
+    pub step_up: crate::session::StepUp,
 }
 
 impl Decide for ReplaceBackupCodes {
@@ -795,6 +804,12 @@ impl Decide for ReplaceBackupCodes {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<BackupCodes> {
+        // The command's own code is the second factor.
+        if let Err((events, r)) =
+            crate::session::check_step_up(views, self.account, &self.step_up, true, env)
+        {
+            return Decision::refuse(events, r);
+        }
         replace_backup_codes(
             views,
             self.account,
@@ -822,6 +837,8 @@ pub struct DisableTotp {
     pub current_session: Option<SessionId>,
     /// The refresh family the request came through, which survives.
     pub current_family: Option<FamilyId>,
+    /// A recent authentication ([`crate::session::check_step_up`]).
+    pub step_up: crate::session::StepUp,
 }
 
 impl Decide for DisableTotp {
@@ -832,6 +849,12 @@ impl Decide for DisableTotp {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
+        // The command's own code is the second factor.
+        if let Err((events, r)) =
+            crate::session::check_step_up(views, self.account, &self.step_up, true, env)
+        {
+            return Decision::refuse(events, r);
+        }
         let keep = Keep {
             session: self.current_session,
             family: self.current_family,

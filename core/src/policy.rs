@@ -55,6 +55,10 @@ pub struct SessionPolicy {
     /// Activity is recorded at most this often per session, so that a busy session does not
     /// write an event per request. The idle deadline is therefore exact to within this.
     pub touch_interval_ms: u64,
+    /// How recent the caller's authentication must be for a sensitive action (enrolling or
+    /// removing TOTP, replacing backup codes, ending another session, signing out
+    /// everywhere), in seconds. Default 5 minutes.
+    pub reauth_window_secs: u64,
 }
 
 impl Default for SessionPolicy {
@@ -63,6 +67,7 @@ impl Default for SessionPolicy {
             idle_timeout_ms: 30 * 60 * 1000,
             absolute_lifetime_ms: 12 * 60 * 60 * 1000,
             touch_interval_ms: 60 * 1000,
+            reauth_window_secs: 5 * 60,
         }
     }
 }
@@ -73,6 +78,9 @@ impl SessionPolicy {
     pub fn validate(&self) -> Result<(), String> {
         if self.idle_timeout_ms == 0 || self.absolute_lifetime_ms == 0 {
             return Err("session timeouts must be positive".into());
+        }
+        if self.reauth_window_secs == 0 {
+            return Err("session reauth_window_secs must be positive".into());
         }
         if self.touch_interval_ms.saturating_mul(4) > self.idle_timeout_ms {
             return Err(

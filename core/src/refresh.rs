@@ -175,6 +175,8 @@ pub(crate) fn start_family(
         scope.clone(),
         client_id.clone(),
         family.deadline(),
+        // The family starts at the login: that is when the holder authenticated.
+        env.now,
         env,
     );
     let event = Event::RefreshFamilyStarted {
@@ -245,6 +247,7 @@ fn rotate(
         family.scope.clone(),
         family.client_id.clone(),
         deadline,
+        family.started_at,
         env,
     );
     let event = Event::RefreshTokenRotated {

@@ -100,6 +100,11 @@ pub enum Rejection {
         /// Seconds to wait before trying again, rounded up, at least 1.
         retry_after_secs: u64,
     },
+    /// A sensitive action needs an authentication more recent than the policy's
+    /// `session.reauth_window_secs`: log in again, or repeat the request with the password
+    /// (and a second-factor code when MFA is on). HTTP 403.
+    #[error("this action needs a recent authentication; log in again or give the password")]
+    ReauthenticationRequired,
 }
 
 impl Rejection {
@@ -128,6 +133,7 @@ impl Rejection {
             Self::MfaEnrolmentPending { .. } => 5008,
             Self::MfaKeysUnavailable => 5009,
             Self::Throttled { .. } => 5010,
+            Self::ReauthenticationRequired => 3003,
         }
     }
 
@@ -155,6 +161,7 @@ impl Rejection {
             Self::MfaEnrolmentPending { .. } => "mfa-enrolment-pending",
             Self::MfaKeysUnavailable => "mfa-unavailable",
             Self::Throttled { .. } => "throttled",
+            Self::ReauthenticationRequired => "reauthentication-required",
         }
     }
 

@@ -98,12 +98,25 @@ pub struct AccessClaims {
     /// RFC 9068 §2.2 requires `client_id`; first-party logins use the issuer's own name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// `auth_time` (OpenID Connect Core §2): when the holder last authenticated (the login
+    /// that started the family), in whole seconds since the epoch, rounded down. Unlike
+    /// `iat`, a refresh carries it unchanged: a refreshed token is not a new authentication.
+    /// Sensitive actions require it to be recent; a token without it never is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
 }
 
 impl AccessClaims {
     /// `expires_in` for a token response: seconds from issue to expiry.
     pub fn expires_in_secs(&self) -> u64 {
         self.exp.saturating_sub(self.iat)
+    }
+
+    /// When the holder last authenticated (`auth_time`), as a [`Timestamp`], if the token
+    /// says.
+    pub fn authenticated_at(&self) -> Option<Timestamp> {
+        self.auth_time
+            .map(|s| Timestamp::from_millis(s.saturating_mul(1000)))
     }
 
     /// When the token expires, as a [`Timestamp`].
@@ -131,6 +144,7 @@ pub(crate) fn issue(
     scope: Option<String>,
     client_id: Option<String>,
     not_after: Timestamp,
+    auth_time: Timestamp,
     env: &mut Env<'_>,
 ) -> AccessClaims {
     let policy = &env.policy.token;
@@ -152,6 +166,7 @@ pub(crate) fn issue(
         fam,
         scope,
         client_id,
+        auth_time: Some(auth_time.as_secs()),
     }
 }
 

@@ -342,3 +342,94 @@ pub fn confirm_totp(
         client,
     })
 }
+
+/// A sensitive action's command whose step-up can be the password re-entered in the
+/// request ([`StepUpRequest`]).
+pub trait NeedsStepUp: Decide + Send + std::fmt::Debug + 'static {
+    /// The account the action is for: the password is checked against its hash.
+    fn account(&self) -> AccountId;
+    /// Replaces the command's step-up.
+    fn set_step_up(&mut self, step_up: crate::session::StepUp);
+}
+
+macro_rules! needs_step_up {
+    ($($ty:ty),*) => {$(
+        impl NeedsStepUp for $ty {
+            fn account(&self) -> AccountId {
+                self.account
+            }
+            fn set_step_up(&mut self, step_up: crate::session::StepUp) {
+                self.step_up = step_up;
+            }
+        }
+    )*};
+}
+
+needs_step_up!(
+    crate::mfa::StartTotpEnrolment,
+    crate::mfa::DisableTotp,
+    crate::mfa::ReplaceBackupCodes,
+    crate::session::RevokeSession,
+    crate::blocklist::SignOutEverywhere
+);
+
+/// A sensitive action with the password re-entered in the request: the password is checked
+/// with argon2 off the writer, as a login's is, and the command carries the check
+/// ([`crate::session::StepUp::Password`]); the writer decides it as a login would (a wrong
+/// password is a failed login, and a throttled account is refused).
+#[derive(Debug)]
+pub struct StepUpRequest<C> {
+    /// The sensitive action.
+    pub command: C,
+    /// As typed.
+    pub password: Password,
+    /// Where the request came from.
+    pub client: Option<IpAddr>,
+}
+
+/// A step-up with the account looked up.
+#[derive(Debug)]
+pub struct StepUpPlan<C> {
+    account: Option<AccountView>,
+    request: StepUpRequest<C>,
+}
+
+impl<C: NeedsStepUp> UseCase for StepUpRequest<C> {
+    type Plan = StepUpPlan<C>;
+
+    /// The address throttle first, as for a login: a failing address waits before argon2.
+    fn plan(
+        self,
+        views: &Views,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<StepUpPlan<C>, Rejection> {
+        crate::throttle::check_address(views, self.client, now, &policy.throttle)?;
+        Ok(StepUpPlan {
+            account: views.account(&self.command.account()).cloned(),
+            request: self,
+        })
+    }
+}
+
+impl<C: NeedsStepUp> Planned for StepUpPlan<C> {
+    type Command = C;
+
+    fn prepare(self, prep: Prepare<'_>) -> Result<C, Rejection> {
+        let r = self.request;
+        let check = prepare::check_password_in(
+            r.password.expose(),
+            self.account.as_ref(),
+            prep.decoy,
+            prep.policy,
+            prep.rng,
+            prep.area,
+        );
+        let mut command = r.command;
+        command.set_step_up(crate::session::StepUp::Password {
+            check,
+            client: r.client,
+        });
+        Ok(command)
+    }
+}

@@ -87,6 +87,16 @@ impl Caller {
             Self::Bearer(c) => c.sid,
         }
     }
+
+    /// When the caller last authenticated, for the step-up rule the core applies to
+    /// sensitive actions: a session's start (a fresh session at every login), or a token's
+    /// `auth_time` (kept unchanged through refresh).
+    pub fn auth_time(&self) -> Option<Timestamp> {
+        match self {
+            Self::Session(s) => Some(tessera_core::session::session_auth_time(s)),
+            Self::Bearer(c) => c.authenticated_at(),
+        }
+    }
 }
 
 /// The bearer token of an `Authorization` header, if the request has one. `Err` when the
@@ -285,5 +295,80 @@ mod tests {
             session_cookie(&headers(&[("cookie", "tessera_session=x")])),
             None
         );
+    }
+}
+
+/// The optional body of a sensitive action that has no other fields: `{password?}`. A
+/// request without a JSON body re-enters nothing.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpBody {
+    #[serde(default)]
+    pub password: Option<zeroize::Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for StepUpBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password itself.
+        f.debug_struct("StepUpBody")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Reads [`StepUpBody`] when the request has a JSON body, else the empty one.
+pub async fn step_up_body(
+    body: hyper::body::Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<StepUpBody, Problem> {
+    if headers.get(header::CONTENT_TYPE).is_none() {
+        return Ok(StepUpBody::default());
+    }
+    crate::body::read_json(body, headers, limit).await
+}
+
+/// Runs a sensitive action: with the password re-entered in the request, through the
+/// step-up use case (argon2 on the hashing pool, like a login); otherwise with the caller's
+/// authentication time. The core decides either way. A wrong re-entered password is 403
+/// `wrong-current-password` (the caller stays signed in).
+pub async fn run_sensitive<C>(
+    app: &App,
+    mut command: C,
+    caller: &Caller,
+    password: Option<zeroize::Zeroizing<String>>,
+    client: Option<IpAddr>,
+) -> Result<tessera_storage::Outcome<C::Reply>, Problem>
+where
+    C: tessera_core::usecase::NeedsStepUp,
+{
+    let outcome = match password {
+        Some(password) => {
+            let request = tessera_core::usecase::StepUpRequest {
+                command,
+                password: password.into(),
+                client,
+            };
+            app.run(request).await?
+        }
+        None => {
+            command.set_step_up(caller.auth_time().into());
+            app.engine.execute(command).await?
+        }
+    };
+    Ok(outcome)
+}
+
+/// The problem for a sensitive action's rejection: a wrong re-entered password does not
+/// sign the caller out (401 would tell a client to), so it is 403.
+pub fn sensitive_problem(r: tessera_core::Rejection) -> Problem {
+    match r {
+        tessera_core::Rejection::InvalidCredentials => Problem::new(
+            http::StatusCode::FORBIDDEN,
+            "wrong-current-password",
+            "Current password is wrong",
+            "the re-entered password does not match",
+        ),
+        other => other.into(),
     }
 }

@@ -279,6 +279,9 @@ impl From<Rejection> for Problem {
             Rejection::Throttled { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "Too many requests", vec![])
             }
+            Rejection::ReauthenticationRequired => {
+                (StatusCode::FORBIDDEN, "Reauthentication required", vec![])
+            }
         };
         Self {
             status,

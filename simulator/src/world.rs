@@ -539,6 +539,8 @@ impl World {
         let started = self.execute(Command::from(tessera_core::mfa::StartTotpEnrolment {
             account,
             keys: self.mfa_keys.clone(),
+            // The holder enrols right after proving who they are.
+            step_up: (Some(self.now())).into(),
         }))?;
         let Some(Ok(Reply::TotpEnrolmentStarted(e))) = started else {
             return Ok(None);
@@ -717,7 +719,9 @@ impl World {
         Ok(matches!(
             self.execute(Command::from(tessera_core::session::RevokeSession {
                 account,
-                session
+                session,
+                // The holder re-authenticates for the sensitive action.
+                step_up: (Some(self.now())).into(),
             }))?,
             Some(Ok(_))
         ))

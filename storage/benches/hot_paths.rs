@@ -183,6 +183,7 @@ fn placeholder_claims() -> AccessClaims {
         fam: None,
         scope: None,
         client_id: None,
+        auth_time: None,
     }
 }
 

@@ -490,23 +490,27 @@ mod sessions {
         let bobs = s.logged_in("bob");
         let alice = alices.account;
         s.when(Command::from(tessera_core::session::RevokeSession {
+            step_up: (Some(s.now)).into(),
             account: bob,
             session: alices.session,
         }))
         .then_no_events()
         .then_rejected(Rejection::SessionNotFound);
         s.when(Command::from(tessera_core::session::RevokeSession {
+            step_up: (Some(s.now)).into(),
             account: alice,
             session: session(9),
         }))
         .then_rejected(Rejection::SessionNotFound);
         s.when(Command::from(tessera_core::session::RevokeSession {
+            step_up: (Some(s.now)).into(),
             account: alice,
             session: alices.session,
         }))
         .then_events(&[fixtures::ended(alices.session, SessionEndReason::Revoked)])
         .then_reply(Reply::SessionEnded);
         s.when(Command::from(tessera_core::session::RevokeSession {
+            step_up: (Some(s.now)).into(),
             account: alice,
             session: alices.session,
         }))
@@ -519,6 +523,7 @@ mod sessions {
         let (mut s, issued) = alice_in();
         s.advance_ms(s.policy.session.idle_timeout_ms);
         s.when(Command::from(tessera_core::session::RevokeSession {
+            step_up: (Some(s.now)).into(),
             account: issued.account,
             session: issued.session,
         }))

@@ -279,6 +279,7 @@ fn a_day_of_token_traffic_rebuilds_exactly_including_dropped_records() {
     assert_eq!(h.run(revoke), Ok(Reply::Revoked));
     assert_eq!(
         h.run(Command::from(tessera_core::blocklist::SignOutEverywhere {
+            step_up: (Some(h.engine.now())).into(),
             account: bob,
             by: tessera_core::Actor::Holder
         })),

@@ -22,6 +22,7 @@ mod rebuild;
 mod refresh_props;
 mod session_props;
 mod sim_smoke;
+mod step_up;
 mod store_contract;
 mod throttle_bound;
 mod token_e2e;

@@ -87,6 +87,7 @@ fn enrol(s: &mut Given, name: &str) -> User {
     let account = s.registered(name);
     let secret = match s
         .when(Command::from(tessera_core::mfa::StartTotpEnrolment {
+            step_up: (Some(s.now)).into(),
             account,
             keys: keys(),
         }))

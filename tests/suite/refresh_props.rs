@@ -204,6 +204,7 @@ fn step(
         Op::SignOutEverywhere(a) => {
             prop_assert_eq!(
                 w.run(Command::from(tessera_core::blocklist::SignOutEverywhere {
+                    step_up: (Some(w.now)).into(),
                     account: accounts[a],
                     by: Actor::Holder
                 })),

@@ -265,6 +265,7 @@ impl Model {
                     .unwrap_or(account(200));
                 let m = &mut self.sessions[i];
                 let then = s.when(Command::from(tessera_core::session::RevokeSession {
+                    step_up: (Some(s.now)).into(),
                     account: asker,
                     session: m.id,
                 }));

@@ -41,6 +41,7 @@ fn enrol(w: &mut Given, account: AccountId) -> (Vec<u8>, Vec<String>) {
 
 fn start(w: &mut Given, account: AccountId) -> Vec<u8> {
     match w.run(Command::from(crate::mfa::StartTotpEnrolment {
+        step_up: (Some(w.now)).into(),
         account,
         keys: keys(),
     })) {
@@ -149,6 +150,7 @@ fn enrol_confirm_and_log_in_with_a_code() {
     let before = w.log.len();
     assert!(matches!(
         w.run(Command::from(crate::mfa::StartTotpEnrolment {
+            step_up: (Some(w.now)).into(),
             account: alice,
             keys: keys()
         })),
@@ -197,6 +199,7 @@ fn enrol_confirm_and_log_in_with_a_code() {
     // Enrolling while on: refused.
     assert_eq!(
         w.run(Command::from(crate::mfa::StartTotpEnrolment {
+            step_up: (Some(w.now)).into(),
             account: alice,
             keys: keys()
         }))
@@ -298,6 +301,7 @@ fn confirming_without_enrolment_is_refused_and_spends_nothing() {
     let _ = start(&mut w, alice);
     assert_eq!(
         w.run(Command::from(crate::mfa::ReplaceBackupCodes {
+            step_up: (Some(w.now)).into(),
             account: alice,
             answer: totp("123456"),
             keys: keys(),
@@ -376,6 +380,7 @@ fn backup_codes_work_once_and_a_new_set_voids_the_old() {
     let code = code_now(&w, &secret);
     let Ok(Reply::BackupCodesReplaced { backup_codes }) =
         w.run(Command::from(crate::mfa::ReplaceBackupCodes {
+            step_up: (Some(w.now)).into(),
             account: alice,
             answer: totp(&code),
             keys: keys(),
@@ -451,8 +456,10 @@ fn disabling_needs_a_code_and_ends_the_other_sessions() {
         other => panic!("{other:?}"),
     };
     let wrong = wrong_code(&w, &secret);
+    let authenticated = w.now;
     let disable = |answer: MfaAnswer| {
         Command::from(crate::mfa::DisableTotp {
+            step_up: (Some(authenticated)).into(),
             account: alice,
             answer,
             keys: keys(),

@@ -308,6 +308,7 @@ fn sign_out_everywhere_password_change_and_disable_refuse_older_tokens() {
         w.advance_secs(1);
         let cmd = match how {
             0 => Command::from(crate::blocklist::SignOutEverywhere {
+                step_up: (Some(w.now)).into(),
                 account: alice,
                 by: Actor::Holder,
             }),

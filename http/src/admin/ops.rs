@@ -329,7 +329,19 @@ pub async fn act(
         AccountAction::Disable => execute(engine, DisableAccount { account, by }).await?,
         AccountAction::Enable => execute(engine, EnableAccount { account, by }).await?,
         AccountAction::ResetMfa => execute(engine, ResetMfa { account, by }).await?,
-        AccountAction::Logout => execute(engine, SignOutEverywhere { account, by }).await?,
+        AccountAction::Logout => {
+            // An operator's action: the holder's step-up rule does not apply.
+            let step_up = None.into();
+            execute(
+                engine,
+                SignOutEverywhere {
+                    account,
+                    by,
+                    step_up,
+                },
+            )
+            .await?
+        }
     }
     Ok(found)
 }

@@ -95,12 +95,23 @@ pub async fn logout(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
 /// POST /v1/logout/everywhere: every session and refresh family of the account ends, and
 /// every access token issued before now is refused (the account's not-before time).
 pub async fn logout_everywhere(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
+    let (parts, body) = req.into_parts();
+    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
+    let input = auth::step_up_body(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
     let command = SignOutEverywhere {
         account: caller.account(),
         by: tessera_core::Actor::Holder,
+        step_up: caller.auth_time().into(),
     };
-    ctx.app.engine.execute(command).await?.reply?;
+    auth::run_sensitive(ctx.app, command, &caller, input.password, client)
+        .await?
+        .reply
+        .map_err(auth::sensitive_problem)?;
     let mut resp = empty(StatusCode::NO_CONTENT);
     if matches!(caller, Caller::Session(_)) {
         resp.headers_mut()

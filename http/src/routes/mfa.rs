@@ -25,6 +25,9 @@ struct Proof {
     code: Option<Zeroizing<String>>,
     #[serde(default)]
     backup_code: Option<Zeroizing<String>>,
+    /// The password re-entered for the step-up, when the caller's login is not recent.
+    #[serde(default)]
+    password: Option<Zeroizing<String>>,
 }
 
 impl Proof {
@@ -115,6 +118,7 @@ pub async fn answer_challenge(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Re
     let answer = Proof {
         code: input.code,
         backup_code: input.backup_code,
+        password: None,
     }
     .answer()?;
     let client = Some(auth::client_address(
@@ -135,12 +139,23 @@ pub async fn answer_challenge(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Re
 
 /// POST /v1/mfa/totp: starts enrolment; pending until confirmed.
 pub async fn start_enrolment(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
+    let (parts, body) = req.into_parts();
+    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
+    let input = auth::step_up_body(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
     let command = StartTotpEnrolment {
         account: caller.account(),
         keys: ctx.app.mfa_keys.clone(),
+        step_up: caller.auth_time().into(),
     };
-    let e = ctx.app.engine.execute(command).await?.reply?;
+    let e = auth::run_sensitive(ctx.app, command, &caller, input.password, client)
+        .await?
+        .reply
+        .map_err(auth::sensitive_problem)?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
@@ -186,29 +201,42 @@ pub async fn confirm(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Prob
 async fn proven(
     ctx: Ctx<'_>,
     req: Request<Incoming>,
-) -> Result<(Caller, MfaAnswer, Option<std::net::IpAddr>), Problem> {
+) -> Result<
+    (
+        Caller,
+        MfaAnswer,
+        Option<std::net::IpAddr>,
+        Option<Zeroizing<String>>,
+    ),
+    Problem,
+> {
     let (parts, body) = req.into_parts();
     let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
-    let proof: Proof = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let mut proof: Proof = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
     let answer = proof.answer()?;
     let client = Some(auth::client_address(
         ctx.peer,
         &parts.headers,
         &ctx.app.config,
     ));
-    Ok((caller, answer, client))
+    let password = proof.password.take();
+    Ok((caller, answer, client, password))
 }
 
 /// POST /v1/mfa/backup-codes: a new set; the old one stops working.
 pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let (caller, answer, client) = proven(ctx, req).await?;
+    let (caller, answer, client, password) = proven(ctx, req).await?;
     let command = ReplaceBackupCodes {
         account: caller.account(),
         answer,
         keys: ctx.app.mfa_keys.clone(),
         client,
+        step_up: caller.auth_time().into(),
     };
-    let backup_codes = ctx.app.engine.execute(command).await?.reply?;
+    let backup_codes = auth::run_sensitive(ctx.app, command, &caller, password, client)
+        .await?
+        .reply
+        .map_err(auth::sensitive_problem)?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "backup_codes": backup_codes.expose() }),
@@ -217,7 +245,7 @@ pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Resul
 
 /// DELETE /v1/mfa/totp: MFA off, proven with a code; other sessions and families end.
 pub async fn disable(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let (caller, answer, client) = proven(ctx, req).await?;
+    let (caller, answer, client, password) = proven(ctx, req).await?;
     let current_family = match &caller {
         Caller::Bearer(claims) => claims.fam,
         Caller::Session(_) => None,
@@ -229,7 +257,11 @@ pub async fn disable(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Prob
         client,
         current_session: caller.session(),
         current_family,
+        step_up: caller.auth_time().into(),
     };
-    ctx.app.engine.execute(command).await?.reply?;
+    auth::run_sensitive(ctx.app, command, &caller, password, client)
+        .await?
+        .reply
+        .map_err(auth::sensitive_problem)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -89,19 +89,26 @@ pub async fn list(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem
 }
 
 pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
-    let id = parse_session_path(req.uri().path())
+    let (parts, body) = req.into_parts();
+    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
+    let id = parse_session_path(parts.uri.path())
         .and_then(SessionId::parse)
         .ok_or_else(Problem::not_found)?;
-    let outcome = ctx
-        .app
-        .engine
-        .execute(RevokeSession {
-            account: caller.account(),
-            session: id,
-        })
-        .await?;
-    outcome.reply?;
+    let input = auth::step_up_body(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
+    let command = RevokeSession {
+        account: caller.account(),
+        session: id,
+        step_up: caller.auth_time().into(),
+    };
+    auth::run_sensitive(ctx.app, command, &caller, input.password, client)
+        .await?
+        .reply
+        .map_err(auth::sensitive_problem)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -113,6 +113,7 @@ impl Scenario for RevokedToken {
                 Command::from(tessera_core::blocklist::SignOutEverywhere {
                     account: issued.account,
                     by: Actor::Holder,
+                    step_up: (issued.access.authenticated_at()).into(),
                 })
             }
             Ending::PasswordChanged => {

@@ -69,6 +69,7 @@ fn claims_at(now: Timestamp, policy: &TokenPolicy, n: u8, session_bound: bool) -
         fam: (!session_bound).then(|| FamilyId::from_bytes([n ^ 0x77; 16])),
         scope: n.is_multiple_of(2).then(|| "openid profile".to_owned()),
         client_id: n.is_multiple_of(3).then(|| "tessera".to_owned()),
+        auth_time: n.is_multiple_of(2).then(|| now.as_secs()),
     }
 }
 

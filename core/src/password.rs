@@ -1,9 +1,11 @@
 //! Password rules and argon2id hashing.
 //!
-//! By default a password needs at least 12 characters with an upper-case letter, a
-//! lower-case letter and a digit, and must not be a common one; all of it is configurable,
-//! plus a maximum length so that nobody can make argon2 chew on a megabyte. Hashes are argon2id PHC strings (RFC 9106; OWASP Password
-//! Storage Cheat Sheet parameters by default).
+//! By default a password needs at least 12 characters, at most 1024 bytes (so that nobody
+//! can make argon2 chew on a megabyte), must not be a common or breached one, must not be
+//! easy to guess by zxcvbn's estimate, and must not be built on the holder's username, email
+//! or the service's name. There are no composition rules by default (NIST SP 800-63B
+//! §3.1.1.2, ASVS 6.2.5): they stay available as configuration. Hashes are argon2id PHC
+//! strings (RFC 9106; OWASP Password Storage Cheat Sheet parameters by default).
 
 use argon2::password_hash::{PasswordHasher, phc::PasswordHash as Phc};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -19,14 +21,18 @@ pub struct PasswordPolicy {
     pub min_chars: usize,
     /// Counted in bytes of UTF-8: what argon2 actually reads.
     pub max_bytes: usize,
-    /// Require at least one upper-case letter (any script). Default on.
+    /// Require at least one upper-case letter (any script). Default off: composition rules
+    /// make passwords predictable (NIST SP 800-63B §3.1.1.2).
     pub require_upper: bool,
-    /// Require at least one lower-case letter (any script). Default on.
+    /// Require at least one lower-case letter (any script). Default off.
     pub require_lower: bool,
-    /// Require at least one ASCII digit. Default on.
+    /// Require at least one ASCII digit. Default off.
     pub require_digit: bool,
     /// Refuse passwords on the shipped common-password list, whatever the rules above say.
     pub refuse_common: bool,
+    /// The lowest zxcvbn score (0 to 4) a new password may have; 0 turns the estimate off.
+    /// Default 3: more than 10^8 guesses by zxcvbn's estimate.
+    pub min_score: u8,
 }
 
 impl Default for PasswordPolicy {
@@ -34,26 +40,32 @@ impl Default for PasswordPolicy {
         Self {
             min_chars: 12,
             max_bytes: 1024,
-            require_upper: true,
-            require_lower: true,
-            require_digit: true,
+            require_upper: false,
+            require_lower: false,
+            require_digit: false,
             refuse_common: true,
+            min_score: 3,
         }
     }
 }
 
 impl PasswordPolicy {
-    /// Checks the limits make sense: `0 < min_chars <= max_bytes <= 65536`. The error says
-    /// what is wrong, for the operator.
+    /// Checks the limits make sense: `0 < min_chars <= max_bytes <= 65536` and
+    /// `min_score <= 4`. The error says what is wrong, for the operator.
     pub fn validate(&self) -> Result<(), String> {
         if self.min_chars == 0 || self.max_bytes < self.min_chars || self.max_bytes > 64 * 1024 {
             return Err("password limits: need 0 < min_chars <= max_bytes <= 65536".into());
+        }
+        if self.min_score > 4 {
+            return Err("password min_score must be 0..=4 (zxcvbn scores)".into());
         }
         Ok(())
     }
 
     /// Every rule the password breaks, so that the caller can fix them all at once.
-    pub fn problems(&self, password: &str) -> Vec<PasswordProblem> {
+    /// `context` holds the words the password must not be built on (the username, the
+    /// email's local part, the service's names); see [`PasswordContext`].
+    pub fn problems(&self, password: &str, context: &PasswordContext<'_>) -> Vec<PasswordProblem> {
         let mut problems = Vec::new();
         if password.len() > self.max_bytes {
             // Nothing else is worth checking on an absurd input.
@@ -79,8 +91,91 @@ impl PasswordPolicy {
         if self.refuse_common && is_common(password) {
             problems.push(PasswordProblem::Common);
         }
+        let words = context.words();
+        if builds_on_context(password, &words) {
+            problems.push(PasswordProblem::ContainsPersonalInfo);
+        }
+        if self.min_score > 0 {
+            let (score, warning) = estimate(password, &words);
+            if score < self.min_score {
+                problems.push(PasswordProblem::TooGuessable { warning });
+            }
+        }
         problems
     }
+}
+
+/// The service's own name, always refused as a password's basis whatever the configured one.
+pub const SERVICE_NAME: &str = "tessera";
+
+/// Words a password must not be built on: who it belongs to and where it is used (ASVS
+/// 6.2.11).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PasswordContext<'a> {
+    /// The holder's username, as given.
+    pub username: Option<&'a str>,
+    /// The holder's email; only its local part is used (the domain is usually a provider's).
+    pub email: Option<&'a str>,
+    /// The configured name users know the service by (the MFA issuer), besides
+    /// [`SERVICE_NAME`].
+    pub service_name: Option<&'a str>,
+}
+
+impl PasswordContext<'_> {
+    /// The context words, lower case, without empties.
+    fn words(&self) -> Vec<String> {
+        let local = self.email.map(|e| e.rsplit_once('@').map_or(e, |(l, _)| l));
+        [self.username, local, self.service_name, Some(SERVICE_NAME)]
+            .into_iter()
+            .flatten()
+            .map(|w| w.trim().to_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect()
+    }
+}
+
+/// Whether a character only pads a password: digits, punctuation and spaces add almost
+/// nothing to a guessable word (`alice2024!!!!`).
+fn is_padding(c: char) -> bool {
+    c.is_ascii_digit() || c.is_ascii_punctuation() || c.is_whitespace()
+}
+
+/// Whether `password` contains a context word of at least four characters, or is a shorter
+/// one padded only with digits and symbols. Shorter words are not searched inside the
+/// password: a three-letter username would refuse many good passphrases by accident.
+fn builds_on_context(password: &str, words: &[String]) -> bool {
+    let lower = password.to_lowercase();
+    let stem = lower.trim_matches(is_padding);
+    words
+        .iter()
+        .any(|w| stem == w || (w.chars().count() >= 4 && lower.contains(w.as_str())))
+}
+
+/// zxcvbn reads at most this many characters: its matching is quadratic in the length, and a
+/// password whose first 64 characters are hard to guess is hard to guess.
+const ESTIMATE_CHARS: usize = 64;
+
+/// zxcvbn's score (0 to 4) and its warning, if any, with the context words as user inputs.
+fn estimate(password: &str, words: &[String]) -> (u8, Option<String>) {
+    let end = password
+        .char_indices()
+        .nth(ESTIMATE_CHARS)
+        .map_or(password.len(), |(i, _)| i);
+    let head = password.get(..end).unwrap_or(password);
+    let inputs: Vec<&str> = words.iter().map(String::as_str).collect();
+    let entropy = zxcvbn::zxcvbn(head, &inputs);
+    let warning = entropy
+        .feedback()
+        .and_then(|f| f.warning())
+        .map(|w| w.to_string());
+    (u8::from(entropy.score()), warning)
+}
+
+/// Loads zxcvbn's dictionaries and the common list, which are built on first use, so that the
+/// first registration does not pay for it. Servers call it at start-up.
+pub fn warm_up() {
+    let _ = common_set();
+    let _ = zxcvbn::zxcvbn("warm up the dictionaries", &[]);
 }
 
 /// The shipped list of common and breached passwords (see the file's header for where it
@@ -140,6 +235,17 @@ pub enum PasswordProblem {
     /// On the list of common and breached passwords (added with MFA and login defences).
     #[error("password is too common: it appears on lists of breached passwords")]
     Common,
+    /// Built on the username, the email's local part or the service's name: the first words
+    /// an attacker who knows the account tries.
+    #[error("password must not contain the username, the email's name or the service's name")]
+    ContainsPersonalInfo,
+    /// zxcvbn estimates it below the policy's minimum score; `warning` is zxcvbn's reason
+    /// when it gives one (for example a common password, a keyboard row or a date).
+    #[error("password is too easy to guess{}", warning.as_deref().map(|w| format!(": {w}")).unwrap_or_default())]
+    TooGuessable {
+        /// zxcvbn's warning, in English, when it has one.
+        warning: Option<String>,
+    },
 }
 
 impl PasswordProblem {
@@ -152,6 +258,8 @@ impl PasswordProblem {
             Self::NoLower => "password_needs_lower",
             Self::NoDigit => "password_needs_digit",
             Self::Common => "password_too_common",
+            Self::ContainsPersonalInfo => "password_contains_personal_info",
+            Self::TooGuessable { .. } => "password_too_guessable",
         }
     }
 }
@@ -328,51 +436,179 @@ pub fn decoy_hash(cost: &Argon2Params) -> Result<PasswordHash, HashError> {
 mod tests {
     use super::*;
 
+    const NONE: PasswordContext<'static> = PasswordContext {
+        username: None,
+        email: None,
+        service_name: None,
+    };
+
+    fn alice() -> PasswordContext<'static> {
+        PasswordContext {
+            username: Some("alice"),
+            email: Some("j.bloggs@example.com"),
+            service_name: Some("Acme Login"),
+        }
+    }
+
+    fn codes(problems: &[PasswordProblem]) -> Vec<&'static str> {
+        problems.iter().map(PasswordProblem::code).collect()
+    }
+
+    fn composition() -> PasswordPolicy {
+        PasswordPolicy {
+            require_upper: true,
+            require_lower: true,
+            require_digit: true,
+            min_score: 0,
+            ..PasswordPolicy::default()
+        }
+    }
+
     #[test]
-    fn composition_policy_lists_every_problem() {
-        let p = PasswordPolicy::default();
+    fn composition_rules_are_off_by_default_and_available() {
+        let d = PasswordPolicy::default();
+        assert!(!d.require_upper && !d.require_lower && !d.require_digit);
+        assert_eq!(d.min_score, 3);
+        let p = composition();
         assert_eq!(
-            p.problems("short"),
+            p.problems("short", &NONE),
             vec![
                 PasswordProblem::TooShort { min_chars: 12 },
                 PasswordProblem::NoUpper,
                 PasswordProblem::NoDigit
             ]
         );
-        assert!(p.problems("Correct horse 9 battery").is_empty());
+        assert!(p.problems("Correct horse 9 battery", &NONE).is_empty());
         assert_eq!(
-            p.problems(&"A1a".repeat(400)),
+            p.problems(&"A1a".repeat(400), &NONE),
             vec![PasswordProblem::TooLong { max_bytes: 1024 }]
         );
         // Characters, not bytes, count toward the minimum.
-        assert_eq!(p.problems("Ééééééééééé1"), vec![]);
+        assert_eq!(p.problems("Ééééééééééé1", &NONE), vec![]);
+        assert!(
+            PasswordPolicy {
+                min_score: 5,
+                ..PasswordPolicy::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]
-    fn common_passwords_are_refused_whatever_the_rules() {
+    fn a_common_password_is_refused_with_every_reason() {
         let p = PasswordPolicy::default();
-        // Meets every composition rule, and is still the most guessed password there is.
-        assert_eq!(p.problems("Password1234"), vec![PasswordProblem::Common]);
-        assert_eq!(p.problems("Qwertyuiop123!"), vec![PasswordProblem::Common]);
-        assert_eq!(p.problems("Summer2024!!!"), vec![PasswordProblem::Common]);
+        // On our own list, and zxcvbn knows it too.
+        let problems = p.problems("Password1234", &NONE);
         assert_eq!(
-            p.problems("password"),
-            vec![
-                PasswordProblem::TooShort { min_chars: 12 },
-                PasswordProblem::NoUpper,
-                PasswordProblem::NoDigit,
-                PasswordProblem::Common
+            codes(&problems),
+            ["password_too_common", "password_too_guessable"]
+        );
+        assert!(problems.iter().any(|x| x.to_string().contains("common")));
+        assert_eq!(
+            codes(&p.problems("password", &NONE)),
+            [
+                "password_too_short",
+                "password_too_common",
+                "password_too_guessable"
             ],
             "every problem is listed"
         );
-        assert!(p.problems("Correct horse 9 battery").is_empty());
-        assert!(p.problems("Password is not 1 word").is_empty());
         let lax = PasswordPolicy {
             refuse_common: false,
+            min_score: 0,
             ..PasswordPolicy::default()
         };
-        assert!(lax.problems("Password1234").is_empty());
+        assert!(lax.problems("Password1234", &NONE).is_empty());
         assert!(common_set().len() > 800);
+    }
+
+    #[test]
+    fn a_password_from_zxcvbns_breached_list_is_refused() {
+        let p = PasswordPolicy::default();
+        // Not on our list, but among zxcvbn's 30,000 most common passwords; padded or in
+        // l33t it is still refused.
+        for pw in ["baseballbaseball", "m0nkey123456789"] {
+            let problems = p.problems(pw, &NONE);
+            assert!(
+                codes(&problems).contains(&"password_too_guessable"),
+                "{pw}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_password_built_on_the_username_is_refused() {
+        let p = PasswordPolicy::default();
+        assert!(
+            codes(&p.problems("alice2024!!!!", &alice()))
+                .contains(&"password_contains_personal_info")
+        );
+        assert!(
+            codes(&p.problems("xQ7!AlIcE-vortex-9k", &alice()))
+                .contains(&"password_contains_personal_info")
+        );
+        // A three-letter username is refused only as the whole password, padded.
+        let bob = PasswordContext {
+            username: Some("bob"),
+            ..NONE
+        };
+        assert!(
+            codes(&p.problems("bob!!!!2024!!", &bob)).contains(&"password_contains_personal_info")
+        );
+        assert!(p.problems("bobcat lantern orbit velvet", &bob).is_empty());
+    }
+
+    #[test]
+    fn a_password_built_on_the_email_is_refused() {
+        let p = PasswordPolicy::default();
+        assert!(
+            codes(&p.problems("j.bloggs#2024#2024", &alice()))
+                .contains(&"password_contains_personal_info")
+        );
+        // The domain is the provider's, not the holder's.
+        assert!(
+            !codes(&p.problems("example quartz lantern nine", &alice()))
+                .contains(&"password_contains_personal_info")
+        );
+    }
+
+    #[test]
+    fn a_password_built_on_the_service_name_is_refused() {
+        let p = PasswordPolicy::default();
+        for pw in [
+            "Tessera2024!!!!",
+            "my tessera login 77 zebra",
+            "acme login 2024!!",
+        ] {
+            assert!(
+                codes(&p.problems(pw, &alice())).contains(&"password_contains_personal_info"),
+                "{pw}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_word_padded_with_digits_is_refused() {
+        let p = PasswordPolicy::default();
+        assert!(!p.problems("Password1234!", &NONE).is_empty());
+        assert!(!p.problems("Summer2024!!!", &NONE).is_empty());
+        assert!(!p.problems("alice2024!!!!", &alice()).is_empty());
+    }
+
+    #[test]
+    fn a_strong_passphrase_is_accepted() {
+        let p = PasswordPolicy::default();
+        assert!(
+            p.problems("correct horse battery staple", &alice())
+                .is_empty()
+        );
+        assert!(p.problems("Password is not 1 word", &NONE).is_empty());
+        // Long passwords are estimated on their first 64 characters only.
+        assert!(
+            p.problems(&"tangerine quartz ".repeat(50), &alice())
+                .is_empty()
+        );
     }
 
     #[test]

@@ -16,13 +16,21 @@ fn salt(rng: &mut dyn CryptoRng) -> [u8; 16] {
     salt
 }
 
-/// Checks a new password against the policy and hashes it.
+/// Checks a new password against the policy and hashes it. `username` and `email` are the
+/// holder's, which the password must not be built on (with the service's name).
 pub fn new_password(
     password: &str,
+    username: &str,
+    email: Option<&str>,
     policy: &Policy,
     rng: &mut dyn CryptoRng,
 ) -> Result<PasswordHash, Rejection> {
-    let problems = policy.password.problems(password);
+    let context = password::PasswordContext {
+        username: Some(username),
+        email,
+        service_name: Some(&policy.mfa.issuer),
+    };
+    let problems = policy.password.problems(password, &context);
     if !problems.is_empty() {
         return Err(Rejection::WeakPassword(problems));
     }

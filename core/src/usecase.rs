@@ -110,7 +110,13 @@ impl Planned for RegisterRequest {
 
     fn prepare(self, prep: Prepare<'_>) -> Result<Register, Rejection> {
         self.validate()?;
-        let password_hash = prepare::new_password(self.password.expose(), prep.policy, prep.rng)?;
+        let password_hash = prepare::new_password(
+            self.password.expose(),
+            &self.username,
+            self.email.as_deref(),
+            prep.policy,
+            prep.rng,
+        )?;
         Ok(Register {
             username: self.username.trim().to_owned(),
             email: self.email,
@@ -226,7 +232,19 @@ impl Planned for ChangePasswordPlan {
     fn prepare(self, prep: Prepare<'_>) -> Result<ChangePassword, Rejection> {
         let r = self.request;
         // The new password's problems are reported before the current one is checked.
-        let new_hash = prepare::new_password(r.new_password.expose(), prep.policy, prep.rng)?;
+        // The holder's own names, which the new password must not be built on; an unknown
+        // account fails the current-password check below anyway.
+        let (username, email) = self
+            .account
+            .as_ref()
+            .map_or(("", None), |a| (a.username.as_str(), a.email.as_deref()));
+        let new_hash = prepare::new_password(
+            r.new_password.expose(),
+            username,
+            email,
+            prep.policy,
+            prep.rng,
+        )?;
         let check = prepare::check_password_in(
             r.current_password.expose(),
             self.account.as_ref(),

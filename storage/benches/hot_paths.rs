@@ -17,6 +17,11 @@
 //! - `throttle_check`: `throttle::check_address` against views tracking 100,000 addresses.
 //! - `check_rotation_records`: the writer's after-batch assertion (`Views::check_records`) on
 //!   the records one refresh rotation touches, the cost the assertion adds to a rotation.
+//! - `password_policy_check`: `PasswordPolicy::problems` at the default policy (length, the
+//!   common list, the context words and zxcvbn) on a 20-character passphrase, next to
+//!   `password_argon2_verify`: one argon2id verification at the default (OWASP) parameters
+//!   in a reused work area, as the server does it. The check must cost at most 5 % of the
+//!   verification (`cargo bench -p tessera-storage --bench hot_paths -- password`).
 //!
 //! Everything is built through `decide` and `Views::apply` with a seeded RNG and a fixed
 //! clock, as the simulator does, so the inputs are the real ones.
@@ -350,4 +355,44 @@ fn check_rotation_records(b: Bencher) {
     touched.sort();
     touched.dedup();
     b.bench(|| views.check_records(black_box(&touched)).expect("sound"));
+}
+
+/// The default policy's password check on a 20-character passphrase that passes, with the
+/// context a registration gives; zxcvbn's dictionaries are loaded before timing starts.
+#[divan::bench]
+fn password_policy_check(b: Bencher) {
+    let policy = Policy::default();
+    let context = tessera_core::password::PasswordContext {
+        username: Some("alice"),
+        email: Some("alice@example.com"),
+        service_name: Some(&policy.mfa.issuer),
+    };
+    let passphrase = "tangerine quartz owl";
+    assert_eq!(passphrase.chars().count(), 20);
+    tessera_core::password::warm_up();
+    assert!(policy.password.problems(passphrase, &context).is_empty());
+    b.bench(|| {
+        policy
+            .password
+            .problems(black_box(passphrase), black_box(&context))
+    });
+}
+
+/// One argon2id verification at the default (OWASP) parameters in a reused work area: the
+/// yardstick for `password_policy_check`.
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn password_argon2_verify(b: Bencher) {
+    let cost = Policy::default().argon2;
+    let hash = tessera_core::password::hash("tangerine quartz owl", [7; 16], &cost)
+        .expect("default parameters are valid");
+    let mut area = tessera_core::password::WorkArea::default();
+    b.bench_local(|| {
+        let v = tessera_core::password::verify_in(
+            black_box("tangerine quartz owl"),
+            &hash,
+            &cost,
+            &mut area,
+        );
+        assert_eq!(v, Verification::Match { stale: false });
+    });
 }

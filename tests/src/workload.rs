@@ -670,8 +670,9 @@ impl Driver {
                 format!("user{}", self.registrations)
             }
         };
+        // Not built on the username: the policy refuses that.
         let password = format!(
-            "Password {} for {username}",
+            "Velvet lantern {} orbit",
             self.rng.random_range(0..1_000_000)
         );
         // The expensive half only: the plan would refuse a taken name before the writer, and

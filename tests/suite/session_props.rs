@@ -160,7 +160,7 @@ impl Model {
             }
             Op::Register { user, shout } => {
                 let u = &self.users[usize::from(*user)];
-                let password = format!("Password {user} A");
+                let password = format!("Velvet lantern {user} orbit");
                 let command = s
                     .register(&username(*user, *shout), None, &password)
                     .expect("valid");
@@ -320,7 +320,7 @@ impl Model {
         } else {
             "Wrong password 0 A".into()
         };
-        let new = format!("Changed {} password A1", self.changes);
+        let new = format!("Copper kettle {} meadow", self.changes);
         self.changes += 1;
         let via = through.and_then(|i| self.session(i));
         let command = s.change_password(

@@ -1122,7 +1122,8 @@ fn long_log(data: &Path, accounts: u64) {
         let register = tessera_core::account::Register {
             username: format!("user{i}"),
             email: None,
-            password_hash: hash.clone(),
+            password_hash: Some(hash.clone()),
+            client: None,
         };
         pending.push(engine.submit(register).expect("queued"));
         if pending.len() == 8192 {

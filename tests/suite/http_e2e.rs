@@ -407,10 +407,11 @@ async fn health_and_metrics() {
     let s = Server::start(HttpConfig::default()).await;
     // The first signing key was recorded at start-up: one event, one sync.
     assert_eq!(s.engine.head_sequence(), 1);
+    // The account and the counted registration attempt: two events, one sync.
     s.register("alice").await;
     let health = s.send(Method::GET, "/healthz", &[], Bytes::new()).await;
     assert_eq!(health.status, StatusCode::OK);
-    assert_eq!(health.json()["log_head"], json!(2));
+    assert_eq!(health.json()["log_head"], json!(3));
     let metrics = s.send(Method::GET, "/metrics", &[], Bytes::new()).await;
     let text = String::from_utf8_lossy(&metrics.body).to_string();
     assert!(
@@ -419,7 +420,7 @@ async fn health_and_metrics() {
             .is_some_and(|c| c.starts_with("text/plain"))
     );
     for needle in [
-        "tessera_events_appended_total 2",
+        "tessera_events_appended_total 3",
         "tessera_durable_syncs_total 2",
         "tessera_http_requests_total{route=\"accounts\",status=\"2xx\"} 1",
         "tessera_http_request_duration_seconds_bucket{route=\"accounts\",le=\"+Inf\"} 1",

@@ -12,6 +12,7 @@ use super::{Ctx, Reply, parse_session_path};
 use crate::auth::{self, set_session_cookie};
 use crate::body::{empty, json, read_json};
 use crate::problem::Problem;
+use crate::security_log::{Occurrence, SecurityEvent};
 use crate::time::rfc3339;
 
 #[derive(Serialize)]
@@ -93,6 +94,7 @@ pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
     let id = parse_session_path(req.uri().path())
         .and_then(SessionId::parse)
         .ok_or_else(Problem::not_found)?;
+    let client = auth::client_address(ctx.peer, req.headers(), &ctx.app.config);
     let outcome = ctx
         .app
         .engine
@@ -101,6 +103,28 @@ pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
             session: id,
         })
         .await?;
+    if outcome.reply.is_err() {
+        // Answered as not found either way; the log says when the session was someone
+        // else's.
+        let foreign = ctx
+            .app
+            .engine
+            .views()
+            .session(&id)
+            .is_some_and(|s| s.account != caller.account());
+        if foreign {
+            ctx.app.metrics.security.record(
+                ctx.app.engine.now().as_millis(),
+                Occurrence {
+                    event: SecurityEvent::ForeignResource,
+                    client,
+                    account: Some(caller.account()),
+                    client_id: None,
+                    reason: "session_delete",
+                },
+            );
+        }
+    }
     outcome.reply?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

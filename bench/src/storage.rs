@@ -79,7 +79,8 @@ fn register_command(hash: &PasswordHash) -> Command {
     Command::from(tessera_core::account::Register {
         username: format!("bench{}", NAMES.fetch_add(1, Ordering::Relaxed)),
         email: None,
-        password_hash: hash.clone(),
+        password_hash: Some(hash.clone()),
+        client: None,
     })
 }
 

@@ -86,7 +86,8 @@ pub fn world(families: usize) -> Result<TokenWorld, Failure> {
             run(Command::from(tessera_core::account::Register {
                 username: format!("inproc{i}"),
                 email: None,
-                password_hash: hash.clone(),
+                password_hash: Some(hash.clone()),
+                client: None,
             }))?
         {
             accounts.push(account);

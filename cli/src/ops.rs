@@ -267,6 +267,7 @@ async fn directly(config: &Config, engine: &Engine, op: Op) -> Result<Output, Co
                 username,
                 email,
                 password: password.as_str().into(),
+                client: None,
             };
             let command = engine
                 .prepare_here(request, &mut rng, &mut area)

@@ -9,10 +9,13 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Actor, Event, FamilyRevokeReason, LoginFailure, Pending, SessionEndReason};
+use crate::event::{
+    Actor, Event, FamilyRevokeReason, LoginFailure, Pending, RegistrationOutcome, SessionEndReason,
+};
 use crate::id::uuid_v7;
 use crate::password::{PasswordHash, Verification};
 use crate::session::{SessionIssued, SessionView, ended, start_session};
+use crate::throttle::check_registration;
 use crate::{
     AccountId, Decide, Decision, Env, PasswordCheck, Rejection, SessionId, Timestamp, Views,
 };
@@ -82,15 +85,20 @@ pub struct AccountView {
 }
 
 /// Create an account. Built by [`crate::usecase::RegisterRequest`], which validates the input
-/// and hashes the password; only the uniqueness check is left to the writer.
+/// and hashes the password; only the uniqueness check and the registration throttle are left
+/// to the writer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Register {
     /// As typed (trimmed).
     pub username: String,
     /// Optional contact address, loosely checked.
     pub email: Option<String>,
-    /// The argon2id hash of the new password.
-    pub password_hash: PasswordHash,
+    /// The argon2id hash of the new password; `None` when the plan already found the name
+    /// taken and skipped the hash: the writer then only records the refused attempt.
+    pub password_hash: Option<PasswordHash>,
+    /// The caller's address: the attempt is counted and throttled under it. `None` for
+    /// operator-created accounts, which are neither.
+    pub client: Option<IpAddr>,
 }
 
 /// A new account.
@@ -114,18 +122,38 @@ impl Decide for Register {
             Ok(key) => key,
             Err(problem) => return Decision::refuse(vec![], Rejection::InvalidUsername(problem)),
         };
-        if views.account_by_username(&key).is_some() {
-            return Decision::refuse(vec![], Rejection::UsernameTaken);
+        // Checked again here: another registration from the address may have been counted
+        // since the plan looked. A throttled attempt is not counted (nothing was tried).
+        if let Err(r) = check_registration(views, self.client, env.now, &env.policy.throttle) {
+            return Decision::refuse(vec![], r);
         }
+        let attempted = |outcome: RegistrationOutcome| -> Option<Pending> {
+            self.client
+                .map(|client| Event::RegistrationAttempted { client, outcome }.into())
+        };
+        let password_hash = match self.password_hash {
+            Some(hash) if views.account_by_username(&key).is_none() => hash,
+            // Taken now, or found taken by the plan (no hash was made): the refusal is
+            // recorded so that probing names counts toward the address's throttle.
+            _ => {
+                let events = attempted(RegistrationOutcome::UsernameTaken)
+                    .into_iter()
+                    .collect();
+                return Decision::refuse(events, Rejection::UsernameTaken);
+            }
+        };
         let account = AccountId(uuid_v7(env.now, env.random_bytes()));
         let username = self.username;
         let event = Event::AccountRegistered {
             account,
             username: username.clone(),
             email: self.email,
-            password_hash: self.password_hash,
+            password_hash,
         };
-        Decision::ok(vec![event.into()], Registered { account, username })
+        let events = std::iter::once(event.into())
+            .chain(attempted(RegistrationOutcome::Registered))
+            .collect();
+        Decision::ok(events, Registered { account, username })
     }
 }
 
@@ -336,6 +364,107 @@ mod tests {
         assert!(!email_plausible("a@b"));
         assert!(!email_plausible("@b.example"));
         assert!(!email_plausible("a b@c.example"));
+    }
+
+    mod registration_throttle {
+        use std::net::IpAddr;
+
+        use crate::testkit::{Given, PASSWORD};
+        use crate::{Rejection, Reply};
+
+        fn ip(s: &str) -> IpAddr {
+            s.parse().expect("ip")
+        }
+
+        /// Registers `name` from `client` through plan, prepare and decide.
+        fn attempt(s: &mut Given, name: &str, client: IpAddr) -> Result<Reply, Rejection> {
+            let command = s.register_from(name, client)?;
+            s.when(command).reply
+        }
+
+        #[test]
+        fn a_burst_from_one_address_waits_after_the_free_ones_and_the_wait_ends() {
+            let mut s = Given::nothing();
+            let rule = s.policy.throttle.registration;
+            let a = ip("192.0.2.1");
+            for i in 0..rule.free_failures {
+                assert!(attempt(&mut s, &format!("user{i}"), a).is_ok(), "free #{i}");
+            }
+            assert_eq!(
+                s.last_kinds(2),
+                ["AccountRegistered", "RegistrationAttempted"]
+            );
+            // The plan refuses: no command, so no argon2 hash was made.
+            let refused = s.register_from("one-more", a);
+            assert_eq!(
+                refused.err(),
+                Some(Rejection::Throttled {
+                    retry_after_secs: rule.delay_secs_first
+                })
+            );
+            // The writer refuses too (a command planned before the count moved), and
+            // records nothing: a refused attempt is not counted.
+            let mut fresh = Given::nothing();
+            let stale = fresh.register_from("one-more", a).expect("plans");
+            let before = s.log.len();
+            assert_eq!(
+                s.when(stale).reply.err(),
+                Some(Rejection::Throttled {
+                    retry_after_secs: rule.delay_secs_first
+                })
+            );
+            assert_eq!(s.log.len(), before);
+            // Another address is not affected.
+            assert!(attempt(&mut s, "elsewhere", ip("198.51.100.9")).is_ok());
+            // The wait ends; the next one doubles.
+            s.advance_secs(rule.delay_secs_first);
+            assert!(attempt(&mut s, "one-more", a).is_ok());
+            assert_eq!(
+                s.register_from("and-another", a).err(),
+                Some(Rejection::Throttled {
+                    retry_after_secs: rule.delay_secs_first * 2
+                })
+            );
+            assert_eq!(s.refolded(), s.views);
+        }
+
+        #[test]
+        fn harvesting_taken_names_counts_without_hashing() {
+            let mut s = Given::nothing();
+            s.registered("alice");
+            let rule = s.policy.throttle.registration;
+            let a = ip("2001:db8:1:2::7");
+            for _ in 0..rule.free_failures {
+                let command = s.register_from("ALICE", a).expect("plans");
+                let crate::Command::Account(crate::AccountCommand::Register(r)) = &command else {
+                    panic!("not a registration")
+                };
+                assert_eq!(r.password_hash, None, "a taken name is not hashed");
+                let then = s.when(command);
+                then.then_rejected(Rejection::UsernameTaken);
+                then.then_kinds(&["RegistrationAttempted"]);
+            }
+            // Same /64, another host: the same count.
+            assert!(matches!(
+                s.register_from("bob", ip("2001:db8:1:2::8")),
+                Err(Rejection::Throttled { .. })
+            ));
+        }
+
+        #[test]
+        fn operators_are_neither_counted_nor_throttled() {
+            let mut s = Given::nothing();
+            for i in 0..30 {
+                let command = s
+                    .register(&format!("user{i}"), None, PASSWORD)
+                    .expect("valid");
+                s.when(command).then_kinds(&["AccountRegistered"]);
+            }
+            let taken = s.register("user1", None, PASSWORD).expect("valid");
+            s.when(taken)
+                .then_rejected(Rejection::UsernameTaken)
+                .then_no_events();
+        }
     }
 
     mod enable {

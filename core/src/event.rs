@@ -361,6 +361,26 @@ pub enum Event {
         /// Who enabled it (an operator, by name).
         by: Actor,
     },
+    /// A registration from a known address reached the writer: it created an account (the
+    /// `AccountRegistered` in the same batch) or was refused because the name was taken.
+    /// Counted by the registration throttle under the address, so that one address can
+    /// neither create accounts nor harvest taken usernames at full speed. Operator-created
+    /// accounts carry no address and record none.
+    RegistrationAttempted {
+        /// The caller's IP address.
+        client: IpAddr,
+        /// What the attempt came to.
+        outcome: RegistrationOutcome,
+    },
+}
+
+/// What a counted registration attempt came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RegistrationOutcome {
+    /// The account was created.
+    Registered,
+    /// The username was already taken.
+    UsernameTaken,
 }
 
 impl Event {
@@ -394,6 +414,7 @@ impl Event {
             Self::MfaCodeFailed { .. } => "MfaCodeFailed",
             Self::MfaChallengePassed { .. } => "MfaChallengePassed",
             Self::AccountEnabled { .. } => "AccountEnabled",
+            Self::RegistrationAttempted { .. } => "RegistrationAttempted",
         }
     }
 
@@ -426,6 +447,7 @@ impl Event {
         "MfaCodeFailed",
         "MfaChallengePassed",
         "AccountEnabled",
+        "RegistrationAttempted",
     ];
 
     /// The stream the event belongs to.
@@ -457,6 +479,7 @@ impl Event {
             }
             | Self::MfaChallengePassed { challenge } => challenge.stream(),
             Self::UnknownAccountLoginFailed { .. } => StreamId(UNKNOWN_ACCOUNT_STREAM.to_owned()),
+            Self::RegistrationAttempted { .. } => StreamId(REGISTRATIONS_STREAM.to_owned()),
             Self::SessionStarted { session, .. }
             | Self::SessionTouched { session }
             | Self::SessionEnded { session, .. } => session.stream(),
@@ -473,6 +496,9 @@ impl Event {
 
 /// The stream of failed logins that named no account.
 pub const UNKNOWN_ACCOUNT_STREAM: &str = "login-unknown";
+
+/// The stream of counted registration attempts (they belong to an address, not an account).
+pub const REGISTRATIONS_STREAM: &str = "registrations";
 
 /// The stream of the signing-key set (one aggregate).
 pub const SIGNING_KEYS_STREAM: &str = "signing-keys";

@@ -196,6 +196,19 @@ fn check_record(views: &Views, key: &ViewKey) -> Result<(), String> {
             }
             _ => Ok(()),
         },
+        ViewKey::RegistrationStrikes(ip) => match views.throttle.registration_strikes.get(ip) {
+            Some(s)
+                if s.failures == 0
+                    || address_key(*ip) != *ip
+                    || !views
+                        .throttle
+                        .registrations_by_time
+                        .contains(&(s.last_failure_at, *ip)) =>
+            {
+                fail("empty, under a wrong key, or unindexed")
+            }
+            _ => Ok(()),
+        },
     }
 }
 

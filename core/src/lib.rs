@@ -46,6 +46,7 @@
 //!     username: "alice".into(),
 //!     email: None,
 //!     password: "Correct horse 9 battery".into(),
+//!     client: None,
 //! };
 //! let decoy = decoy_hash(&policy.argon2)?;
 //! let register = request.plan(&views, now, &policy)?.prepare(Prepare {
@@ -100,7 +101,9 @@ pub use command::{
 };
 pub use decide::{Decide, Decision, Reply, decide};
 pub use env::Env;
-pub use event::{Actor, Event, FamilyRevokeReason, LoginFailure, Pending, SessionEndReason};
+pub use event::{
+    Actor, Event, FamilyRevokeReason, LoginFailure, Pending, RegistrationOutcome, SessionEndReason,
+};
 pub use id::{AccountId, ChallengeId, FamilyId, SessionId, StreamId, TokenId};
 pub use policy::{Policy, TokenPolicy};
 pub use rejection::Rejection;

@@ -267,8 +267,27 @@ impl Given {
             username: username.to_owned(),
             email: email.map(str::to_owned),
             password: password.into(),
+            client: None,
         };
         request.prepare(self.prep()).map(Command::from)
+    }
+
+    /// A registration from `client`, run as the HTTP adapter runs it: the plan (address
+    /// throttle, shape, taken name) and then, only if the plan passes, the expensive half.
+    /// The plan's refusals come back before any argon2 work.
+    pub fn register_from(
+        &mut self,
+        username: &str,
+        client: std::net::IpAddr,
+    ) -> Result<Command, Rejection> {
+        let request = RegisterRequest {
+            username: username.to_owned(),
+            email: None,
+            password: "Correct horse 9 battery".into(),
+            client: Some(client),
+        };
+        let plan = request.plan(&self.views, self.now, &self.policy)?;
+        plan.prepare(self.prep()).map(Command::from)
     }
 
     /// `password` checked against `username`'s current hash (or the decoy), as the server

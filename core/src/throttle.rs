@@ -23,6 +23,15 @@
 //! number of free failures by [`FREE_FAILURES_MAX`] (NIST: at most 100 consecutive failures
 //! before throttling locks).
 //!
+//! Registrations are counted per address under their own rule
+//! ([`ThrottlePolicy::registration`]): every registration from an address that reaches the
+//! writer (`RegistrationAttempted`), whether it created an account or found the name taken,
+//! so that one address can neither create accounts nor harvest taken usernames at full
+//! speed. Nothing clears these strikes but time: a success is as much a registration as a
+//! refusal. A throttled registration is refused with [`Rejection::Throttled`] by the plan,
+//! before any argon2 work, and again by the writer; it is not counted. Operator-created
+//! accounts carry no address and are never throttled.
+//!
 //! Every answer is a pure function of the views (folded from recorded events) and `now`.
 //! IPv6 clients are counted per /64 (one subscriber's prefix), IPv4-mapped IPv6 as IPv4.
 //!
@@ -107,7 +116,11 @@ pub struct ThrottlePolicy {
     /// Waits per client address (IPv6 per /64), after any failed login or wrong MFA code.
     /// Default: 20 free failures, then 1 second doubling up to 5 minutes.
     pub address: ThrottleRule,
-    /// Per-address records kept at most; beyond it, the address whose last failure is
+    /// Waits per client address (IPv6 per /64) after registration attempts, successful or
+    /// refused because the name was taken. Default: 10 free, then 10 seconds doubling up to
+    /// an hour; the count is forgotten after a day without registrations from the address.
+    pub registration: ThrottleRule,
+    /// Per-address records kept at most (login and registration records each); beyond it, the address whose last failure is
     /// oldest is forgotten first (ties broken by address order), so a replay of the log
     /// evicts exactly the same ones.
     pub addresses_max: usize,
@@ -128,6 +141,13 @@ impl Default for ThrottlePolicy {
                 delay_secs_first: 1,
                 delay_secs_max: 5 * 60,
             },
+            // Ten sign-ups from one address is a family or a classroom; beyond that each
+            // waits twice as long as the last, so a script gets about one an hour.
+            registration: ThrottleRule {
+                free_failures: 10,
+                delay_secs_first: 10,
+                delay_secs_max: 60 * 60,
+            },
             addresses_max: 100_000,
         }
     }
@@ -139,6 +159,7 @@ impl ThrottlePolicy {
     pub fn validate(&self) -> Result<(), String> {
         self.account.validate("account")?;
         self.address.validate("address")?;
+        self.registration.validate("registration")?;
         if self.addresses_max == 0 || self.addresses_max > ADDRESSES_MAX_LIMIT {
             return Err(format!(
                 "throttle addresses_max must be 1..={ADDRESSES_MAX_LIMIT}"
@@ -210,6 +231,32 @@ pub fn address_wait_ms(
     client
         .and_then(|ip| views.address_strikes(&ip))
         .map_or(0, |s| s.wait_ms(&p.address, now))
+}
+
+/// Milliseconds until `client` may register again; 0 when it may now (or is unknown).
+pub fn registration_wait_ms(
+    views: &Views,
+    client: Option<IpAddr>,
+    now: Timestamp,
+    p: &ThrottlePolicy,
+) -> u64 {
+    client
+        .and_then(|ip| views.registration_strikes(&ip))
+        .map_or(0, |s| s.wait_ms(&p.registration, now))
+}
+
+/// The registration check run before any argon2 work (by the plan) and by the writer:
+/// [`Rejection::Throttled`] (429 + Retry-After) when `client` must wait.
+pub fn check_registration(
+    views: &Views,
+    client: Option<IpAddr>,
+    now: Timestamp,
+    p: &ThrottlePolicy,
+) -> Result<(), Rejection> {
+    match registration_wait_ms(views, client, now, p) {
+        0 => Ok(()),
+        wait => Err(throttled(wait)),
+    }
 }
 
 pub(crate) fn throttled(wait_ms: u64) -> Rejection {

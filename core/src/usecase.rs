@@ -75,20 +75,59 @@ pub struct RegisterRequest {
     pub email: Option<String>,
     /// The new password.
     pub password: Password,
+    /// Where the request came from: registrations are counted and throttled per address.
+    /// `None` for operator-created accounts, which are not throttled.
+    pub client: Option<IpAddr>,
+}
+
+/// A registration whose address may register now, with whether the name was seen taken.
+#[derive(Debug)]
+pub struct RegisterPlan {
+    request: RegisterRequest,
+    taken: bool,
 }
 
 impl UseCase for RegisterRequest {
-    type Plan = Self;
+    type Plan = RegisterPlan;
 
-    /// Cheap checks first, so that a malformed or taken username never costs an argon2
-    /// hash. Registration says whether a name is taken anyway (409); the writer checks
-    /// again, so two racing registrations still get one winner.
-    fn plan(self, views: &Views, _now: Timestamp, _policy: &Policy) -> Result<Self, Rejection> {
+    /// Cheap checks first, so that a throttled address, a malformed or a taken username
+    /// never costs an argon2 hash. Registration says whether a name is taken anyway (409);
+    /// the writer checks again, so two racing registrations still get one winner. A taken
+    /// name from a known address still goes to the writer (without a hash), which records
+    /// the refusal: harvesting taken names counts toward the address's throttle.
+    fn plan(
+        self,
+        views: &Views,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<RegisterPlan, Rejection> {
+        crate::throttle::check_registration(views, self.client, now, &policy.throttle)?;
         self.validate()?;
-        if views.account_by_username(&self.username).is_some() {
+        let taken = views.account_by_username(&self.username).is_some();
+        if taken && self.client.is_none() {
             return Err(Rejection::UsernameTaken);
         }
-        Ok(self)
+        Ok(RegisterPlan {
+            request: self,
+            taken,
+        })
+    }
+}
+
+impl Planned for RegisterPlan {
+    type Command = Register;
+
+    fn prepare(self, prep: Prepare<'_>) -> Result<Register, Rejection> {
+        if !self.taken {
+            return self.request.prepare(prep);
+        }
+        self.request.validate()?;
+        Ok(Register {
+            username: self.request.username.trim().to_owned(),
+            email: self.request.email,
+            password_hash: None,
+            client: self.request.client,
+        })
     }
 }
 
@@ -120,7 +159,8 @@ impl Planned for RegisterRequest {
         Ok(Register {
             username: self.username.trim().to_owned(),
             email: self.email,
-            password_hash,
+            password_hash: Some(password_hash),
+            client: self.client,
         })
     }
 }

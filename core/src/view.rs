@@ -56,6 +56,9 @@ pub enum ViewKey {
     AccountStrikes(AccountId),
     /// An address's throttle strikes, under its [`crate::throttle::address_key`].
     AddressStrikes(std::net::IpAddr),
+    /// An address's counted registrations, under its [`crate::throttle::address_key`].
+    /// Last, so that the order of the earlier keys does not move.
+    RegistrationStrikes(std::net::IpAddr),
 }
 
 /// One persisted view record.
@@ -81,7 +84,8 @@ pub enum ViewRecord {
     Mfa(MfaView),
     /// Under [`ViewKey::Challenge`]: the challenge.
     Challenge(ChallengeView),
-    /// Under [`ViewKey::AccountStrikes`] or [`ViewKey::AddressStrikes`].
+    /// Under [`ViewKey::AccountStrikes`], [`ViewKey::AddressStrikes`] or
+    /// [`ViewKey::RegistrationStrikes`].
     Strikes(Strikes),
 }
 
@@ -99,7 +103,10 @@ impl ViewKey {
             (Self::NotBefore(_), ViewRecord::NotBefore(_)) => true,
             (Self::Mfa(a), ViewRecord::Mfa(m)) => m.account == *a,
             (Self::Challenge(id), ViewRecord::Challenge(c)) => c.id == *id,
-            (Self::AccountStrikes(_) | Self::AddressStrikes(_), ViewRecord::Strikes(_)) => true,
+            (
+                Self::AccountStrikes(_) | Self::AddressStrikes(_) | Self::RegistrationStrikes(_),
+                ViewRecord::Strikes(_),
+            ) => true,
             _ => false,
         }
     }
@@ -238,7 +245,9 @@ impl Views {
             ViewKey::Username(name) => self.usernames.get(name).copied().map(ViewRecord::Username),
             ViewKey::Session(id) => self.sessions.get(id).cloned().map(ViewRecord::Session),
             ViewKey::Mfa(_) | ViewKey::Challenge(_) => self.mfa_record(key),
-            ViewKey::AccountStrikes(_) | ViewKey::AddressStrikes(_) => self.throttle_record(key),
+            ViewKey::AccountStrikes(_)
+            | ViewKey::AddressStrikes(_)
+            | ViewKey::RegistrationStrikes(_) => self.throttle_record(key),
             ViewKey::SigningKey(_)
             | ViewKey::Family(_)
             | ViewKey::RefreshToken(_)
@@ -268,7 +277,12 @@ impl Views {
             (key @ (ViewKey::Mfa(_) | ViewKey::Challenge(_)), record) => {
                 return self.load_mfa(&key, record);
             }
-            (key @ (ViewKey::AccountStrikes(_) | ViewKey::AddressStrikes(_)), record) => {
+            (
+                key @ (ViewKey::AccountStrikes(_)
+                | ViewKey::AddressStrikes(_)
+                | ViewKey::RegistrationStrikes(_)),
+                record,
+            ) => {
                 return self.load_throttle(&key, record);
             }
             (key, _) => {
@@ -339,6 +353,7 @@ impl Views {
             | Event::AccountEnabled { .. }
             | Event::LoginFailed { .. }
             | Event::UnknownAccountLoginFailed { .. }
+            | Event::RegistrationAttempted { .. }
             | Event::SessionStarted { .. }
             | Event::SessionTouched { .. }
             | Event::SessionEnded { .. } => self.apply_account(at, event, touched)?,
@@ -449,7 +464,8 @@ impl Views {
                     .get(account)
                     .ok_or_else(|| fail("unknown account"))?;
             }
-            Event::UnknownAccountLoginFailed { .. } => {}
+            // Facts about an address only: the throttle view counts them.
+            Event::UnknownAccountLoginFailed { .. } | Event::RegistrationAttempted { .. } => {}
             Event::SessionStarted {
                 session,
                 account,

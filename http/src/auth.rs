@@ -10,12 +10,13 @@ use std::net::{IpAddr, SocketAddr};
 use http::{HeaderMap, HeaderValue, Method, header};
 use tessera_core::blocklist::check_not_revoked;
 use tessera_core::session::{SessionView, authenticate, touch_due};
-use tessera_core::token::{AccessClaims, verify_access_token};
+use tessera_core::token::{AccessClaims, TokenRejection, verify_access_token};
 use tessera_core::{AccountId, SessionId, Timestamp};
 
 use crate::App;
 use crate::config::HttpConfig;
 use crate::problem::Problem;
+use crate::security_log::{SecurityEvent, SecurityNote};
 
 pub const SESSION_COOKIE: &str = "__Host-tessera_session";
 
@@ -122,10 +123,70 @@ pub fn verify_bearer(app: &App, token: &str) -> Result<AccessClaims, Problem> {
     // The signature check (tens of microseconds) runs without the views' lock, on a copy of
     // the few published keys, so that many verifications never hold up the writer.
     let keys = app.engine.views().signing_keys().clone();
-    let claims = verify_access_token(token, &keys, now, &app.engine.policy().token)
-        .map_err(|_| Problem::invalid_token())?;
+    let claims = verify_access_token(token, &keys, now, &app.engine.policy().token).map_err(
+        |r| match r {
+            // Plain expiry is what every honest client meets; anything else at this stage
+            // is a token this server did not issue as presented.
+            TokenRejection::Expired => Problem::invalid_token(),
+            other => Problem::invalid_token().reporting(forged(&other)),
+        },
+    )?;
     check_not_revoked(&app.engine.views(), &claims, now).map_err(|_| Problem::invalid_token())?;
     Ok(claims)
+}
+
+/// A fixed name for why a token failed, for the security log: never the token's content.
+fn forged(r: &TokenRejection) -> &'static SecurityNote {
+    match r {
+        TokenRejection::TooLong => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "too_long",
+        },
+        TokenRejection::Malformed => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "malformed",
+        },
+        TokenRejection::RefreshTokenPresented => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "refresh_token_presented",
+        },
+        TokenRejection::AlgorithmNotAllowed => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "algorithm_not_allowed",
+        },
+        TokenRejection::WrongType => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "wrong_type",
+        },
+        TokenRejection::CriticalHeader => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "critical_header",
+        },
+        TokenRejection::UnknownKey => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "unknown_key",
+        },
+        TokenRejection::BadSignature => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "bad_signature",
+        },
+        TokenRejection::NotYetValid => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "not_yet_valid",
+        },
+        TokenRejection::WrongIssuer => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "wrong_issuer",
+        },
+        TokenRejection::WrongAudience => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "wrong_audience",
+        },
+        _ => &SecurityNote {
+            event: SecurityEvent::TokenForged,
+            reason: "other",
+        },
+    }
 }
 
 /// Authenticates a request by its bearer token, or else its session cookie. A change made

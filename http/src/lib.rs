@@ -24,6 +24,7 @@ pub mod hashing;
 pub mod metrics;
 pub mod problem;
 pub mod routes;
+pub mod security_log;
 pub mod server;
 pub mod signing;
 pub mod system;

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::App;
+use crate::security_log::SecurityEvent;
 
 /// Every route, so that metrics are fixed arrays rather than a locked map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +116,8 @@ pub struct HttpMetrics {
     pub admin_requests: AtomicU64,
     /// Admin-socket connections whose peer was not the server's own user.
     pub admin_refused: AtomicU64,
+    /// Security events: counted per name, written to the log within a bound.
+    pub security: crate::security_log::SecurityLog,
 }
 
 impl HttpMetrics {
@@ -277,6 +280,30 @@ pub fn render(app: &App) -> String {
     ];
     for (name, help, value) in counters {
         counter(&mut out, name, help, value);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tessera_security_events_total Security events seen, per name (written to the log or not).\n# TYPE tessera_security_events_total counter"
+    );
+    for event in SecurityEvent::ALL {
+        let _ = writeln!(
+            out,
+            "tessera_security_events_total{{event=\"{}\"}} {}",
+            event.name(),
+            m.security.total(event)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tessera_security_log_suppressed_total Security events not written: over the per-name bound.\n# TYPE tessera_security_log_suppressed_total counter"
+    );
+    for event in SecurityEvent::ALL {
+        let _ = writeln!(
+            out,
+            "tessera_security_log_suppressed_total{{event=\"{}\"}} {}",
+            event.name(),
+            m.security.suppressed(event)
+        );
     }
     let mean = if batches == 0 {
         0.0

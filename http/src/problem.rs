@@ -10,6 +10,7 @@ use tessera_core::Rejection;
 use tessera_storage::EngineError;
 
 use crate::hashing::Busy;
+use crate::security_log::{SecurityEvent, SecurityNote};
 
 /// One validation problem, listed in `errors`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -28,11 +29,15 @@ pub struct Problem {
     pub detail: String,
     pub code: Option<u16>,
     pub errors: Vec<FieldProblem>,
-    pub retry_after_secs: Option<u64>,
+    /// Seconds for `Retry-After`; a u32 (over a century) keeps the answer small.
+    pub retry_after_secs: Option<u32>,
     /// The header the status calls for: a 401's `WWW-Authenticate` challenge (a default one
     /// when `None`), a 405's `Allow` list (RFC 9110 section 15.5.6). One field for both keeps
     /// every `Result<_, Problem>` small.
     pub status_header: Option<&'static str>,
+    /// A security event this answer reports (and a fixed reason), written by the request
+    /// handler, which knows the client address: see [`crate::security_log`].
+    pub security: Option<&'static SecurityNote>,
 }
 
 #[derive(Serialize)]
@@ -64,6 +69,7 @@ impl Problem {
             errors: Vec::new(),
             retry_after_secs: None,
             status_header: None,
+            security: None,
         }
     }
 
@@ -136,6 +142,18 @@ impl Problem {
             "Cross-site request refused",
             "a cookie-authenticated change must come from this site (Origin / Sec-Fetch-Site)",
         )
+        .reporting(&SecurityNote {
+            event: SecurityEvent::CrossSiteRefused,
+            reason: "cross_site",
+        })
+    }
+
+    /// The same answer, reporting a security event.
+    pub fn reporting(self, note: &'static SecurityNote) -> Self {
+        Self {
+            security: Some(note),
+            ..self
+        }
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
@@ -290,8 +308,11 @@ impl From<Rejection> for Problem {
             detail: r.to_string(),
             code: Some(r.code()),
             errors,
-            retry_after_secs: r.retry_after_secs(),
+            retry_after_secs: r
+                .retry_after_secs()
+                .map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
             status_header: None,
+            security: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The accept loop: connection limit, header and request timeouts, graceful shutdown.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::App;
 use crate::problem::Problem;
 use crate::routes::{self, Ctx, Reply};
+use crate::security_log::{Occurrence, SecurityEvent};
 
 /// A running server.
 #[derive(Debug)]
@@ -113,6 +114,7 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, mut stopped: oneshot:
 pub async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Reply {
     let started = crate::system::monotonic();
     let route = routes::classify(req.method(), req.uri().path());
+    let client = crate::auth::client_address(peer, req.headers(), &app.config);
     let deadline = Duration::from_millis(app.config.request_timeout_ms);
     let result = match host_problem(&req) {
         Some(problem) => Ok(Err(problem)),
@@ -128,6 +130,9 @@ pub async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Repl
                     .cross_site_refused
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+            if let Some(note) = problem.security {
+                security_event(app, client, note.event, note.reason);
+            }
             problem.into_response()
         }
         Err(_) => {
@@ -142,9 +147,26 @@ pub async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Repl
         http::header::X_CONTENT_TYPE_OPTIONS,
         http::HeaderValue::from_static("nosniff"),
     );
+    if resp.status() == http::StatusCode::TOO_MANY_REQUESTS {
+        security_event(app, client, SecurityEvent::Throttled, route.name());
+    }
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     app.metrics.record(route, resp.status().as_u16(), micros);
     resp
+}
+
+/// Writes (within the bound) and counts a security event whose account is not known.
+fn security_event(app: &App, client: IpAddr, event: SecurityEvent, reason: &'static str) {
+    app.metrics.security.record(
+        app.engine.now().as_millis(),
+        Occurrence {
+            event,
+            client,
+            account: None,
+            client_id: None,
+            reason,
+        },
+    );
 }
 
 /// RFC 9112 section 3.2: an HTTP/1.1 request without a Host header, or any request with

@@ -342,6 +342,7 @@ impl World {
             username: username.to_owned(),
             email: None,
             password: password.into(),
+            client: None,
         };
         match self.run(request())? {
             Some(Ok(Reply::Registered { account, .. })) => Ok(Some(account)),

@@ -125,7 +125,8 @@ impl World {
                 w.run(Command::from(tessera_core::account::Register {
                     username: format!("bench{i}"),
                     email: None,
-                    password_hash: w.hash.clone(),
+                    password_hash: Some(w.hash.clone()),
+                    client: None,
                 }))
             {
                 accounts.push(account);

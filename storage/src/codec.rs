@@ -280,11 +280,13 @@ pub enum ViewTree {
     AccountStrikes,
     /// Throttle strikes of addresses, by address (4 bytes for IPv4, 16 for IPv6).
     AddressStrikes,
+    /// Registrations counted per address, by address (4 bytes for IPv4, 16 for IPv6).
+    RegistrationStrikes,
 }
 
 impl ViewTree {
     /// Every view tree, in a fixed order: a store opens one tree per entry.
-    pub const ALL: [ViewTree; 12] = [
+    pub const ALL: [ViewTree; 13] = [
         Self::Accounts,
         Self::Usernames,
         Self::Sessions,
@@ -297,6 +299,7 @@ impl ViewTree {
         Self::MfaChallenges,
         Self::AccountStrikes,
         Self::AddressStrikes,
+        Self::RegistrationStrikes,
     ];
 
     /// The sled tree's name, `view.<name>`. Part of the on-disk format: never rename one.
@@ -314,6 +317,7 @@ impl ViewTree {
             Self::MfaChallenges => "view.mfa_challenges",
             Self::AccountStrikes => "view.account_strikes",
             Self::AddressStrikes => "view.address_strikes",
+            Self::RegistrationStrikes => "view.registration_strikes",
         }
     }
 
@@ -342,6 +346,7 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
         ViewKey::Challenge(id) => (ViewTree::MfaChallenges, id.as_bytes().to_vec()),
         ViewKey::AccountStrikes(id) => (ViewTree::AccountStrikes, id.as_bytes().to_vec()),
         ViewKey::AddressStrikes(ip) => (ViewTree::AddressStrikes, ip_bytes(ip)),
+        ViewKey::RegistrationStrikes(ip) => (ViewTree::RegistrationStrikes, ip_bytes(ip)),
     }
 }
 
@@ -392,6 +397,7 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
         ViewTree::MfaChallenges => ViewKey::Challenge(ChallengeId::from_bytes(fixed(bytes)?)),
         ViewTree::AccountStrikes => ViewKey::AccountStrikes(AccountId::from_bytes(fixed(bytes)?)),
         ViewTree::AddressStrikes => ViewKey::AddressStrikes(ip_from(bytes)?),
+        ViewTree::RegistrationStrikes => ViewKey::RegistrationStrikes(ip_from(bytes)?),
     })
 }
 
@@ -413,7 +419,7 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
 }
 
 /// The view record stored as `bytes` in `tree`: the reverse of [`encode_view_record`].
-/// Both strikes trees hold [`ViewRecord::Strikes`].
+/// The strikes trees all hold [`ViewRecord::Strikes`].
 pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, CodecError> {
     Ok(match tree {
         ViewTree::Accounts => ViewRecord::Account(decode::<AccountView>(bytes, "account view")?),
@@ -439,7 +445,7 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
         ViewTree::MfaChallenges => {
             ViewRecord::Challenge(decode::<ChallengeView>(bytes, "MFA challenge view")?)
         }
-        ViewTree::AccountStrikes | ViewTree::AddressStrikes => {
+        ViewTree::AccountStrikes | ViewTree::AddressStrikes | ViewTree::RegistrationStrikes => {
             ViewRecord::Strikes(decode::<Strikes>(bytes, "strikes view")?)
         }
     })

@@ -679,10 +679,23 @@ impl Driver {
         // the writer's own uniqueness check (which settles racing registrations) is what this
         // exercises.
         let decoy = self.engine.decoy();
+        // Half from an address (counted by the registration throttle), half as an operator
+        // would create them. Derived from the count rather than drawn, so the seeded stream
+        // of everything else stays as it was; spread over many addresses so that none is
+        // throttled.
+        let client = (self.registrations % 2 == 1).then(|| {
+            std::net::IpAddr::from([
+                203,
+                0,
+                113,
+                u8::try_from(self.registrations % 200).unwrap_or(0),
+            ])
+        });
         let register = RegisterRequest {
             username,
             email: None,
             password: password.as_str().into(),
+            client,
         }
         .prepare(Prepare {
             rng: &mut self.rng,
@@ -696,7 +709,10 @@ impl Driver {
         // imported one would be), so that its next login re-hashes it.
         if self.rng.random_range(0..6) == 0
             && let Command::Account(tessera_core::AccountCommand::Register(
-                tessera_core::account::Register { password_hash, .. },
+                tessera_core::account::Register {
+                    password_hash: Some(password_hash),
+                    ..
+                },
             )) = &mut command
         {
             let weaker = Argon2Params {

@@ -171,6 +171,7 @@ fn crash_at(reference: &Reference, nth: u64, point: FaultPoint) {
         username: "after-the-crash".into(),
         email: None,
         password: tessera_tests::PASSWORD.into(),
+        client: None,
     };
     let outcome = engine
         .run_blocking(

@@ -23,7 +23,10 @@ mod register {
             .register("Alice", Some("alice@example.com"), PASSWORD)
             .expect("valid");
         let Command::Account(tessera_core::AccountCommand::Register(
-            tessera_core::account::Register { password_hash, .. },
+            tessera_core::account::Register {
+                password_hash: Some(password_hash),
+                ..
+            },
         )) = &command
         else {
             panic!("not a registration")
@@ -90,7 +93,8 @@ mod register {
             let command = Command::from(tessera_core::account::Register {
                 username: name.into(),
                 email: None,
-                password_hash: hash.clone(),
+                password_hash: Some(hash.clone()),
+                client: None,
             });
             s.when(command)
                 .then_no_events()

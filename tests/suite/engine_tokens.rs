@@ -65,6 +65,7 @@ impl Harness {
             username: username.into(),
             email: None,
             password: tessera_tests::PASSWORD.into(),
+            client: None,
         };
         let outcome = self
             .engine

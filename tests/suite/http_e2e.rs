@@ -474,10 +474,11 @@ async fn health_and_metrics() {
     let s = Server::start(HttpConfig::default()).await;
     // The first signing key was recorded at start-up: one event, one sync.
     assert_eq!(s.engine.head_sequence(), 1);
+    // The account and the counted registration attempt: two events, one sync.
     s.register("alice").await;
     let health = s.send(Method::GET, "/healthz", &[], Bytes::new()).await;
     assert_eq!(health.status, StatusCode::OK);
-    assert_eq!(health.json()["log_head"], json!(2));
+    assert_eq!(health.json()["log_head"], json!(3));
     let metrics = s.send(Method::GET, "/metrics", &[], Bytes::new()).await;
     let text = String::from_utf8_lossy(&metrics.body).to_string();
     assert!(
@@ -486,7 +487,7 @@ async fn health_and_metrics() {
             .is_some_and(|c| c.starts_with("text/plain"))
     );
     for needle in [
-        "tessera_events_appended_total 2",
+        "tessera_events_appended_total 3",
         "tessera_durable_syncs_total 2",
         "tessera_http_requests_total{route=\"accounts\",status=\"2xx\"} 1",
         "tessera_http_request_duration_seconds_bucket{route=\"accounts\",le=\"+Inf\"} 1",
@@ -718,4 +719,171 @@ async fn a_login_carrying_a_live_session_cookie_ends_that_session() {
         "{kinds:?}"
     );
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_events_are_counted_and_their_log_records_bounded() {
+    use tessera_http::security_log::{RECORDS_PER_WINDOW, SecurityEvent};
+    let captured = capture_logs();
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    s.register("bob").await;
+    let alice = s.login("alice", PASSWORD).await.cookie().expect("cookie");
+    let bob = s.token_login("bob").await;
+    let total = |e: SecurityEvent| s.app.metrics.security.total(e);
+    let suppressed = |e: SecurityEvent| s.app.metrics.security.suppressed(e);
+
+    // A flood of forged bearer tokens, all in one window of the test clock.
+    let forged = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsiLCJ0eXAiOiJhdCtqd3QifQ.e30.c2lnbmF0dXJl";
+    let bearer = format!("Bearer {forged}");
+    let flood = 1_000u64;
+    for _ in 0..flood {
+        let a = s
+            .send(
+                Method::GET,
+                "/v1/me",
+                &[("authorization", &bearer)],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(total(SecurityEvent::TokenForged), flood);
+    assert_eq!(
+        suppressed(SecurityEvent::TokenForged),
+        flood - RECORDS_PER_WINDOW,
+        "at most the bound is written per window"
+    );
+    // An expired token is not forged.
+    s.advance(24 * 60 * 60 * 1000);
+    let a = s.me(&bob.access).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(total(SecurityEvent::TokenForged), flood);
+
+    // Each other kind, once.
+    let alice = s.login("alice", PASSWORD).await.cookie().unwrap_or(alice);
+    let bob = s.token_login("bob").await;
+    let list = s
+        .with_cookie(Method::GET, "/v1/sessions", &alice)
+        .await
+        .json();
+    let id = list[0]["id"].as_str().expect("id").to_owned();
+    let del = s
+        .send(
+            Method::DELETE,
+            &format!("/v1/sessions/{id}"),
+            &[("authorization", &format!("Bearer {}", bob.access))],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(del.status, StatusCode::NOT_FOUND);
+    assert_eq!(total(SecurityEvent::ForeignResource), 1);
+
+    let cross = s
+        .send(
+            Method::POST,
+            "/v1/logout",
+            &[
+                ("cookie", &format!("__Host-tessera_session={alice}")),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    assert_eq!(total(SecurityEvent::CrossSiteRefused), 1);
+
+    let intro = s
+        .post_form(
+            "/oauth/introspect",
+            "token=x",
+            &[("authorization", "Basic d3Jvbmc6c2VjcmV0")],
+        )
+        .await;
+    assert_eq!(intro.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(total(SecurityEvent::ClientAuthFailed), 1);
+
+    let mut throttled = false;
+    for i in 0..20 {
+        if s.register(&format!("many{i}")).await.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = true;
+            break;
+        }
+    }
+    assert!(throttled);
+    assert_eq!(total(SecurityEvent::Throttled), 1);
+
+    let metrics = s.send(Method::GET, "/metrics", &[], Bytes::new()).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    for needle in [
+        format!("tessera_security_events_total{{event=\"token_forged\"}} {flood}"),
+        "tessera_security_events_total{event=\"foreign_resource\"} 1".to_owned(),
+        "tessera_security_events_total{event=\"cross_site_refused\"} 1".to_owned(),
+        "tessera_security_events_total{event=\"client_auth_failed\"} 1".to_owned(),
+        "tessera_security_events_total{event=\"throttled\"} 1".to_owned(),
+        format!(
+            "tessera_security_log_suppressed_total{{event=\"token_forged\"}} {}",
+            flood - RECORDS_PER_WINDOW
+        ),
+    ] {
+        assert!(text.contains(&needle), "missing {needle} in\n{text}");
+    }
+    // The records name what happened and never a secret. (Other tests' records may be in
+    // the buffer too: the subscriber is the process's.)
+    let logs = captured.text();
+    assert!(logs.contains("security_event=\"token_forged\""), "{logs}");
+    assert!(
+        logs.contains("security_event=\"foreign_resource\""),
+        "{logs}"
+    );
+    for secret in [
+        forged,
+        bob.access.as_str(),
+        alice.as_str(),
+        PASSWORD,
+        "d3Jvbmc6c2VjcmV0",
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the log");
+    }
+    s.stop().await;
+}
+
+/// Everything the process logs from now on, at INFO and above.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let out = Captured::default();
+            let writer = out.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+            out
+        })
+        .clone()
 }

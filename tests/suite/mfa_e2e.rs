@@ -364,3 +364,46 @@ async fn common_passwords_are_refused_whatever_the_rules_say() {
     let _ = s.send(Method::GET, "/healthz", &[], Bytes::new()).await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_from_one_address_are_slowed_with_429_before_any_hash() {
+    let s = Server::start(HttpConfig::default()).await;
+    let free = tessera_core::throttle::ThrottlePolicy::default()
+        .registration
+        .free_failures;
+    // Creating accounts and probing taken names count alike.
+    assert_eq!(s.register("alice").await.status, StatusCode::CREATED);
+    for i in 1..free {
+        let name = if i % 2 == 0 {
+            "ALICE".to_owned()
+        } else {
+            format!("user{i}")
+        };
+        let a = s.register(&name).await;
+        assert!(
+            a.status == StatusCode::CREATED || a.status == StatusCode::CONFLICT,
+            "free attempt {i}: {}",
+            a.status
+        );
+    }
+    let kinds = s.event_kinds().await;
+    let counted = kinds
+        .iter()
+        .filter(|k| **k == "RegistrationAttempted")
+        .count();
+    assert_eq!(u32::try_from(counted).ok(), Some(free));
+    for name in ["ALICE", "someone-new"] {
+        let limited = s.register(name).await;
+        assert_problem(&limited, StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = limited
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert_eq!(retry, 10);
+    }
+    // Refused in the plan: nothing reached the writer, nothing was counted.
+    assert_eq!(s.event_kinds().await, kinds);
+    s.advance(10_000);
+    assert_eq!(s.register("someone-new").await.status, StatusCode::CREATED);
+    s.stop().await;
+}

@@ -1,6 +1,8 @@
-//! The throttle view: the failures counted per account and per address.
+//! The throttle view: the failures counted per account and per address, and the
+//! registrations counted per address.
 //!
-//! Persisted records: one per struck account and one per struck address. Derived on load:
+//! Persisted records: one per struck account, one per struck address and one per address
+//! with counted registrations (each address map bounded by `addresses_max` on its own). Derived on load:
 //! both by last failure. Strikes are dropped by recorded time only
 //! ([`STRIKES_FORGET_MS`] after their last failure) or by the address bound, evicting the
 //! address whose last failure is oldest (ties by address): a rebuild drops exactly what the
@@ -10,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::{ApplyError, ViewKey, ViewRecord, Views};
-use crate::event::{Event, LoginFailure};
+use crate::event::{Event, LoginFailure, RegistrationOutcome};
 use crate::throttle::{STRIKES_FORGET_MS, Strikes, ThrottlePolicy, address_key};
 use crate::{AccountId, Timestamp};
 
@@ -33,6 +35,10 @@ pub(crate) struct ThrottleView {
     pub(crate) address_strikes: HashMap<IpAddr, Strikes>,
     /// Derived: struck addresses by last failure: expiry and eviction order.
     pub(crate) addresses_by_time: BTreeSet<(Timestamp, IpAddr)>,
+    /// Registrations counted per address (successes and taken names alike).
+    pub(crate) registration_strikes: HashMap<IpAddr, Strikes>,
+    /// Derived: addresses with counted registrations by last one.
+    pub(crate) registrations_by_time: BTreeSet<(Timestamp, IpAddr)>,
     pub(crate) address_capacity: AddressCapacity,
 }
 
@@ -50,6 +56,7 @@ impl Views {
         self.throttle.address_capacity = AddressCapacity(capacity.max(1));
         let mut touched = Vec::new();
         self.evict_addresses(0, &mut touched);
+        self.evict_registrations(0, &mut touched);
         touched
     }
 
@@ -61,6 +68,11 @@ impl Views {
     /// The strikes of the address `ip` counts under (see [`address_key`]).
     pub fn address_strikes(&self, ip: &IpAddr) -> Option<&Strikes> {
         self.throttle.address_strikes.get(&address_key(*ip))
+    }
+
+    /// The registrations counted for the address `ip` counts under (see [`address_key`]).
+    pub fn registration_strikes(&self, ip: &IpAddr) -> Option<&Strikes> {
+        self.throttle.registration_strikes.get(&address_key(*ip))
     }
 
     /// How many addresses have strikes.
@@ -109,6 +121,46 @@ impl Views {
             self.throttle.address_strikes.remove(&ip);
             touched.push(ViewKey::AddressStrikes(ip));
         }
+    }
+
+    fn put_registration_strikes(&mut self, ip: IpAddr, s: Strikes) {
+        if let Some(old) = self.throttle.registration_strikes.insert(ip, s) {
+            self.throttle
+                .registrations_by_time
+                .remove(&(old.last_failure_at, ip));
+        }
+        self.throttle
+            .registrations_by_time
+            .insert((s.last_failure_at, ip));
+    }
+
+    /// Evicts registration records, oldest last registration first, until `room` more fit.
+    fn evict_registrations(&mut self, room: usize, touched: &mut Vec<ViewKey>) {
+        let capacity = self.throttle.address_capacity.0;
+        while self.throttle.registration_strikes.len() + room > capacity {
+            let Some((_, ip)) = self.throttle.registrations_by_time.pop_first() else {
+                break;
+            };
+            self.throttle.registration_strikes.remove(&ip);
+            touched.push(ViewKey::RegistrationStrikes(ip));
+        }
+    }
+
+    fn count_registration(&mut self, client: IpAddr, at: Timestamp, touched: &mut Vec<ViewKey>) {
+        let ip = address_key(client);
+        let failures = match self.throttle.registration_strikes.get(&ip) {
+            Some(s) => s.failures,
+            None => {
+                self.evict_registrations(1, touched);
+                0
+            }
+        };
+        let s = Strikes {
+            failures: failures.saturating_add(1),
+            last_failure_at: at,
+        };
+        self.put_registration_strikes(ip, s);
+        touched.push(ViewKey::RegistrationStrikes(ip));
     }
 
     fn strike_account(&mut self, account: AccountId, at: Timestamp, touched: &mut Vec<ViewKey>) {
@@ -180,6 +232,15 @@ impl Views {
             Event::SessionStarted { account, .. } | Event::RefreshFamilyStarted { account, .. } => {
                 self.clear_account_strikes(account, touched);
             }
+            Event::RegistrationAttempted { client, outcome } => {
+                // Both outcomes count: creating accounts and probing names are what the
+                // rule slows down.
+                match outcome {
+                    RegistrationOutcome::Registered | RegistrationOutcome::UsernameTaken => {
+                        self.count_registration(*client, at, touched)
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -194,6 +255,11 @@ impl Views {
                     .keys()
                     .map(|k| ViewKey::AddressStrikes(*k)),
             )
+            .chain(
+                t.registration_strikes
+                    .keys()
+                    .map(|k| ViewKey::RegistrationStrikes(*k)),
+            )
     }
 
     pub(super) fn throttle_record(&self, key: &ViewKey) -> Option<ViewRecord> {
@@ -205,6 +271,11 @@ impl Views {
             ViewKey::AddressStrikes(ip) => {
                 t.address_strikes.get(ip).copied().map(ViewRecord::Strikes)
             }
+            ViewKey::RegistrationStrikes(ip) => t
+                .registration_strikes
+                .get(ip)
+                .copied()
+                .map(ViewRecord::Strikes),
             _ => None,
         }
     }
@@ -218,6 +289,9 @@ impl Views {
             (ViewKey::AccountStrikes(a), ViewRecord::Strikes(s)) => self.put_account_strikes(*a, s),
             (ViewKey::AddressStrikes(ip), ViewRecord::Strikes(s)) => {
                 self.put_address_strikes(*ip, s)
+            }
+            (ViewKey::RegistrationStrikes(ip), ViewRecord::Strikes(s)) => {
+                self.put_registration_strikes(*ip, s)
             }
             _ => {
                 return Err(ApplyError {
@@ -246,6 +320,14 @@ impl Views {
             self.throttle.address_strikes.remove(&ip);
             touched.push(ViewKey::AddressStrikes(ip));
         }
+        while let Some(&(last, ip)) = self.throttle.registrations_by_time.first() {
+            if !forget_before(last) {
+                break;
+            }
+            self.throttle.registrations_by_time.pop_first();
+            self.throttle.registration_strikes.remove(&ip);
+            touched.push(ViewKey::RegistrationStrikes(ip));
+        }
     }
 
     pub(crate) fn check_throttle_invariants(&self) -> Result<(), String> {
@@ -260,23 +342,39 @@ impl Views {
             .iter()
             .map(|(ip, s)| (s.last_failure_at, *ip))
             .collect();
-        if accounts != m.accounts_by_time || addresses != m.addresses_by_time {
+        let registrations: BTreeSet<(Timestamp, IpAddr)> = m
+            .registration_strikes
+            .iter()
+            .map(|(ip, s)| (s.last_failure_at, *ip))
+            .collect();
+        if accounts != m.accounts_by_time
+            || addresses != m.addresses_by_time
+            || registrations != m.registrations_by_time
+        {
             return Err("strike indexes disagree with the records".into());
         }
-        if m.address_strikes.len() > m.address_capacity.0 {
-            return Err(format!(
-                "{} address records over the bound {}",
-                m.address_strikes.len(),
-                m.address_capacity.0
-            ));
+        for (what, len) in [
+            ("address", m.address_strikes.len()),
+            ("registration", m.registration_strikes.len()),
+        ] {
+            if len > m.address_capacity.0 {
+                return Err(format!(
+                    "{len} {what} records over the bound {}",
+                    m.address_capacity.0
+                ));
+            }
         }
-        if m.address_strikes.keys().any(|ip| address_key(*ip) != *ip)
+        if m.address_strikes
+            .keys()
+            .chain(m.registration_strikes.keys())
+            .any(|ip| address_key(*ip) != *ip)
             || m.account_strikes
                 .keys()
                 .any(|a| !self.accounts.contains_key(a))
             || m.account_strikes
                 .values()
                 .chain(m.address_strikes.values())
+                .chain(m.registration_strikes.values())
                 .any(|s| s.failures == 0)
         {
             return Err("strikes under a wrong key, of a missing account, or empty".into());

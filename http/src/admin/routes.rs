@@ -135,6 +135,8 @@ async fn add(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {
             username: input.username,
             email: input.email,
             password: input.password.into(),
+            // An operator's account: not counted or throttled per address.
+            client: None,
         })
         .await?;
     let registered = outcome.reply?;

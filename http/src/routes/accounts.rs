@@ -7,6 +7,7 @@ use tessera_core::usecase::RegisterRequest;
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply};
+use crate::auth;
 use crate::body::{json, read_json};
 use crate::problem::Problem;
 
@@ -29,12 +30,18 @@ pub async fn register(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Pro
     let (parts, body) = req.into_parts();
     let input: RegisterBody =
         read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
     let outcome = ctx
         .app
         .run(RegisterRequest {
             username: input.username,
             email: input.email,
             password: input.password.into(),
+            client,
         })
         .await?;
     let registered = outcome.reply?;

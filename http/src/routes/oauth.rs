@@ -15,8 +15,10 @@ use tessera_core::token::verify_access_token;
 use tessera_core::usecase;
 
 use super::{Ctx, Reply};
+use crate::auth;
 use crate::body::{self, json};
 use crate::problem::Problem;
+use crate::security_log::{Occurrence, SecurityEvent};
 
 /// An RFC 6749 §5.2 error answer.
 #[derive(Debug, Clone, Copy)]
@@ -226,6 +228,17 @@ pub async fn introspect(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, P
         Err(e) => return Ok(e.into_response()),
     };
     if !introspection_client_ok(ctx, &parts) {
+        let client = auth::client_address(ctx.peer, &parts.headers, &ctx.app.config);
+        ctx.app.metrics.security.record(
+            ctx.app.engine.now().as_millis(),
+            Occurrence {
+                event: SecurityEvent::ClientAuthFailed,
+                client,
+                account: None,
+                client_id: None,
+                reason: "introspection",
+            },
+        );
         return Ok(INVALID_CLIENT.into_response());
     }
     let Some(token) = param(&pairs, "token") else {

@@ -12,6 +12,7 @@ use super::{Ctx, Reply, parse_session_path};
 use crate::auth::{self, set_session_cookie};
 use crate::body::{empty, json, read_json};
 use crate::problem::Problem;
+use crate::security_log::{Occurrence, SecurityEvent};
 use crate::time::rfc3339;
 
 #[derive(Serialize)]
@@ -95,20 +96,37 @@ pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
         .and_then(SessionId::parse)
         .ok_or_else(Problem::not_found)?;
     let input = auth::step_up_body(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
-    let client = Some(auth::client_address(
-        ctx.peer,
-        &parts.headers,
-        &ctx.app.config,
-    ));
+    let client_addr = auth::client_address(ctx.peer, &parts.headers, &ctx.app.config);
+    let client = Some(client_addr);
     let command = RevokeSession {
         account: caller.account(),
         session: id,
         step_up: caller.auth_time().into(),
     };
-    auth::run_sensitive(ctx.app, command, &caller, input.password, client)
-        .await?
-        .reply
-        .map_err(auth::sensitive_problem)?;
+    let outcome = auth::run_sensitive(ctx.app, command, &caller, input.password, client).await?;
+    if outcome.reply.is_err() {
+        // Answered as not found either way; the log says when the session was someone
+        // else's.
+        let foreign = ctx
+            .app
+            .engine
+            .views()
+            .session(&id)
+            .is_some_and(|s| s.account != caller.account());
+        if foreign {
+            ctx.app.metrics.security.record(
+                ctx.app.engine.now().as_millis(),
+                Occurrence {
+                    event: SecurityEvent::ForeignResource,
+                    client: client_addr,
+                    account: Some(caller.account()),
+                    client_id: None,
+                    reason: "session_delete",
+                },
+            );
+        }
+    }
+    outcome.reply.map_err(auth::sensitive_problem)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -11,7 +11,7 @@ use tessera_core::password::PasswordHash;
 use tessera_core::secret::SecretDigest;
 use tessera_core::{
     AccountId, Actor, ChallengeId, Event, FamilyId, FamilyRevokeReason, LoginFailure, LoginMode,
-    SessionEndReason, SessionId, Timestamp, TokenId,
+    RegistrationOutcome, SessionEndReason, SessionId, Timestamp, TokenId,
 };
 use uuid_fixture::uuid;
 
@@ -166,6 +166,10 @@ fn examples() -> Vec<Event> {
         Event::AccountEnabled {
             account,
             by: Actor::Operator { name: "ops".into() },
+        },
+        Event::RegistrationAttempted {
+            client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+            outcome: RegistrationOutcome::UsernameTaken,
         },
     ]
 }
@@ -425,6 +429,10 @@ fn mfa_view_records_round_trip_through_their_trees() {
         ),
         (
             ViewKey::AddressStrikes("2001:db8::".parse().expect("ip")),
+            ViewRecord::Strikes(strikes),
+        ),
+        (
+            ViewKey::RegistrationStrikes("2001:db8::".parse().expect("ip")),
             ViewRecord::Strikes(strikes),
         ),
     ];

@@ -46,6 +46,7 @@ impl ChildServer {
             .arg(data.path())
             .env("TESSERA_STORE__VERIFY_ON_START", "false")
             .env("TESSERA_LOG__FILTER", "warn");
+        registrations_unthrottled(&mut cmd);
         let path = data.path().to_owned();
         Self::spawn(cmd, Some(data), Some(path))
     }
@@ -60,6 +61,7 @@ impl ChildServer {
             .arg(data)
             .env("TESSERA_STORE__VERIFY_ON_START", "false")
             .env("TESSERA_LOG__FILTER", "warn");
+        registrations_unthrottled(&mut cmd);
         Self::spawn(cmd, None, Some(data.to_owned()))
     }
 
@@ -140,6 +142,16 @@ impl Drop for ChildServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The load tool registers its own accounts, all from the loopback address, to measure the
+/// server, not its registration throttle: lift the throttle's free allowance to its maximum
+/// unless the caller's environment sets it.
+fn registrations_unthrottled(cmd: &mut Command) {
+    const KEY: &str = "TESSERA_POLICY__THROTTLE__REGISTRATION__FREE_FAILURES";
+    if std::env::var_os(KEY).is_none() {
+        cmd.env(KEY, tessera_core::throttle::FREE_FAILURES_MAX.to_string());
     }
 }
 

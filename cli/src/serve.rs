@@ -72,6 +72,9 @@ pub fn run(config: Config) -> Result<ExitCode, Failure> {
         .build()
         .map_err(Failure::new)?;
     runtime.block_on(async {
+        // Listen for SIGTERM before anything can learn the server is up: a signal that
+        // arrives between "listening" and the handler would kill the process mid-start.
+        let stop = shutdown_signal();
         let keys = KeyStore::open(&config.data).map_err(Failure::new)?;
         // Created on first start; from then on the file always wins.
         let mfa_keys = keys.mfa_keys_or_create(&tessera_http::signing::new_seed()).map_err(Failure::new)?;
@@ -93,7 +96,7 @@ pub fn run(config: Config) -> Result<ExitCode, Failure> {
         };
         tracing::info!(address = %handle.local_addr, data = %config.data.display(), admin = %admin.path.display(), "tessera is serving");
         println!("tessera listening on http://{}", handle.local_addr);
-        shutdown_signal().await;
+        stop.await;
         tracing::info!("shutting down: draining requests");
         tokio::join!(handle.shutdown(), admin.shutdown());
         Ok::<_, Failure>(())
@@ -105,11 +108,14 @@ pub fn run(config: Config) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+/// Registers the SIGTERM and Ctrl-C handlers now, and resolves when either arrives.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        match term {
             Ok(mut term) => {
                 tokio::select! {
                     _ = ctrl_c => {}
@@ -120,9 +126,9 @@ async fn shutdown_signal() {
                 let _ = ctrl_c.await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
     }
 }

@@ -78,6 +78,37 @@ pub const CHALLENGE_TTL_SECS_MAX: u64 = 60 * 60;
 pub const ATTEMPTS_MAX_LIMIT: u32 = 10;
 /// The longest enrolment lifetime a policy may set.
 pub const ENROLMENT_TTL_SECS_MAX: u64 = 24 * 60 * 60;
+/// The longest grace period a policy may give before MFA is required (about ten years):
+/// keeps the days-to-milliseconds product far from overflow.
+pub const REQUIRED_GRACE_DAYS_MAX: u64 = 3650;
+
+/// Whether `account` is limited to enrolling a second factor (OWASP ASVS 6.3.3): the policy
+/// requires MFA, the account was registered at least `required_grace_days` days before
+/// `now`, and it has no enabled second factor. A pending, unconfirmed enrolment does not
+/// count. An unknown account is not limited (it cannot authenticate anyway). Derived from
+/// the account's state at each call, so confirming TOTP lifts it at once.
+pub fn enrolment_required(
+    views: &Views,
+    account: &AccountId,
+    now: Timestamp,
+    policy: &crate::Policy,
+) -> bool {
+    if !policy.mfa.required {
+        return false;
+    }
+    let Some(view) = views.account(account) else {
+        return false;
+    };
+    let grace_ms = policy
+        .mfa
+        .required_grace_days
+        .saturating_mul(24 * 60 * 60 * 1000);
+    // With no grace period an account is limited from its first moment.
+    if now.since(view.created_at) < grace_ms {
+        return false;
+    }
+    !views.mfa(account).is_some_and(|m| m.enabled())
+}
 
 /// The digest to look a presented `mfa_token` up by, if it has the shape of one.
 pub fn presented_challenge_digest(presented: &str) -> Option<SecretDigest> {

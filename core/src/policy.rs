@@ -187,6 +187,12 @@ pub struct MfaPolicy {
     /// How long a TOTP enrolment waits for its confirming code; after that a new enrolment
     /// may replace it. Default 10 minutes.
     pub enrolment_ttl_secs: u64,
+    /// Whether every account must enrol a second factor (OWASP ASVS 6.3.3). An account past
+    /// its grace period without one may only enrol, see itself and log out. Default off.
+    pub required: bool,
+    /// Days after registration during which an account without a second factor is not yet
+    /// limited by `required`. Default 0.
+    pub required_grace_days: u64,
 }
 
 impl Default for MfaPolicy {
@@ -196,15 +202,21 @@ impl Default for MfaPolicy {
             challenge_ttl_secs: 5 * 60,
             challenge_attempts_max: 5,
             enrolment_ttl_secs: 10 * 60,
+            required: false,
+            required_grace_days: 0,
         }
     }
 }
 
 impl MfaPolicy {
     /// Checks the issuer (1 to 64 bytes, no `:`) and that lifetimes and the attempt limit
-    /// are within the bounds in [`crate::mfa`]. The error says what is wrong.
+    /// are within the bounds in [`crate::mfa`], and the grace period is at most
+    /// [`crate::mfa::REQUIRED_GRACE_DAYS_MAX`] days. The error says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        use crate::mfa::{ATTEMPTS_MAX_LIMIT, CHALLENGE_TTL_SECS_MAX, ENROLMENT_TTL_SECS_MAX};
+        use crate::mfa::{
+            ATTEMPTS_MAX_LIMIT, CHALLENGE_TTL_SECS_MAX, ENROLMENT_TTL_SECS_MAX,
+            REQUIRED_GRACE_DAYS_MAX,
+        };
         if self.issuer.trim().is_empty() || self.issuer.contains(':') || self.issuer.len() > 64 {
             return Err("mfa issuer must be 1 to 64 bytes without ':'".into());
         }
@@ -221,6 +233,11 @@ impl MfaPolicy {
         if !(60..=ENROLMENT_TTL_SECS_MAX).contains(&self.enrolment_ttl_secs) {
             return Err(format!(
                 "mfa enrolment_ttl_secs must be 60..={ENROLMENT_TTL_SECS_MAX}"
+            ));
+        }
+        if self.required_grace_days > REQUIRED_GRACE_DAYS_MAX {
+            return Err(format!(
+                "mfa required_grace_days must be 0..={REQUIRED_GRACE_DAYS_MAX}"
             ));
         }
         Ok(())

@@ -189,10 +189,53 @@ fn forged(r: &TokenRejection) -> &'static SecurityNote {
     }
 }
 
+/// Which callers a route serves when the policy requires MFA (OWASP ASVS 6.3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allowed {
+    /// Also a caller that must enrol a second factor first: the routes that enrol it, show
+    /// the account, or end the session.
+    EnrolmentOnly,
+    /// Only a caller not limited to enrolment.
+    Full,
+}
+
+/// [`caller_for`] a route that only a caller not limited to enrolment may use: every
+/// authenticated route but the few that let a caller enrol, so a new route is closed by
+/// default.
+pub async fn caller(app: &App, method: &Method, headers: &HeaderMap) -> Result<Caller, Problem> {
+    caller_for(app, method, headers, Allowed::Full).await
+}
+
+/// Authenticates a request, then refuses it with `mfa-enrolment-required` when the route is
+/// [`Allowed::Full`] and the account must enrol a second factor first. The limit is read
+/// from the account's state at each request, so confirming TOTP lifts it at once.
+pub async fn caller_for(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    allowed: Allowed,
+) -> Result<Caller, Problem> {
+    let caller = authenticated(app, method, headers).await?;
+    if allowed == Allowed::Full && enrolment_required(app, &caller.account()) {
+        return Err(Problem::mfa_enrolment_required());
+    }
+    Ok(caller)
+}
+
+/// Whether the account must enrol a second factor before anything else, by the policy.
+pub fn enrolment_required(app: &App, account: &AccountId) -> bool {
+    tessera_core::mfa::enrolment_required(
+        &app.engine.views(),
+        account,
+        app.engine.now(),
+        app.engine.policy(),
+    )
+}
+
 /// Authenticates a request by its bearer token, or else its session cookie. A change made
 /// with a cookie must also pass the same-site check (a bearer token cannot be sent by a
 /// forged cross-site form, so it needs none).
-pub async fn caller(app: &App, method: &Method, headers: &HeaderMap) -> Result<Caller, Problem> {
+async fn authenticated(app: &App, method: &Method, headers: &HeaderMap) -> Result<Caller, Problem> {
     if let Some(token) = bearer(headers)? {
         return verify_bearer(app, token).map(Caller::Bearer);
     }

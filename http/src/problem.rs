@@ -135,6 +135,17 @@ impl Problem {
         }
     }
 
+    /// The policy requires a second factor and the account has none: only enrolment, the
+    /// account's own view and logout are open to it.
+    pub fn mfa_enrolment_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "mfa-enrolment-required",
+            "MFA enrolment required",
+            "enrol TOTP first: POST /v1/mfa/totp, then POST /v1/mfa/totp/confirm",
+        )
+    }
+
     pub fn cross_site() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,

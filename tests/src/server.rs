@@ -17,7 +17,7 @@ use tessera_core::mfa::totp_code_at;
 use tessera_http::{App, HttpConfig, ServerHandle};
 use tessera_storage::{Engine, SledOptions, SledStore};
 
-use crate::workload::{TestClock, start_engine};
+use crate::workload::{TestClock, start_engine_with_policy};
 use crate::{PASSWORD, T0};
 
 /// A running server and a client for it. Stop it with [`Server::stop`], which waits for the
@@ -126,10 +126,15 @@ pub fn assert_problem(a: &Answer, status: StatusCode) -> Value {
 impl Server {
     /// Starts a server with `config` at [`T0`], on a fresh store.
     pub async fn start(config: HttpConfig) -> Self {
+        Self::start_with_policy(config, crate::policy()).await
+    }
+
+    /// [`Server::start`] with the engine on `policy` instead of the test policy.
+    pub async fn start_with_policy(config: HttpConfig, policy: tessera_core::Policy) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SledStore::open(dir.path(), SledOptions::default()).expect("store opens");
         let clock = TestClock::at(T0);
-        let engine = start_engine(Box::new(store), clock.clone(), 42);
+        let engine = start_engine_with_policy(Box::new(store), clock.clone(), 42, policy);
         let keys = tessera_storage::keys::KeyStore::open(dir.path()).expect("key store opens");
         let mfa_keys = keys
             .mfa_keys_or_create(&zeroize::Zeroizing::new([3u8; 32]))

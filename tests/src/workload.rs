@@ -117,11 +117,21 @@ pub fn read_log(store: &dyn EventStore) -> Vec<Envelope> {
 
 /// Starts the engine over `store` with a seeded RNG and the test policy.
 pub fn start_engine(store: Box<dyn EventStore>, clock: Arc<TestClock>, seed: u64) -> Engine {
+    start_engine_with_policy(store, clock, seed, policy())
+}
+
+/// [`start_engine`] with another policy, for tests of a rule the test policy leaves off.
+pub fn start_engine_with_policy(
+    store: Box<dyn EventStore>,
+    clock: Arc<TestClock>,
+    seed: u64,
+    policy: Policy,
+) -> Engine {
     let config = EngineConfig {
         check_invariants: true,
         ..EngineConfig::default()
     };
-    Engine::start(store, policy(), clock, Box::new(rng(seed)), config).expect("engine starts")
+    Engine::start(store, policy, clock, Box::new(rng(seed)), config).expect("engine starts")
 }
 
 /// Relative weights of the operations a [`Driver`] picks from.

@@ -407,3 +407,97 @@ async fn registrations_from_one_address_are_slowed_with_429_before_any_hash() {
     assert_eq!(s.register("someone-new").await.status, StatusCode::CREATED);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_mfa_limits_an_account_without_it_to_enrolment() {
+    let mut policy = tessera_tests::policy();
+    policy.mfa.required = true;
+    let s = Server::start_with_policy(HttpConfig::default(), policy).await;
+    s.register("bob").await;
+    // The password login still works: the limit applies to what the session may do.
+    let login = s
+        .post_json(
+            "/v1/login",
+            json!({"username": "bob", "password": PASSWORD}),
+            &[],
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let bearer = login.json()["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let me = s.me(&bearer).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["mfa_enrolment_required"], json!(true));
+    let refused = s
+        .bearer_json(Method::GET, "/v1/sessions", &bearer, json!({}))
+        .await;
+    let body = assert_problem(&refused, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["type"],
+        json!("urn:tessera:problem:mfa-enrolment-required")
+    );
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("TOTP")));
+
+    let started = s
+        .bearer_json(Method::POST, "/v1/mfa/totp", &bearer, json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::OK);
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(
+            started.json()["secret"]
+                .as_str()
+                .expect("secret")
+                .as_bytes(),
+        )
+        .expect("base32");
+    // Still limited while the enrolment waits for its code.
+    assert_eq!(
+        s.bearer_json(Method::GET, "/v1/sessions", &bearer, json!({}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let confirmed = s
+        .bearer_json(
+            Method::POST,
+            "/v1/mfa/totp/confirm",
+            &bearer,
+            json!({"code": s.code(&secret)}),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK);
+    // The same token now reaches every route, and the next login asks for the code.
+    assert_eq!(
+        s.bearer_json(Method::GET, "/v1/sessions", &bearer, json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.me(&bearer).await.json()["mfa_enrolment_required"],
+        json!(false)
+    );
+    s.advance(30_000);
+    s.challenge("bob", "token").await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_required_mfa_an_account_without_it_uses_every_route() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("carol").await;
+    let tokens = s.token_login("carol").await;
+    assert_eq!(
+        s.me(&tokens.access).await.json()["mfa_enrolment_required"],
+        json!(false)
+    );
+    assert_eq!(
+        s.bearer_json(Method::GET, "/v1/sessions", &tokens.access, json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    s.stop().await;
+}

@@ -721,3 +721,40 @@ fn wrong_mfa_codes_count_against_the_account() {
         Ok(Reply::LoggedIn(_))
     ));
 }
+
+#[test]
+fn enrolment_required_only_when_the_policy_asks_and_past_the_grace_period() {
+    let mut w = Given::seeded(7);
+    let alice = w.registered("alice");
+    let mut policy = w.policy.clone();
+    // Off: never, however old the account.
+    w.advance_secs(400 * 24 * 60 * 60);
+    assert!(!enrolment_required(&w.views, &alice, w.now, &policy));
+    // On, no grace: an account without MFA is limited.
+    policy.mfa.required = true;
+    assert!(enrolment_required(&w.views, &alice, w.now, &policy));
+    // Within the grace period: not yet.
+    let bob = w.registered("bob");
+    policy.mfa.required_grace_days = 2;
+    w.advance_secs(24 * 60 * 60);
+    assert!(!enrolment_required(&w.views, &bob, w.now, &policy));
+    w.advance_secs(24 * 60 * 60);
+    assert!(enrolment_required(&w.views, &bob, w.now, &policy));
+    // A pending enrolment is not enough; a confirmed one lifts the limit.
+    let secret = start(&mut w, bob);
+    assert!(enrolment_required(&w.views, &bob, w.now, &policy));
+    w.advance_secs(31);
+    let code = code_now(&w, &secret);
+    assert!(matches!(
+        w.run(Command::from(crate::mfa::ConfirmTotp {
+            account: bob,
+            code: TotpCode::parse(&code).expect("code"),
+            keys: keys(),
+            client: None,
+        })),
+        Ok(Reply::TotpEnabled { .. })
+    ));
+    assert!(!enrolment_required(&w.views, &bob, w.now, &policy));
+    let _ = enrol(&mut w, alice);
+    assert!(!enrolment_required(&w.views, &alice, w.now, &policy));
+}

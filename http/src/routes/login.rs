@@ -16,7 +16,7 @@ use tessera_core::{Command, LoginMode, Rejection};
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply};
-use crate::auth::{self, Caller, check_same_site, clear_session_cookie};
+use crate::auth::{self, Allowed, Caller, check_same_site, clear_session_cookie};
 use crate::body::{empty, read_json};
 use crate::problem::Problem;
 
@@ -68,7 +68,8 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
 }
 
 pub async fn logout(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
+    let caller =
+        auth::caller_for(ctx.app, req.method(), req.headers(), Allowed::EnrolmentOnly).await?;
     let command = match &caller {
         Caller::Session(s) => Command::from(Logout { session: s.id }),
         // A token-mode login: end its refresh family (and the session it is bound to).

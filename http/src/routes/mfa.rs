@@ -12,7 +12,7 @@ use tessera_core::usecase;
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply};
-use crate::auth::{self, Caller, check_same_site, set_session_cookie};
+use crate::auth::{self, Allowed, Caller, check_same_site, set_session_cookie};
 use crate::body::{empty, json, read_json};
 use crate::problem::{FieldProblem, Problem};
 use crate::time::rfc3339;
@@ -140,7 +140,13 @@ pub async fn answer_challenge(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Re
 /// POST /v1/mfa/totp: starts enrolment; pending until confirmed.
 pub async fn start_enrolment(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
     let (parts, body) = req.into_parts();
-    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
+    let caller = auth::caller_for(
+        ctx.app,
+        &parts.method,
+        &parts.headers,
+        Allowed::EnrolmentOnly,
+    )
+    .await?;
     let input = auth::step_up_body(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
     let client = Some(auth::client_address(
         ctx.peer,
@@ -176,7 +182,13 @@ struct ConfirmBody {
 /// POST /v1/mfa/totp/confirm: a valid code turns MFA on; the answer has the backup codes.
 pub async fn confirm(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
     let (parts, body) = req.into_parts();
-    let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
+    let caller = auth::caller_for(
+        ctx.app,
+        &parts.method,
+        &parts.headers,
+        Allowed::EnrolmentOnly,
+    )
+    .await?;
     let input: ConfirmBody = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
     let client = Some(auth::client_address(
         ctx.peer,

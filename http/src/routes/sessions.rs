@@ -9,7 +9,7 @@ use tessera_core::usecase::ChangePasswordRequest;
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply, parse_session_path};
-use crate::auth::{self, set_session_cookie};
+use crate::auth::{self, Allowed, set_session_cookie};
 use crate::body::{empty, json, read_json};
 use crate::problem::Problem;
 use crate::security_log::{Occurrence, SecurityEvent};
@@ -26,10 +26,15 @@ struct Me {
     mfa_pending: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     backup_codes_remaining: Option<usize>,
+    /// The policy requires a second factor and the account has none yet: every other
+    /// authenticated route is refused until TOTP is confirmed.
+    mfa_enrolment_required: bool,
 }
 
 pub async fn me(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
-    let caller = auth::caller(ctx.app, req.method(), req.headers()).await?;
+    let caller =
+        auth::caller_for(ctx.app, req.method(), req.headers(), Allowed::EnrolmentOnly).await?;
+    let enrolment_required = auth::enrolment_required(ctx.app, &caller.account());
     let (account, mfa) = {
         let views = ctx.app.engine.views();
         let account = views
@@ -50,6 +55,7 @@ pub async fn me(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> 
             mfa_enabled: mfa.enabled,
             mfa_pending: mfa.pending,
             backup_codes_remaining: mfa.enabled.then_some(mfa.backup_codes_remaining),
+            mfa_enrolment_required: enrolment_required,
         },
     ))
 }

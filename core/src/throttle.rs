@@ -228,9 +228,11 @@ pub fn address_wait_ms(
     now: Timestamp,
     p: &ThrottlePolicy,
 ) -> u64 {
-    client
-        .and_then(|ip| views.address_strikes(&ip))
-        .map_or(0, |s| s.wait_ms(&p.address, now))
+    wait_of(
+        client.and_then(|ip| views.address_strikes(&ip)),
+        &p.address,
+        now,
+    )
 }
 
 /// Milliseconds until `client` may register again; 0 when it may now (or is unknown).
@@ -240,9 +242,24 @@ pub fn registration_wait_ms(
     now: Timestamp,
     p: &ThrottlePolicy,
 ) -> u64 {
-    client
-        .and_then(|ip| views.registration_strikes(&ip))
-        .map_or(0, |s| s.wait_ms(&p.registration, now))
+    wait_of(
+        client.and_then(|ip| views.registration_strikes(&ip)),
+        &p.registration,
+        now,
+    )
+}
+
+/// The wait one address's strikes impose under `rule`; none without strikes.
+fn wait_of(strikes: Option<&Strikes>, rule: &ThrottleRule, now: Timestamp) -> u64 {
+    strikes.map_or(0, |s| s.wait_ms(rule, now))
+}
+
+/// Refuses with [`Rejection::Throttled`] while a wait is due.
+fn refuse_while(wait_ms: u64) -> Result<(), Rejection> {
+    match wait_ms {
+        0 => Ok(()),
+        wait => Err(throttled(wait)),
+    }
 }
 
 /// The registration check run before any argon2 work (by the plan) and by the writer:
@@ -253,10 +270,7 @@ pub fn check_registration(
     now: Timestamp,
     p: &ThrottlePolicy,
 ) -> Result<(), Rejection> {
-    match registration_wait_ms(views, client, now, p) {
-        0 => Ok(()),
-        wait => Err(throttled(wait)),
-    }
+    refuse_while(registration_wait_ms(views, client, now, p))
 }
 
 pub(crate) fn throttled(wait_ms: u64) -> Rejection {
@@ -273,10 +287,7 @@ pub fn check_address(
     now: Timestamp,
     p: &ThrottlePolicy,
 ) -> Result<(), Rejection> {
-    match address_wait_ms(views, client, now, p) {
-        0 => Ok(()),
-        wait => Err(throttled(wait)),
-    }
+    refuse_while(address_wait_ms(views, client, now, p))
 }
 
 #[cfg(test)]

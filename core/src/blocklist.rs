@@ -210,12 +210,14 @@ impl Decide for SignOutEverywhere {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
-        if self.by == Actor::Holder
-            && let Err((events, r)) =
-                crate::session::check_step_up(views, self.account, &self.step_up, false, env)
-        {
-            return Decision::refuse(events, r);
-        }
-        sign_out_everywhere(views, self.account, self.by, env.now)
+        let spent = if self.by == Actor::Holder {
+            match crate::session::check_step_up(views, self.account, &self.step_up, false, env) {
+                Ok(spent) => spent,
+                Err((events, r)) => return Decision::refuse(events, r),
+            }
+        } else {
+            vec![]
+        };
+        sign_out_everywhere(views, self.account, self.by, env.now).after(spent)
     }
 }

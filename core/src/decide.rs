@@ -41,6 +41,16 @@ pub struct Decision<R = Reply> {
 }
 
 impl<R> Decision<R> {
+    /// The same decision with `first` recorded before its own events (what a precondition
+    /// spent, such as a step-up's second factor).
+    pub(crate) fn after(mut self, mut first: Vec<Pending>) -> Self {
+        if !first.is_empty() {
+            first.append(&mut self.events);
+            self.events = first;
+        }
+        self
+    }
+
     pub(crate) fn ok(events: Vec<Pending>, reply: R) -> Self {
         Self {
             events,

@@ -356,6 +356,17 @@ fn failed<R>(
     client: Option<IpAddr>,
     replayed: bool,
 ) -> Decision<R> {
+    let (events, rejection) = failure(account, challenge, client, replayed);
+    Decision::refuse(events, rejection)
+}
+
+/// The failure event to record for a wrong or replayed answer, and the rejection.
+fn failure(
+    account: AccountId,
+    challenge: Option<&ChallengeView>,
+    client: Option<IpAddr>,
+    replayed: bool,
+) -> (Vec<Pending>, Rejection) {
     let attempts_left = challenge.map(|c| c.attempts_left().saturating_sub(1));
     let event = Event::MfaCodeFailed {
         account,
@@ -367,7 +378,7 @@ fn failed<R>(
     } else {
         Rejection::MfaCodeInvalid { attempts_left }
     };
-    Decision::refuse(vec![event.into()], rejection)
+    (vec![event.into()], rejection)
 }
 
 /// The account's MFA state if the account is usable and not throttled for MFA attempts.
@@ -587,20 +598,46 @@ fn prove<R>(
     client: Option<IpAddr>,
     env: &Env<'_>,
 ) -> Result<Pending, Decision<R>> {
+    prove_answer(views, account, answer, keys, client, env)
+        .map_err(|(events, r)| Decision::refuse(events, r))
+}
+
+/// Checks a second-factor answer given outside a login challenge (an MFA change, or a
+/// step-up with the password re-entered): the event spending it, or the events to record
+/// (a wrong code counts towards the account's MFA throttle) and the rejection.
+pub(crate) fn prove_answer(
+    views: &Views,
+    account: AccountId,
+    answer: &MfaAnswer,
+    keys: &MfaKeys,
+    client: Option<IpAddr>,
+    env: &Env<'_>,
+) -> Result<Pending, (Vec<Pending>, Rejection)> {
     let mfa = match usable(views, &account, env) {
         Ok(Some(mfa)) if mfa.enabled() => mfa,
-        Ok(_) => return Err(Decision::refuse(vec![], Rejection::MfaNotEnrolled)),
-        Err(r) => return Err(Decision::refuse(vec![], r)),
+        Ok(_) => return Err((vec![], Rejection::MfaNotEnrolled)),
+        Err(r) => return Err((vec![], r)),
     };
     let checked = check_answer(&account, mfa, answer, keys, env.now);
     match spent(account, &checked) {
         Some(spend) => Ok(spend),
         None => Err(match checked {
-            Checked::KeysUnavailable => Decision::refuse(vec![], Rejection::MfaKeysUnavailable),
-            Checked::Replayed => failed(account, None, client, true),
-            _ => failed(account, None, client, false),
+            Checked::KeysUnavailable => (vec![], Rejection::MfaKeysUnavailable),
+            Checked::Replayed => failure(account, None, client, true),
+            _ => failure(account, None, client, false),
         }),
     }
+}
+
+/// A second factor given with a re-entered password, for a sensitive action that carries
+/// no code of its own (ending a session, signing out everywhere): with MFA on, the
+/// password alone is not a full authentication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecondFactor {
+    /// The code or backup code.
+    pub answer: MfaAnswer,
+    /// The sealing keys, to open the TOTP secret and digest backup codes.
+    pub keys: MfaKeys,
 }
 
 fn replace_backup_codes(
@@ -733,12 +770,12 @@ impl Decide for StartTotpEnrolment {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<TotpEnrolment> {
-        if let Err((events, r)) =
-            crate::session::check_step_up(views, self.account, &self.step_up, false, env)
-        {
-            return Decision::refuse(events, r);
-        }
-        start_enrolment(views, self.account, &self.keys, env)
+        let spent =
+            match crate::session::check_step_up(views, self.account, &self.step_up, false, env) {
+                Ok(spent) => spent,
+                Err((events, r)) => return Decision::refuse(events, r),
+            };
+        start_enrolment(views, self.account, &self.keys, env).after(spent)
     }
 }
 
@@ -835,7 +872,7 @@ impl Decide for ReplaceBackupCodes {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<BackupCodes> {
-        // The command's own code is the second factor.
+        // The command's own code is the second factor, so the step-up spends nothing.
         if let Err((events, r)) =
             crate::session::check_step_up(views, self.account, &self.step_up, true, env)
         {
@@ -880,7 +917,7 @@ impl Decide for DisableTotp {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
-        // The command's own code is the second factor.
+        // The command's own code is the second factor, so the step-up spends nothing.
         if let Err((events, r)) =
             crate::session::check_step_up(views, self.account, &self.step_up, true, env)
         {

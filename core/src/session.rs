@@ -262,16 +262,19 @@ impl Decide for RevokeSession {
     }
 
     fn decide(self, views: &Views, env: &mut Env<'_>) -> Decision<()> {
-        if let Err((events, r)) = check_step_up(views, self.account, &self.step_up, false, env) {
-            return Decision::refuse(events, r);
-        }
+        let spent = match check_step_up(views, self.account, &self.step_up, false, env) {
+            Ok(spent) => spent,
+            Err((events, r)) => return Decision::refuse(events, r),
+        };
         match views.session(&self.session) {
             Some(s) if s.account == self.account && s.is_live(env.now) => Decision::ok(
                 end_session(views, s, SessionEndReason::Revoked, env.now),
                 (),
             ),
+            // A code given for the step-up stays spent.
             _ => Decision::refuse(vec![], Rejection::SessionNotFound),
         }
+        .after(spent)
     }
 }
 
@@ -288,6 +291,9 @@ pub enum StepUp {
         check: PasswordCheck,
         /// Where the request came from (throttling).
         client: Option<IpAddr>,
+        /// The second factor given with it, for an account with MFA on whose action
+        /// carries no code of its own.
+        second_factor: Option<crate::mfa::SecondFactor>,
     },
 }
 
@@ -299,28 +305,42 @@ impl From<Option<Timestamp>> for StepUp {
 
 /// The step-up rule for a sensitive action of `account`: a recent authentication time, or
 /// the password re-entered now. With MFA on, a re-entered password is a full
-/// authentication only when the command itself is proven with a second-factor code
-/// (`second_factor_given`); otherwise the caller logs in again. On refusal, the events to
-/// record (a wrong password is a failed login, for throttling) and the rejection.
+/// authentication only with a second factor: the command's own code
+/// (`second_factor_given`) or one given with the password; otherwise the caller logs in
+/// again. On success, the events to record with the action (a TOTP step or backup code
+/// spent); on refusal, the events to record (a wrong password is a failed login, a wrong
+/// code a failed MFA attempt, for throttling) and the rejection.
 pub fn check_step_up(
     views: &Views,
     account: AccountId,
     step_up: &StepUp,
     second_factor_given: bool,
     env: &Env<'_>,
-) -> Result<(), (Vec<Pending>, Rejection)> {
+) -> Result<Vec<Pending>, (Vec<Pending>, Rejection)> {
     match step_up {
-        StepUp::At(at) => require_recent_auth(*at, env).map_err(|r| (vec![], r)),
-        StepUp::Password { check, client } => {
+        StepUp::At(at) => require_recent_auth(*at, env)
+            .map(|()| vec![])
+            .map_err(|r| (vec![], r)),
+        StepUp::Password {
+            check,
+            client,
+            second_factor,
+        } => {
             if check.account != Some(account) {
                 return Err((vec![], Rejection::ReauthenticationRequired));
             }
             crate::account::admit(views, check, *client, env.now, &env.policy.throttle)
                 .map_err(|failed| (vec![failed], Rejection::InvalidCredentials))?;
-            if views.mfa_status(&account, env.now).enabled && !second_factor_given {
-                return Err((vec![], Rejection::ReauthenticationRequired));
+            if second_factor_given || !views.mfa_status(&account, env.now).enabled {
+                return Ok(vec![]);
             }
-            Ok(())
+            match second_factor {
+                Some(f) => {
+                    crate::mfa::prove_answer(views, account, &f.answer, &f.keys, *client, env)
+                        .map(|spend| vec![spend])
+                }
+                None => Err((vec![], Rejection::ReauthenticationRequired)),
+            }
         }
     }
 }

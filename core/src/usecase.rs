@@ -443,6 +443,8 @@ pub struct StepUpRequest<C> {
     pub password: Password,
     /// Where the request came from.
     pub client: Option<IpAddr>,
+    /// The second factor given with the password, for an account with MFA on.
+    pub second_factor: Option<crate::mfa::SecondFactor>,
 }
 
 /// A step-up with the account looked up.
@@ -487,6 +489,7 @@ impl<C: NeedsStepUp> Planned for StepUpPlan<C> {
         command.set_step_up(crate::session::StepUp::Password {
             check,
             client: r.client,
+            second_factor: r.second_factor,
         });
         Ok(command)
     }

@@ -402,20 +402,62 @@ mod tests {
     }
 }
 
-/// The optional body of a sensitive action that has no other fields: `{password?}`. A
-/// request without a JSON body re-enters nothing.
+/// The optional body of a sensitive action that has no other fields: `{password?}`, and
+/// with it, for an account with MFA on, `code` or `backup_code`. A request without a JSON
+/// body re-enters nothing.
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpBody {
     #[serde(default)]
     pub password: Option<zeroize::Zeroizing<String>>,
+    #[serde(default)]
+    pub code: Option<zeroize::Zeroizing<String>>,
+    #[serde(default)]
+    pub backup_code: Option<zeroize::Zeroizing<String>>,
+}
+
+impl StepUpBody {
+    /// The second factor given with the password: at most one of `code` and `backup_code`,
+    /// and only beside a password (a code alone is not a re-authentication).
+    pub fn second_factor(&self) -> Result<Option<tessera_core::mfa::MfaAnswer>, Problem> {
+        use tessera_core::mfa::MfaAnswer;
+        let answer = match (&self.code, &self.backup_code) {
+            (None, None) => return Ok(None),
+            (Some(code), None) => MfaAnswer::totp(code).map_err(Problem::from)?,
+            (None, Some(code)) => MfaAnswer::backup(code).map_err(Problem::from)?,
+            (Some(_), Some(_)) => {
+                return Err(Problem::unprocessable(
+                    "send at most one of code and backup_code",
+                    vec![crate::problem::FieldProblem {
+                        pointer: "/code".into(),
+                        code: "one_of_code_or_backup_code".into(),
+                        detail: "at most one is allowed".into(),
+                    }],
+                ));
+            }
+        };
+        if self.password.is_none() {
+            return Err(Problem::unprocessable(
+                "a second-factor code is given with the re-entered password",
+                vec![crate::problem::FieldProblem {
+                    pointer: "/password".into(),
+                    code: "password_required_with_code".into(),
+                    detail: "re-enter the password beside the code".into(),
+                }],
+            ));
+        }
+        Ok(Some(answer))
+    }
 }
 
 impl std::fmt::Debug for StepUpBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the password itself.
+        // Never the password or a code itself.
+        let shown = |v: &Option<zeroize::Zeroizing<String>>| v.as_ref().map(|_| "<redacted>");
         f.debug_struct("StepUpBody")
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password", &shown(&self.password))
+            .field("code", &shown(&self.code))
+            .field("backup_code", &shown(&self.backup_code))
             .finish()
     }
 }
@@ -441,6 +483,7 @@ pub async fn run_sensitive<C>(
     mut command: C,
     caller: &Caller,
     password: Option<zeroize::Zeroizing<String>>,
+    second_factor: Option<tessera_core::mfa::MfaAnswer>,
     client: Option<IpAddr>,
 ) -> Result<tessera_storage::Outcome<C::Reply>, Problem>
 where
@@ -452,6 +495,10 @@ where
                 command,
                 password: password.into(),
                 client,
+                second_factor: second_factor.map(|answer| tessera_core::mfa::SecondFactor {
+                    answer,
+                    keys: app.mfa_keys.clone(),
+                }),
             };
             app.run(request).await?
         }

@@ -259,7 +259,7 @@ async fn over_http_each_sensitive_action_passes_with_the_password_re_entered() {
         .await;
     assert_eq!(codes.status, StatusCode::OK, "{:?}", codes.json());
     // With MFA on, a password alone is not a full re-authentication where the request
-    // carries no code of its own.
+    // carries no code of its own: it needs a code beside it (the next test).
     let everywhere = s
         .bearer_json(
             Method::POST,
@@ -379,5 +379,123 @@ async fn over_http_a_wrong_re_entered_password_counts_like_a_failed_login() {
         )
         .await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_with_mfa_on_a_code_beside_the_password_steps_up_actions_without_one() {
+    use hyper::{Method, StatusCode};
+    use serde_json::json;
+    use tessera_http::HttpConfig;
+    use tessera_tests::PASSWORD;
+    use tessera_tests::server::{Server, assert_problem};
+
+    let s = Server::start(HttpConfig::default()).await;
+    let alice = s.enrolled("alice").await;
+    // A second session of alice's, opened through the MFA step.
+    let token = s.challenge("alice", "session").await;
+    let other = s.answer(&token, "code", &s.code(&alice.secret)).await;
+    assert_eq!(other.status, StatusCode::OK);
+    let other_cookie = other.cookie().expect("cookie");
+    s.advance(6 * 60 * 1000);
+    let sessions = s
+        .with_cookie(Method::GET, "/v1/sessions", &other_cookie)
+        .await
+        .json();
+    let other_id = sessions
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["current"] == true))
+        .and_then(|i| i["id"].as_str())
+        .expect("the session")
+        .to_owned();
+    let path = format!("/v1/sessions/{other_id}");
+
+    // A code alone is not a re-authentication; two codes are one too many.
+    let alone = s
+        .bearer_json(
+            Method::DELETE,
+            &path,
+            &alice.bearer,
+            json!({"code": s.code(&alice.secret)}),
+        )
+        .await;
+    assert_problem(&alone, StatusCode::UNPROCESSABLE_ENTITY);
+    let both = s
+        .bearer_json(
+            Method::DELETE,
+            &path,
+            &alice.bearer,
+            json!({"password": PASSWORD, "code": "123456", "backup_code": alice.backup_codes[0]}),
+        )
+        .await;
+    assert_problem(&both, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A wrong code beside the right password is refused and counted as a failed MFA
+    // attempt; the session lives on.
+    let right = s.code(&alice.secret);
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    let refused = s
+        .bearer_json(
+            Method::DELETE,
+            &path,
+            &alice.bearer,
+            json!({"password": PASSWORD, "code": wrong}),
+        )
+        .await;
+    assert_problem(&refused, StatusCode::UNAUTHORIZED);
+    let kinds = s.event_kinds().await;
+    assert!(kinds.contains(&"MfaCodeFailed"), "{kinds:?}");
+    assert!(!kinds.contains(&"SessionEnded"));
+
+    // The right code ends the session and is spent: the same code cannot step up again.
+    let ended = s
+        .bearer_json(
+            Method::DELETE,
+            &path,
+            &alice.bearer,
+            json!({"password": PASSWORD, "code": right}),
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT, "{:?}", ended.json());
+    let gone = s.with_cookie(Method::GET, "/v1/me", &other_cookie).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+    let replayed = s
+        .bearer_json(
+            Method::POST,
+            "/v1/logout/everywhere",
+            &alice.bearer,
+            json!({"password": PASSWORD, "code": right}),
+        )
+        .await;
+    assert_problem(&replayed, StatusCode::UNAUTHORIZED);
+
+    // A wrong password with the right code is still a wrong password.
+    s.advance(31_000);
+    let bad_password = s
+        .bearer_json(
+            Method::POST,
+            "/v1/logout/everywhere",
+            &alice.bearer,
+            json!({"password": "not the password 1A", "code": s.code(&alice.secret)}),
+        )
+        .await;
+    let body = assert_problem(&bad_password, StatusCode::FORBIDDEN);
+    assert_eq!(body["type"], "urn:tessera:problem:wrong-current-password");
+
+    // A backup code beside the password signs out everywhere.
+    let everywhere = s
+        .bearer_json(
+            Method::POST,
+            "/v1/logout/everywhere",
+            &alice.bearer,
+            json!({"password": PASSWORD, "backup_code": alice.backup_codes[0]}),
+        )
+        .await;
+    assert_eq!(everywhere.status, StatusCode::NO_CONTENT);
+    assert_eq!(s.me(&alice.bearer).await.status, StatusCode::UNAUTHORIZED);
     s.stop().await;
 }

@@ -99,6 +99,7 @@ pub async fn logout_everywhere(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<R
     let (parts, body) = req.into_parts();
     let caller = auth::caller(ctx.app, &parts.method, &parts.headers).await?;
     let input = auth::step_up_body(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let second_factor = input.second_factor()?;
     let client = Some(auth::client_address(
         ctx.peer,
         &parts.headers,
@@ -109,10 +110,17 @@ pub async fn logout_everywhere(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<R
         by: tessera_core::Actor::Holder,
         step_up: caller.auth_time().into(),
     };
-    auth::run_sensitive(ctx.app, command, &caller, input.password, client)
-        .await?
-        .reply
-        .map_err(auth::sensitive_problem)?;
+    auth::run_sensitive(
+        ctx.app,
+        command,
+        &caller,
+        input.password,
+        second_factor,
+        client,
+    )
+    .await?
+    .reply
+    .map_err(auth::sensitive_problem)?;
     let mut resp = empty(StatusCode::NO_CONTENT);
     if matches!(caller, Caller::Session(_)) {
         resp.headers_mut()

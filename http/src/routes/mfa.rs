@@ -148,6 +148,7 @@ pub async fn start_enrolment(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
     )
     .await?;
     let input = auth::step_up_body(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let second_factor = input.second_factor()?;
     let client = Some(auth::client_address(
         ctx.peer,
         &parts.headers,
@@ -158,10 +159,17 @@ pub async fn start_enrolment(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
         keys: ctx.app.mfa_keys.clone(),
         step_up: caller.auth_time().into(),
     };
-    let e = auth::run_sensitive(ctx.app, command, &caller, input.password, client)
-        .await?
-        .reply
-        .map_err(auth::sensitive_problem)?;
+    let e = auth::run_sensitive(
+        ctx.app,
+        command,
+        &caller,
+        input.password,
+        second_factor,
+        client,
+    )
+    .await?
+    .reply
+    .map_err(auth::sensitive_problem)?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
@@ -245,7 +253,7 @@ pub async fn replace_backup_codes(ctx: Ctx<'_>, req: Request<Incoming>) -> Resul
         client,
         step_up: caller.auth_time().into(),
     };
-    let backup_codes = auth::run_sensitive(ctx.app, command, &caller, password, client)
+    let backup_codes = auth::run_sensitive(ctx.app, command, &caller, password, None, client)
         .await?
         .reply
         .map_err(auth::sensitive_problem)?;
@@ -271,7 +279,7 @@ pub async fn disable(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Prob
         current_family,
         step_up: caller.auth_time().into(),
     };
-    auth::run_sensitive(ctx.app, command, &caller, password, client)
+    auth::run_sensitive(ctx.app, command, &caller, password, None, client)
         .await?
         .reply
         .map_err(auth::sensitive_problem)?;

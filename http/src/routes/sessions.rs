@@ -102,6 +102,7 @@ pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
         .and_then(SessionId::parse)
         .ok_or_else(Problem::not_found)?;
     let input = auth::step_up_body(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let second_factor = input.second_factor()?;
     let client_addr = auth::client_address(ctx.peer, &parts.headers, &ctx.app.config);
     let client = Some(client_addr);
     let command = RevokeSession {
@@ -109,7 +110,15 @@ pub async fn delete(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
         session: id,
         step_up: caller.auth_time().into(),
     };
-    let outcome = auth::run_sensitive(ctx.app, command, &caller, input.password, client).await?;
+    let outcome = auth::run_sensitive(
+        ctx.app,
+        command,
+        &caller,
+        input.password,
+        second_factor,
+        client,
+    )
+    .await?;
     if outcome.reply.is_err() {
         // Answered as not found either way; the log says when the session was someone
         // else's.

@@ -490,6 +490,22 @@ impl World {
         Ok((ra, rb))
     }
 
+    /// POST /v1/accounts from `client`, whatever it answers (a taken name, the address
+    /// throttle, a weak password).
+    pub fn register_from(
+        &mut self,
+        username: &str,
+        password: &str,
+        client: std::net::IpAddr,
+    ) -> Result<Option<Result<Reply, Rejection>>, Failure> {
+        self.run(RegisterRequest {
+            username: username.to_owned(),
+            email: None,
+            password: password.into(),
+            client: Some(client),
+        })
+    }
+
     /// A password login in either mode, whatever it answers (MFA challenges included).
     pub fn login_any(
         &mut self,

@@ -15,6 +15,7 @@ pub use jwt_tampering::JwtTampering;
 pub use mfa_attacks::MfaAttack;
 pub use refresh_race::RefreshRace;
 pub use refresh_theft::RefreshTheft;
+pub use registration_harvest::RegistrationHarvest;
 pub use revoked_token::RevokedToken;
 pub use session_fixation::SessionFixation;
 pub use stolen_session::StolenSession;
@@ -111,6 +112,7 @@ mod jwt_tampering;
 mod mfa_attacks;
 mod refresh_race;
 mod refresh_theft;
+mod registration_harvest;
 mod revoked_token;
 mod session_fixation;
 mod stolen_session;
@@ -144,6 +146,7 @@ pub const NAMES: &[&str] = &[
     "backup-code-reuse",
     "credential-stuffing",
     "password-spraying",
+    "registration-harvesting",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -164,6 +167,7 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         }
         "credential-stuffing" => Box::new(Stuffing::new(stuffing::Attack::Stuffing, rng(name))),
         "password-spraying" => Box::new(Stuffing::new(stuffing::Attack::Spraying, rng(name))),
+        "registration-harvesting" => Box::new(RegistrationHarvest::new(rng(name))),
         _ => return None,
     })
 }

@@ -67,6 +67,11 @@ pub fn start_engine(config: &Config, verify: bool) -> Result<Engine, Failure> {
 
 pub fn run(config: Config) -> Result<ExitCode, Failure> {
     let engine = start_engine(&config, config.store.verify_on_start)?;
+    // zxcvbn builds its dictionaries on first use; off the start path, so that neither the
+    // start nor the first registration waits for it. A failure to spawn only loses that.
+    let _ = std::thread::Builder::new()
+        .name("password-warm-up".into())
+        .spawn(tessera_core::password::warm_up);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,6 +7,9 @@
 //! §3.1.1.2, ASVS 6.2.5): they stay available as configuration. Hashes are argon2id PHC
 //! strings (RFC 9106; OWASP Password Storage Cheat Sheet parameters by default).
 
+mod breached;
+mod fingerprint;
+
 use argon2::password_hash::{PasswordHasher, phc::PasswordHash as Phc};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
@@ -194,17 +197,24 @@ fn common_set() -> &'static std::collections::HashSet<String> {
     })
 }
 
-/// Whether `password` is on the common list, ignoring case, as typed or with its trailing
-/// digits and symbols removed (`Password2024!` is `password` with decoration).
+/// Whether `password` is on the common list or the breached list, ignoring case, as typed
+/// or with its trailing digits and symbols removed (`Password2024!` is `password` with
+/// decoration).
 pub fn is_common(password: &str) -> bool {
     let lower = password.trim().to_lowercase();
     let set = common_set();
-    if set.contains(&lower) {
-        return true;
-    }
+    let listed = |p: &str| !p.is_empty() && (set.contains(p) || breached::contains(p));
+    // As typed; without trailing symbols (`123456789123456!`); without trailing digits and
+    // symbols (`password2024!`).
+    let symbols = lower.trim_end_matches(|c: char| c.is_ascii_punctuation() || c == ' ');
     let stem = lower
         .trim_end_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation() || c == ' ');
-    !stem.is_empty() && set.contains(stem)
+    listed(&lower) || listed(symbols) || listed(stem)
+}
+
+/// How many distinct passwords the breached list holds (the hand-made common list aside).
+pub fn breached_len() -> usize {
+    breached::len()
 }
 
 /// One broken password rule.

@@ -467,6 +467,63 @@ impl Conn for Flood {
     }
 }
 
+/// `forged`: bearer tokens shaped like the server's own (a real token's header and claims)
+/// with a signature that is not the server's, each one different. The expected answer is
+/// 401.
+pub async fn prepare_forged(target: &Target) -> Result<ConnFactory, Failure> {
+    let fams = families(target, 1).await?;
+    let real = latest(&fams[0]).access;
+    let real = real
+        .to_str()
+        .map_err(|_| Failure::new("an access token that is not text"))?;
+    let signed = real
+        .trim_start_matches("Bearer ")
+        .rsplit_once('.')
+        .map(|(signed, _)| signed.to_owned())
+        .ok_or_else(|| Failure::new("an access token without a signature"))?;
+    let signed = Arc::new(signed);
+    Ok(Arc::new(move |i| {
+        Box::new(Forged {
+            signed: signed.clone(),
+            counter: (i as u64) << 40,
+        })
+    }))
+}
+
+struct Forged {
+    signed: Arc<String>,
+    counter: u64,
+}
+
+impl Conn for Forged {
+    fn request(&mut self, host: &str) -> Request<Full<Bytes>> {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        self.counter += 1;
+        // 86 base64url characters, as an Ed25519 signature has; a different one each time.
+        let mut x = self.counter.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let signature: String = (0..86)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(ALPHABET[(x % 64) as usize])
+            })
+            .collect();
+        let value = format!("Bearer {}.{signature}", self.signed);
+        let access = HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer x"));
+        bearer_me(host, &access)
+    }
+
+    fn answer(&mut self, _: StatusCode, _: &HeaderMap, _: &Bytes) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn expects(&self, status: StatusCode) -> bool {
+        status == StatusCode::UNAUTHORIZED
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Mixed
 

@@ -38,6 +38,7 @@
 //! tessera-bench login-token         token-mode logins vs the argon2 ceiling
 //! tessera-bench verify|refresh      bearer GET /v1/me; durable refresh rotations
 //! tessera-bench mixed|flood         a realistic request mix (open loop); wrong-password flood
+//! tessera-bench forged              verify beside 10,000 forged bearer tokens; log lines written
 //! tessera-bench tokens              in-process Ed25519 sign/verify and issuance ceilings
 //! tessera-bench hello               the bare hyper ceiling alone
 //! tessera-bench ceilings            argon2id/s, fdatasync/s, hello requests/s
@@ -110,6 +111,9 @@ pub enum Workload {
     /// Verify (64 connections) alone, then alongside wrong-password logins at 10x the
     /// measured login rate: verify's p99 with / without.
     Flood,
+    /// Verify (64 connections) alone, then alongside 10,000 forged bearer tokens spread over
+    /// the window: verify's p99 with / without, and how many security-log lines they wrote.
+    Forged,
     /// In-process ceilings: Ed25519 signs and verifies/s, verification with the blocklist
     /// check, issuance per core.
     Tokens,
@@ -340,6 +344,7 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
                 | Workload::Refresh
                 | Workload::Mixed
                 | Workload::Flood
+                | Workload::Forged
         );
     if needs_tessera {
         server::tessera_binary(args.tessera.as_deref())?;
@@ -364,6 +369,7 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::Refresh => token_runs::refresh(&args, &mut report)?,
         Workload::Mixed => token_runs::mixed(&args, &mut report)?,
         Workload::Flood => token_runs::flood(&args, &mut report)?,
+        Workload::Forged => token_runs::forged(&args, &mut report)?,
         Workload::Tokens => token_runs::token_ceilings(&args, &mut report)?,
         Workload::Ceilings => all_ceilings(&argon2, &args, &mut report)?,
         Workload::GroupCommit => group_commit(&args, &mut report)?,

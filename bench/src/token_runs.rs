@@ -685,3 +685,106 @@ pub fn flood(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
     drop(server);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// forged
+
+/// Forged bearer tokens offered over each measured window (warm-up included).
+const FORGED_TOKENS: f64 = 10_000.0;
+/// Connections the forged tokens are spread over.
+const FORGED_CONNECTIONS: usize = 16;
+
+/// A counter of /metrics, 0 when absent.
+fn counter(c: &crate::server::Counters, name: &str) -> f64 {
+    c.get(name).copied().unwrap_or(0.0)
+}
+
+pub fn forged(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
+    const SEEN: &str = "tessera_security_events_total{event=\"token_forged\"}";
+    const SUPPRESSED: &str = "tessera_security_log_suppressed_total{event=\"token_forged\"}";
+    let conns = args.connections.first().copied().unwrap_or(64);
+    let rt = setup_runtime()?;
+    let (server, target) = server_for(args)?;
+    let pid = server.as_ref().map(ChildServer::pid);
+    let verify = rt.block_on(http_workloads::prepare_verify(&target, conns))?;
+    let forged = rt.block_on(http_workloads::prepare_forged(&target))?;
+    let rate = FORGED_TOKENS / (args.warmup + args.duration).max(0.001);
+    let (mut ratios, mut written, mut runs) = (vec![], vec![], vec![]);
+    for repeat in 0..args.repeats {
+        let (v, _) = measured(&target, &verify, conns, spec(args), pid)?;
+        let before = rt.block_on(crate::server::metrics(&target))?;
+        let mut both = client::run_groups(
+            &target,
+            vec![
+                Group {
+                    conns: (0..conns).map(|i| verify(i)).collect(),
+                    rate_per_s: None,
+                },
+                Group {
+                    conns: (0..FORGED_CONNECTIONS).map(|i| forged(i)).collect(),
+                    rate_per_s: Some(rate),
+                },
+            ],
+            spec(args),
+        )?;
+        let after = rt.block_on(crate::server::metrics(&target))?;
+        let f = both
+            .pop()
+            .ok_or_else(|| Failure::new("no forged-token result"))?;
+        let vf = both.pop().ok_or_else(|| Failure::new("no verify result"))?;
+        let seen = counter(&after, SEEN) - counter(&before, SEEN);
+        let suppressed = counter(&after, SUPPRESSED) - counter(&before, SUPPRESSED);
+        // Each record written, plus at most one "suppressed" summary per window.
+        let lines = seen - suppressed;
+        let ratio = vf.latency.p99_us as f64 / v.latency.p99_us.max(1) as f64;
+        say(
+            args,
+            format!(
+                "forged run {}: {seen:.0} forged tokens refused ({rate:.0}/s offered), {lines:.0} security records written, {suppressed:.0} suppressed\n  verify alone:        {}\n  verify with forgery: {}\n  forged:              {}\n  verify p99 with / without: {ratio:.2}",
+                repeat + 1,
+                describe_run(&v),
+                describe_run(&vf),
+                describe_run(&f),
+            ),
+        );
+        ratios.push(ratio);
+        written.push(lines);
+        runs.push(json!({
+            "forged_refused": seen,
+            "records_written": lines,
+            "records_suppressed": suppressed,
+            "verify_alone": latency_json(&v),
+            "verify_with_forged": latency_json(&vf),
+            "forged": latency_json(&f),
+        }));
+    }
+    let ratio = figure(
+        format!("forged: verify p99 with / without 10,000 forged tokens, {conns} connections"),
+        "ratio",
+        ratios,
+        json!({"runs": runs}),
+    );
+    let lines = figure(
+        "forged: security records written per 10,000 forged tokens",
+        "records",
+        written,
+        Value::Null,
+    );
+    say(
+        args,
+        format!(
+            "forged MEDIAN verify p99 ratio {:.2}, {:.0} records written",
+            ratio.value, lines.value
+        ),
+    );
+    check(
+        report,
+        format!("forged: verify p99 with / without forged tokens, {conns} connections"),
+        ratio.value,
+        "<= 1.5",
+        ratio.value <= 1.5,
+    );
+    report.results.extend([ratio, lines]);
+    drop(server);
+    Ok(())
+}

@@ -58,6 +58,7 @@ run verify verify --repeats "$repeats" --connections 64
 run refresh refresh --repeats "$repeats" --connections 1,16,64,256
 run mixed mixed --repeats 1 --connections 64 --rates "${BENCH_MIXED_RATES:-2000,4000,6000,8000,10000,12000}"
 run flood flood --repeats "$repeats" --connections 64
+run forged forged --repeats "$repeats" --connections 64
 run register register --repeats "$repeats" --connections 8
 run group-commit group-commit --repeats "$repeats" --connections 1,64
 run replay replay --repeats "$repeats" --events "${BENCH_EVENTS:-1000000}"

@@ -1,6 +1,8 @@
 //! Routing: method and path to handler. Handlers parse, ask the engine, and map the reply.
 
 mod accounts;
+pub mod authorize;
+mod grants;
 mod login;
 mod mfa;
 pub mod oauth;
@@ -49,6 +51,10 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/oauth/introspect") => Route::Introspect,
         (_, "/.well-known/jwks.json") => Route::Jwks,
         (_, "/.well-known/oauth-authorization-server") => Route::Metadata,
+        (_, "/oauth/authorize") => Route::Authorize,
+        (_, "/oauth/device_authorization") => Route::DeviceAuthorization,
+        (_, "/v1/grants") => Route::Grants,
+        (_, p) if p.starts_with("/v1/grants/") => Route::GrantDelete,
         _ => Route::Other,
     }
 }
@@ -66,14 +72,17 @@ fn allowed(route: Route) -> &'static str {
         | Route::MfaBackupCodes
         | Route::Token
         | Route::Revoke
-        | Route::Introspect => "POST",
+        | Route::Introspect
+        | Route::DeviceAuthorization => "POST",
         Route::Me
         | Route::Sessions
         | Route::Healthz
         | Route::Metrics
         | Route::Jwks
-        | Route::Metadata => "GET, HEAD",
-        Route::SessionDelete => "DELETE",
+        | Route::Metadata
+        | Route::Authorize
+        | Route::Grants => "GET, HEAD",
+        Route::SessionDelete | Route::GrantDelete => "DELETE",
         Route::MfaTotp => "POST, DELETE",
         Route::Other => "",
     }
@@ -111,6 +120,17 @@ pub async fn dispatch(
         (Route::Introspect, Method::POST) => oauth::introspect(ctx, req).await,
         (Route::Jwks, Method::GET) => Ok(oauth::jwks(ctx)),
         (Route::Metadata, Method::GET) => Ok(oauth::metadata(ctx)),
+        (Route::Authorize, Method::GET) => authorize::authorize(ctx, req).await,
+        (Route::DeviceAuthorization, Method::POST) => oauth::device_authorization(ctx, req).await,
+        (Route::Grants, Method::GET) => grants::list(ctx, req).await,
+        (Route::GrantDelete, Method::DELETE)
+            if grants::client_of_path(req.uri().path()).is_some() =>
+        {
+            grants::delete(ctx, req).await
+        }
+        (Route::GrantDelete, _) if grants::client_of_path(req.uri().path()).is_none() => {
+            Err(Problem::not_found())
+        }
         (Route::Other, _) => Err(Problem::not_found()),
         (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())

@@ -17,6 +17,7 @@ mod fuzz;
 mod http_e2e;
 mod mfa_e2e;
 mod mfa_props;
+mod oauth_e2e;
 mod online_ops;
 mod rebuild;
 mod refresh_props;

@@ -143,7 +143,7 @@ async fn authorize(s: &Server, query: &[(&str, &str)], cookie: Option<&str>) -> 
     }
 }
 
-fn good_query<'a>(challenge: &'a str) -> Vec<(&'a str, &'a str)> {
+fn good_query(challenge: &str) -> Vec<(&str, &str)> {
     vec![
         ("response_type", "code"),
         ("client_id", "web"),

@@ -19,6 +19,7 @@ mod mfa_e2e;
 mod mfa_props;
 mod oauth_e2e;
 mod online_ops;
+mod openapi;
 mod rebuild;
 mod refresh_props;
 mod session_props;

@@ -29,11 +29,15 @@ pub enum Route {
     Introspect,
     Jwks,
     Metadata,
+    Authorize,
+    DeviceAuthorization,
+    Grants,
+    GrantDelete,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 20] = [
+    pub const ALL: [Route; 24] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -53,6 +57,10 @@ impl Route {
         Self::Introspect,
         Self::Jwks,
         Self::Metadata,
+        Self::Authorize,
+        Self::DeviceAuthorization,
+        Self::Grants,
+        Self::GrantDelete,
         Self::Other,
     ];
 
@@ -77,6 +85,10 @@ impl Route {
             Self::Introspect => "oauth_introspect",
             Self::Jwks => "jwks",
             Self::Metadata => "metadata",
+            Self::Authorize => "oauth_authorize",
+            Self::DeviceAuthorization => "oauth_device_authorization",
+            Self::Grants => "grants",
+            Self::GrantDelete => "grant_delete",
             Self::Other => "other",
         }
     }

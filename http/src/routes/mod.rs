@@ -1,6 +1,8 @@
 //! Routing: method and path to handler. Handlers parse, ask the engine, and map the reply.
 
 mod accounts;
+pub mod authorize;
+mod grants;
 mod login;
 mod mfa;
 pub mod oauth;
@@ -49,8 +51,58 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/oauth/introspect") => Route::Introspect,
         (_, "/.well-known/jwks.json") => Route::Jwks,
         (_, "/.well-known/oauth-authorization-server") => Route::Metadata,
+        (_, "/oauth/authorize") => Route::Authorize,
+        (_, "/oauth/device_authorization") => Route::DeviceAuthorization,
+        (_, "/v1/grants") => Route::Grants,
+        (_, p) if p.starts_with("/v1/grants/") => Route::GrantDelete,
         _ => Route::Other,
     }
+}
+
+/// The path template of each route the router serves, as the OpenAPI document names it
+/// (`{…}` for a path parameter); `None` for [`Route::Other`].
+pub fn template(route: Route) -> Option<&'static str> {
+    Some(match route {
+        Route::Accounts => "/v1/accounts",
+        Route::Login => "/v1/login",
+        Route::Logout => "/v1/logout",
+        Route::LogoutEverywhere => "/v1/logout/everywhere",
+        Route::Me => "/v1/me",
+        Route::Sessions => "/v1/sessions",
+        Route::SessionDelete => "/v1/sessions/{id}",
+        Route::Password => "/v1/password",
+        Route::LoginMfa => "/v1/login/mfa",
+        Route::MfaTotp => "/v1/mfa/totp",
+        Route::MfaConfirm => "/v1/mfa/totp/confirm",
+        Route::MfaBackupCodes => "/v1/mfa/backup-codes",
+        Route::Healthz => "/healthz",
+        Route::Metrics => "/metrics",
+        Route::Token => "/oauth/token",
+        Route::Revoke => "/oauth/revoke",
+        Route::Introspect => "/oauth/introspect",
+        Route::Jwks => "/.well-known/jwks.json",
+        Route::Metadata => "/.well-known/oauth-authorization-server",
+        Route::Authorize => "/oauth/authorize",
+        Route::DeviceAuthorization => "/oauth/device_authorization",
+        Route::Grants => "/v1/grants",
+        Route::GrantDelete => "/v1/grants/{client_id}",
+        Route::Other => return None,
+    })
+}
+
+/// Every (method, path template) the router serves, HEAD left out (every GET answers it):
+/// what the OpenAPI document must describe, no more and no less.
+pub fn served() -> Vec<(&'static str, &'static str)> {
+    Route::ALL
+        .into_iter()
+        .filter_map(|r| template(r).map(|t| (r, t)))
+        .flat_map(|(r, t)| {
+            allowed(r)
+                .split(", ")
+                .filter(|m| !m.is_empty() && *m != "HEAD")
+                .map(move |m| (m, t))
+        })
+        .collect()
 }
 
 /// The methods `route` accepts, for `Allow`. Every GET route also answers HEAD.
@@ -66,14 +118,17 @@ fn allowed(route: Route) -> &'static str {
         | Route::MfaBackupCodes
         | Route::Token
         | Route::Revoke
-        | Route::Introspect => "POST",
+        | Route::Introspect
+        | Route::DeviceAuthorization => "POST",
         Route::Me
         | Route::Sessions
         | Route::Healthz
         | Route::Metrics
         | Route::Jwks
-        | Route::Metadata => "GET, HEAD",
-        Route::SessionDelete => "DELETE",
+        | Route::Metadata
+        | Route::Authorize
+        | Route::Grants => "GET, HEAD",
+        Route::SessionDelete | Route::GrantDelete => "DELETE",
         Route::MfaTotp => "POST, DELETE",
         Route::Other => "",
     }
@@ -111,6 +166,17 @@ pub async fn dispatch(
         (Route::Introspect, Method::POST) => oauth::introspect(ctx, req).await,
         (Route::Jwks, Method::GET) => Ok(oauth::jwks(ctx)),
         (Route::Metadata, Method::GET) => Ok(oauth::metadata(ctx)),
+        (Route::Authorize, Method::GET) => authorize::authorize(ctx, req).await,
+        (Route::DeviceAuthorization, Method::POST) => oauth::device_authorization(ctx, req).await,
+        (Route::Grants, Method::GET) => grants::list(ctx, req).await,
+        (Route::GrantDelete, Method::DELETE)
+            if grants::client_of_path(req.uri().path()).is_some() =>
+        {
+            grants::delete(ctx, req).await
+        }
+        (Route::GrantDelete, _) if grants::client_of_path(req.uri().path()).is_none() => {
+            Err(Problem::not_found())
+        }
         (Route::Other, _) => Err(Problem::not_found()),
         (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())

@@ -46,6 +46,8 @@ pub enum Command {
     Key(KeyCommand),
     /// TOTP, backup codes and the login challenge ([`crate::mfa`]).
     Mfa(MfaCommand),
+    /// API keys ([`crate::apikey`]).
+    ApiKey(ApiKeyCommand),
 }
 
 /// Declares a domain's command enum, its `kind`, and the `From` conversions into
@@ -150,6 +152,26 @@ domain! {
         DisableTotp(crate::mfa::DisableTotp),
         /// An operator turns MFA off.
         Reset(crate::mfa::ResetMfa),
+    }
+}
+
+domain! {
+    /// API keys.
+    ApiKeyCommand => ApiKey {
+        /// Create a key.
+        Create(crate::apikey::CreateApiKey),
+        /// Rotate a key.
+        Rotate(crate::apikey::RotateApiKey),
+        /// The holder revokes a key.
+        Revoke(crate::apikey::RevokeApiKey),
+        /// An operator revokes a key by what a scanner found.
+        RevokeByPrefix(crate::apikey::RevokeApiKeyByPrefix),
+        /// A secret-scanning alert.
+        ReportLeaked(crate::apikey::ReportLeakedApiKeys),
+        /// Record folded usage counters.
+        RecordUsage(crate::apikey::RecordApiKeyUsage),
+        /// Record expiry warnings that are due.
+        WarnExpiring(crate::apikey::WarnExpiringApiKeys),
     }
 }
 

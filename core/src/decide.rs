@@ -12,7 +12,9 @@
 //! keeps the dispatch of the heterogeneous [`Command`], one exhaustive match per domain.
 
 use crate::account::Registered;
-use crate::command::{AccountCommand, KeyCommand, MfaCommand, SessionCommand, TokenCommand};
+use crate::command::{
+    AccountCommand, ApiKeyCommand, KeyCommand, MfaCommand, SessionCommand, TokenCommand,
+};
 use crate::event::Pending;
 use crate::refresh::TokensIssued;
 use crate::session::{LoginCompleted, LoginReply, SessionIssued};
@@ -123,6 +125,16 @@ pub enum Reply {
     /// The password was right and MFA is on: nothing is issued until the challenge is
     /// answered (`{mfa_required: true, mfa_token, methods, expires_in}`).
     MfaRequired(crate::mfa::MfaChallengeIssued),
+    /// An API key was created or rotated: show it once.
+    ApiKeyIssued(crate::apikey::ApiKeyIssued),
+    /// An API key was revoked (or already was).
+    ApiKeyRevoked,
+    /// An operator revoked a key by prefix.
+    ApiKeyRevokedByPrefix(crate::apikey::RevokedByPrefix),
+    /// What a leak alert did to each token.
+    ApiKeysLeaked(Vec<crate::apikey::LeakOutcome>),
+    /// Usage or expiry warnings recorded for this many keys.
+    ApiKeysRecorded(usize),
 }
 
 impl From<LoginCompleted> for Reply {
@@ -167,6 +179,7 @@ impl Decide for Command {
             Self::Token(c) => c.kind(),
             Self::Key(c) => c.kind(),
             Self::Mfa(c) => c.kind(),
+            Self::ApiKey(c) => c.kind(),
         }
     }
 
@@ -179,6 +192,7 @@ impl Decide for Command {
                 .decide(views, env)
                 .map(|kid| Reply::SigningKeyAdded { kid }),
             Self::Mfa(c) => decide_mfa(views, c, env),
+            Self::ApiKey(c) => decide_api_key(views, c, env),
         }
     }
 }
@@ -227,5 +241,17 @@ fn decide_mfa(views: &Views, command: MfaCommand, env: &mut Env<'_>) -> Decision
             .map(|backup_codes| Reply::BackupCodesReplaced { backup_codes }),
         MfaCommand::DisableTotp(c) => c.decide(views, env).map(|()| Reply::TotpDisabled),
         MfaCommand::Reset(c) => c.decide(views, env).map(|()| Reply::MfaReset),
+    }
+}
+
+fn decide_api_key(views: &Views, command: ApiKeyCommand, env: &mut Env<'_>) -> Decision {
+    match command {
+        ApiKeyCommand::Create(c) => c.decide(views, env).map(Reply::ApiKeyIssued),
+        ApiKeyCommand::Rotate(c) => c.decide(views, env).map(Reply::ApiKeyIssued),
+        ApiKeyCommand::Revoke(c) => c.decide(views, env).map(|()| Reply::ApiKeyRevoked),
+        ApiKeyCommand::RevokeByPrefix(c) => c.decide(views, env).map(Reply::ApiKeyRevokedByPrefix),
+        ApiKeyCommand::ReportLeaked(c) => c.decide(views, env).map(Reply::ApiKeysLeaked),
+        ApiKeyCommand::RecordUsage(c) => c.decide(views, env).map(Reply::ApiKeysRecorded),
+        ApiKeyCommand::WarnExpiring(c) => c.decide(views, env).map(Reply::ApiKeysRecorded),
     }
 }

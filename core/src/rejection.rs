@@ -105,11 +105,33 @@ pub enum Rejection {
     /// (and a second-factor code when MFA is on). HTTP 403.
     #[error("this action needs a recent authentication; log in again or give the password")]
     ReauthenticationRequired,
+    /// An API-key request breaks a rule; `field` (a JSON pointer) and `why` say which.
+    /// HTTP 422.
+    #[error("the API key request is not valid: {field}: {why}")]
+    ApiKeyRequestInvalid {
+        /// The JSON pointer of the field at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// No such API key among the caller's (someone else's is answered the same way).
+    /// HTTP 404.
+    #[error("no such API key")]
+    ApiKeyNotFound,
+    /// The key is revoked, expired, or already rotated: it cannot be rotated. HTTP 409.
+    #[error("the API key is revoked, expired or already rotated")]
+    ApiKeyNotActive,
+    /// The account holds as many live keys as allowed: revoke one first. HTTP 409.
+    #[error("too many live API keys; revoke one first")]
+    ApiKeyLimitReached,
+    /// A prefix matched more than one key: give more of the key. HTTP 409.
+    #[error("the prefix matches more than one API key; give more of the key")]
+    ApiKeyPrefixAmbiguous,
 }
 
 impl Rejection {
     /// The stable code: 1xxx accounts, 2xxx credentials, 3xxx sessions, 4xxx tokens, 5xxx
-    /// MFA and throttling.
+    /// MFA and throttling, 6xxx API keys.
     pub fn code(&self) -> u16 {
         match self {
             Self::UsernameTaken => 1001,
@@ -134,6 +156,11 @@ impl Rejection {
             Self::MfaKeysUnavailable => 5009,
             Self::Throttled { .. } => 5010,
             Self::ReauthenticationRequired => 3003,
+            Self::ApiKeyRequestInvalid { .. } => 6001,
+            Self::ApiKeyNotFound => 6002,
+            Self::ApiKeyNotActive => 6003,
+            Self::ApiKeyLimitReached => 6004,
+            Self::ApiKeyPrefixAmbiguous => 6005,
         }
     }
 
@@ -162,6 +189,11 @@ impl Rejection {
             Self::MfaKeysUnavailable => "mfa-unavailable",
             Self::Throttled { .. } => "throttled",
             Self::ReauthenticationRequired => "reauthentication-required",
+            Self::ApiKeyRequestInvalid { .. } => "api-key-request-invalid",
+            Self::ApiKeyNotFound => "api-key-not-found",
+            Self::ApiKeyNotActive => "api-key-not-active",
+            Self::ApiKeyLimitReached => "api-key-limit-reached",
+            Self::ApiKeyPrefixAmbiguous => "api-key-prefix-ambiguous",
         }
     }
 

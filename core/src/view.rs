@@ -23,6 +23,7 @@ use crate::signing_key::{KeySet, PublishedKey};
 use crate::throttle::Strikes;
 use crate::{AccountId, ChallengeId, FamilyId, SessionId, Timestamp, TokenId};
 
+mod apikeys;
 mod mfa;
 mod throttle;
 mod tokens;
@@ -59,6 +60,8 @@ pub enum ViewKey {
     /// An address's counted registrations, under its [`crate::throttle::address_key`].
     /// Last, so that the order of the earlier keys does not move.
     RegistrationStrikes(std::net::IpAddr),
+    /// An API key, by id (appended after the keys above).
+    ApiKey(crate::ApiKeyId),
 }
 
 /// One persisted view record.
@@ -87,6 +90,8 @@ pub enum ViewRecord {
     /// Under [`ViewKey::AccountStrikes`], [`ViewKey::AddressStrikes`] or
     /// [`ViewKey::RegistrationStrikes`].
     Strikes(Strikes),
+    /// Under [`ViewKey::ApiKey`]: the key.
+    ApiKey(crate::apikey::ApiKeyView),
 }
 
 impl ViewKey {
@@ -107,6 +112,7 @@ impl ViewKey {
                 Self::AccountStrikes(_) | Self::AddressStrikes(_) | Self::RegistrationStrikes(_),
                 ViewRecord::Strikes(_),
             ) => true,
+            (Self::ApiKey(id), ViewRecord::ApiKey(k)) => k.id == *id,
             _ => false,
         }
     }
@@ -166,6 +172,8 @@ pub struct Views {
     pub(crate) mfa: mfa::MfaViews,
     /// Throttle strikes per account and per address.
     pub(crate) throttle: throttle::ThrottleView,
+    /// API keys.
+    pub(crate) api_keys: apikeys::ApiKeyViews,
 }
 
 impl Views {
@@ -233,6 +241,7 @@ impl Views {
             .chain(self.token_keys())
             .chain(self.mfa_keys())
             .chain(self.throttle_keys())
+            .chain(self.api_key_keys())
             .collect();
         keys.sort();
         keys
@@ -248,6 +257,7 @@ impl Views {
             ViewKey::AccountStrikes(_)
             | ViewKey::AddressStrikes(_)
             | ViewKey::RegistrationStrikes(_) => self.throttle_record(key),
+            ViewKey::ApiKey(_) => self.api_key_record(key),
             ViewKey::SigningKey(_)
             | ViewKey::Family(_)
             | ViewKey::RefreshToken(_)
@@ -285,6 +295,7 @@ impl Views {
             ) => {
                 return self.load_throttle(&key, record);
             }
+            (key @ ViewKey::ApiKey(_), record) => return self.load_api_key(&key, record),
             (key, _) => {
                 return Err(ApplyError {
                     kind: "load",
@@ -343,6 +354,7 @@ impl Views {
         self.drop_expired_tokens(at, touched);
         self.drop_expired_mfa(at, touched);
         self.drop_expired_strikes(at, touched);
+        self.drop_expired_api_keys(at, touched);
         // Every event goes to the view that owns it: a new event is a compile error here
         // until it is routed.
         match event {
@@ -374,6 +386,11 @@ impl Views {
             | Event::MfaChallengeStarted { .. }
             | Event::MfaCodeFailed { .. }
             | Event::MfaChallengePassed { .. } => self.apply_mfa(at, event, touched)?,
+            Event::ApiKeyCreated { .. }
+            | Event::ApiKeyRotated { .. }
+            | Event::ApiKeyRevoked { .. }
+            | Event::ApiKeyExpiryWarned { .. }
+            | Event::ApiKeyUsed { .. } => self.apply_api_key(at, event, touched)?,
         }
         // The throttle view counts failures and successes the other views recorded.
         self.count_strikes(at, event, touched);

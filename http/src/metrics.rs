@@ -29,11 +29,17 @@ pub enum Route {
     Introspect,
     Jwks,
     Metadata,
+    ApiKeys,
+    ApiKeyWhoami,
+    ApiKeyLeaked,
+    ApiKeyRotate,
+    ApiKeyItem,
+    TokenVerify,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 20] = [
+    pub const ALL: [Route; 26] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -53,6 +59,12 @@ impl Route {
         Self::Introspect,
         Self::Jwks,
         Self::Metadata,
+        Self::ApiKeys,
+        Self::ApiKeyWhoami,
+        Self::ApiKeyLeaked,
+        Self::ApiKeyRotate,
+        Self::ApiKeyItem,
+        Self::TokenVerify,
         Self::Other,
     ];
 
@@ -77,6 +89,12 @@ impl Route {
             Self::Introspect => "oauth_introspect",
             Self::Jwks => "jwks",
             Self::Metadata => "metadata",
+            Self::ApiKeys => "api_keys",
+            Self::ApiKeyWhoami => "api_key_whoami",
+            Self::ApiKeyLeaked => "api_keys_leaked",
+            Self::ApiKeyRotate => "api_key_rotate",
+            Self::ApiKeyItem => "api_key_delete",
+            Self::TokenVerify => "token_verify",
             Self::Other => "other",
         }
     }
@@ -329,6 +347,29 @@ pub fn render(app: &App) -> String {
         out,
         "# HELP tessera_accounts Accounts in the views.\n# TYPE tessera_accounts gauge\ntessera_accounts {}",
         views.account_count()
+    );
+    let now = app.engine.now();
+    let _ = writeln!(
+        out,
+        "# HELP tessera_api_keys Keys in the views (until their expiry).\n# TYPE tessera_api_keys gauge\ntessera_api_keys {}\n# HELP tessera_api_keys_expiring Active keys within policy.api_keys.expiry_warning_days of their expiry.\n# TYPE tessera_api_keys_expiring gauge\ntessera_api_keys_expiring {}",
+        views.api_key_count(),
+        views.api_keys_expiring_count(now, &app.engine.policy().api_keys)
+    );
+    drop(views);
+    let _ = writeln!(
+        out,
+        "# HELP tessera_api_key_refusals_total API-key requests refused, per reason (the caller sees one 401).\n# TYPE tessera_api_key_refusals_total counter"
+    );
+    for (reason, n) in app.api_keys.refusals() {
+        let _ = writeln!(
+            out,
+            "tessera_api_key_refusals_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tessera_api_key_usage_events_total ApiKeyUsed events recorded (one per key per interval).\n# TYPE tessera_api_key_usage_events_total counter\ntessera_api_key_usage_events_total {}",
+        app.api_keys.usage_events.load(Ordering::Relaxed)
     );
     out
 }

@@ -1,6 +1,7 @@
 //! Routing: method and path to handler. Handlers parse, ask the engine, and map the reply.
 
 mod accounts;
+pub mod api_keys;
 mod login;
 mod mfa;
 pub mod oauth;
@@ -42,6 +43,12 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/v1/mfa/totp") => Route::MfaTotp,
         (_, "/v1/mfa/totp/confirm") => Route::MfaConfirm,
         (_, "/v1/mfa/backup-codes") => Route::MfaBackupCodes,
+        (_, "/v1/api-keys") => Route::ApiKeys,
+        (_, "/v1/api-keys/whoami") => Route::ApiKeyWhoami,
+        (_, "/v1/api-keys/leaked") => Route::ApiKeyLeaked,
+        (_, p) if p.starts_with("/v1/api-keys/") && p.ends_with("/rotate") => Route::ApiKeyRotate,
+        (_, p) if p.starts_with("/v1/api-keys/") => Route::ApiKeyItem,
+        (_, "/v1/tokens/verify") => Route::TokenVerify,
         (_, "/healthz") => Route::Healthz,
         (_, "/metrics") => Route::Metrics,
         (_, "/oauth/token") => Route::Token,
@@ -66,14 +73,19 @@ fn allowed(route: Route) -> &'static str {
         | Route::MfaBackupCodes
         | Route::Token
         | Route::Revoke
-        | Route::Introspect => "POST",
+        | Route::Introspect
+        | Route::ApiKeyLeaked
+        | Route::ApiKeyRotate
+        | Route::TokenVerify => "POST",
         Route::Me
         | Route::Sessions
         | Route::Healthz
         | Route::Metrics
         | Route::Jwks
         | Route::Metadata => "GET, HEAD",
-        Route::SessionDelete => "DELETE",
+        Route::SessionDelete | Route::ApiKeyItem => "DELETE",
+        Route::ApiKeys => "GET, HEAD, POST",
+        Route::ApiKeyWhoami => "GET, HEAD",
         Route::MfaTotp => "POST, DELETE",
         Route::Other => "",
     }
@@ -111,6 +123,19 @@ pub async fn dispatch(
         (Route::Introspect, Method::POST) => oauth::introspect(ctx, req).await,
         (Route::Jwks, Method::GET) => Ok(oauth::jwks(ctx)),
         (Route::Metadata, Method::GET) => Ok(oauth::metadata(ctx)),
+        (Route::ApiKeys, Method::POST) => api_keys::create(ctx, req).await,
+        (Route::ApiKeys, Method::GET) => api_keys::list(ctx, req).await,
+        (Route::ApiKeyWhoami, Method::GET) => api_keys::whoami(ctx, req).await,
+        (Route::ApiKeyLeaked, Method::POST) => api_keys::leaked(ctx, req).await,
+        (Route::ApiKeyRotate | Route::ApiKeyItem, _)
+            if api_keys::parse_item_path(req.uri().path())
+                .is_none_or(|(_, rotate)| rotate != (route == Route::ApiKeyRotate)) =>
+        {
+            Err(Problem::not_found())
+        }
+        (Route::ApiKeyRotate, Method::POST) => api_keys::rotate(ctx, req).await,
+        (Route::ApiKeyItem, Method::DELETE) => api_keys::revoke(ctx, req).await,
+        (Route::TokenVerify, Method::POST) => api_keys::verify_token(ctx, req).await,
         (Route::Other, _) => Err(Problem::not_found()),
         (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())

@@ -39,6 +39,11 @@ pub enum Op {
     KeysRotate {
         operator: String,
     },
+    /// Revoke an API key by what a scanner found (the whole key or its beginning).
+    ApiKeyRevoke {
+        prefix: Zeroizing<String>,
+        operator: String,
+    },
 }
 
 impl std::fmt::Debug for Op {
@@ -70,6 +75,10 @@ impl std::fmt::Debug for Op {
                 .debug_struct("KeysRotate")
                 .field("operator", operator)
                 .finish(),
+            Self::ApiKeyRevoke { operator, .. } => f
+                .debug_struct("ApiKeyRevoke")
+                .field("operator", operator)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -141,6 +150,7 @@ enum Output {
     Enrolment(String, PendingEnrolment),
     Keys(Vec<KeyInfo>),
     Rotated(KeyRotated),
+    ApiKeyRevoked(admin::ApiKeyRevoked),
 }
 
 /// Runs `op` on the data folder `data`: through the running server's socket if one answers,
@@ -251,6 +261,20 @@ async fn through_socket(client: &mut AdminClient, op: Op) -> Result<Output, Comm
                 )
                 .await?,
         ),
+        Op::ApiKeyRevoke { prefix, operator } => {
+            let body = Zeroizing::new(
+                serde_json::to_vec(&serde_json::json!({
+                    "prefix": prefix.as_str(),
+                    "operator": operator,
+                }))
+                .map_err(Failure::new)?,
+            );
+            Output::ApiKeyRevoked(
+                client
+                    .call_raw(Method::POST, "/admin/v1/api-keys/revoke", body.to_vec())
+                    .await?,
+            )
+        }
     })
 }
 
@@ -308,6 +332,12 @@ async fn directly(config: &Config, engine: &Engine, op: Op) -> Result<Output, Co
             Output::Rotated(KeyRotated {
                 kid: signer.kid().to_owned(),
             })
+        }
+        Op::ApiKeyRevoke { prefix, operator } => {
+            let pepper = tessera_storage::keys::KeyStore::open(&config.data)
+                .and_then(|k| k.api_key_pepper())
+                .map_err(|e| Failure(format!("cannot load the API-key key: {e}")))?;
+            Output::ApiKeyRevoked(admin::revoke_api_key(engine, &pepper, &prefix, &operator).await?)
         }
     })
 }
@@ -397,6 +427,14 @@ fn print(output: Output) -> Result<(), Failure> {
                 );
             }
         }
+        Output::ApiKeyRevoked(r) if r.already_revoked => println!(
+            "API key {} ({}) of {} was already revoked",
+            r.prefix, r.id, r.owner
+        ),
+        Output::ApiKeyRevoked(r) => println!(
+            "revoked API key {} ({}) of {}; it is refused from now on",
+            r.prefix, r.id, r.owner
+        ),
         Output::Rotated(r) => println!(
             "new signing key {}; the previous one stays published until its tokens expire",
             r.kid

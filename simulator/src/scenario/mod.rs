@@ -10,6 +10,7 @@ use crate::ledger::Ledger;
 use crate::world::World;
 use crate::{Failure, FailureKind};
 
+pub use api_keys::{ApiKeyGuessing, LeakedApiKey};
 pub use brute_force::BruteForce;
 pub use jwt_tampering::JwtTampering;
 pub use mfa_attacks::MfaAttack;
@@ -106,6 +107,7 @@ macro_rules! redacted_debug {
     };
 }
 
+mod api_keys;
 mod brute_force;
 mod jwt_tampering;
 mod mfa_attacks;
@@ -144,6 +146,8 @@ pub const NAMES: &[&str] = &[
     "backup-code-reuse",
     "credential-stuffing",
     "password-spraying",
+    "leaked-api-key",
+    "api-key-guessing",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -164,6 +168,8 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         }
         "credential-stuffing" => Box::new(Stuffing::new(stuffing::Attack::Stuffing, rng(name))),
         "password-spraying" => Box::new(Stuffing::new(stuffing::Attack::Spraying, rng(name))),
+        "leaked-api-key" => Box::new(LeakedApiKey::new(rng(name))),
+        "api-key-guessing" => Box::new(ApiKeyGuessing::new(rng(name))),
         _ => return None,
     })
 }

@@ -318,6 +318,16 @@ async fn families(target: &Target, connections: usize) -> Result<Vec<SharedFamil
     Ok(fams.into_iter().map(|f| Arc::new(Mutex::new(f))).collect())
 }
 
+/// Fresh token-mode logins, one per account (at most 8): their `Authorization` values.
+pub async fn token_families(target: &Target, n: usize) -> Result<Vec<HeaderValue>, Failure> {
+    Ok(families(target, n)
+        .await?
+        .iter()
+        .take(n)
+        .map(|f| latest(f).access)
+        .collect())
+}
+
 fn latest(family: &SharedFamily) -> Family {
     family
         .lock()

@@ -65,6 +65,7 @@
               arithmetic is over pools it filled itself; a wrong index is a bug in the tool"
 )]
 
+mod apikey_runs;
 mod ceilings;
 mod client;
 mod http_workloads;
@@ -135,6 +136,12 @@ pub enum Workload {
     Replay,
     /// Bytes per live session in the views, and restart time, at --sessions (100,000).
     Sessions,
+    /// GET /v1/api-keys/whoami by X-API-Key vs GET /v1/me by bearer token (default 64
+    /// connections), measured in turn in each repeat: the ratio must be at least 0.80.
+    ApiKey,
+    /// Whoami by X-API-Key at full speed for --duration seconds (use 60): the ApiKeyUsed
+    /// events appended, at most one per key per usage interval.
+    ApiKeyUsage,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -345,6 +352,8 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
                 | Workload::Mixed
                 | Workload::Flood
                 | Workload::Forged
+                | Workload::ApiKey
+                | Workload::ApiKeyUsage
         );
     if needs_tessera {
         server::tessera_binary(args.tessera.as_deref())?;
@@ -366,6 +375,8 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
             http(&argon2, &args, &mut report)?;
         }
         Workload::Verify => token_runs::verify(&args, &mut report)?,
+        Workload::ApiKey => apikey_runs::api_key(&args, &mut report)?,
+        Workload::ApiKeyUsage => apikey_runs::api_key_usage(&args, &mut report)?,
         Workload::Refresh => token_runs::refresh(&args, &mut report)?,
         Workload::Mixed => token_runs::mixed(&args, &mut report)?,
         Workload::Flood => token_runs::flood(&args, &mut report)?,

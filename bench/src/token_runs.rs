@@ -15,7 +15,7 @@ use super::{
 };
 use crate::Failure;
 
-fn server_for(args: &BenchArgs) -> Result<(Option<ChildServer>, Target), Failure> {
+pub(crate) fn server_for(args: &BenchArgs) -> Result<(Option<ChildServer>, Target), Failure> {
     match &args.url {
         Some(url) => Ok((None, Target::from_url(url)?)),
         None => {
@@ -26,11 +26,11 @@ fn server_for(args: &BenchArgs) -> Result<(Option<ChildServer>, Target), Failure
     }
 }
 
-fn server_cpu(cpu: &Value) -> Option<f64> {
+pub(crate) fn server_cpu(cpu: &Value) -> Option<f64> {
     cpu["server_cpu_s_per_s"].as_f64().filter(|c| *c > 0.0)
 }
 
-fn check(report: &mut Report, name: String, value: f64, target: &str, met: bool) {
+pub(crate) fn check(report: &mut Report, name: String, value: f64, target: &str, met: bool) {
     report.checks.push(Check {
         name,
         value,

@@ -71,6 +71,9 @@ enum Command {
     /// OAuth clients, each change recorded as events.
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// API keys: `revoke --prefix P` revokes a leaked key by what a scanner found.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +110,19 @@ fn main() -> ExitCode {
         Command::Keys(KeysCommand::List { data }) => {
             ops::run(&config, data, ops::Op::KeysList).map(|()| ExitCode::SUCCESS)
         }
+        Command::Apikey(ApikeyCommand::Revoke {
+            prefix,
+            operator,
+            data,
+        }) => ops::run(
+            &config,
+            data,
+            ops::Op::ApiKeyRevoke {
+                prefix: zeroize::Zeroizing::new(prefix),
+                operator,
+            },
+        )
+        .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -115,6 +131,23 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Revoke a leaked API key at once, naming it by the whole key or by its beginning (at
+    /// least the display prefix, e.g. `tsr_sk_live_AbCd1234`). Through the running server
+    /// when there is one, else on the store directly. Recorded with the operator's name.
+    Revoke {
+        /// The key, or its beginning up to the display prefix.
+        #[arg(long)]
+        prefix: String,
+        /// Who is doing this, recorded in the event.
+        #[arg(long, default_value = "cli")]
+        operator: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -47,6 +47,11 @@ pub enum Op {
     ClientShow(String),
     ClientRotate(String, RotateSecret),
     ClientRemove(String, String),
+    /// Revoke an API key by what a scanner found (the whole key or its beginning).
+    ApiKeyRevoke {
+        prefix: Zeroizing<String>,
+        operator: String,
+    },
 }
 
 impl std::fmt::Debug for Op {
@@ -83,6 +88,10 @@ impl std::fmt::Debug for Op {
             Self::ClientShow(id) => f.debug_tuple("ClientShow").field(id).finish(),
             Self::ClientRotate(id, r) => f.debug_tuple("ClientRotate").field(id).field(r).finish(),
             Self::ClientRemove(id, o) => f.debug_tuple("ClientRemove").field(id).field(o).finish(),
+            Self::ApiKeyRevoke { operator, .. } => f
+                .debug_struct("ApiKeyRevoke")
+                .field("operator", operator)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -158,6 +167,7 @@ enum Output {
     Clients(Vec<ClientInfo>),
     ClientSecret(ClientWithSecret),
     ClientRemoved(Removed),
+    ApiKeyRevoked(admin::ApiKeyRevoked),
 }
 
 /// Runs `op` on the data folder `data`: through the running server's socket if one answers,
@@ -303,6 +313,20 @@ async fn through_socket(client: &mut AdminClient, op: Op) -> Result<Output, Comm
                 )
                 .await?,
         ),
+        Op::ApiKeyRevoke { prefix, operator } => {
+            let body = Zeroizing::new(
+                serde_json::to_vec(&serde_json::json!({
+                    "prefix": prefix.as_str(),
+                    "operator": operator,
+                }))
+                .map_err(Failure::new)?,
+            );
+            Output::ApiKeyRevoked(
+                client
+                    .call_raw(Method::POST, "/admin/v1/api-keys/revoke", body.to_vec())
+                    .await?,
+            )
+        }
     })
 }
 
@@ -372,6 +396,12 @@ async fn directly(config: &Config, engine: &Engine, op: Op) -> Result<Output, Co
             Output::Rotated(KeyRotated {
                 kid: signer.kid().to_owned(),
             })
+        }
+        Op::ApiKeyRevoke { prefix, operator } => {
+            let pepper = tessera_storage::keys::KeyStore::open(&config.data)
+                .and_then(|k| k.api_key_pepper())
+                .map_err(|e| Failure(format!("cannot load the API-key key: {e}")))?;
+            Output::ApiKeyRevoked(admin::revoke_api_key(engine, &pepper, &prefix, &operator).await?)
         }
     })
 }
@@ -522,6 +552,14 @@ fn print(output: Output) -> Result<(), Failure> {
         Output::ClientRemoved(r) => println!(
             "removed client {}; its grants and tokens are revoked",
             r.client_id
+        ),
+        Output::ApiKeyRevoked(r) if r.already_revoked => println!(
+            "API key {} ({}) of {} was already revoked",
+            r.prefix, r.id, r.owner
+        ),
+        Output::ApiKeyRevoked(r) => println!(
+            "revoked API key {} ({}) of {}; it is refused from now on",
+            r.prefix, r.id, r.owner
         ),
         Output::Rotated(r) => println!(
             "new signing key {}; the previous one stays published until its tokens expire",

@@ -91,13 +91,14 @@ pub fn run(mut config: Config) -> Result<ExitCode, Failure> {
         let keys = KeyStore::open(&config.data).map_err(Failure::new)?;
         // Created on first start; from then on the file always wins.
         let mfa_keys = keys.mfa_keys_or_create(&tessera_http::signing::new_seed()).map_err(Failure::new)?;
+        let api_key_pepper = keys.api_key_pepper_or_create(&tessera_http::signing::new_seed()).map_err(Failure::new)?;
         let signing = Arc::new(Signing::start(&engine, keys).await.map_err(Failure::new)?);
         let days = config.http.signing_key_rotation_days;
         if days > 0 {
             let period = Duration::from_secs(days.saturating_mul(86_400));
             tokio::spawn(signing.clone().rotate_periodically(engine.clone(), period, Duration::from_secs(3600)));
         }
-        let app = Arc::new(App::new(engine.clone(), config.http.clone(), signing, mfa_keys).map_err(Failure::new)?);
+        let app = Arc::new(App::new(engine.clone(), config.http.clone(), signing, mfa_keys, api_key_pepper).map_err(Failure::new)?);
         let handle = start_on(app.clone(), listener).await.map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
         let admin = tessera_http::admin::start_admin(app, &config.data, tessera_http::admin::AdminOptions::default()).await;
         let admin = match admin {

@@ -1237,3 +1237,99 @@ fn a_backup_killed_midway_is_never_mistaken_for_a_good_one() {
     assert!(ok.status.success(), "{ok:?}");
     assert!(run(&again, &["verify"]).status.success());
 }
+
+/// A key created over HTTP; `(id, key)`.
+fn create_api_key(addr: &str, username: &str) -> (String, String) {
+    let body =
+        format!("{{\"username\":\"{username}\",\"password\":\"{PASSWORD}\",\"mode\":\"token\"}}");
+    let (_, _, body) = request(addr, "POST", "/v1/login", &body, None).expect("login");
+    let access = serde_json::from_str::<serde_json::Value>(&body).expect("json")["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    let auth = format!("Authorization: Bearer {access}\r\n");
+    let body = r#"{"name":"ci","environment":"live","expires_in":86400}"#;
+    let (status, _, body) = raw_request(
+        addr,
+        "POST",
+        "/v1/api-keys",
+        "application/json",
+        body,
+        &auth,
+    )
+    .expect("create");
+    assert_eq!(status, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    (
+        v["id"].as_str().expect("id").to_owned(),
+        v["key"].as_str().expect("key").to_owned(),
+    )
+}
+
+fn whoami_status(addr: &str, key: &str) -> u16 {
+    let header = format!("X-API-Key: {key}\r\n");
+    raw_request(
+        addr,
+        "GET",
+        "/v1/api-keys/whoami",
+        "application/json",
+        "",
+        &header,
+    )
+    .expect("answers")
+    .0
+}
+
+/// `tessera apikey revoke --prefix` with only what a scanner found: through the running
+/// server's socket (by display prefix), then on the store directly (by the whole key).
+#[test]
+fn an_operator_revokes_a_leaked_api_key_by_prefix_with_or_without_a_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = serve(dir.path());
+    register(&server.addr, "alice").expect("registered");
+    let (first_id, first) = create_api_key(&server.addr, "alice");
+    let (_, second) = create_api_key(&server.addr, "alice");
+    assert_eq!(whoami_status(&server.addr, &first), 200);
+    let out = run(
+        dir.path(),
+        &[
+            "apikey",
+            "revoke",
+            "--prefix",
+            &first[..24],
+            "--operator",
+            "oncall",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&first_id) && printed.contains("revoked"),
+        "{printed}"
+    );
+    assert!(!printed.contains(&first[24..]), "the key is never printed");
+    assert_eq!(whoami_status(&server.addr, &first), 401);
+    assert_eq!(whoami_status(&server.addr, &second), 200);
+    // Too short a prefix names nothing.
+    let out = run(
+        dir.path(),
+        &["apikey", "revoke", "--prefix", "tsr_sk_live_"],
+    );
+    assert!(!out.status.success());
+    stop(server);
+    let out = run(dir.path(), &["apikey", "revoke", "--prefix", &second]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = events_of(dir.path());
+    assert_eq!(count(&events, "ApiKeyRevoked"), 2);
+    let server = serve(dir.path());
+    assert_eq!(whoami_status(&server.addr, &second), 401);
+    stop(server);
+}

@@ -48,6 +48,8 @@ pub enum Command {
     Mfa(MfaCommand),
     /// OAuth clients, codes, device authorizations and grants ([`crate::oauth`]).
     OAuth(OAuthCommand),
+    /// API keys ([`crate::apikey`]).
+    ApiKey(ApiKeyCommand),
 }
 
 /// Declares a domain's command enum, its `kind`, and the `From` conversions into
@@ -180,6 +182,26 @@ domain! {
         RevokeGrant(crate::oauth::RevokeGrant),
         /// A client revokes one of its client-credentials tokens.
         RevokeClientToken(crate::oauth::RevokeClientToken),
+    }
+}
+
+domain! {
+    /// API keys.
+    ApiKeyCommand => ApiKey {
+        /// Create a key.
+        Create(crate::apikey::CreateApiKey),
+        /// Rotate a key.
+        Rotate(crate::apikey::RotateApiKey),
+        /// The holder revokes a key.
+        Revoke(crate::apikey::RevokeApiKey),
+        /// An operator revokes a key by what a scanner found.
+        RevokeByPrefix(crate::apikey::RevokeApiKeyByPrefix),
+        /// A secret-scanning alert.
+        ReportLeaked(crate::apikey::ReportLeakedApiKeys),
+        /// Record folded usage counters.
+        RecordUsage(crate::apikey::RecordApiKeyUsage),
+        /// Record expiry warnings that are due.
+        WarnExpiring(crate::apikey::WarnExpiringApiKeys),
     }
 }
 

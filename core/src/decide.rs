@@ -13,7 +13,8 @@
 
 use crate::account::Registered;
 use crate::command::{
-    AccountCommand, KeyCommand, MfaCommand, OAuthCommand, SessionCommand, TokenCommand,
+    AccountCommand, ApiKeyCommand, KeyCommand, MfaCommand, OAuthCommand, SessionCommand,
+    TokenCommand,
 };
 use crate::event::Pending;
 use crate::oauth::OAuthReply;
@@ -138,6 +139,16 @@ pub enum Reply {
     MfaRequired(crate::mfa::MfaChallengeIssued),
     /// What an OAuth command produced.
     OAuth(OAuthReply),
+    /// An API key was created or rotated: show it once.
+    ApiKeyIssued(crate::apikey::ApiKeyIssued),
+    /// An API key was revoked (or already was).
+    ApiKeyRevoked,
+    /// An operator revoked a key by prefix.
+    ApiKeyRevokedByPrefix(crate::apikey::RevokedByPrefix),
+    /// What a leak alert did to each token.
+    ApiKeysLeaked(Vec<crate::apikey::LeakOutcome>),
+    /// Usage or expiry warnings recorded for this many keys.
+    ApiKeysRecorded(usize),
 }
 
 impl From<LoginCompleted> for Reply {
@@ -183,6 +194,7 @@ impl Decide for Command {
             Self::Key(c) => c.kind(),
             Self::Mfa(c) => c.kind(),
             Self::OAuth(c) => c.kind(),
+            Self::ApiKey(c) => c.kind(),
         }
     }
 
@@ -196,6 +208,7 @@ impl Decide for Command {
                 .map(|kid| Reply::SigningKeyAdded { kid }),
             Self::Mfa(c) => decide_mfa(views, c, env),
             Self::OAuth(c) => decide_oauth(views, c, env).map(Reply::OAuth),
+            Self::ApiKey(c) => decide_api_key(views, c, env),
         }
     }
 }
@@ -264,5 +277,17 @@ fn decide_oauth(views: &Views, command: OAuthCommand, env: &mut Env<'_>) -> Deci
         OAuthCommand::RevokeClientToken(c) => c
             .decide(views, env)
             .map(|()| OAuthReply::ClientTokenRevoked),
+    }
+}
+
+fn decide_api_key(views: &Views, command: ApiKeyCommand, env: &mut Env<'_>) -> Decision {
+    match command {
+        ApiKeyCommand::Create(c) => c.decide(views, env).map(Reply::ApiKeyIssued),
+        ApiKeyCommand::Rotate(c) => c.decide(views, env).map(Reply::ApiKeyIssued),
+        ApiKeyCommand::Revoke(c) => c.decide(views, env).map(|()| Reply::ApiKeyRevoked),
+        ApiKeyCommand::RevokeByPrefix(c) => c.decide(views, env).map(Reply::ApiKeyRevokedByPrefix),
+        ApiKeyCommand::ReportLeaked(c) => c.decide(views, env).map(Reply::ApiKeysLeaked),
+        ApiKeyCommand::RecordUsage(c) => c.decide(views, env).map(Reply::ApiKeysRecorded),
+        ApiKeyCommand::WarnExpiring(c) => c.decide(views, env).map(Reply::ApiKeysRecorded),
     }
 }

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::apikey::{ApiKeyId, ApiKeyKind, ApiKeyRevokeReason, Cidr, Environment};
 use crate::mfa::{BackupCodeDigest, SealedSecret};
 use crate::oauth::{ClientKind, ClientSecretDigest, GrantRevokeReason, GrantType};
 use crate::password::PasswordHash;
@@ -526,6 +527,79 @@ pub enum Event {
         /// Its `exp`: the entry is kept until then.
         expires_at: Timestamp,
     },
+    /// An API key was created for an application (POST /v1/api-keys), or as the successor
+    /// of a rotated key (`rotated_from`). The key itself is shown once and never recorded:
+    /// only its HMAC-SHA-256 digest under the server key and its display prefix.
+    ApiKeyCreated {
+        /// The new key's id.
+        key: ApiKeyId,
+        /// The account that created it.
+        account: AccountId,
+        /// The application's name, as given (trimmed).
+        name: String,
+        /// Secret or publishable.
+        kind: ApiKeyKind,
+        /// Live or test.
+        environment: Environment,
+        /// Its scopes, a subset of the creator's.
+        scopes: Vec<String>,
+        /// The address ranges it may be used from; empty means anywhere.
+        allowed_cidrs: Vec<Cidr>,
+        /// Its rate limit in requests per minute, if any.
+        rate_limit_per_minute: Option<u32>,
+        /// HMAC-SHA-256 of the key under the server's API-key key (`<data>/keys/apikey.key`).
+        digest: SecretDigest,
+        /// The display prefix: vendor, kind and the first body characters.
+        prefix: String,
+        /// Its absolute deadline (required, bounded by the policy).
+        expires_at: Timestamp,
+        /// The key it replaces, when issued by a rotation.
+        rotated_from: Option<ApiKeyId>,
+    },
+    /// A key was rotated: `successor` (created in the same batch) replaces it, and it keeps
+    /// working until `retires_at`, the end of the overlap.
+    ApiKeyRotated {
+        /// The rotated key.
+        key: ApiKeyId,
+        /// Its successor.
+        successor: ApiKeyId,
+        /// When it stops working.
+        retires_at: Timestamp,
+    },
+    /// A key was revoked: refused from now on.
+    ApiKeyRevoked {
+        /// The revoked key.
+        key: ApiKeyId,
+        /// Who revoked it and why (a leak alert records where the key was found).
+        reason: ApiKeyRevokeReason,
+    },
+    /// An active key came within the policy's warning window of its expiry.
+    ApiKeyExpiryWarned {
+        /// The key about to expire.
+        key: ApiKeyId,
+        /// When it expires.
+        expires_at: Timestamp,
+    },
+    /// A key's use over one usage interval, folded in memory: at most one per key per
+    /// interval (and one at shutdown), however many requests it served.
+    ApiKeyUsed {
+        /// The key.
+        key: ApiKeyId,
+        /// Requests that presented it.
+        requests: u64,
+        /// Requests it authenticated.
+        accepted: u64,
+        /// Requests refused although it was known (state, environment, address, scope).
+        refused: u64,
+        /// Requests refused by its rate limit.
+        rate_limited: u64,
+        /// The interval's first request.
+        first_at: Timestamp,
+        /// The interval's last request.
+        last_at: Timestamp,
+        /// The most recent distinct client addresses, newest last (at most 5).
+        addresses: Vec<IpAddr>,
+    },
 }
 
 /// What a counted registration attempt came to.
@@ -584,6 +658,11 @@ impl Event {
             Self::DeviceAuthorizationDenied { .. } => "DeviceAuthorizationDenied",
             Self::DeviceCodeRedeemed { .. } => "DeviceCodeRedeemed",
             Self::ClientAccessTokenRevoked { .. } => "ClientAccessTokenRevoked",
+            Self::ApiKeyCreated { .. } => "ApiKeyCreated",
+            Self::ApiKeyRotated { .. } => "ApiKeyRotated",
+            Self::ApiKeyRevoked { .. } => "ApiKeyRevoked",
+            Self::ApiKeyExpiryWarned { .. } => "ApiKeyExpiryWarned",
+            Self::ApiKeyUsed { .. } => "ApiKeyUsed",
         }
     }
 
@@ -632,6 +711,11 @@ impl Event {
         "DeviceAuthorizationDenied",
         "DeviceCodeRedeemed",
         "ClientAccessTokenRevoked",
+        "ApiKeyCreated",
+        "ApiKeyRotated",
+        "ApiKeyRevoked",
+        "ApiKeyExpiryWarned",
+        "ApiKeyUsed",
     ];
 
     /// The stream the event belongs to.
@@ -692,6 +776,11 @@ impl Event {
                 digest_stream(DEVICE_STREAM_PREFIX, device)
             }
             Self::DeviceUserCodeFailed { .. } => StreamId(USER_CODE_FAILURES_STREAM.to_owned()),
+            Self::ApiKeyCreated { key, .. }
+            | Self::ApiKeyRotated { key, .. }
+            | Self::ApiKeyRevoked { key, .. }
+            | Self::ApiKeyExpiryWarned { key, .. }
+            | Self::ApiKeyUsed { key, .. } => key.stream(),
         }
     }
 }

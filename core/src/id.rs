@@ -83,6 +83,13 @@ uuid_id!(
     "mfa-challenge"
 );
 
+uuid_id!(
+    /// An API key: listed, rotated and revoked by id. Not a credential: the key itself is a
+    /// separate random value whose keyed digest finds it.
+    ApiKeyId,
+    "apikey"
+);
+
 /// The stream an event belongs to: `<aggregate>-<id>`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StreamId(pub String);

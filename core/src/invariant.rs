@@ -65,6 +65,7 @@ pub(crate) fn check(views: &Views) -> Result<(), String> {
     views.check_token_invariants()?;
     views.check_mfa_invariants()?;
     views.check_oauth_invariants()?;
+    views.check_api_key_invariants()?;
     views.check_throttle_invariants()
 }
 
@@ -210,6 +211,11 @@ fn check_record(views: &Views, key: &ViewKey) -> Result<(), String> {
                 fail("empty, under a wrong key, or unindexed")
             }
             _ => Ok(()),
+        },
+        ViewKey::ApiKey(id) => match views.api_keys.keys.get(id) {
+            Some(k) if k.id != *id => fail("record under another id"),
+            Some(k) => views.check_api_key(k),
+            None => Ok(()),
         },
     }
 }

@@ -71,6 +71,7 @@
 #![deny(missing_docs)]
 
 pub mod account;
+pub mod apikey;
 pub mod blocklist;
 pub mod command;
 pub mod decide;
@@ -97,15 +98,15 @@ pub mod usecase;
 pub mod view;
 
 pub use command::{
-    AccountCommand, Command, KeyCommand, LoginMode, MfaCommand, OAuthCommand, PasswordCheck,
-    SessionCommand, TokenCommand,
+    AccountCommand, ApiKeyCommand, Command, KeyCommand, LoginMode, MfaCommand, OAuthCommand,
+    PasswordCheck, SessionCommand, TokenCommand,
 };
 pub use decide::{Decide, Decision, Reply, decide};
 pub use env::Env;
 pub use event::{
     Actor, Event, FamilyRevokeReason, LoginFailure, Pending, RegistrationOutcome, SessionEndReason,
 };
-pub use id::{AccountId, ChallengeId, FamilyId, SessionId, StreamId, TokenId};
+pub use id::{AccountId, ApiKeyId, ChallengeId, FamilyId, SessionId, StreamId, TokenId};
 pub use policy::{Policy, TokenPolicy};
 pub use rejection::Rejection;
 pub use time::Timestamp;

@@ -260,6 +260,8 @@ pub struct Policy {
     pub mfa: MfaPolicy,
     /// Login throttling per account and per address.
     pub throttle: crate::throttle::ThrottlePolicy,
+    /// API-key format, lifetimes, rotation overlap, expiry warnings and usage recording.
+    pub api_keys: crate::apikey::ApiKeyPolicy,
 }
 
 impl Policy {
@@ -279,6 +281,7 @@ impl Policy {
         self.password.validate()?;
         self.mfa.validate()?;
         self.throttle.validate()?;
+        self.api_keys.validate()?;
         crate::password::params(&self.argon2)
             .map(|_| ())
             .map_err(|e| format!("argon2 parameters: {e}"))

@@ -171,11 +171,33 @@ pub enum Rejection {
     /// The user has no grant for this client. HTTP 404.
     #[error("no grant for this client")]
     GrantNotFound,
+    /// An API-key request breaks a rule; `field` (a JSON pointer) and `why` say which.
+    /// HTTP 422.
+    #[error("the API key request is not valid: {field}: {why}")]
+    ApiKeyRequestInvalid {
+        /// The JSON pointer of the field at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// No such API key among the caller's (someone else's is answered the same way).
+    /// HTTP 404.
+    #[error("no such API key")]
+    ApiKeyNotFound,
+    /// The key is revoked, expired, or already rotated: it cannot be rotated. HTTP 409.
+    #[error("the API key is revoked, expired or already rotated")]
+    ApiKeyNotActive,
+    /// The account holds as many live keys as allowed: revoke one first. HTTP 409.
+    #[error("too many live API keys; revoke one first")]
+    ApiKeyLimitReached,
+    /// A prefix matched more than one key: give more of the key. HTTP 409.
+    #[error("the prefix matches more than one API key; give more of the key")]
+    ApiKeyPrefixAmbiguous,
 }
 
 impl Rejection {
     /// The stable code: 1xxx accounts, 2xxx credentials, 3xxx sessions, 4xxx tokens, 5xxx
-    /// MFA and throttling.
+    /// MFA and throttling, 6xxx API keys.
     pub fn code(&self) -> u16 {
         match self {
             Self::UsernameTaken => 1001,
@@ -217,6 +239,11 @@ impl Rejection {
             Self::DeviceCodeInvalid => 6015,
             Self::UserCodeInvalid { .. } => 6016,
             Self::GrantNotFound => 6017,
+            Self::ApiKeyRequestInvalid { .. } => 7001,
+            Self::ApiKeyNotFound => 7002,
+            Self::ApiKeyNotActive => 7003,
+            Self::ApiKeyLimitReached => 7004,
+            Self::ApiKeyPrefixAmbiguous => 7005,
         }
     }
 
@@ -262,6 +289,11 @@ impl Rejection {
             Self::DeviceCodeInvalid => "device-code-invalid",
             Self::UserCodeInvalid { .. } => "user-code-invalid",
             Self::GrantNotFound => "grant-not-found",
+            Self::ApiKeyRequestInvalid { .. } => "api-key-request-invalid",
+            Self::ApiKeyNotFound => "api-key-not-found",
+            Self::ApiKeyNotActive => "api-key-not-active",
+            Self::ApiKeyLimitReached => "api-key-limit-reached",
+            Self::ApiKeyPrefixAmbiguous => "api-key-prefix-ambiguous",
         }
     }
 

@@ -428,7 +428,9 @@ needs_step_up!(
     crate::mfa::DisableTotp,
     crate::mfa::ReplaceBackupCodes,
     crate::session::RevokeSession,
-    crate::blocklist::SignOutEverywhere
+    crate::blocklist::SignOutEverywhere,
+    crate::apikey::CreateApiKey,
+    crate::apikey::RotateApiKey
 );
 
 /// A sensitive action with the password re-entered in the request: the password is checked

@@ -23,6 +23,7 @@ use crate::signing_key::{KeySet, PublishedKey};
 use crate::throttle::Strikes;
 use crate::{AccountId, ChallengeId, FamilyId, SessionId, Timestamp, TokenId};
 
+mod apikeys;
 mod mfa;
 mod oauth;
 mod throttle;
@@ -65,6 +66,8 @@ pub enum ViewKey {
     /// An OAuth record (clients, grants, codes, device authorizations, strikes, revoked
     /// client tokens).
     OAuth(OAuthKey),
+    /// An API key, by id (appended after the keys above).
+    ApiKey(crate::ApiKeyId),
 }
 
 /// One persisted view record.
@@ -95,6 +98,8 @@ pub enum ViewRecord {
     Strikes(Strikes),
     /// Under [`ViewKey::OAuth`].
     OAuth(OAuthRecord),
+    /// Under [`ViewKey::ApiKey`]: the key.
+    ApiKey(crate::apikey::ApiKeyView),
 }
 
 impl ViewKey {
@@ -130,6 +135,7 @@ impl ViewKey {
                         OAuthRecord::RevokedClientToken(_)
                     )
             ),
+            (Self::ApiKey(id), ViewRecord::ApiKey(k)) => k.id == *id,
             _ => false,
         }
     }
@@ -191,6 +197,8 @@ pub struct Views {
     pub(crate) throttle: throttle::ThrottleView,
     /// OAuth clients, grants, codes and device authorizations.
     pub(crate) oauth: oauth::OAuthViews,
+    /// API keys.
+    pub(crate) api_keys: apikeys::ApiKeyViews,
 }
 
 impl Views {
@@ -259,6 +267,7 @@ impl Views {
             .chain(self.mfa_keys())
             .chain(self.throttle_keys())
             .chain(self.oauth_keys())
+            .chain(self.api_key_keys())
             .collect();
         keys.sort();
         keys
@@ -275,6 +284,7 @@ impl Views {
             ViewKey::AccountStrikes(_)
             | ViewKey::AddressStrikes(_)
             | ViewKey::RegistrationStrikes(_) => self.throttle_record(key),
+            ViewKey::ApiKey(_) => self.api_key_record(key),
             ViewKey::SigningKey(_)
             | ViewKey::Family(_)
             | ViewKey::RefreshToken(_)
@@ -315,6 +325,7 @@ impl Views {
             ) => {
                 return self.load_throttle(&key, record);
             }
+            (key @ ViewKey::ApiKey(_), record) => return self.load_api_key(&key, record),
             (key, _) => {
                 return Err(ApplyError {
                     kind: "load",
@@ -374,6 +385,7 @@ impl Views {
         self.drop_expired_mfa(at, touched);
         self.drop_expired_strikes(at, touched);
         self.drop_expired_oauth(at, touched);
+        self.drop_expired_api_keys(at, touched);
         // Every event goes to the view that owns it: a new event is a compile error here
         // until it is routed.
         match event {
@@ -420,6 +432,11 @@ impl Views {
             | Event::DeviceAuthorizationDenied { .. }
             | Event::DeviceCodeRedeemed { .. }
             | Event::ClientAccessTokenRevoked { .. } => self.apply_oauth(at, event, touched)?,
+            Event::ApiKeyCreated { .. }
+            | Event::ApiKeyRotated { .. }
+            | Event::ApiKeyRevoked { .. }
+            | Event::ApiKeyExpiryWarned { .. }
+            | Event::ApiKeyUsed { .. } => self.apply_api_key(at, event, touched)?,
         }
         // The throttle view counts failures and successes the other views recorded.
         self.count_strikes(at, event, touched);

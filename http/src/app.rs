@@ -21,6 +21,8 @@ pub struct App {
     pub signing: Arc<Signing>,
     /// Seals TOTP secrets and keys backup-code digests; kept outside the log.
     pub mfa_keys: MfaKeys,
+    /// The API-key digest key, per-key rate limits and usage counters.
+    pub api_keys: crate::apikey::ApiKeys,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,7 @@ impl App {
         config: HttpConfig,
         signing: Arc<Signing>,
         mfa_keys: MfaKeys,
+        api_key_pepper: tessera_core::apikey::ApiKeyPepper,
     ) -> Result<Self, AppError> {
         config.validate().map_err(AppError::Config)?;
         engine.policy().validate().map_err(AppError::Config)?;
@@ -46,6 +49,7 @@ impl App {
             metrics: HttpMetrics::default(),
             signing,
             mfa_keys,
+            api_keys: crate::apikey::ApiKeys::new(api_key_pepper),
         })
     }
 }

@@ -420,34 +420,45 @@ impl StepUpBody {
     /// The second factor given with the password: at most one of `code` and `backup_code`,
     /// and only beside a password (a code alone is not a re-authentication).
     pub fn second_factor(&self) -> Result<Option<tessera_core::mfa::MfaAnswer>, Problem> {
-        use tessera_core::mfa::MfaAnswer;
-        let answer = match (&self.code, &self.backup_code) {
-            (None, None) => return Ok(None),
-            (Some(code), None) => MfaAnswer::totp(code).map_err(Problem::from)?,
-            (None, Some(code)) => MfaAnswer::backup(code).map_err(Problem::from)?,
-            (Some(_), Some(_)) => {
-                return Err(Problem::unprocessable(
-                    "send at most one of code and backup_code",
-                    vec![crate::problem::FieldProblem {
-                        pointer: "/code".into(),
-                        code: "one_of_code_or_backup_code".into(),
-                        detail: "at most one is allowed".into(),
-                    }],
-                ));
-            }
-        };
-        if self.password.is_none() {
+        second_factor(&self.password, &self.code, &self.backup_code)
+    }
+}
+
+/// The second factor a sensitive action's body gives beside its re-entered password: at
+/// most one of `code` and `backup_code`, and only with a password (a code alone is not a
+/// re-authentication).
+pub fn second_factor(
+    password: &Option<zeroize::Zeroizing<String>>,
+    code: &Option<zeroize::Zeroizing<String>>,
+    backup_code: &Option<zeroize::Zeroizing<String>>,
+) -> Result<Option<tessera_core::mfa::MfaAnswer>, Problem> {
+    use tessera_core::mfa::MfaAnswer;
+    let answer = match (code, backup_code) {
+        (None, None) => return Ok(None),
+        (Some(code), None) => MfaAnswer::totp(code).map_err(Problem::from)?,
+        (None, Some(code)) => MfaAnswer::backup(code).map_err(Problem::from)?,
+        (Some(_), Some(_)) => {
             return Err(Problem::unprocessable(
-                "a second-factor code is given with the re-entered password",
+                "send at most one of code and backup_code",
                 vec![crate::problem::FieldProblem {
-                    pointer: "/password".into(),
-                    code: "password_required_with_code".into(),
-                    detail: "re-enter the password beside the code".into(),
+                    pointer: "/code".into(),
+                    code: "one_of_code_or_backup_code".into(),
+                    detail: "at most one is allowed".into(),
                 }],
             ));
         }
-        Ok(Some(answer))
+    };
+    if password.is_none() {
+        return Err(Problem::unprocessable(
+            "a second-factor code is given with the re-entered password",
+            vec![crate::problem::FieldProblem {
+                pointer: "/password".into(),
+                code: "password_required_with_code".into(),
+                detail: "re-enter the password beside the code".into(),
+            }],
+        ));
     }
+    Ok(Some(answer))
 }
 
 impl std::fmt::Debug for StepUpBody {

@@ -36,6 +36,20 @@ pub struct HttpConfig {
     pub introspection_client_secret: Option<ClientSecret>,
     /// A new signing key every this many days (0: only `tessera keys rotate`).
     pub signing_key_rotation_days: u64,
+    /// The public keys secret-scanning alerts to POST /v1/api-keys/leaked must be signed
+    /// with (ECDSA P-256). Empty: every alert is refused.
+    pub secret_scanning_keys: Vec<SecretScanningKey>,
+}
+
+/// A secret-scanning service's public key, as it publishes it (GitHub: the
+/// `key_identifier` and `key` of its `meta/public_keys/secret_scanning` list).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretScanningKey {
+    /// Sent by the service with every alert (`GITHUB-PUBLIC-KEY-IDENTIFIER`).
+    pub key_identifier: String,
+    /// The P-256 public key: PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo).
+    pub key: String,
 }
 
 impl Default for HttpConfig {
@@ -55,6 +69,7 @@ impl Default for HttpConfig {
             introspection_client_id: None,
             introspection_client_secret: None,
             signing_key_rotation_days: 30,
+            secret_scanning_keys: Vec::new(),
         }
     }
 }
@@ -100,6 +115,16 @@ impl HttpConfig {
             return Err(
                 "http.hash_workers must be positive and at most http.hash_queue_max".into(),
             );
+        }
+        if let Some(bad) = self
+            .secret_scanning_keys
+            .iter()
+            .find(|k| crate::leak::public_key_der(&k.key).is_none())
+        {
+            return Err(format!(
+                "http.secret_scanning_keys: key {:?} is not a PEM public key",
+                bad.key_identifier
+            ));
         }
         if self.connections_max == 0 || self.header_timeout_ms == 0 || self.request_timeout_ms == 0
         {

@@ -16,11 +16,13 @@
 //! a listener address; [`server::ServerHandle::shutdown`] drains and stops.
 
 pub mod admin;
+pub mod apikey;
 pub mod app;
 pub mod auth;
 pub mod body;
 pub mod config;
 pub mod hashing;
+pub mod leak;
 pub mod metrics;
 pub mod problem;
 pub mod routes;

@@ -33,11 +33,17 @@ pub enum Route {
     DeviceAuthorization,
     Grants,
     GrantDelete,
+    ApiKeys,
+    ApiKeyWhoami,
+    ApiKeyLeaked,
+    ApiKeyRotate,
+    ApiKeyItem,
+    TokenVerify,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 24] = [
+    pub const ALL: [Route; 30] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -61,6 +67,12 @@ impl Route {
         Self::DeviceAuthorization,
         Self::Grants,
         Self::GrantDelete,
+        Self::ApiKeys,
+        Self::ApiKeyWhoami,
+        Self::ApiKeyLeaked,
+        Self::ApiKeyRotate,
+        Self::ApiKeyItem,
+        Self::TokenVerify,
         Self::Other,
     ];
 
@@ -89,6 +101,12 @@ impl Route {
             Self::DeviceAuthorization => "oauth_device_authorization",
             Self::Grants => "grants",
             Self::GrantDelete => "grant_delete",
+            Self::ApiKeys => "api_keys",
+            Self::ApiKeyWhoami => "api_key_whoami",
+            Self::ApiKeyLeaked => "api_keys_leaked",
+            Self::ApiKeyRotate => "api_key_rotate",
+            Self::ApiKeyItem => "api_key_delete",
+            Self::TokenVerify => "token_verify",
             Self::Other => "other",
         }
     }
@@ -341,6 +359,29 @@ pub fn render(app: &App) -> String {
         out,
         "# HELP tessera_accounts Accounts in the views.\n# TYPE tessera_accounts gauge\ntessera_accounts {}",
         views.account_count()
+    );
+    let now = app.engine.now();
+    let _ = writeln!(
+        out,
+        "# HELP tessera_api_keys Keys in the views (until their expiry).\n# TYPE tessera_api_keys gauge\ntessera_api_keys {}\n# HELP tessera_api_keys_expiring Active keys within policy.api_keys.expiry_warning_days of their expiry.\n# TYPE tessera_api_keys_expiring gauge\ntessera_api_keys_expiring {}",
+        views.api_key_count(),
+        views.api_keys_expiring_count(now, &app.engine.policy().api_keys)
+    );
+    drop(views);
+    let _ = writeln!(
+        out,
+        "# HELP tessera_api_key_refusals_total API-key requests refused, per reason (the caller sees one 401).\n# TYPE tessera_api_key_refusals_total counter"
+    );
+    for (reason, n) in app.api_keys.refusals() {
+        let _ = writeln!(
+            out,
+            "tessera_api_key_refusals_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tessera_api_key_usage_events_total ApiKeyUsed events recorded (one per key per interval).\n# TYPE tessera_api_key_usage_events_total counter\ntessera_api_key_usage_events_total {}",
+        app.api_keys.usage_events.load(Ordering::Relaxed)
     );
     out
 }

@@ -340,6 +340,19 @@ impl From<Rejection> for Problem {
             | Rejection::AccessDenied
             | Rejection::ExpiredToken
             | Rejection::DeviceCodeInvalid => (StatusCode::BAD_REQUEST, "Bad request", vec![]),
+            Rejection::ApiKeyRequestInvalid { field, why } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The request is not valid",
+                vec![FieldProblem {
+                    pointer: (*field).into(),
+                    code: "invalid_api_key_request".into(),
+                    detail: why.clone(),
+                }],
+            ),
+            Rejection::ApiKeyNotFound => (StatusCode::NOT_FOUND, "Not found", vec![]),
+            Rejection::ApiKeyNotActive
+            | Rejection::ApiKeyLimitReached
+            | Rejection::ApiKeyPrefixAmbiguous => (StatusCode::CONFLICT, "Conflict", vec![]),
         };
         Self {
             status,

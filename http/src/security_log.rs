@@ -9,7 +9,7 @@
 //! [`WINDOW_MS`] (by the server's clock); the rest are counted, and the count is written as one
 //! `security_events_suppressed` record with the next event of that name after the window
 //! ends. So a flood writes at most `RECORDS_PER_WINDOW + 1` lines per name per second, at
-//! most 5 × 11 = 55 lines a second in all, whatever its size; every event, written or not, is
+//! most 7 × 11 = 77 lines a second in all, whatever its size; every event, written or not, is
 //! counted in `/metrics` (`tessera_security_events_total{event=…}`).
 //!
 //! These records are log-only: none of them is an event in the event log (docs/decisions.md
@@ -40,16 +40,24 @@ pub enum SecurityEvent {
     CrossSiteRefused,
     /// A request was answered 429: its address (or account, on an MFA step) must wait.
     Throttled,
+    /// An API key was refused: malformed, bad checksum, unknown, revoked, expired, past
+    /// its rotation overlap, wrong environment, disallowed address, or sent in a query
+    /// string or cookie. The caller sees one 401; the reason is only here.
+    ApiKeyRefused,
+    /// A secret-scanning alert was refused: unknown key identifier or bad signature.
+    LeakAlertRefused,
 }
 
 impl SecurityEvent {
     /// Every event, in the order the counters are kept and rendered.
-    pub const ALL: [SecurityEvent; 5] = [
+    pub const ALL: [SecurityEvent; 7] = [
         Self::TokenForged,
         Self::ClientAuthFailed,
         Self::ForeignResource,
         Self::CrossSiteRefused,
         Self::Throttled,
+        Self::ApiKeyRefused,
+        Self::LeakAlertRefused,
     ];
 
     /// The stable name, in the `security_event` field and the metric's label.
@@ -60,6 +68,8 @@ impl SecurityEvent {
             Self::ForeignResource => "foreign_resource",
             Self::CrossSiteRefused => "cross_site_refused",
             Self::Throttled => "throttled",
+            Self::ApiKeyRefused => "api_key_refused",
+            Self::LeakAlertRefused => "leak_alert_refused",
         }
     }
 

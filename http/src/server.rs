@@ -26,6 +26,8 @@ pub struct ServerHandle {
     pub local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    /// Records API-key usage every interval, and once more when stopped.
+    usage: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl ServerHandle {
@@ -37,6 +39,12 @@ impl ServerHandle {
             let _ = stop.send(());
         }
         let _ = self.task.await;
+        // After the last request: the final usage counters are recorded before the caller
+        // stops the engine.
+        if let Some((stop, task)) = self.usage.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
     }
 
     /// Waits until the server stops by itself (it does not, unless its task fails).
@@ -64,11 +72,14 @@ pub async fn start_on(
 fn serve_on(app: Arc<App>, listener: TcpListener) -> std::io::Result<ServerHandle> {
     let local_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel();
+    let (usage_stop, usage_stopped) = oneshot::channel();
+    let usage = tokio::spawn(crate::apikey::usage_recorder(app.clone(), usage_stopped));
     let task = tokio::spawn(accept_loop(app, listener, stopped));
     Ok(ServerHandle {
         local_addr,
         stop: Some(stop),
         task,
+        usage: Some((usage_stop, usage)),
     })
 }
 

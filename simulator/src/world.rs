@@ -620,6 +620,38 @@ impl World {
         })
     }
 
+    /// The API-key digest key the world's server would load from its key store.
+    pub fn api_key_pepper(&self) -> tessera_core::apikey::ApiKeyPepper {
+        tessera_core::apikey::ApiKeyPepper::from_key(&[0x51; 32])
+    }
+
+    /// Authenticates a presented API key as GET /v1/api-keys/whoami does.
+    pub fn authenticate_api_key(
+        &self,
+        presented: &str,
+    ) -> Result<tessera_core::ApiKeyId, tessera_core::apikey::KeyRefusal> {
+        let views = self.engine.views();
+        tessera_core::apikey::authenticate(
+            &views,
+            presented,
+            &self.api_key_pepper(),
+            &self.policy.api_keys.vendor,
+            self.now(),
+            None,
+            tessera_core::apikey::KeyRoute {
+                live_only: false,
+                scope: None,
+            },
+        )
+        .map(|k| k.id)
+        .map_err(|(r, _)| r)
+    }
+
+    /// The policy the world's engine runs under.
+    pub fn policy(&self) -> &tessera_core::Policy {
+        &self.policy
+    }
+
     /// Signs access-token claims with the world's key, as the HTTP adapter does.
     pub fn sign(&self, claims: &tessera_core::token::AccessClaims) -> String {
         self.signer.sign(claims).unwrap_or_default()

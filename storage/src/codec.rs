@@ -287,11 +287,13 @@ pub enum ViewTree {
     /// The OAuth records (clients, grants, codes, device authorizations, user-code strikes,
     /// revoked client tokens), by a tagged key ([`oauth_key_bytes`]).
     OAuth,
+    /// API keys, by id.
+    ApiKeys,
 }
 
 impl ViewTree {
     /// Every view tree, in a fixed order: a store opens one tree per entry.
-    pub const ALL: [ViewTree; 14] = [
+    pub const ALL: [ViewTree; 15] = [
         Self::Accounts,
         Self::Usernames,
         Self::Sessions,
@@ -306,6 +308,7 @@ impl ViewTree {
         Self::AddressStrikes,
         Self::RegistrationStrikes,
         Self::OAuth,
+        Self::ApiKeys,
     ];
 
     /// The sled tree's name, `view.<name>`. Part of the on-disk format: never rename one.
@@ -325,6 +328,7 @@ impl ViewTree {
             Self::AddressStrikes => "view.address_strikes",
             Self::RegistrationStrikes => "view.registration_strikes",
             Self::OAuth => "view.oauth",
+            Self::ApiKeys => "view.api_keys",
         }
     }
 
@@ -355,6 +359,7 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
         ViewKey::AddressStrikes(ip) => (ViewTree::AddressStrikes, ip_bytes(ip)),
         ViewKey::RegistrationStrikes(ip) => (ViewTree::RegistrationStrikes, ip_bytes(ip)),
         ViewKey::OAuth(k) => (ViewTree::OAuth, oauth_key_bytes(k)),
+        ViewKey::ApiKey(id) => (ViewTree::ApiKeys, id.as_bytes().to_vec()),
     }
 }
 
@@ -471,6 +476,7 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
         ViewTree::AddressStrikes => ViewKey::AddressStrikes(ip_from(bytes)?),
         ViewTree::RegistrationStrikes => ViewKey::RegistrationStrikes(ip_from(bytes)?),
         ViewTree::OAuth => ViewKey::OAuth(decode_oauth_key(bytes)?),
+        ViewTree::ApiKeys => ViewKey::ApiKey(tessera_core::ApiKeyId::from_bytes(fixed(bytes)?)),
     })
 }
 
@@ -489,6 +495,7 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
         ViewRecord::Challenge(c) => encode(c),
         ViewRecord::Strikes(s) => encode(s),
         ViewRecord::OAuth(r) => encode(r),
+        ViewRecord::ApiKey(k) => encode(k),
     }
 }
 
@@ -523,6 +530,10 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
             ViewRecord::Strikes(decode::<Strikes>(bytes, "strikes view")?)
         }
         ViewTree::OAuth => ViewRecord::OAuth(decode::<OAuthRecord>(bytes, "OAuth view")?),
+        ViewTree::ApiKeys => ViewRecord::ApiKey(decode::<tessera_core::apikey::ApiKeyView>(
+            bytes,
+            "API key view",
+        )?),
     })
 }
 

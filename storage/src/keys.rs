@@ -24,18 +24,25 @@
 //! sealed secrets and keyed hashes, so a copy of the log without this file reveals neither.
 //! Losing the file makes every enrolled TOTP secret unreadable (users fall back to an
 //! operator reset): back it up with the data folder, but apart from the log.
+//!
+//! The API-key key lives there too, `<data>/keys/apikey.key` (32 bytes, 0600, created on
+//! first use, [`KeyStore::api_key_pepper_or_create`]): API keys are recorded only as
+//! HMAC-SHA-256 digests under it, so a copy of the log cannot test guessed keys offline.
+//! Losing it makes every issued API key unusable (their holders create new ones).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use tessera_core::apikey::{ApiKeyPepper, PEPPER_BYTES};
 use tessera_core::mfa::{MASTER_KEY_BYTES, MfaKeys};
 use tessera_core::signing_key::{Signer, SignerError, kid_for, kid_plausible};
 use zeroize::Zeroizing;
 
 const SUFFIX: &str = ".ed25519";
 const MFA_KEY_FILE: &str = "mfa.key";
+const API_KEY_FILE: &str = "apikey.key";
 const SEED_BYTES: usize = 32;
 
 /// Why a key could not be stored, read or removed.
@@ -216,6 +223,37 @@ impl KeyStore {
         self.mfa_keys()
     }
 
+    /// The API-key digest key, from `apikey.key`; [`KeyStoreError::NotFound`] if it was
+    /// never created.
+    pub fn api_key_pepper(&self) -> Result<ApiKeyPepper, KeyStoreError> {
+        let path = self.dir.join(API_KEY_FILE);
+        let bytes = read_private(&path, PEPPER_BYTES, API_KEY_FILE)?;
+        let key: Zeroizing<[u8; PEPPER_BYTES]> = Zeroizing::new(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyStoreError::Corrupt {
+                    path: path.display().to_string(),
+                    why: "not a 32-byte API-key key".into(),
+                })?,
+        );
+        Ok(ApiKeyPepper::from_key(&key))
+    }
+
+    /// The API-key digest key, creating `apikey.key` from `fresh` (32 bytes from the OS
+    /// RNG) if it does not exist yet. An existing file always wins.
+    pub fn api_key_pepper_or_create(
+        &self,
+        fresh: &Zeroizing<[u8; PEPPER_BYTES]>,
+    ) -> Result<ApiKeyPepper, KeyStoreError> {
+        match self.api_key_pepper() {
+            Err(KeyStoreError::NotFound(_)) => {}
+            other => return other,
+        }
+        write_private(&self.dir, API_KEY_FILE, &fresh[..])?;
+        self.api_key_pepper()
+    }
+
     /// Deletes a retired key's file. Removing an absent key is not an error.
     pub fn remove(&self, kid: &str) -> Result<(), KeyStoreError> {
         let path = self.path_of(kid)?;
@@ -249,6 +287,7 @@ pub(crate) fn copy_keys(from: &Path, to: &Path) -> Result<u64, KeyStoreError> {
         let kid = name.strip_suffix(SUFFIX).filter(|k| kid_plausible(k));
         let len = match (name, kid) {
             (MFA_KEY_FILE, _) => MASTER_KEY_BYTES,
+            (API_KEY_FILE, _) => PEPPER_BYTES,
             (_, Some(_)) => SEED_BYTES,
             _ => continue,
         };
@@ -258,9 +297,10 @@ pub(crate) fn copy_keys(from: &Path, to: &Path) -> Result<u64, KeyStoreError> {
             Err(e) => return Err(e),
         };
         write_private(to, name, &bytes)?;
-        match kid {
-            Some(kid) => drop(copy.load(kid)?),
-            None => drop(copy.mfa_keys()?),
+        match (kid, name) {
+            (Some(kid), _) => drop(copy.load(kid)?),
+            (None, API_KEY_FILE) => drop(copy.api_key_pepper()?),
+            (None, _) => drop(copy.mfa_keys()?),
         }
         copied += 1;
     }

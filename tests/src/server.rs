@@ -147,13 +147,18 @@ impl Server {
         let mfa_keys = keys
             .mfa_keys_or_create(&zeroize::Zeroizing::new([3u8; 32]))
             .expect("an MFA key");
+        let keys_dir = tessera_storage::keys::KeyStore::open(dir.path()).expect("key store opens");
         let signing = Arc::new(
             tessera_http::signing::Signing::start(&engine, keys)
                 .await
                 .expect("a first signing key"),
         );
-        let app =
-            Arc::new(App::new(engine.clone(), config, signing, mfa_keys).expect("valid config"));
+        let pepper = keys_dir
+            .api_key_pepper_or_create(&zeroize::Zeroizing::new([5u8; 32]))
+            .expect("an API-key key");
+        let app = Arc::new(
+            App::new(engine.clone(), config, signing, mfa_keys, pepper).expect("valid config"),
+        );
         let handle = tessera_http::start_on(app.clone(), listener)
             .await
             .expect("serves");

@@ -162,6 +162,7 @@ pub struct Mix {
     pub reset_mfa: u32,
     /// The OAuth provider's commands, in a fixed cycle ([`Driver`]'s OAuth script).
     pub oauth: u32,
+    pub api_key: u32,
 }
 
 impl Mix {
@@ -191,6 +192,7 @@ impl Mix {
         disable_totp: 0,
         reset_mfa: 0,
         oauth: 0,
+        api_key: 0,
     };
 
     /// Every command there is.
@@ -213,6 +215,7 @@ impl Mix {
         disable_totp: 1,
         reset_mfa: 1,
         oauth: 1,
+        api_key: 4,
         ..Self::SESSIONS
     };
 
@@ -242,6 +245,7 @@ impl Mix {
             (self.disable_totp, Op::DisableTotp),
             (self.reset_mfa, Op::ResetMfa),
             (self.oauth, Op::OAuth),
+            (self.api_key, Op::ApiKey),
         ];
         let total: u32 = table.iter().map(|(w, _)| w).sum();
         let mut roll = rng.random_range(0..total);
@@ -281,6 +285,7 @@ enum Op {
     DisableTotp,
     ResetMfa,
     OAuth,
+    ApiKey,
 }
 
 /// What the driver holds of the OAuth flows: the code it was handed and its verifier, the
@@ -347,6 +352,11 @@ pub fn mfa_keys() -> MfaKeys {
     MfaKeys::from_master(&[7; 32])
 }
 
+/// The API-key server key every driver uses (the server would load it from its key store).
+pub fn api_key_pepper() -> tessera_core::apikey::ApiKeyPepper {
+    tessera_core::apikey::ApiKeyPepper::from_key(&[5; 32])
+}
+
 /// What the driver knows of an account's TOTP, as its holder would.
 #[derive(Clone, Debug)]
 struct Totp {
@@ -398,6 +408,8 @@ pub struct Driver {
     /// The backup code the last command presented, to strike off if it worked.
     presented_backup: Option<(AccountId, String)>,
     oauth: OAuthState,
+    /// API keys issued: id, the key, its account.
+    api_keys: Vec<(tessera_core::ApiKeyId, String, AccountId)>,
 }
 
 impl Driver {
@@ -418,6 +430,7 @@ impl Driver {
             challenges: Vec::new(),
             presented_backup: None,
             oauth: OAuthState::default(),
+            api_keys: Vec::new(),
         }
     }
 
@@ -596,6 +609,7 @@ impl Driver {
                 Some(command) => command,
                 None => return self.register(),
             },
+            (Op::ApiKey, Some(u), _) => self.api_key_command(&u),
             // A disabled account is enabled again, so that both operator actions reach the
             // log and the account's later logins succeed again (reading the views draws no
             // randomness: the seeded sequence is unchanged up to here).
@@ -872,6 +886,90 @@ impl Driver {
         })
     }
 
+    /// An API-key command: create (short and long lifetimes, so expiry warnings occur),
+    /// rotate, revoke, revoke by prefix, a leak report, folded usage, expiry warnings.
+    fn api_key_command(&mut self, u: &User) -> Command {
+        use tessera_core::apikey::{self as k, ApiKeyKind, Environment};
+        let known = self.pick(&self.api_keys.clone());
+        let pepper = api_key_pepper();
+        match (self.rng.random_range(0..9), known) {
+            (2, Some((key, _, account))) => Command::from(k::RotateApiKey {
+                account,
+                key,
+                overlap_secs: Some(self.rng.random_range(0..3600)),
+                pepper,
+                step_up: self.auth_time().into(),
+            }),
+            (3, Some((key, _, account))) => Command::from(k::RevokeApiKey { account, key }),
+            (4, Some((_, text, _))) => {
+                let cut = if self.rng.random_bool(0.5) {
+                    text.len()
+                } else {
+                    24
+                };
+                let presented = k::PresentedPrefix::read(&text[..cut], &pepper, "tsr")
+                    .expect("the driver's keys and their prefixes are well formed");
+                Command::from(k::RevokeApiKeyByPrefix {
+                    presented,
+                    operator: "driver".into(),
+                })
+            }
+            (5, Some((_, text, _))) => Command::from(k::ReportLeakedApiKeys {
+                reports: vec![
+                    k::LeakReport {
+                        digest: Some(pepper.digest(&text)),
+                        source: "commit".into(),
+                        url: Some("https://example.com/leak".into()),
+                    },
+                    k::LeakReport {
+                        digest: None,
+                        source: "content".into(),
+                        url: None,
+                    },
+                ],
+            }),
+            (6, Some((key, _, _))) => {
+                let mut tally = k::UsageTally::default();
+                for _ in 0..self.rng.random_range(1..20) {
+                    let ip = self.client();
+                    tally.record(self.clock.now(), k::UseOutcome::Accepted, Some(ip));
+                }
+                Command::from(k::RecordApiKeyUsage {
+                    tallies: vec![(key, tally)],
+                })
+            }
+            (7, _) => Command::from(k::WarnExpiringApiKeys),
+            _ => {
+                let kind = if self.rng.random_bool(0.2) {
+                    ApiKeyKind::Publishable
+                } else {
+                    ApiKeyKind::Secret
+                };
+                let environment = if self.rng.random_bool(0.5) {
+                    Environment::Live
+                } else {
+                    Environment::Test
+                };
+                let days = [10, 20, 90][self.rng.random_range(0..3)];
+                Command::from(k::CreateApiKey {
+                    account: u.account,
+                    creator_scopes: None,
+                    spec: k::ApiKeySpec {
+                        name: format!("app {}", self.rng.random_range(0..100)),
+                        kind,
+                        environment,
+                        scopes: vec!["tokens:read".into()],
+                        allowed_cidrs: vec![],
+                        rate_limit_per_minute: Some(600),
+                        expires_in_secs: days * 24 * 3600,
+                    },
+                    pepper,
+                    step_up: self.auth_time().into(),
+                })
+            }
+        }
+    }
+
     /// The caller's authentication time for a sensitive action: just now, as a holder who
     /// re-authenticated would send (stale ones are refused without events, so they would
     /// add nothing to the log this workload exists to fill; tests of the rule send them).
@@ -1040,6 +1138,15 @@ impl Driver {
                 });
             }
             (_, Ok(Reply::LoggedIn(issued))) => self.sessions.push(issued.clone()),
+            (Command::ApiKey(c), Ok(Reply::ApiKeyIssued(issued))) => {
+                let account = match c {
+                    tessera_core::ApiKeyCommand::Create(c) => c.account,
+                    tessera_core::ApiKeyCommand::Rotate(c) => c.account,
+                    _ => return,
+                };
+                self.api_keys
+                    .push((issued.id, issued.key.to_string(), account));
+            }
             (
                 Command::Session(tessera_core::SessionCommand::Login(
                     tessera_core::session::Login { .. },

@@ -34,6 +34,7 @@ fn adapter_over(world: &World, dir: &std::path::Path, rt: &tokio::runtime::Runti
         HttpConfig::default(),
         Arc::new(signing),
         mfa_keys,
+        tessera_tests::workload::api_key_pepper(),
     )
     .expect("valid config")
 }

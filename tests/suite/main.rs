@@ -9,6 +9,7 @@
 )]
 
 mod admin;
+mod api_keys;
 mod crash_recovery;
 mod decide_scenarios;
 mod drivers;

@@ -353,3 +353,46 @@ pub fn registered(r: &tessera_core::account::Registered) -> AccountRef {
         username: r.username.clone(),
     }
 }
+
+/// What `tessera apikey revoke --prefix` did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRevoked {
+    pub id: String,
+    pub prefix: String,
+    /// The username of the account that created it (its id if the account is gone).
+    pub owner: String,
+    /// Whether it had been revoked already (nothing recorded then).
+    pub already_revoked: bool,
+}
+
+/// Revokes the API key an operator names by what a scanner found: the whole key, or its
+/// beginning up to the display prefix. Several keys under one prefix: refused, give more.
+pub async fn revoke_api_key(
+    engine: &Engine,
+    pepper: &tessera_core::apikey::ApiKeyPepper,
+    presented: &str,
+    operator: &str,
+) -> Result<ApiKeyRevoked, OpError> {
+    let vendor = engine.policy().api_keys.vendor.clone();
+    let presented = tessera_core::apikey::PresentedPrefix::read(presented, pepper, &vendor)
+        .map_err(OpError::Refused)?;
+    let done = engine
+        .execute(tessera_core::apikey::RevokeApiKeyByPrefix {
+            presented,
+            operator: operator.to_owned(),
+        })
+        .await?
+        .reply
+        .map_err(OpError::Refused)?;
+    tracing::info!(%operator, key = %done.key, prefix = %done.prefix, "operator action: API key revoked");
+    let owner = engine
+        .views()
+        .account(&done.account)
+        .map_or_else(|| done.account.to_string(), |a| a.username.clone());
+    Ok(ApiKeyRevoked {
+        id: done.key.to_string(),
+        prefix: done.prefix,
+        owner,
+        already_revoked: done.already_inactive,
+    })
+}

@@ -29,6 +29,15 @@ struct AddBody {
     email: Option<String>,
 }
 
+/// `POST /admin/v1/api-keys/revoke`: `prefix` may be a whole key, so it is zeroized and
+/// this type has no `Debug`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeApiKeyBody {
+    prefix: Zeroizing<String>,
+    operator: String,
+}
+
 /// `POST /admin/v1/keys/rotate`. The key set's events carry no actor, so the operator is
 /// logged only.
 #[derive(Deserialize)]
@@ -146,6 +155,20 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {
         (["clients"], _) => Err(Problem::method_not_allowed("GET, POST")),
         (["clients", _], _) => Err(Problem::method_not_allowed("GET, DELETE")),
         (["clients", _, "rotate-secret"], _) => Err(Problem::method_not_allowed("POST")),
+        (["api-keys", "revoke"], Method::POST) => {
+            let (parts, body) = req.into_parts();
+            let input: RevokeApiKeyBody =
+                read_json(body, &parts.headers, app.config.body_bytes_max).await?;
+            let done = ops::revoke_api_key(
+                &app.engine,
+                &app.api_keys.pepper,
+                &input.prefix,
+                &input.operator,
+            )
+            .await?;
+            Ok(json(StatusCode::OK, &done))
+        }
+        (["api-keys", "revoke"], _) => Err(Problem::method_not_allowed("POST")),
         (["accounts"], _) => Err(Problem::method_not_allowed("GET, POST")),
         (["keys"] | ["accounts", _] | ["accounts", _, "sessions" | "mfa-enrolment"], _) => {
             Err(Problem::method_not_allowed("GET"))

@@ -1,6 +1,7 @@
 //! Routing: method and path to handler. Handlers parse, ask the engine, and map the reply.
 
 mod accounts;
+pub mod api_keys;
 pub mod authorize;
 mod grants;
 mod login;
@@ -44,6 +45,12 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/v1/mfa/totp") => Route::MfaTotp,
         (_, "/v1/mfa/totp/confirm") => Route::MfaConfirm,
         (_, "/v1/mfa/backup-codes") => Route::MfaBackupCodes,
+        (_, "/v1/api-keys") => Route::ApiKeys,
+        (_, "/v1/api-keys/whoami") => Route::ApiKeyWhoami,
+        (_, "/v1/api-keys/leaked") => Route::ApiKeyLeaked,
+        (_, p) if p.starts_with("/v1/api-keys/") && p.ends_with("/rotate") => Route::ApiKeyRotate,
+        (_, p) if p.starts_with("/v1/api-keys/") => Route::ApiKeyItem,
+        (_, "/v1/tokens/verify") => Route::TokenVerify,
         (_, "/healthz") => Route::Healthz,
         (_, "/metrics") => Route::Metrics,
         (_, "/oauth/token") => Route::Token,
@@ -86,6 +93,12 @@ pub fn template(route: Route) -> Option<&'static str> {
         Route::DeviceAuthorization => "/oauth/device_authorization",
         Route::Grants => "/v1/grants",
         Route::GrantDelete => "/v1/grants/{client_id}",
+        Route::ApiKeys => "/v1/api-keys",
+        Route::ApiKeyWhoami => "/v1/api-keys/whoami",
+        Route::ApiKeyLeaked => "/v1/api-keys/leaked",
+        Route::ApiKeyRotate => "/v1/api-keys/{id}/rotate",
+        Route::ApiKeyItem => "/v1/api-keys/{id}",
+        Route::TokenVerify => "/v1/tokens/verify",
         Route::Other => return None,
     })
 }
@@ -119,7 +132,10 @@ fn allowed(route: Route) -> &'static str {
         | Route::Token
         | Route::Revoke
         | Route::Introspect
-        | Route::DeviceAuthorization => "POST",
+        | Route::DeviceAuthorization
+        | Route::ApiKeyLeaked
+        | Route::ApiKeyRotate
+        | Route::TokenVerify => "POST",
         Route::Me
         | Route::Sessions
         | Route::Healthz
@@ -127,8 +143,10 @@ fn allowed(route: Route) -> &'static str {
         | Route::Jwks
         | Route::Metadata
         | Route::Authorize
-        | Route::Grants => "GET, HEAD",
-        Route::SessionDelete | Route::GrantDelete => "DELETE",
+        | Route::Grants
+        | Route::ApiKeyWhoami => "GET, HEAD",
+        Route::SessionDelete | Route::GrantDelete | Route::ApiKeyItem => "DELETE",
+        Route::ApiKeys => "GET, HEAD, POST",
         Route::MfaTotp => "POST, DELETE",
         Route::Other => "",
     }
@@ -177,6 +195,19 @@ pub async fn dispatch(
         (Route::GrantDelete, _) if grants::client_of_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())
         }
+        (Route::ApiKeys, Method::POST) => api_keys::create(ctx, req).await,
+        (Route::ApiKeys, Method::GET) => api_keys::list(ctx, req).await,
+        (Route::ApiKeyWhoami, Method::GET) => api_keys::whoami(ctx, req).await,
+        (Route::ApiKeyLeaked, Method::POST) => api_keys::leaked(ctx, req).await,
+        (Route::ApiKeyRotate | Route::ApiKeyItem, _)
+            if api_keys::parse_item_path(req.uri().path())
+                .is_none_or(|(_, rotate)| rotate != (route == Route::ApiKeyRotate)) =>
+        {
+            Err(Problem::not_found())
+        }
+        (Route::ApiKeyRotate, Method::POST) => api_keys::rotate(ctx, req).await,
+        (Route::ApiKeyItem, Method::DELETE) => api_keys::revoke(ctx, req).await,
+        (Route::TokenVerify, Method::POST) => api_keys::verify_token(ctx, req).await,
         (Route::Other, _) => Err(Problem::not_found()),
         (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())

@@ -10,6 +10,7 @@ use crate::ledger::Ledger;
 use crate::world::World;
 use crate::{Failure, FailureKind};
 
+pub use api_keys::{ApiKeyGuessing, LeakedApiKey};
 pub use brute_force::BruteForce;
 pub use jwt_tampering::JwtTampering;
 pub use mfa_attacks::MfaAttack;
@@ -108,6 +109,7 @@ macro_rules! redacted_debug {
     };
 }
 
+mod api_keys;
 mod brute_force;
 mod jwt_tampering;
 mod mfa_attacks;
@@ -156,6 +158,8 @@ pub const NAMES: &[&str] = &[
     "user-code-guessing",
     "device-polling-abuse",
     "client-secret-guessing",
+    "leaked-api-key",
+    "api-key-guessing",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -184,6 +188,8 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         "user-code-guessing" => oauth(oauth_attacks::Attack::UserCodeGuessing, rng(name)),
         "device-polling-abuse" => oauth(oauth_attacks::Attack::DevicePollingAbuse, rng(name)),
         "client-secret-guessing" => oauth(oauth_attacks::Attack::ClientSecretGuessing, rng(name)),
+        "leaked-api-key" => Box::new(LeakedApiKey::new(rng(name))),
+        "api-key-guessing" => Box::new(ApiKeyGuessing::new(rng(name))),
         _ => return None,
     })
 }

@@ -254,6 +254,60 @@ fn examples() -> Vec<Event> {
             expires_at: Timestamp::from_millis(1_700_000_900_000),
         },
     ]
+    .into_iter()
+    .chain(api_key_examples(account))
+    .collect()
+}
+
+fn api_key_examples(account: AccountId) -> Vec<Event> {
+    use tessera_core::apikey::{ApiKeyKind, ApiKeyRevokeReason, Cidr, Environment};
+    let key = tessera_core::ApiKeyId::from_bytes(uuid(6));
+    let successor = tessera_core::ApiKeyId::from_bytes(uuid(7));
+    vec![
+        Event::ApiKeyCreated {
+            key,
+            account,
+            name: "billing".into(),
+            kind: ApiKeyKind::Secret,
+            environment: Environment::Live,
+            scopes: vec!["tokens:read".into()],
+            allowed_cidrs: vec![Cidr {
+                network: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 0)),
+                prefix_len: 24,
+            }],
+            rate_limit_per_minute: Some(600),
+            digest: SecretDigest([8; 32]),
+            prefix: "tsr_sk_live_AbCd1234".into(),
+            expires_at: Timestamp::from_millis(1_731_536_000_000),
+            rotated_from: None,
+        },
+        Event::ApiKeyRotated {
+            key,
+            successor,
+            retires_at: Timestamp::from_millis(1_700_003_600_000),
+        },
+        Event::ApiKeyRevoked {
+            key: successor,
+            reason: ApiKeyRevokeReason::Leaked {
+                source: "commit".into(),
+                url: Some("https://github.com/octo/repo/blob/abc/config.yml".into()),
+            },
+        },
+        Event::ApiKeyExpiryWarned {
+            key,
+            expires_at: Timestamp::from_millis(1_731_536_000_000),
+        },
+        Event::ApiKeyUsed {
+            key,
+            requests: 1200,
+            accepted: 1190,
+            refused: 4,
+            rate_limited: 6,
+            first_at: Timestamp::from_millis(1_700_000_000_000),
+            last_at: Timestamp::from_millis(1_700_000_059_000),
+            addresses: vec![IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))],
+        },
+    ]
 }
 
 fn golden_dir() -> PathBuf {

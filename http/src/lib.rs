@@ -22,6 +22,7 @@ pub mod body;
 pub mod config;
 pub mod hashing;
 pub mod metrics;
+pub mod pages;
 pub mod problem;
 pub mod routes;
 pub mod security_log;

@@ -29,11 +29,16 @@ pub enum Route {
     Introspect,
     Jwks,
     Metadata,
+    PageHome,
+    PageLogin,
+    PageLoginMfa,
+    PageLogout,
+    PageAsset,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 20] = [
+    pub const ALL: [Route; 25] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -53,6 +58,11 @@ impl Route {
         Self::Introspect,
         Self::Jwks,
         Self::Metadata,
+        Self::PageHome,
+        Self::PageLogin,
+        Self::PageLoginMfa,
+        Self::PageLogout,
+        Self::PageAsset,
         Self::Other,
     ];
 
@@ -77,8 +87,18 @@ impl Route {
             Self::Introspect => "oauth_introspect",
             Self::Jwks => "jwks",
             Self::Metadata => "metadata",
+            Self::PageHome => "page_home",
+            Self::PageLogin => "page_login",
+            Self::PageLoginMfa => "page_login_mfa",
+            Self::PageLogout => "page_logout",
+            Self::PageAsset => "page_asset",
             Self::Other => "other",
         }
+    }
+
+    /// A browser page, whose errors are pages too.
+    pub fn is_page(self) -> bool {
+        crate::pages::allowed(self).is_some()
     }
 
     fn index(self) -> usize {

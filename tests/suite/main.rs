@@ -9,6 +9,7 @@
 )]
 
 mod admin;
+mod browser;
 mod crash_recovery;
 mod decide_scenarios;
 mod drivers;

@@ -29,6 +29,9 @@ pub struct Ctx<'a> {
 
 /// Which route a request is for, before it is handled (for metrics).
 pub fn classify(method: &Method, path: &str) -> Route {
+    if let Some(page) = crate::pages::classify(path) {
+        return page;
+    }
     match (method, path) {
         (_, "/v1/accounts") => Route::Accounts,
         (_, "/v1/login") => Route::Login,
@@ -75,7 +78,7 @@ fn allowed(route: Route) -> &'static str {
         | Route::Metadata => "GET, HEAD",
         Route::SessionDelete => "DELETE",
         Route::MfaTotp => "POST, DELETE",
-        Route::Other => "",
+        page => crate::pages::allowed(page).unwrap_or(""),
     }
 }
 
@@ -88,6 +91,9 @@ pub async fn dispatch(
     // was HEAD and sends the GET answer's head only.
     if req.method() == Method::HEAD && allowed(route).contains("HEAD") {
         *req.method_mut() = Method::GET;
+    }
+    if route.is_page() {
+        return crate::pages::dispatch(ctx, route, req).await;
     }
     let method = req.method().clone();
     match (route, method) {

@@ -19,6 +19,7 @@ mod http_e2e;
 mod mfa_e2e;
 mod mfa_props;
 mod online_ops;
+mod pages;
 mod rebuild;
 mod refresh_props;
 mod session_props;

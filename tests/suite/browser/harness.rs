@@ -13,8 +13,13 @@ use serde_json::json;
 /// Set to `1` to make a browser that cannot start fail the tests instead of skipping them.
 pub const REQUIRE_VAR: &str = "TESSERA_REQUIRE_BROWSER";
 
+/// Where Debian installs them; `TESSERA_CHROMIUM` and `TESSERA_CHROMEDRIVER` override.
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn program(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
 
 static SKIPPED: Once = Once::new();
 
@@ -48,10 +53,13 @@ fn unavailable(why: &str) -> Option<Browser> {
         "{REQUIRE_VAR}=1 but the browser cannot start: {why}"
     );
     SKIPPED.call_once(|| {
-        eprintln!(
+        // Straight to the process's stderr: the test harness captures `eprintln!`, and this
+        // line is for whoever runs the suite.
+        let line = format!(
             "browser tests skipped ({why}); to run them: apt-get install chromium chromium-driver, \
-             then {REQUIRE_VAR}=1 cargo test -p tessera-tests --test suite browser::"
+             then {REQUIRE_VAR}=1 cargo test -p tessera-tests --test suite browser::\n"
         );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     });
     None
 }
@@ -67,13 +75,15 @@ impl Browser {
     /// A fresh headless browser for the test named `test`, or `None` (skipped) when this
     /// machine has no Chromium and the tests are not required.
     pub async fn start(test: &'static str) -> Option<Self> {
-        for path in [CHROMIUM, CHROMEDRIVER] {
+        let chromium = program("TESSERA_CHROMIUM", CHROMIUM);
+        let chromedriver = program("TESSERA_CHROMEDRIVER", CHROMEDRIVER);
+        for path in [&chromium, &chromedriver] {
             if !std::path::Path::new(path).exists() {
                 return unavailable(&format!("{path} is not installed"));
             }
         }
         let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
+        let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -100,7 +110,7 @@ impl Browser {
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "binary": CHROMIUM,
+                "binary": chromium,
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",

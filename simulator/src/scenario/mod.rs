@@ -12,6 +12,7 @@ use crate::{Failure, FailureKind};
 
 pub use brute_force::BruteForce;
 pub use jwt_tampering::JwtTampering;
+pub use login_csrf::LoginCsrf;
 pub use mfa_attacks::MfaAttack;
 pub use refresh_race::RefreshRace;
 pub use refresh_theft::RefreshTheft;
@@ -108,6 +109,7 @@ macro_rules! redacted_debug {
 
 mod brute_force;
 mod jwt_tampering;
+mod login_csrf;
 mod mfa_attacks;
 mod refresh_race;
 mod refresh_theft;
@@ -144,6 +146,7 @@ pub const NAMES: &[&str] = &[
     "backup-code-reuse",
     "credential-stuffing",
     "password-spraying",
+    "login-csrf",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -164,6 +167,7 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         }
         "credential-stuffing" => Box::new(Stuffing::new(stuffing::Attack::Stuffing, rng(name))),
         "password-spraying" => Box::new(Stuffing::new(stuffing::Attack::Spraying, rng(name))),
+        "login-csrf" => Box::new(LoginCsrf::new(rng(name))),
         _ => return None,
     })
 }

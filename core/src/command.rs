@@ -46,6 +46,8 @@ pub enum Command {
     Key(KeyCommand),
     /// TOTP, backup codes and the login challenge ([`crate::mfa`]).
     Mfa(MfaCommand),
+    /// OAuth clients, codes, device authorizations and grants ([`crate::oauth`]).
+    OAuth(OAuthCommand),
 }
 
 /// Declares a domain's command enum, its `kind`, and the `From` conversions into
@@ -150,6 +152,34 @@ domain! {
         DisableTotp(crate::mfa::DisableTotp),
         /// An operator turns MFA off.
         Reset(crate::mfa::ResetMfa),
+    }
+}
+
+domain! {
+    /// OAuth clients, codes, device authorizations and grants.
+    OAuthCommand => OAuth {
+        /// Register a client.
+        RegisterClient(crate::oauth::RegisterClient),
+        /// Rotate a client's secret.
+        RotateClientSecret(crate::oauth::RotateClientSecret),
+        /// Remove a client.
+        RemoveClient(crate::oauth::RemoveClient),
+        /// Issue an authorization code.
+        IssueCode(crate::oauth::IssueAuthorizationCode),
+        /// Exchange an authorization code.
+        ExchangeCode(crate::oauth::ExchangeAuthorizationCode),
+        /// Start a device authorization.
+        StartDevice(crate::oauth::StartDeviceAuthorization),
+        /// A device polls.
+        PollDevice(crate::oauth::PollDeviceCode),
+        /// A user enters a user code.
+        EnterUserCode(crate::oauth::EnterUserCode),
+        /// A user approves or denies a device.
+        DecideDevice(crate::oauth::DecideDeviceAuthorization),
+        /// A user revokes a grant.
+        RevokeGrant(crate::oauth::RevokeGrant),
+        /// A client revokes one of its client-credentials tokens.
+        RevokeClientToken(crate::oauth::RevokeClientToken),
     }
 }
 

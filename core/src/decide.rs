@@ -12,8 +12,11 @@
 //! keeps the dispatch of the heterogeneous [`Command`], one exhaustive match per domain.
 
 use crate::account::Registered;
-use crate::command::{AccountCommand, KeyCommand, MfaCommand, SessionCommand, TokenCommand};
+use crate::command::{
+    AccountCommand, KeyCommand, MfaCommand, OAuthCommand, SessionCommand, TokenCommand,
+};
 use crate::event::Pending;
+use crate::oauth::OAuthReply;
 use crate::refresh::TokensIssued;
 use crate::session::{LoginCompleted, LoginReply, SessionIssued};
 use crate::{AccountId, Command, Env, Rejection, Views};
@@ -123,6 +126,8 @@ pub enum Reply {
     /// The password was right and MFA is on: nothing is issued until the challenge is
     /// answered (`{mfa_required: true, mfa_token, methods, expires_in}`).
     MfaRequired(crate::mfa::MfaChallengeIssued),
+    /// What an OAuth command produced.
+    OAuth(OAuthReply),
 }
 
 impl From<LoginCompleted> for Reply {
@@ -167,6 +172,7 @@ impl Decide for Command {
             Self::Token(c) => c.kind(),
             Self::Key(c) => c.kind(),
             Self::Mfa(c) => c.kind(),
+            Self::OAuth(c) => c.kind(),
         }
     }
 
@@ -179,6 +185,7 @@ impl Decide for Command {
                 .decide(views, env)
                 .map(|kid| Reply::SigningKeyAdded { kid }),
             Self::Mfa(c) => decide_mfa(views, c, env),
+            Self::OAuth(c) => decide_oauth(views, c, env).map(Reply::OAuth),
         }
     }
 }
@@ -227,5 +234,25 @@ fn decide_mfa(views: &Views, command: MfaCommand, env: &mut Env<'_>) -> Decision
             .map(|backup_codes| Reply::BackupCodesReplaced { backup_codes }),
         MfaCommand::DisableTotp(c) => c.decide(views, env).map(|()| Reply::TotpDisabled),
         MfaCommand::Reset(c) => c.decide(views, env).map(|()| Reply::MfaReset),
+    }
+}
+
+fn decide_oauth(views: &Views, command: OAuthCommand, env: &mut Env<'_>) -> Decision<OAuthReply> {
+    match command {
+        OAuthCommand::RegisterClient(c) => c.decide(views, env).map(OAuthReply::ClientRegistered),
+        OAuthCommand::RotateClientSecret(c) => {
+            c.decide(views, env).map(OAuthReply::ClientSecretRotated)
+        }
+        OAuthCommand::RemoveClient(c) => c.decide(views, env).map(|()| OAuthReply::ClientRemoved),
+        OAuthCommand::IssueCode(c) => c.decide(views, env).map(OAuthReply::CodeIssued),
+        OAuthCommand::ExchangeCode(c) => c.decide(views, env).map(OAuthReply::Tokens),
+        OAuthCommand::StartDevice(c) => c.decide(views, env).map(OAuthReply::DeviceStarted),
+        OAuthCommand::PollDevice(c) => c.decide(views, env).map(OAuthReply::Tokens),
+        OAuthCommand::EnterUserCode(c) => c.decide(views, env).map(OAuthReply::DeviceFound),
+        OAuthCommand::DecideDevice(c) => c.decide(views, env).map(|()| OAuthReply::DeviceDecided),
+        OAuthCommand::RevokeGrant(c) => c.decide(views, env).map(|()| OAuthReply::GrantRevoked),
+        OAuthCommand::RevokeClientToken(c) => c
+            .decide(views, env)
+            .map(|()| OAuthReply::ClientTokenRevoked),
     }
 }

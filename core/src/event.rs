@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::mfa::{BackupCodeDigest, SealedSecret};
+use crate::oauth::{ClientKind, ClientSecretDigest, GrantRevokeReason, GrantType};
 use crate::password::PasswordHash;
 use crate::secret::SecretDigest;
 use crate::{AccountId, ChallengeId, FamilyId, LoginMode, SessionId, StreamId, Timestamp, TokenId};
@@ -372,6 +373,159 @@ pub enum Event {
         /// What the attempt came to.
         outcome: RegistrationOutcome,
     },
+    /// An operator registered an OAuth client (`tessera client add`).
+    ClientRegistered {
+        /// The `client_id`.
+        client_id: String,
+        /// The name shown to users on consent and device pages.
+        name: String,
+        /// Confidential (with a secret) or public.
+        kind: ClientKind,
+        /// The keyed digest of the secret shown once to the operator (confidential only).
+        secret: Option<ClientSecretDigest>,
+        /// The exact redirect URIs.
+        redirect_uris: Vec<String>,
+        /// The grant types it may use.
+        grant_types: Vec<GrantType>,
+        /// The scopes it may be granted.
+        scopes: Vec<String>,
+        /// Who registered it.
+        by: Actor,
+    },
+    /// A confidential client got a new secret; the previous one stays accepted until
+    /// `previous_valid_until` (the overlap the operator chose), the ones before it stop now.
+    ClientSecretRotated {
+        /// The client.
+        client_id: String,
+        /// The keyed digest of the new secret.
+        secret: ClientSecretDigest,
+        /// When the previous secret stops being accepted.
+        previous_valid_until: Timestamp,
+        /// Who rotated it.
+        by: Actor,
+    },
+    /// A client was removed: its grants are gone, its client-credentials tokens refused;
+    /// its refresh families are revoked in the same batch.
+    ClientRemoved {
+        /// The client.
+        client_id: String,
+        /// Who removed it.
+        by: Actor,
+    },
+    /// A user consented to let a client use `scope` (added to the grant's scopes).
+    ConsentGranted {
+        /// The user.
+        account: AccountId,
+        /// The client.
+        client_id: String,
+        /// The scopes consented to, canonical (sorted, space-separated).
+        scope: String,
+    },
+    /// A user withdrew a grant; its refresh families are revoked in the same batch.
+    GrantRevoked {
+        /// The user.
+        account: AccountId,
+        /// The client.
+        client_id: String,
+        /// Why.
+        reason: GrantRevokeReason,
+    },
+    /// An authorization code was issued (RFC 6749 §4.1.2), bound to its client, redirect
+    /// URI and PKCE challenge.
+    AuthorizationCodeIssued {
+        /// The SHA-256 digest of the code.
+        code: SecretDigest,
+        /// The client.
+        client_id: String,
+        /// The user who authorized it.
+        account: AccountId,
+        /// The redirect URI it was issued for.
+        redirect_uri: String,
+        /// The scope granted, canonical.
+        scope: String,
+        /// The S256 challenge (RFC 7636 §4.2).
+        code_challenge: String,
+        /// When it stops being exchangeable.
+        expires_at: Timestamp,
+    },
+    /// A code was exchanged; the family recorded in the same batch holds its tokens.
+    AuthorizationCodeRedeemed {
+        /// The code's digest.
+        code: SecretDigest,
+        /// The family its tokens belong to.
+        family: FamilyId,
+    },
+    /// A redeemed code was presented again: refused, and the family of its first use is
+    /// revoked in the same batch (RFC 6749 §4.1.2, RFC 9700 §4.5).
+    AuthorizationCodeReplayed {
+        /// The code's digest.
+        code: SecretDigest,
+    },
+    /// A device authorization started (RFC 8628 §3.2).
+    DeviceAuthorizationStarted {
+        /// The SHA-256 digest of the device code.
+        device: SecretDigest,
+        /// The user code, normalised (8 letters).
+        user_code: String,
+        /// The client that asked.
+        client_id: String,
+        /// The scope asked for, canonical.
+        scope: String,
+        /// The device's address, shown on the approval page.
+        address: Option<IpAddr>,
+        /// The first polling interval.
+        interval_secs: u32,
+        /// When the codes expire.
+        expires_at: Timestamp,
+    },
+    /// A device polled while its authorization was pending; `slow_down` when it polled
+    /// sooner than its interval, which is then `interval_secs` (5 s more).
+    DeviceCodePolled {
+        /// The device code's digest.
+        device: SecretDigest,
+        /// Whether the poll came too soon.
+        slow_down: bool,
+        /// The interval from now on.
+        interval_secs: u32,
+    },
+    /// A wrong, expired or used user code was entered on the device page; counted per
+    /// browser session and per address.
+    DeviceUserCodeFailed {
+        /// The browser session, if any.
+        session: Option<SessionId>,
+        /// The browser's address (IPv6 by /64), if known.
+        address: Option<IpAddr>,
+    },
+    /// The user approved the device; its next poll gets tokens.
+    DeviceAuthorizationApproved {
+        /// The device code's digest.
+        device: SecretDigest,
+        /// The user.
+        account: AccountId,
+    },
+    /// The user denied the device.
+    DeviceAuthorizationDenied {
+        /// The device code's digest.
+        device: SecretDigest,
+        /// The user.
+        account: AccountId,
+    },
+    /// The device got its tokens; the family recorded in the same batch holds them.
+    DeviceCodeRedeemed {
+        /// The device code's digest.
+        device: SecretDigest,
+        /// The family started.
+        family: FamilyId,
+    },
+    /// A client-credentials access token was revoked (RFC 7009) by its client.
+    ClientAccessTokenRevoked {
+        /// The client.
+        client_id: String,
+        /// The token's `jti`.
+        jti: TokenId,
+        /// Its `exp`: the entry is kept until then.
+        expires_at: Timestamp,
+    },
 }
 
 /// What a counted registration attempt came to.
@@ -415,6 +569,21 @@ impl Event {
             Self::MfaChallengePassed { .. } => "MfaChallengePassed",
             Self::AccountEnabled { .. } => "AccountEnabled",
             Self::RegistrationAttempted { .. } => "RegistrationAttempted",
+            Self::ClientRegistered { .. } => "ClientRegistered",
+            Self::ClientSecretRotated { .. } => "ClientSecretRotated",
+            Self::ClientRemoved { .. } => "ClientRemoved",
+            Self::ConsentGranted { .. } => "ConsentGranted",
+            Self::GrantRevoked { .. } => "GrantRevoked",
+            Self::AuthorizationCodeIssued { .. } => "AuthorizationCodeIssued",
+            Self::AuthorizationCodeRedeemed { .. } => "AuthorizationCodeRedeemed",
+            Self::AuthorizationCodeReplayed { .. } => "AuthorizationCodeReplayed",
+            Self::DeviceAuthorizationStarted { .. } => "DeviceAuthorizationStarted",
+            Self::DeviceCodePolled { .. } => "DeviceCodePolled",
+            Self::DeviceUserCodeFailed { .. } => "DeviceUserCodeFailed",
+            Self::DeviceAuthorizationApproved { .. } => "DeviceAuthorizationApproved",
+            Self::DeviceAuthorizationDenied { .. } => "DeviceAuthorizationDenied",
+            Self::DeviceCodeRedeemed { .. } => "DeviceCodeRedeemed",
+            Self::ClientAccessTokenRevoked { .. } => "ClientAccessTokenRevoked",
         }
     }
 
@@ -448,6 +617,21 @@ impl Event {
         "MfaChallengePassed",
         "AccountEnabled",
         "RegistrationAttempted",
+        "ClientRegistered",
+        "ClientSecretRotated",
+        "ClientRemoved",
+        "ConsentGranted",
+        "GrantRevoked",
+        "AuthorizationCodeIssued",
+        "AuthorizationCodeRedeemed",
+        "AuthorizationCodeReplayed",
+        "DeviceAuthorizationStarted",
+        "DeviceCodePolled",
+        "DeviceUserCodeFailed",
+        "DeviceAuthorizationApproved",
+        "DeviceAuthorizationDenied",
+        "DeviceCodeRedeemed",
+        "ClientAccessTokenRevoked",
     ];
 
     /// The stream the event belongs to.
@@ -490,9 +674,46 @@ impl Event {
             | Self::RefreshTokenRotated { family, .. }
             | Self::RefreshTokenReused { family, .. }
             | Self::RefreshFamilyRevoked { family, .. } => family.stream(),
+            Self::ClientRegistered { client_id, .. }
+            | Self::ClientSecretRotated { client_id, .. }
+            | Self::ClientRemoved { client_id, .. }
+            | Self::ClientAccessTokenRevoked { client_id, .. } => client_stream(client_id),
+            Self::ConsentGranted { account, .. } | Self::GrantRevoked { account, .. } => {
+                account.stream()
+            }
+            Self::AuthorizationCodeIssued { code, .. }
+            | Self::AuthorizationCodeRedeemed { code, .. }
+            | Self::AuthorizationCodeReplayed { code } => digest_stream(CODE_STREAM_PREFIX, code),
+            Self::DeviceAuthorizationStarted { device, .. }
+            | Self::DeviceCodePolled { device, .. }
+            | Self::DeviceAuthorizationApproved { device, .. }
+            | Self::DeviceAuthorizationDenied { device, .. }
+            | Self::DeviceCodeRedeemed { device, .. } => {
+                digest_stream(DEVICE_STREAM_PREFIX, device)
+            }
+            Self::DeviceUserCodeFailed { .. } => StreamId(USER_CODE_FAILURES_STREAM.to_owned()),
         }
     }
 }
+
+/// The stream of an OAuth client: `client-<client_id>`.
+pub fn client_stream(client_id: &str) -> StreamId {
+    StreamId(format!("client-{client_id}"))
+}
+
+fn digest_stream(prefix: &str, digest: &SecretDigest) -> StreamId {
+    StreamId(format!(
+        "{prefix}-{}",
+        data_encoding::HEXLOWER.encode(&digest.0)
+    ))
+}
+
+/// The prefix of an authorization code's stream (then the hex digest of the code).
+pub const CODE_STREAM_PREFIX: &str = "authorization-code";
+/// The prefix of a device authorization's stream (then the hex digest of the device code).
+pub const DEVICE_STREAM_PREFIX: &str = "device";
+/// The stream of wrong user-code entries.
+pub const USER_CODE_FAILURES_STREAM: &str = "device-user-code-failures";
 
 /// The stream of failed logins that named no account.
 pub const UNKNOWN_ACCOUNT_STREAM: &str = "login-unknown";

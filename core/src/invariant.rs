@@ -64,6 +64,7 @@ pub(crate) fn check(views: &Views) -> Result<(), String> {
     }
     views.check_token_invariants()?;
     views.check_mfa_invariants()?;
+    views.check_oauth_invariants()?;
     views.check_throttle_invariants()
 }
 
@@ -143,6 +144,7 @@ fn check_record(views: &Views, key: &ViewKey) -> Result<(), String> {
             _ => Ok(()),
         },
         ViewKey::NotBefore(_) => Ok(()),
+        ViewKey::OAuth(k) => views.check_oauth_record(k),
         ViewKey::Mfa(id) => match views.mfa.accounts.get(id) {
             Some(v) if v.account != *id || !views.accounts.contains_key(id) => {
                 fail("missing or mismatched account")

@@ -80,6 +80,7 @@ pub mod event;
 pub mod id;
 pub mod invariant;
 pub mod mfa;
+pub mod oauth;
 pub mod password;
 pub mod policy;
 pub mod prepare;
@@ -97,8 +98,8 @@ pub mod usecase;
 pub mod view;
 
 pub use command::{
-    AccountCommand, Command, KeyCommand, LoginMode, MfaCommand, PasswordCheck, SessionCommand,
-    TokenCommand,
+    AccountCommand, Command, KeyCommand, LoginMode, MfaCommand, OAuthCommand, PasswordCheck,
+    SessionCommand, TokenCommand,
 };
 pub use decide::{Decide, Decision, Reply, decide};
 pub use env::Env;

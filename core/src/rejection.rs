@@ -105,6 +105,72 @@ pub enum Rejection {
     /// (and a second-factor code when MFA is on). HTTP 403.
     #[error("this action needs a recent authentication; log in again or give the password")]
     ReauthenticationRequired,
+    /// No OAuth client has this id (operator commands). HTTP 404.
+    #[error("no such client")]
+    ClientNotFound,
+    /// A client with this id is already registered. HTTP 409.
+    #[error("a client with this id is already registered")]
+    ClientExists,
+    /// The client registration is not valid; the message says why. HTTP 422.
+    #[error("{0}")]
+    ClientInvalid(String),
+    /// Unknown client, wrong or expired secret, missing secret of a confidential client or
+    /// a secret sent by a public one. OAuth `invalid_client`, HTTP 401.
+    #[error("client authentication failed")]
+    ClientAuthenticationFailed,
+    /// The client may not use this grant type (or is public where a secret is needed).
+    /// OAuth `unauthorized_client`.
+    #[error("this client may not use this grant type")]
+    UnauthorizedClient,
+    /// The scope is malformed or beyond the client's registered scopes. OAuth
+    /// `invalid_scope`.
+    #[error("the scope is malformed or beyond what the client is registered for")]
+    InvalidScope,
+    /// An authorization request no longer valid when the code was to be issued (the client,
+    /// its redirect URI or scopes changed). Start the authorization again.
+    #[error("the authorization request is no longer valid; start again")]
+    AuthorizationRequestInvalid,
+    /// The user has not consented to these scopes for this client: show the consent page.
+    #[error("consent is required")]
+    ConsentRequired,
+    /// An authorization code that is unknown, expired, issued to another client or for
+    /// another redirect URI, or whose PKCE verifier does not match. OAuth `invalid_grant`.
+    #[error(
+        "the authorization code is invalid, expired, or was issued for another client, redirect URI or verifier"
+    )]
+    AuthorizationCodeInvalid,
+    /// An authorization code presented a second time: every token of its first use is
+    /// revoked. OAuth `invalid_grant`.
+    #[error("the authorization code was already used; the tokens issued for it are revoked")]
+    AuthorizationCodeReused,
+    /// RFC 8628: the user has not decided yet; poll again after the interval.
+    #[error("the user has not yet approved the device")]
+    AuthorizationPending,
+    /// RFC 8628: polled sooner than the interval, which is now `interval_secs`.
+    #[error("polling too fast; slow down")]
+    SlowDown {
+        /// The interval from now on.
+        interval_secs: u32,
+    },
+    /// RFC 8628: the user denied the device.
+    #[error("the user denied the request")]
+    AccessDenied,
+    /// RFC 8628: the device code expired; start again.
+    #[error("the device code has expired")]
+    ExpiredToken,
+    /// A device code that is unknown, already used, or another client's. OAuth
+    /// `invalid_grant`.
+    #[error("the device code is invalid or was already used")]
+    DeviceCodeInvalid,
+    /// The user code typed on the device page is wrong, expired or already used.
+    #[error("that code is not valid; check the code shown on the device")]
+    UserCodeInvalid {
+        /// Wrong entries left before a wait.
+        attempts_left: u32,
+    },
+    /// The user has no grant for this client. HTTP 404.
+    #[error("no grant for this client")]
+    GrantNotFound,
 }
 
 impl Rejection {
@@ -134,6 +200,23 @@ impl Rejection {
             Self::MfaKeysUnavailable => 5009,
             Self::Throttled { .. } => 5010,
             Self::ReauthenticationRequired => 3003,
+            Self::ClientNotFound => 6001,
+            Self::ClientExists => 6002,
+            Self::ClientInvalid(_) => 6003,
+            Self::ClientAuthenticationFailed => 6004,
+            Self::UnauthorizedClient => 6005,
+            Self::InvalidScope => 6006,
+            Self::AuthorizationRequestInvalid => 6007,
+            Self::ConsentRequired => 6008,
+            Self::AuthorizationCodeInvalid => 6009,
+            Self::AuthorizationCodeReused => 6010,
+            Self::AuthorizationPending => 6011,
+            Self::SlowDown { .. } => 6012,
+            Self::AccessDenied => 6013,
+            Self::ExpiredToken => 6014,
+            Self::DeviceCodeInvalid => 6015,
+            Self::UserCodeInvalid { .. } => 6016,
+            Self::GrantNotFound => 6017,
         }
     }
 
@@ -162,6 +245,23 @@ impl Rejection {
             Self::MfaKeysUnavailable => "mfa-unavailable",
             Self::Throttled { .. } => "throttled",
             Self::ReauthenticationRequired => "reauthentication-required",
+            Self::ClientNotFound => "client-not-found",
+            Self::ClientExists => "client-exists",
+            Self::ClientInvalid(_) => "client-invalid",
+            Self::ClientAuthenticationFailed => "client-authentication-failed",
+            Self::UnauthorizedClient => "unauthorized-client",
+            Self::InvalidScope => "invalid-scope",
+            Self::AuthorizationRequestInvalid => "authorization-request-invalid",
+            Self::ConsentRequired => "consent-required",
+            Self::AuthorizationCodeInvalid => "authorization-code-invalid",
+            Self::AuthorizationCodeReused => "authorization-code-reused",
+            Self::AuthorizationPending => "authorization-pending",
+            Self::SlowDown { .. } => "slow-down",
+            Self::AccessDenied => "access-denied",
+            Self::ExpiredToken => "expired-token",
+            Self::DeviceCodeInvalid => "device-code-invalid",
+            Self::UserCodeInvalid { .. } => "user-code-invalid",
+            Self::GrantNotFound => "grant-not-found",
         }
     }
 
@@ -176,9 +276,20 @@ impl Rejection {
     /// The RFC 6749 §5.2 error code for rejections a token endpoint can give.
     pub fn oauth_error(&self) -> Option<&'static str> {
         match self {
-            Self::RefreshTokenInvalid | Self::RefreshTokenReused | Self::InvalidCredentials => {
-                Some("invalid_grant")
-            }
+            Self::RefreshTokenInvalid
+            | Self::RefreshTokenReused
+            | Self::InvalidCredentials
+            | Self::AuthorizationCodeInvalid
+            | Self::AuthorizationCodeReused
+            | Self::DeviceCodeInvalid => Some("invalid_grant"),
+            Self::ClientAuthenticationFailed => Some("invalid_client"),
+            Self::UnauthorizedClient => Some("unauthorized_client"),
+            Self::InvalidScope => Some("invalid_scope"),
+            Self::AuthorizationRequestInvalid => Some("invalid_request"),
+            Self::AuthorizationPending => Some("authorization_pending"),
+            Self::SlowDown { .. } => Some("slow_down"),
+            Self::AccessDenied => Some("access_denied"),
+            Self::ExpiredToken => Some("expired_token"),
             _ => None,
         }
     }

@@ -31,7 +31,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::decide::Decision;
 use crate::event::Event;
-use crate::token::{ACCESS_TOKEN_OUTLIVES_MS, ACCESS_TOKEN_TYPE, AccessClaims};
+use crate::token::{ACCESS_TOKEN_OUTLIVES_MS, ACCESS_TOKEN_TYPE};
 use crate::{Env, Rejection, Timestamp, Views};
 
 /// Length of a kid: a base64url SHA-256.
@@ -237,7 +237,7 @@ impl Signer {
     }
 
     /// Signs `claims` as a compact JWT with `alg: EdDSA`, `typ: at+jwt` and this key's kid.
-    pub fn sign(&self, claims: &AccessClaims) -> Result<String, SignerError> {
+    pub fn sign<C: serde::Serialize>(&self, claims: &C) -> Result<String, SignerError> {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYPE.into());
         header.kid = Some(self.kid.clone());

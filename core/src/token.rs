@@ -329,6 +329,18 @@ pub fn verify_access_token(
     now: Timestamp,
     policy: &TokenPolicy,
 ) -> Result<AccessClaims, TokenRejection> {
+    let claims: AccessClaims = verify_signed(token, keys, now)?;
+    check_claims(&claims, now, policy)?;
+    Ok(claims)
+}
+
+/// Steps 1 to 3 of [`verify_access_token`] (form, header, signature), then the claims
+/// parsed as `C`. The caller checks the claims' times, issuer and audience.
+pub(crate) fn verify_signed<C: serde::de::DeserializeOwned>(
+    token: &str,
+    keys: &KeySet,
+    now: Timestamp,
+) -> Result<C, TokenRejection> {
     if token.len() > ACCESS_TOKEN_BYTES_MAX {
         return Err(TokenRejection::TooLong);
     }
@@ -369,10 +381,26 @@ pub fn verify_access_token(
         Ok(true) => {}
         Ok(false) | Err(_) => return Err(TokenRejection::BadSignature),
     }
-    let claims: AccessClaims =
-        serde_json::from_slice(&b64_part(claims_b64)?).map_err(|_| TokenRejection::Malformed)?;
-    check_claims(&claims, now, policy)?;
-    Ok(claims)
+    serde_json::from_slice(&b64_part(claims_b64)?).map_err(|_| TokenRejection::Malformed)
+}
+
+/// Checks a token's times against `now` with the policy's leeway.
+pub(crate) fn check_times(
+    exp: u64,
+    nbf: u64,
+    iat: u64,
+    now: Timestamp,
+    policy: &TokenPolicy,
+) -> Result<(), TokenRejection> {
+    let now_secs = now.as_secs();
+    let leeway = policy.leeway_secs.min(LEEWAY_SECS_MAX);
+    if now_secs >= exp.saturating_add(leeway) {
+        return Err(TokenRejection::Expired);
+    }
+    if nbf > now_secs.saturating_add(leeway) || iat > now_secs.saturating_add(leeway) {
+        return Err(TokenRejection::NotYetValid);
+    }
+    Ok(())
 }
 
 fn check_claims(
@@ -380,15 +408,7 @@ fn check_claims(
     now: Timestamp,
     policy: &TokenPolicy,
 ) -> Result<(), TokenRejection> {
-    let now_secs = now.as_secs();
-    let leeway = policy.leeway_secs.min(LEEWAY_SECS_MAX);
-    if now_secs >= claims.exp.saturating_add(leeway) {
-        return Err(TokenRejection::Expired);
-    }
-    if claims.nbf > now_secs.saturating_add(leeway) || claims.iat > now_secs.saturating_add(leeway)
-    {
-        return Err(TokenRejection::NotYetValid);
-    }
+    check_times(claims.exp, claims.nbf, claims.iat, now, policy)?;
     if claims.iss != policy.issuer {
         return Err(TokenRejection::WrongIssuer);
     }

@@ -24,8 +24,11 @@ use crate::throttle::Strikes;
 use crate::{AccountId, ChallengeId, FamilyId, SessionId, Timestamp, TokenId};
 
 mod mfa;
+mod oauth;
 mod throttle;
 mod tokens;
+
+pub use oauth::{OAuthKey, OAuthRecord, RevokedClientToken};
 
 pub use throttle::AddressCapacity;
 
@@ -59,6 +62,9 @@ pub enum ViewKey {
     /// An address's counted registrations, under its [`crate::throttle::address_key`].
     /// Last, so that the order of the earlier keys does not move.
     RegistrationStrikes(std::net::IpAddr),
+    /// An OAuth record (clients, grants, codes, device authorizations, strikes, revoked
+    /// client tokens).
+    OAuth(OAuthKey),
 }
 
 /// One persisted view record.
@@ -87,6 +93,8 @@ pub enum ViewRecord {
     /// Under [`ViewKey::AccountStrikes`], [`ViewKey::AddressStrikes`] or
     /// [`ViewKey::RegistrationStrikes`].
     Strikes(Strikes),
+    /// Under [`ViewKey::OAuth`].
+    OAuth(OAuthRecord),
 }
 
 impl ViewKey {
@@ -107,6 +115,21 @@ impl ViewKey {
                 Self::AccountStrikes(_) | Self::AddressStrikes(_) | Self::RegistrationStrikes(_),
                 ViewRecord::Strikes(_),
             ) => true,
+            (Self::OAuth(k), ViewRecord::OAuth(r)) => matches!(
+                (k, r),
+                (OAuthKey::Client(_), OAuthRecord::Client(_))
+                    | (OAuthKey::Grant(..), OAuthRecord::Grant(_))
+                    | (OAuthKey::Code(_), OAuthRecord::Code(_))
+                    | (OAuthKey::Device(_), OAuthRecord::Device(_))
+                    | (
+                        OAuthKey::UserCodeStrikes(_),
+                        OAuthRecord::UserCodeStrikes(_)
+                    )
+                    | (
+                        OAuthKey::RevokedClientToken(_),
+                        OAuthRecord::RevokedClientToken(_)
+                    )
+            ),
             _ => false,
         }
     }
@@ -166,6 +189,8 @@ pub struct Views {
     pub(crate) mfa: mfa::MfaViews,
     /// Throttle strikes per account and per address.
     pub(crate) throttle: throttle::ThrottleView,
+    /// OAuth clients, grants, codes and device authorizations.
+    pub(crate) oauth: oauth::OAuthViews,
 }
 
 impl Views {
@@ -233,6 +258,7 @@ impl Views {
             .chain(self.token_keys())
             .chain(self.mfa_keys())
             .chain(self.throttle_keys())
+            .chain(self.oauth_keys())
             .collect();
         keys.sort();
         keys
@@ -245,6 +271,7 @@ impl Views {
             ViewKey::Username(name) => self.usernames.get(name).copied().map(ViewRecord::Username),
             ViewKey::Session(id) => self.sessions.get(id).cloned().map(ViewRecord::Session),
             ViewKey::Mfa(_) | ViewKey::Challenge(_) => self.mfa_record(key),
+            ViewKey::OAuth(k) => self.oauth_record(k),
             ViewKey::AccountStrikes(_)
             | ViewKey::AddressStrikes(_)
             | ViewKey::RegistrationStrikes(_) => self.throttle_record(key),
@@ -276,6 +303,9 @@ impl Views {
             ) => return self.load_token(&key, record),
             (key @ (ViewKey::Mfa(_) | ViewKey::Challenge(_)), record) => {
                 return self.load_mfa(&key, record);
+            }
+            (ViewKey::OAuth(key), ViewRecord::OAuth(record)) => {
+                return self.load_oauth(key, record);
             }
             (
                 key @ (ViewKey::AccountStrikes(_)
@@ -343,6 +373,7 @@ impl Views {
         self.drop_expired_tokens(at, touched);
         self.drop_expired_mfa(at, touched);
         self.drop_expired_strikes(at, touched);
+        self.drop_expired_oauth(at, touched);
         // Every event goes to the view that owns it: a new event is a compile error here
         // until it is routed.
         match event {
@@ -374,6 +405,21 @@ impl Views {
             | Event::MfaChallengeStarted { .. }
             | Event::MfaCodeFailed { .. }
             | Event::MfaChallengePassed { .. } => self.apply_mfa(at, event, touched)?,
+            Event::ClientRegistered { .. }
+            | Event::ClientSecretRotated { .. }
+            | Event::ClientRemoved { .. }
+            | Event::ConsentGranted { .. }
+            | Event::GrantRevoked { .. }
+            | Event::AuthorizationCodeIssued { .. }
+            | Event::AuthorizationCodeRedeemed { .. }
+            | Event::AuthorizationCodeReplayed { .. }
+            | Event::DeviceAuthorizationStarted { .. }
+            | Event::DeviceCodePolled { .. }
+            | Event::DeviceUserCodeFailed { .. }
+            | Event::DeviceAuthorizationApproved { .. }
+            | Event::DeviceAuthorizationDenied { .. }
+            | Event::DeviceCodeRedeemed { .. }
+            | Event::ClientAccessTokenRevoked { .. } => self.apply_oauth(at, event, touched)?,
         }
         // The throttle view counts failures and successes the other views recorded.
         self.count_strikes(at, event, touched);

@@ -311,6 +311,35 @@ impl From<Rejection> for Problem {
             Rejection::ReauthenticationRequired => {
                 (StatusCode::FORBIDDEN, "Reauthentication required", vec![])
             }
+            Rejection::ClientNotFound | Rejection::GrantNotFound => {
+                (StatusCode::NOT_FOUND, "Not found", vec![])
+            }
+            Rejection::ClientExists => (StatusCode::CONFLICT, "Conflict", vec![]),
+            Rejection::ClientInvalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The client registration is not valid",
+                vec![],
+            ),
+            Rejection::ClientAuthenticationFailed => {
+                (StatusCode::UNAUTHORIZED, "Unauthorized", vec![])
+            }
+            Rejection::UserCodeInvalid { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The code is not valid",
+                vec![],
+            ),
+            Rejection::ConsentRequired => (StatusCode::FORBIDDEN, "Consent required", vec![]),
+            // Only the OAuth endpoints meet these, and they answer RFC 6749 errors instead.
+            Rejection::UnauthorizedClient
+            | Rejection::InvalidScope
+            | Rejection::AuthorizationRequestInvalid
+            | Rejection::AuthorizationCodeInvalid
+            | Rejection::AuthorizationCodeReused
+            | Rejection::AuthorizationPending
+            | Rejection::SlowDown { .. }
+            | Rejection::AccessDenied
+            | Rejection::ExpiredToken
+            | Rejection::DeviceCodeInvalid => (StatusCode::BAD_REQUEST, "Bad request", vec![]),
         };
         Self {
             status,

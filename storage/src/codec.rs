@@ -12,11 +12,13 @@ use serde::{Deserialize, Serialize};
 use tessera_core::account::AccountView;
 use tessera_core::blocklist::{NotBefore, RevokedAccessToken};
 use tessera_core::mfa::{ChallengeView, MfaView};
+use tessera_core::oauth::UserCodeStrikeKey;
 use tessera_core::refresh::{FamilyView, RefreshTokenView};
 use tessera_core::secret::SecretDigest;
 use tessera_core::session::SessionView;
 use tessera_core::signing_key::PublishedKey;
 use tessera_core::throttle::Strikes;
+use tessera_core::view::{OAuthKey, OAuthRecord};
 use tessera_core::{
     AccountId, ChallengeId, Event, FamilyId, SessionId, StreamId, Timestamp, TokenId, ViewKey,
     ViewRecord,
@@ -282,11 +284,14 @@ pub enum ViewTree {
     AddressStrikes,
     /// Registrations counted per address, by address (4 bytes for IPv4, 16 for IPv6).
     RegistrationStrikes,
+    /// The OAuth records (clients, grants, codes, device authorizations, user-code strikes,
+    /// revoked client tokens), by a tagged key ([`oauth_key_bytes`]).
+    OAuth,
 }
 
 impl ViewTree {
     /// Every view tree, in a fixed order: a store opens one tree per entry.
-    pub const ALL: [ViewTree; 13] = [
+    pub const ALL: [ViewTree; 14] = [
         Self::Accounts,
         Self::Usernames,
         Self::Sessions,
@@ -300,6 +305,7 @@ impl ViewTree {
         Self::AccountStrikes,
         Self::AddressStrikes,
         Self::RegistrationStrikes,
+        Self::OAuth,
     ];
 
     /// The sled tree's name, `view.<name>`. Part of the on-disk format: never rename one.
@@ -318,6 +324,7 @@ impl ViewTree {
             Self::AccountStrikes => "view.account_strikes",
             Self::AddressStrikes => "view.address_strikes",
             Self::RegistrationStrikes => "view.registration_strikes",
+            Self::OAuth => "view.oauth",
         }
     }
 
@@ -347,7 +354,72 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
         ViewKey::AccountStrikes(id) => (ViewTree::AccountStrikes, id.as_bytes().to_vec()),
         ViewKey::AddressStrikes(ip) => (ViewTree::AddressStrikes, ip_bytes(ip)),
         ViewKey::RegistrationStrikes(ip) => (ViewTree::RegistrationStrikes, ip_bytes(ip)),
+        ViewKey::OAuth(k) => (ViewTree::OAuth, oauth_key_bytes(k)),
     }
+}
+
+/// An OAuth record's key bytes: a tag, then the fields (ids as 16 bytes, digests as 32,
+/// client ids as UTF-8 last, addresses as 4 or 16 bytes).
+pub fn oauth_key_bytes(key: &OAuthKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    match key {
+        OAuthKey::Client(id) => {
+            out.push(0);
+            out.extend_from_slice(id.as_bytes());
+        }
+        OAuthKey::Grant(account, id) => {
+            out.push(1);
+            out.extend_from_slice(account.as_bytes());
+            out.extend_from_slice(id.as_bytes());
+        }
+        OAuthKey::Code(d) => {
+            out.push(2);
+            out.extend_from_slice(&d.0);
+        }
+        OAuthKey::Device(d) => {
+            out.push(3);
+            out.extend_from_slice(&d.0);
+        }
+        OAuthKey::UserCodeStrikes(UserCodeStrikeKey::Session(s)) => {
+            out.extend_from_slice(&[4, 0]);
+            out.extend_from_slice(s.as_bytes());
+        }
+        OAuthKey::UserCodeStrikes(UserCodeStrikeKey::Address(ip)) => {
+            out.extend_from_slice(&[4, 1]);
+            out.extend_from_slice(&ip_bytes(ip));
+        }
+        OAuthKey::RevokedClientToken(jti) => {
+            out.push(5);
+            out.extend_from_slice(jti.as_bytes());
+        }
+    }
+    out
+}
+
+fn decode_oauth_key(bytes: &[u8]) -> Result<OAuthKey, CodecError> {
+    let bad = || CodecError::Decode {
+        what: "OAuth view key",
+        why: "unknown tag or wrong length".into(),
+    };
+    let (tag, rest) = bytes.split_first().ok_or_else(bad)?;
+    Ok(match tag {
+        0 => OAuthKey::Client(utf8(rest)?),
+        1 => {
+            let (id, client) = rest.split_at_checked(16).ok_or_else(bad)?;
+            OAuthKey::Grant(AccountId::from_bytes(fixed(id)?), utf8(client)?)
+        }
+        2 => OAuthKey::Code(SecretDigest(fixed(rest)?)),
+        3 => OAuthKey::Device(SecretDigest(fixed(rest)?)),
+        4 => match rest.split_first() {
+            Some((0, s)) => OAuthKey::UserCodeStrikes(UserCodeStrikeKey::Session(
+                SessionId::from_bytes(fixed(s)?),
+            )),
+            Some((1, ip)) => OAuthKey::UserCodeStrikes(UserCodeStrikeKey::Address(ip_from(ip)?)),
+            _ => return Err(bad()),
+        },
+        5 => OAuthKey::RevokedClientToken(TokenId::from_bytes(fixed(rest)?)),
+        _ => return Err(bad()),
+    })
 }
 
 /// An address as a key: 4 bytes for IPv4, 16 for IPv6, so the length says which.
@@ -398,6 +470,7 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
         ViewTree::AccountStrikes => ViewKey::AccountStrikes(AccountId::from_bytes(fixed(bytes)?)),
         ViewTree::AddressStrikes => ViewKey::AddressStrikes(ip_from(bytes)?),
         ViewTree::RegistrationStrikes => ViewKey::RegistrationStrikes(ip_from(bytes)?),
+        ViewTree::OAuth => ViewKey::OAuth(decode_oauth_key(bytes)?),
     })
 }
 
@@ -415,6 +488,7 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
         ViewRecord::Mfa(m) => encode(m),
         ViewRecord::Challenge(c) => encode(c),
         ViewRecord::Strikes(s) => encode(s),
+        ViewRecord::OAuth(r) => encode(r),
     }
 }
 
@@ -448,6 +522,7 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
         ViewTree::AccountStrikes | ViewTree::AddressStrikes | ViewTree::RegistrationStrikes => {
             ViewRecord::Strikes(decode::<Strikes>(bytes, "strikes view")?)
         }
+        ViewTree::OAuth => ViewRecord::OAuth(decode::<OAuthRecord>(bytes, "OAuth view")?),
     })
 }
 

@@ -160,6 +160,8 @@ pub struct Mix {
     pub replace_backup_codes: u32,
     pub disable_totp: u32,
     pub reset_mfa: u32,
+    /// The OAuth provider's commands, in a fixed cycle ([`Driver`]'s OAuth script).
+    pub oauth: u32,
 }
 
 impl Mix {
@@ -188,6 +190,7 @@ impl Mix {
         replace_backup_codes: 0,
         disable_totp: 0,
         reset_mfa: 0,
+        oauth: 0,
     };
 
     /// Every command there is.
@@ -209,6 +212,7 @@ impl Mix {
         replace_backup_codes: 1,
         disable_totp: 1,
         reset_mfa: 1,
+        oauth: 1,
         ..Self::SESSIONS
     };
 
@@ -237,6 +241,7 @@ impl Mix {
             (self.replace_backup_codes, Op::ReplaceBackupCodes),
             (self.disable_totp, Op::DisableTotp),
             (self.reset_mfa, Op::ResetMfa),
+            (self.oauth, Op::OAuth),
         ];
         let total: u32 = table.iter().map(|(w, _)| w).sum();
         let mut roll = rng.random_range(0..total);
@@ -275,7 +280,67 @@ enum Op {
     ReplaceBackupCodes,
     DisableTotp,
     ResetMfa,
+    OAuth,
 }
+
+/// What the driver holds of the OAuth flows: the code it was handed and its verifier, the
+/// device code and user code, the user who consented.
+#[derive(Clone, Debug, Default)]
+struct OAuthState {
+    step: usize,
+    /// The user the script runs for, while it runs (it runs to its end, a command per
+    /// step, with two seconds between them: codes live a minute).
+    user: Option<User>,
+    code: Option<(String, String)>,
+    device: Option<(String, String)>,
+    consented: Option<AccountId>,
+}
+
+/// The confidential and public clients the OAuth script registers.
+const CONFIDENTIAL: &str = "wl-conf";
+const PUBLIC: &str = "wl-pub";
+const VERIFIER: &str = "workload-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OAuthStep {
+    RegisterConfidential,
+    RegisterPublic,
+    IssueCode,
+    ExchangeCode,
+    StartDevice,
+    WrongUserCode,
+    Poll,
+    Approve,
+    Deny,
+    RevokeGrant,
+    RotateSecret,
+    RevokeClientToken,
+    RemoveConfidential,
+    RemovePublic,
+}
+
+/// The OAuth script: the second exchange replays the code; the second poll comes two
+/// seconds after the first (slow_down); the poll after approval gets tokens.
+const OAUTH_SCRIPT: [OAuthStep; 19] = [
+    OAuthStep::RegisterConfidential,
+    OAuthStep::RegisterPublic,
+    OAuthStep::IssueCode,
+    OAuthStep::ExchangeCode,
+    OAuthStep::ExchangeCode,
+    OAuthStep::StartDevice,
+    OAuthStep::WrongUserCode,
+    OAuthStep::Poll,
+    OAuthStep::Poll,
+    OAuthStep::Approve,
+    OAuthStep::Poll,
+    OAuthStep::StartDevice,
+    OAuthStep::Deny,
+    OAuthStep::RevokeGrant,
+    OAuthStep::RotateSecret,
+    OAuthStep::RevokeClientToken,
+    OAuthStep::RemoveConfidential,
+    OAuthStep::RemovePublic,
+    OAuthStep::Poll,
+];
 
 /// The MFA keys every driver uses (the server would load them from its key store).
 pub fn mfa_keys() -> MfaKeys {
@@ -332,6 +397,7 @@ pub struct Driver {
     challenges: Vec<(String, AccountId)>,
     /// The backup code the last command presented, to strike off if it worked.
     presented_backup: Option<(AccountId, String)>,
+    oauth: OAuthState,
 }
 
 impl Driver {
@@ -351,6 +417,7 @@ impl Driver {
             totp: BTreeMap::new(),
             challenges: Vec::new(),
             presented_backup: None,
+            oauth: OAuthState::default(),
         }
     }
 
@@ -364,8 +431,17 @@ impl Driver {
     /// Moves the clock by a seeded amount (usually seconds, sometimes past an idle timeout or
     /// close to a session's absolute lifetime), then sends one command.
     pub fn step(&mut self) -> Step {
-        self.advance_clock();
-        let (command, password) = self.next_command();
+        let (command, password) = match self.oauth.user.clone() {
+            Some(u) => {
+                self.clock.advance_ms(2_000);
+                let session = self.pick(&self.sessions.clone());
+                (self.oauth_command(&u, session), None)
+            }
+            None => {
+                self.advance_clock();
+                self.next_command()
+            }
+        };
         let now = self.clock.now();
         let result = self.engine.execute_blocking(command.clone());
         if let Ok(outcome) = &result {
@@ -457,6 +533,7 @@ impl Driver {
                     .expect("a policy-compliant password change passes its plan");
                 return (command.into(), Some(new));
             }
+            (Op::OAuth, Some(u), session) => self.oauth_command(&u, session),
             (Op::LoginToken, Some(u), _) => {
                 self.login(&u.username, &u.password, LoginMode::Token, None)
             }
@@ -546,6 +623,156 @@ impl Driver {
             _ => return self.register(),
         };
         (command, None)
+    }
+
+    /// The next command of the OAuth script: clients registered, a code issued, exchanged
+    /// and replayed, a device flow polled (sometimes too fast), a wrong user code, approval
+    /// and denial, a grant revoked, a secret rotated, a client token revoked, a client
+    /// removed; then again.
+    fn oauth_command(&mut self, u: &User, session: Option<SessionIssued>) -> Command {
+        use tessera_core::oauth::{self, ClientKind, ClientRegistration, GrantType};
+        let operator = Actor::Operator {
+            name: "driver".into(),
+        };
+        let register = |id: &str, kind, uri: &str| {
+            Command::from(oauth::RegisterClient {
+                registration: ClientRegistration {
+                    client_id: id.into(),
+                    name: id.into(),
+                    kind,
+                    redirect_uris: vec![uri.into()],
+                    grant_types: match kind {
+                        ClientKind::Confidential => GrantType::ALL.to_vec(),
+                        ClientKind::Public => vec![
+                            GrantType::AuthorizationCode,
+                            GrantType::RefreshToken,
+                            GrantType::DeviceCode,
+                        ],
+                    },
+                    scopes: vec!["read".into(), "write".into()],
+                },
+                keys: mfa_keys(),
+                by: operator.clone(),
+            })
+        };
+        let poll = |device: &Option<(String, String)>| {
+            let code = device.as_ref().map_or("", |(c, _)| c.as_str());
+            oauth::PollDeviceCode::new(code, PUBLIC.into()).map(Command::from)
+        };
+        let step = self.oauth.step;
+        self.oauth.step = (step + 1) % OAUTH_SCRIPT.len();
+        self.oauth.user = (self.oauth.step != 0).then(|| u.clone());
+        let session_id = session.map(|s| s.session);
+        let address = Some(self.client());
+        let user_code = self
+            .oauth
+            .device
+            .as_ref()
+            .map_or(String::new(), |(_, c)| c.clone());
+        match OAUTH_SCRIPT
+            .get(step)
+            .copied()
+            .unwrap_or(OAuthStep::RegisterConfidential)
+        {
+            OAuthStep::RegisterConfidential => register(
+                CONFIDENTIAL,
+                ClientKind::Confidential,
+                "https://app.example/cb",
+            ),
+            OAuthStep::RegisterPublic => {
+                register(PUBLIC, ClientKind::Public, "http://127.0.0.1/cb")
+            }
+            OAuthStep::IssueCode => {
+                self.oauth.consented = Some(u.account);
+                Command::from(oauth::IssueAuthorizationCode {
+                    account: u.account,
+                    client_id: CONFIDENTIAL.into(),
+                    redirect_uri: "https://app.example/cb".into(),
+                    scopes: ["read".to_owned()].into(),
+                    code_challenge: oauth::authorize::s256(VERIFIER),
+                    state: "xyz".into(),
+                    record_consent: true,
+                })
+            }
+            OAuthStep::ExchangeCode => {
+                let (code, verifier) = self.oauth.code.clone().unwrap_or_default();
+                match oauth::ExchangeAuthorizationCode::new(
+                    &code,
+                    CONFIDENTIAL.into(),
+                    "https://app.example/cb".into(),
+                    verifier,
+                ) {
+                    Ok(c) => c.into(),
+                    Err(_) => register(
+                        CONFIDENTIAL,
+                        ClientKind::Confidential,
+                        "https://app.example/cb",
+                    ),
+                }
+            }
+            OAuthStep::StartDevice => Command::from(oauth::StartDeviceAuthorization {
+                client_id: PUBLIC.into(),
+                scope: Some("read".into()),
+                address,
+            }),
+            OAuthStep::WrongUserCode => Command::from(oauth::EnterUserCode {
+                user_code: "bbbb-bbbb".into(),
+                session: session_id,
+                address,
+            }),
+            OAuthStep::Poll => match poll(&self.oauth.device) {
+                Ok(c) => c,
+                Err(_) => register(PUBLIC, ClientKind::Public, "http://127.0.0.1/cb"),
+            },
+            OAuthStep::Approve | OAuthStep::Deny => {
+                Command::from(oauth::DecideDeviceAuthorization {
+                    user_code,
+                    account: u.account,
+                    session: session_id,
+                    address,
+                    decision: if OAUTH_SCRIPT.get(step) == Some(&OAuthStep::Approve) {
+                        oauth::DeviceDecision::Approve
+                    } else {
+                        oauth::DeviceDecision::Deny
+                    },
+                })
+            }
+            OAuthStep::RevokeGrant => Command::from(oauth::RevokeGrant {
+                account: self.oauth.consented.unwrap_or(u.account),
+                client_id: CONFIDENTIAL.into(),
+            }),
+            OAuthStep::RotateSecret => Command::from(oauth::RotateClientSecret {
+                client_id: CONFIDENTIAL.into(),
+                overlap_secs: 60,
+                keys: mfa_keys(),
+                by: operator,
+            }),
+            OAuthStep::RevokeClientToken => {
+                let views = self.engine.views().clone();
+                let now = self.clock.now();
+                let client = oauth::AuthenticatedClient {
+                    client_id: CONFIDENTIAL.into(),
+                    kind: ClientKind::Confidential,
+                };
+                let mut env = tessera_core::Env::new(now, &mut self.rng, &self.policy);
+                match oauth::issue_client_token(&views, &client, None, &mut env) {
+                    Ok(claims) => Command::from(oauth::RevokeClientToken { claims }),
+                    Err(_) => register(
+                        CONFIDENTIAL,
+                        ClientKind::Confidential,
+                        "https://app.example/cb",
+                    ),
+                }
+            }
+            OAuthStep::RemoveConfidential => Command::from(oauth::RemoveClient {
+                client_id: CONFIDENTIAL.into(),
+                by: operator,
+            }),
+            OAuthStep::RemovePublic => Command::from(oauth::RemoveClient {
+                client_id: PUBLIC.into(),
+                by: operator,
+            }),
+        }
     }
 
     /// An MFA command for `u` (or for an open challenge), as its holder, or an attacker
@@ -765,6 +992,26 @@ impl Driver {
         }
     }
 
+    fn learn_oauth(&mut self, reply: &tessera_core::oauth::OAuthReply) {
+        use tessera_core::oauth::OAuthReply;
+        match reply {
+            OAuthReply::CodeIssued(issued) => {
+                self.oauth.code = Some((issued.code.expose().to_owned(), VERIFIER.to_owned()));
+            }
+            OAuthReply::DeviceStarted(started) => {
+                self.oauth.device = Some((
+                    started.device_code.expose().to_owned(),
+                    started.user_code.clone(),
+                ));
+            }
+            OAuthReply::Tokens(issued) => self.families.push(Family {
+                issued: issued.clone(),
+                spent: Vec::new(),
+            }),
+            _ => {}
+        }
+    }
+
     /// Keeps what the driver knows (users, passwords, sessions it holds) in step with the
     /// engine's answers.
     fn learn(
@@ -865,6 +1112,7 @@ impl Driver {
                 self.totp.remove(account);
                 self.pending_totp.remove(account);
             }
+            (_, Ok(Reply::OAuth(reply))) => self.learn_oauth(reply),
             (_, Ok(Reply::MfaRequired(c))) => {
                 self.challenges
                     .push((c.mfa_token.expose().to_owned(), c.account));

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use tessera_core::mfa::{BackupCodeDigest, SealedSecret};
+use tessera_core::oauth::{ClientKind, ClientSecretDigest, GrantRevokeReason, GrantType};
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::SecretDigest;
 use tessera_core::{
@@ -170,6 +171,87 @@ fn examples() -> Vec<Event> {
         Event::RegistrationAttempted {
             client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
             outcome: RegistrationOutcome::UsernameTaken,
+        },
+        Event::ClientRegistered {
+            client_id: "photos-app".into(),
+            name: "Photos".into(),
+            kind: ClientKind::Confidential,
+            secret: Some(ClientSecretDigest([7; 32])),
+            redirect_uris: vec!["https://photos.example/cb".into()],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            scopes: vec!["photos.read".into()],
+            by: Actor::Operator { name: "ops".into() },
+        },
+        Event::ClientSecretRotated {
+            client_id: "photos-app".into(),
+            secret: ClientSecretDigest([8; 32]),
+            previous_valid_until: Timestamp::from_millis(1_700_000_600_000),
+            by: Actor::Operator { name: "ops".into() },
+        },
+        Event::ClientRemoved {
+            client_id: "photos-app".into(),
+            by: Actor::Operator { name: "ops".into() },
+        },
+        Event::ConsentGranted {
+            account,
+            client_id: "photos-app".into(),
+            scope: "photos.read".into(),
+        },
+        Event::GrantRevoked {
+            account,
+            client_id: "photos-app".into(),
+            reason: GrantRevokeReason::RevokedByUser,
+        },
+        Event::AuthorizationCodeIssued {
+            code: SecretDigest([9; 32]),
+            client_id: "photos-app".into(),
+            account,
+            redirect_uri: "https://photos.example/cb".into(),
+            scope: "photos.read".into(),
+            code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+            expires_at: Timestamp::from_millis(1_700_000_060_000),
+        },
+        Event::AuthorizationCodeRedeemed {
+            code: SecretDigest([9; 32]),
+            family,
+        },
+        Event::AuthorizationCodeReplayed {
+            code: SecretDigest([9; 32]),
+        },
+        Event::DeviceAuthorizationStarted {
+            device: SecretDigest([10; 32]),
+            user_code: "BCDFGHJK".into(),
+            client_id: "tv-app".into(),
+            scope: "photos.read".into(),
+            address: client,
+            interval_secs: 5,
+            expires_at: Timestamp::from_millis(1_700_000_600_000),
+        },
+        Event::DeviceCodePolled {
+            device: SecretDigest([10; 32]),
+            slow_down: true,
+            interval_secs: 10,
+        },
+        Event::DeviceUserCodeFailed {
+            session: Some(session),
+            address: client,
+        },
+        Event::DeviceAuthorizationApproved {
+            device: SecretDigest([10; 32]),
+            account,
+        },
+        Event::DeviceAuthorizationDenied {
+            device: SecretDigest([10; 32]),
+            account,
+        },
+        Event::DeviceCodeRedeemed {
+            device: SecretDigest([10; 32]),
+            family,
+        },
+        Event::ClientAccessTokenRevoked {
+            client_id: "backend".into(),
+            jti: TokenId::from_bytes(uuid(6)),
+            expires_at: Timestamp::from_millis(1_700_000_900_000),
         },
     ]
 }

@@ -34,11 +34,13 @@ pub enum Route {
     PageLoginMfa,
     PageLogout,
     PageAsset,
+    PageAuthorize,
+    PageDevice,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 25] = [
+    pub const ALL: [Route; 27] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -63,6 +65,8 @@ impl Route {
         Self::PageLoginMfa,
         Self::PageLogout,
         Self::PageAsset,
+        Self::PageAuthorize,
+        Self::PageDevice,
         Self::Other,
     ];
 
@@ -92,6 +96,8 @@ impl Route {
             Self::PageLoginMfa => "page_login_mfa",
             Self::PageLogout => "page_logout",
             Self::PageAsset => "page_asset",
+            Self::PageAuthorize => "page_authorize",
+            Self::PageDevice => "page_device",
             Self::Other => "other",
         }
     }

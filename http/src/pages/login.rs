@@ -76,11 +76,18 @@ fn hidden(body: Html, secret: &BrowserSecret, purpose: &str, return_to: &ReturnT
 }
 
 /// GET /login: the password form.
-pub fn login_page(req: &Request<Incoming>) -> Reply {
+pub fn login_page(ctx: Ctx<'_>, req: &Request<Incoming>) -> Reply {
     let secret = BrowserSecret::for_page(req.headers());
     let return_to = ReturnTo::or_home(query_param(req.uri(), "return_to").as_deref());
     let error = query_param(req.uri(), "error");
-    let body = alert(Html::new(), error.as_deref()).raw("<form method=\"post\" action=\"/login\">");
+    let mut body = alert(Html::new(), error.as_deref());
+    if let Some(client) = super::authorize::client_of(&ctx.app.engine.views(), &return_to) {
+        body = body
+            .raw("<p>Sign in to continue to <strong>")
+            .text(&client)
+            .raw("</strong>.</p>");
+    }
+    let body = body.raw("<form method=\"post\" action=\"/login\">");
     let body = hidden(body, &secret, LOGIN_FORM, &return_to)
         .raw("<label for=\"username\">Username</label>")
         .raw("<input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" ")

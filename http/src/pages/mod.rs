@@ -17,7 +17,9 @@
 //! 303 See Other to a page (Post/Redirect/Get: reloading never resubmits). Other failures
 //! are error pages with the status the JSON API would use, and never an internal detail.
 
+pub mod authorize;
 pub mod csrf;
+mod device;
 pub mod html;
 mod login;
 pub mod return_to;
@@ -52,6 +54,8 @@ pub fn classify(path: &str) -> Option<Route> {
         "/login" => Route::PageLogin,
         "/login/mfa" => Route::PageLoginMfa,
         "/logout" => Route::PageLogout,
+        "/oauth/authorize" => Route::PageAuthorize,
+        "/device" => Route::PageDevice,
         STYLESHEET_PATH => Route::PageAsset,
         _ => return None,
     })
@@ -61,7 +65,9 @@ pub fn classify(path: &str) -> Option<Route> {
 pub fn allowed(route: Route) -> Option<&'static str> {
     Some(match route {
         Route::PageHome | Route::PageAsset => "GET, HEAD",
-        Route::PageLogin | Route::PageLoginMfa => "GET, HEAD, POST",
+        Route::PageLogin | Route::PageLoginMfa | Route::PageAuthorize | Route::PageDevice => {
+            "GET, HEAD, POST"
+        }
         Route::PageLogout => "POST",
         _ => return None,
     })
@@ -76,12 +82,16 @@ pub async fn dispatch(
     let method = req.method().clone();
     match (route, method) {
         (Route::PageHome, Method::GET) => login::home(ctx, req),
-        (Route::PageLogin, Method::GET) => Ok(login::login_page(&req)),
+        (Route::PageLogin, Method::GET) => Ok(login::login_page(ctx, &req)),
         (Route::PageLogin, Method::POST) => login::login(ctx, req).await,
         (Route::PageLoginMfa, Method::GET) => Ok(login::mfa_page(&req)),
         (Route::PageLoginMfa, Method::POST) => login::answer(ctx, req).await,
         (Route::PageLogout, Method::POST) => login::logout(ctx, req).await,
         (Route::PageAsset, Method::GET) => Ok(stylesheet()),
+        (Route::PageAuthorize, Method::GET) => authorize::authorize(ctx, req).await,
+        (Route::PageAuthorize, Method::POST) => authorize::decide(ctx, req).await,
+        (Route::PageDevice, Method::GET) => device::device(ctx, req).await,
+        (Route::PageDevice, Method::POST) => device::submit(ctx, req).await,
         (route, _) => Err(Problem::method_not_allowed(allowed(route).unwrap_or(""))),
     }
 }

@@ -238,3 +238,203 @@ fn screenshots_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("screenshots")
 }
+
+/// The independent OAuth client (oauth4webapi under node), or `None` (skipped, or failing
+/// under [`REQUIRE_VAR`]) when node or the package is missing.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    dir: PathBuf,
+}
+
+impl NodeClient {
+    pub fn find() -> Option<Self> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oauth-client");
+        let installed = dir.join("node_modules/oauth4webapi/package.json").exists();
+        let node = Command::new("node").arg("--version").output().is_ok();
+        if installed && node {
+            return Some(Self { dir });
+        }
+        assert!(
+            !required(),
+            "{REQUIRE_VAR}=1 but the OAuth client cannot run: npm ci --prefix tests/oauth-client"
+        );
+        SKIPPED.call_once(|| {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"browser OAuth tests skipped (no node or oauth4webapi); to run them: \
+                  npm ci --prefix tests/oauth-client\n",
+            );
+        });
+        None
+    }
+
+    /// Runs `client.mjs` with `args` and returns its last JSON line, and whether it
+    /// succeeded.
+    pub async fn run(&self, args: Vec<String>) -> (bool, serde_json::Value) {
+        let dir = self.dir.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg("client.mjs")
+                .args(&args)
+                .current_dir(&dir)
+                .output()
+                .expect("node runs")
+        })
+        .await
+        .expect("joins");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let last = text.lines().last().unwrap_or("null");
+        let value = serde_json::from_str(last).unwrap_or_else(|_| {
+            panic!(
+                "client printed {text:?}; stderr {:?}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.success(), value)
+    }
+
+    /// Starts `client.mjs` with `args`, its output read line by line.
+    pub fn spawn(&self, args: Vec<String>) -> Child {
+        Command::new("node")
+            .arg("client.mjs")
+            .args(&args)
+            .current_dir(&self.dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node starts")
+    }
+}
+
+/// A client application's redirect URI: a tiny hyper server on 127.0.0.1 that keeps every
+/// request URI it is sent and answers a small page.
+#[derive(Debug)]
+pub struct Callback {
+    pub addr: SocketAddr,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Callback {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let seen = seen.clone();
+                            async move {
+                                let uri = req.uri().to_string();
+                                if uri.starts_with("/cb") {
+                                    seen.lock().expect("lock").push(uri.clone());
+                                }
+                                let body = format!(
+                                    "<!doctype html><title>Client</title><h1>The client application</h1>\
+                                 <p>It received:</p><pre style=\"white-space:pre-wrap;word-break:break-all\">{}</pre>",
+                                    uri.replace('&', "&amp;").replace('<', "&lt;")
+                                );
+                                let mut resp = hyper::Response::new(http_body_util::Full::new(
+                                    bytes::Bytes::from(body),
+                                ));
+                                resp.headers_mut().insert(
+                                    "content-type",
+                                    hyper::header::HeaderValue::from_static(
+                                        "text/html; charset=utf-8",
+                                    ),
+                                );
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            received,
+            task,
+        }
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        format!("http://{}/cb", self.addr)
+    }
+
+    /// The full URL of the last request it got.
+    pub fn last(&self) -> Option<String> {
+        let all = self.received.lock().expect("lock");
+        all.last().map(|uri| format!("http://{}{uri}", self.addr))
+    }
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Registers a public client allowed the code and device grants.
+pub async fn register_client(
+    s: &tessera_tests::server::Server,
+    id: &str,
+    name: &str,
+    redirect_uri: &str,
+    scopes: &[&str],
+) {
+    use tessera_core::oauth::{ClientKind, ClientRegistration, GrantType, RegisterClient};
+    let outcome = s
+        .engine
+        .execute(RegisterClient {
+            registration: ClientRegistration {
+                client_id: id.to_owned(),
+                name: name.to_owned(),
+                kind: ClientKind::Public,
+                redirect_uris: vec![redirect_uri.to_owned()],
+                grant_types: vec![
+                    GrantType::AuthorizationCode,
+                    GrantType::RefreshToken,
+                    GrantType::DeviceCode,
+                ],
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            },
+            keys: s.app.mfa_keys.clone(),
+            by: tessera_core::Actor::Operator {
+                name: "test".into(),
+            },
+        })
+        .await
+        .expect("engine answers");
+    outcome.reply.expect("client registered");
+}
+
+/// Signs in through the pages (password, then the TOTP code) from the login page the
+/// browser is on, taking a screenshot of each.
+pub async fn sign_in(
+    b: &mut Browser,
+    s: &tessera_tests::server::Server,
+    username: &str,
+    secret: &[u8],
+) {
+    assert_eq!(b.heading().await, "Sign in", "{}", b.path().await);
+    b.shot("login").await;
+    b.fill("username", username).await;
+    b.fill("password", tessera_tests::PASSWORD).await;
+    b.press("Sign in").await;
+    assert_eq!(b.heading().await, "Two-step verification");
+    b.shot("mfa").await;
+    b.fill("code", &s.code(secret)).await;
+    b.press("Verify").await;
+}

@@ -6,6 +6,7 @@
 
 mod account;
 mod admin_client;
+mod client;
 mod config;
 mod ops;
 mod replay;
@@ -67,6 +68,9 @@ enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// OAuth clients, each change recorded as events.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Command::Verify { data } => replay::verify(&config, data),
         Command::Backup { dir, data } => replay::backup(&config, dir, data),
         Command::Account(cmd) => account::run(&config, cmd),
+        Command::Client(cmd) => client::run(&config, cmd),
         Command::Simulate(args) => simulate::run(&config, args),
         Command::Keys(KeysCommand::Rotate { data, operator }) => {
             ops::run(&config, data, ops::Op::KeysRotate { operator }).map(|()| ExitCode::SUCCESS)

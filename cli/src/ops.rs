@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use http::Method;
 use tessera_core::usecase::RegisterRequest;
+use tessera_http::admin::clients::{
+    self as clients, AddClient, ClientInfo, ClientWithSecret, Removed, RotateSecret,
+};
 use tessera_http::admin::ops::{
     self as admin, AccountAction, AccountInfo, AccountRef, KeyInfo, KeyRotated, OpError,
     OperatorBody, PendingEnrolment, SessionsInfo,
@@ -39,6 +42,11 @@ pub enum Op {
     KeysRotate {
         operator: String,
     },
+    ClientAdd(AddClient),
+    ClientList,
+    ClientShow(String),
+    ClientRotate(String, RotateSecret),
+    ClientRemove(String, String),
 }
 
 impl std::fmt::Debug for Op {
@@ -70,6 +78,11 @@ impl std::fmt::Debug for Op {
                 .debug_struct("KeysRotate")
                 .field("operator", operator)
                 .finish(),
+            Self::ClientAdd(a) => f.debug_tuple("ClientAdd").field(a).finish(),
+            Self::ClientList => f.write_str("ClientList"),
+            Self::ClientShow(id) => f.debug_tuple("ClientShow").field(id).finish(),
+            Self::ClientRotate(id, r) => f.debug_tuple("ClientRotate").field(id).field(r).finish(),
+            Self::ClientRemove(id, o) => f.debug_tuple("ClientRemove").field(id).field(o).finish(),
         }
     }
 }
@@ -141,6 +154,10 @@ enum Output {
     Enrolment(String, PendingEnrolment),
     Keys(Vec<KeyInfo>),
     Rotated(KeyRotated),
+    Client(ClientInfo),
+    Clients(Vec<ClientInfo>),
+    ClientSecret(ClientWithSecret),
+    ClientRemoved(Removed),
 }
 
 /// Runs `op` on the data folder `data`: through the running server's socket if one answers,
@@ -242,6 +259,41 @@ async fn through_socket(client: &mut AdminClient, op: Op) -> Result<Output, Comm
                 .await?,
         ),
         Op::KeysList => Output::Keys(client.call(Method::GET, "/admin/v1/keys", none).await?),
+        Op::ClientAdd(body) => Output::ClientSecret(
+            client
+                .call(Method::POST, "/admin/v1/clients", Some(&body))
+                .await?,
+        ),
+        Op::ClientList => {
+            Output::Clients(client.call(Method::GET, "/admin/v1/clients", none).await?)
+        }
+        Op::ClientShow(id) => Output::Client(
+            client
+                .call(
+                    Method::GET,
+                    &format!("/admin/v1/clients/{}", client_checked(&id)?),
+                    none,
+                )
+                .await?,
+        ),
+        Op::ClientRotate(id, body) => Output::ClientSecret(
+            client
+                .call(
+                    Method::POST,
+                    &format!("/admin/v1/clients/{}/rotate-secret", client_checked(&id)?),
+                    Some(&body),
+                )
+                .await?,
+        ),
+        Op::ClientRemove(id, operator) => Output::ClientRemoved(
+            client
+                .call(
+                    Method::DELETE,
+                    &format!("/admin/v1/clients/{}", client_checked(&id)?),
+                    Some(&OperatorBody { operator }),
+                )
+                .await?,
+        ),
         Op::KeysRotate { operator } => Output::Rotated(
             client
                 .call(
@@ -299,6 +351,18 @@ async fn directly(config: &Config, engine: &Engine, op: Op) -> Result<Output, Co
             Output::Enrolment(username, enrolment)
         }
         Op::KeysList => Output::Keys(admin::keys(engine)),
+        Op::ClientAdd(body) => {
+            Output::ClientSecret(clients::add(engine, &server_keys(config)?, body).await?)
+        }
+        Op::ClientList => Output::Clients(clients::list(engine)),
+        Op::ClientShow(id) => Output::Client(clients::show(engine, &id)?),
+        Op::ClientRotate(id, body) => Output::ClientSecret(
+            clients::rotate_secret(engine, &server_keys(config)?, &id, body).await?,
+        ),
+        Op::ClientRemove(id, operator) => {
+            clients::remove(engine, &id, &operator).await?;
+            Output::ClientRemoved(Removed { client_id: id })
+        }
         Op::KeysRotate { operator } => {
             tracing::info!(%operator, "operator action: rotate the signing key");
             let keys = tessera_storage::keys::KeyStore::open(&config.data).map_err(Failure::new)?;
@@ -310,6 +374,41 @@ async fn directly(config: &Config, engine: &Engine, op: Op) -> Result<Output, Co
             })
         }
     })
+}
+
+/// Client ids are ASCII letters, digits and `. _ -`: safe in a path as they are.
+fn client_checked(id: &str) -> Result<&str, CommandError> {
+    if tessera_core::oauth::client::client_id_valid(id) {
+        Ok(id)
+    } else {
+        Err(OpError::Refused(tessera_core::Rejection::ClientNotFound).into())
+    }
+}
+
+/// The server keys (which digest client secrets), created on first use as the server
+/// would create them.
+fn server_keys(config: &Config) -> Result<tessera_core::mfa::MfaKeys, Failure> {
+    tessera_storage::keys::KeyStore::open(&config.data)
+        .and_then(|k| k.mfa_keys_or_create(&tessera_http::signing::new_seed()))
+        .map_err(|e| Failure(format!("cannot load the server key: {e}")))
+}
+
+fn print_client(c: &ClientInfo) {
+    println!("client    {} ({})", c.client_id, c.name);
+    println!("kind      {}", c.kind);
+    println!("redirect  {}", c.redirect_uris.join(" "));
+    println!("grants    {}", c.grant_types.join(" "));
+    println!("scopes    {}", c.scopes.join(" "));
+    println!("created   {}", c.registered_at);
+    println!(
+        "secrets   {}{}",
+        c.secrets,
+        c.overlap_until
+            .as_deref()
+            .map(|u| format!(" (the previous one until {u})"))
+            .unwrap_or_default()
+    );
+    println!("live      {} refresh families", c.live_families);
 }
 
 /// The one formatting of every answer, for both paths.
@@ -397,6 +496,33 @@ fn print(output: Output) -> Result<(), Failure> {
                 );
             }
         }
+        Output::Client(c) => print_client(&c),
+        Output::Clients(all) => {
+            if all.is_empty() {
+                println!("no clients");
+            }
+            for c in &all {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    c.client_id,
+                    c.kind,
+                    c.grant_types.join(","),
+                    c.scopes.join(","),
+                    c.name
+                );
+            }
+        }
+        Output::ClientSecret(done) => {
+            print_client(&done.client);
+            if let Some(secret) = &done.client_secret {
+                println!("secret    {}", secret.as_str());
+                println!("the secret is shown once: store it now");
+            }
+        }
+        Output::ClientRemoved(r) => println!(
+            "removed client {}; its grants and tokens are revoked",
+            r.client_id
+        ),
         Output::Rotated(r) => println!(
             "new signing key {}; the previous one stays published until its tokens expire",
             r.kid

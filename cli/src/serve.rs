@@ -8,7 +8,7 @@ use std::time::Duration;
 use tessera_http::system::{SystemClock, os_rng};
 
 use tessera_http::signing::Signing;
-use tessera_http::{App, start};
+use tessera_http::{App, start_on};
 use tessera_storage::engine::EngineConfig;
 use tessera_storage::keys::KeyStore;
 use tessera_storage::replay;
@@ -65,7 +65,15 @@ pub fn start_engine(config: &Config, verify: bool) -> Result<Engine, Failure> {
         .map_err(|e| Failure(format!("refusing to start: cannot load the views: {e}. Try `tessera replay --rebuild --repair`.")))
 }
 
-pub fn run(config: Config) -> Result<ExitCode, Failure> {
+pub fn run(mut config: Config) -> Result<ExitCode, Failure> {
+    // Bound before the engine starts: the issuer every token carries is the public URL,
+    // which defaults to the address actually bound (port 0 included).
+    let listener = std::net::TcpListener::bind(config.listen)
+        .map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
+    let local = listener.local_addr().map_err(Failure::new)?;
+    let public_url = tessera_http::config::effective_public_url(&config.http.public_url, local);
+    config.http.public_url.clone_from(&public_url);
+    config.policy.token.issuer = public_url;
     let engine = start_engine(&config, config.store.verify_on_start)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,7 +93,7 @@ pub fn run(config: Config) -> Result<ExitCode, Failure> {
             tokio::spawn(signing.clone().rotate_periodically(engine.clone(), period, Duration::from_secs(3600)));
         }
         let app = Arc::new(App::new(engine.clone(), config.http.clone(), signing, mfa_keys).map_err(Failure::new)?);
-        let handle = start(app.clone(), config.listen).await.map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
+        let handle = start_on(app.clone(), listener).await.map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
         let admin = tessera_http::admin::start_admin(app, &config.data, tessera_http::admin::AdminOptions::default()).await;
         let admin = match admin {
             Ok(admin) => admin,

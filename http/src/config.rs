@@ -25,7 +25,9 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// Time to let in-flight requests finish on shutdown.
     pub drain_timeout_ms: u64,
-    /// The base URL clients reach this server at, for the RFC 8414 metadata.
+    /// The base URL clients reach this server at: the OAuth issuer (RFC 8414 §2), the
+    /// `iss` of every access token, and the base of every endpoint the metadata lists.
+    /// Empty (the default): `http://` and the address the server actually listens on.
     pub public_url: String,
     /// The resource server allowed to call POST /oauth/introspect (HTTP Basic). Without
     /// both, introspection answers `invalid_client` and is not advertised.
@@ -48,7 +50,7 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             drain_timeout_ms: 10_000,
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: String::new(),
             introspection_client_id: None,
             introspection_client_secret: None,
             signing_key_rotation_days: 30,
@@ -85,6 +87,9 @@ impl HttpConfig {
         {
             return Err("http.introspection_client_secret must be at least 16 characters".into());
         }
+        if !self.public_url.is_empty() {
+            check_public_url(&self.public_url)?;
+        }
         if self.body_bytes_max < 1024 {
             return Err("http.body_bytes_max must be at least 1024".into());
         }
@@ -98,5 +103,30 @@ impl HttpConfig {
             return Err("http connection limit and timeouts must be positive".into());
         }
         Ok(())
+    }
+}
+
+/// An issuer URL (RFC 8414 §2): `https` (or `http` for a local server), a host, no query
+/// or fragment.
+fn check_public_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("http.public_url must start with https:// (or http:// for a local server)")?;
+    if rest.is_empty() || rest.starts_with('/') || url.contains(['?', '#', ' ', '@']) {
+        return Err(
+            "http.public_url must name a host and carry no query, fragment or userinfo".into(),
+        );
+    }
+    Ok(())
+}
+
+/// The public URL for a server listening on `local`: the configured one without a trailing
+/// slash, or `http://<local>` when none is configured.
+pub fn effective_public_url(configured: &str, local: std::net::SocketAddr) -> String {
+    if configured.is_empty() {
+        format!("http://{local}")
+    } else {
+        configured.trim_end_matches('/').to_owned()
     }
 }

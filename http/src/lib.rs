@@ -33,4 +33,4 @@ pub mod time;
 
 pub use app::App;
 pub use config::HttpConfig;
-pub use server::{ServerHandle, start};
+pub use server::{ServerHandle, start, start_on};

@@ -36,11 +36,14 @@ pub enum Route {
     PageAsset,
     PageAuthorize,
     PageDevice,
+    DeviceAuthorization,
+    Grants,
+    GrantDelete,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 27] = [
+    pub const ALL: [Route; 30] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -67,6 +70,9 @@ impl Route {
         Self::PageAsset,
         Self::PageAuthorize,
         Self::PageDevice,
+        Self::DeviceAuthorization,
+        Self::Grants,
+        Self::GrantDelete,
         Self::Other,
     ];
 
@@ -98,6 +104,9 @@ impl Route {
             Self::PageAsset => "page_asset",
             Self::PageAuthorize => "page_authorize",
             Self::PageDevice => "page_device",
+            Self::DeviceAuthorization => "oauth_device_authorization",
+            Self::Grants => "grants",
+            Self::GrantDelete => "grant_delete",
             Self::Other => "other",
         }
     }

@@ -48,6 +48,20 @@ impl ServerHandle {
 /// Binds `listen` and serves `app` until [`ServerHandle::shutdown`].
 pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerHandle> {
     let listener = TcpListener::bind(listen).await?;
+    serve_on(app, listener)
+}
+
+/// Serves `app` on a listener bound earlier (so that the address, and with it the public
+/// URL, was known before the engine started), until [`ServerHandle::shutdown`].
+pub async fn start_on(
+    app: Arc<App>,
+    listener: std::net::TcpListener,
+) -> std::io::Result<ServerHandle> {
+    listener.set_nonblocking(true)?;
+    serve_on(app, TcpListener::from_std(listener)?)
+}
+
+fn serve_on(app: Arc<App>, listener: TcpListener) -> std::io::Result<ServerHandle> {
     let local_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(accept_loop(app, listener, stopped));

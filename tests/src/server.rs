@@ -130,7 +130,15 @@ impl Server {
     }
 
     /// [`Server::start`] with the engine on `policy` instead of the test policy.
-    pub async fn start_with_policy(config: HttpConfig, policy: tessera_core::Policy) -> Self {
+    pub async fn start_with_policy(
+        mut config: HttpConfig,
+        mut policy: tessera_core::Policy,
+    ) -> Self {
+        // Bound first, as `tessera serve` does: the issuer is the address actually bound.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let local = listener.local_addr().expect("a local address");
+        config.public_url = tessera_http::config::effective_public_url(&config.public_url, local);
+        policy.token.issuer.clone_from(&config.public_url);
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SledStore::open(dir.path(), SledOptions::default()).expect("store opens");
         let clock = TestClock::at(T0);
@@ -146,9 +154,9 @@ impl Server {
         );
         let app =
             Arc::new(App::new(engine.clone(), config, signing, mfa_keys).expect("valid config"));
-        let handle = tessera_http::start(app.clone(), "127.0.0.1:0".parse().expect("literal"))
+        let handle = tessera_http::start_on(app.clone(), listener)
             .await
-            .expect("binds");
+            .expect("serves");
         let client = Client::builder(TokioExecutor::new()).build_http();
         Self {
             addr: handle.local_addr,

@@ -404,8 +404,10 @@ async fn introspection_needs_the_configured_client() {
         .await
         .json();
     assert!(
-        meta.get("introspection_endpoint").is_none(),
-        "not advertised when not configured"
+        meta["introspection_endpoint"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/oauth/introspect")),
+        "advertised: registered clients introspect their own tokens"
     );
     closed.stop().await;
 
@@ -511,8 +513,15 @@ async fn tokens_verify_with_an_independent_implementation_given_only_the_jwks() 
             .is_some_and(|u| u.ends_with("/.well-known/jwks.json"))
     );
     assert!(
-        meta.get("authorization_endpoint").is_none(),
-        "only what exists is listed"
+        meta["authorization_endpoint"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/oauth/authorize"))
+    );
+    let issuer = format!("http://{}", s.addr);
+    assert_eq!(
+        meta["issuer"],
+        issuer.as_str(),
+        "the issuer is the URL it was fetched from"
     );
 
     // jsonwebtoken's own decode path (not our verifier), keyed only by the published JWK.
@@ -525,7 +534,7 @@ async fn tokens_verify_with_an_independent_implementation_given_only_the_jwks() 
     let jwk = set.find(&kid).expect("the token's kid is published");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.set_audience(&["tessera"]);
-    validation.set_issuer(&["tessera"]);
+    validation.set_issuer(&[issuer.as_str()]);
     // The test clock is not the wall clock; exp is checked by hand below.
     validation.validate_exp = false;
     let data = jsonwebtoken::decode::<Value>(

@@ -9,6 +9,7 @@
 //! hand, or a descriptor passed to another user, is still refused). The server learns its
 //! own uid from the socket file it just created, which needs no unsafe call.
 
+pub mod clients;
 pub mod log;
 pub mod ops;
 mod routes;

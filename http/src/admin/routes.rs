@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tessera_core::usecase::RegisterRequest;
 use zeroize::Zeroizing;
 
+use super::clients;
 use super::log::AdminBody;
 use super::ops::{self, AccountAction, KeyRotated, OpError, OperatorBody};
 use crate::App;
@@ -115,6 +116,36 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {
                 .map_err(OpError::from)?;
             Ok(json(StatusCode::OK, &KeyRotated { kid }))
         }
+        (["clients"], Method::GET) => Ok(json(StatusCode::OK, &clients::list(&app.engine))),
+        (["clients"], Method::POST) => {
+            let (parts, body) = req.into_parts();
+            let input: clients::AddClient =
+                read_json(body, &parts.headers, app.config.body_bytes_max).await?;
+            let done = clients::add(&app.engine, &app.mfa_keys, input).await?;
+            Ok(json(StatusCode::CREATED, &done))
+        }
+        (["clients", id], Method::GET) => {
+            Ok(json(StatusCode::OK, &clients::show(&app.engine, id)?))
+        }
+        (["clients", id], Method::DELETE) => {
+            let id = (*id).to_owned();
+            let (parts, body) = req.into_parts();
+            let input: OperatorBody =
+                read_json(body, &parts.headers, app.config.body_bytes_max).await?;
+            clients::remove(&app.engine, &id, &input.operator).await?;
+            Ok(json(StatusCode::OK, &clients::Removed { client_id: id }))
+        }
+        (["clients", id, "rotate-secret"], Method::POST) => {
+            let id = (*id).to_owned();
+            let (parts, body) = req.into_parts();
+            let input: clients::RotateSecret =
+                read_json(body, &parts.headers, app.config.body_bytes_max).await?;
+            let done = clients::rotate_secret(&app.engine, &app.mfa_keys, &id, input).await?;
+            Ok(json(StatusCode::OK, &done))
+        }
+        (["clients"], _) => Err(Problem::method_not_allowed("GET, POST")),
+        (["clients", _], _) => Err(Problem::method_not_allowed("GET, DELETE")),
+        (["clients", _, "rotate-secret"], _) => Err(Problem::method_not_allowed("POST")),
         (["accounts"], _) => Err(Problem::method_not_allowed("GET, POST")),
         (["keys"] | ["accounts", _] | ["accounts", _, "sessions" | "mfa-enrolment"], _) => {
             Err(Problem::method_not_allowed("GET"))

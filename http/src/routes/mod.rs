@@ -1,6 +1,7 @@
 //! Routing: method and path to handler. Handlers parse, ask the engine, and map the reply.
 
 mod accounts;
+mod grants;
 mod login;
 mod mfa;
 pub mod oauth;
@@ -52,6 +53,9 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/oauth/introspect") => Route::Introspect,
         (_, "/.well-known/jwks.json") => Route::Jwks,
         (_, "/.well-known/oauth-authorization-server") => Route::Metadata,
+        (_, "/oauth/device_authorization") => Route::DeviceAuthorization,
+        (_, "/v1/grants") => Route::Grants,
+        (_, p) if p.starts_with("/v1/grants/") => Route::GrantDelete,
         _ => Route::Other,
     }
 }
@@ -69,14 +73,16 @@ fn allowed(route: Route) -> &'static str {
         | Route::MfaBackupCodes
         | Route::Token
         | Route::Revoke
-        | Route::Introspect => "POST",
+        | Route::Introspect
+        | Route::DeviceAuthorization => "POST",
         Route::Me
         | Route::Sessions
         | Route::Healthz
         | Route::Metrics
         | Route::Jwks
-        | Route::Metadata => "GET, HEAD",
-        Route::SessionDelete => "DELETE",
+        | Route::Metadata
+        | Route::Grants => "GET, HEAD",
+        Route::SessionDelete | Route::GrantDelete => "DELETE",
         Route::MfaTotp => "POST, DELETE",
         page => crate::pages::allowed(page).unwrap_or(""),
     }
@@ -117,6 +123,16 @@ pub async fn dispatch(
         (Route::Introspect, Method::POST) => oauth::introspect(ctx, req).await,
         (Route::Jwks, Method::GET) => Ok(oauth::jwks(ctx)),
         (Route::Metadata, Method::GET) => Ok(oauth::metadata(ctx)),
+        (Route::DeviceAuthorization, Method::POST) => oauth::device_authorization(ctx, req).await,
+        (Route::Grants, Method::GET) => grants::list(ctx, req).await,
+        (Route::GrantDelete, Method::DELETE)
+            if grants::client_of_path(req.uri().path()).is_some() =>
+        {
+            grants::delete(ctx, req).await
+        }
+        (Route::GrantDelete, _) if grants::client_of_path(req.uri().path()).is_none() => {
+            Err(Problem::not_found())
+        }
         (Route::Other, _) => Err(Problem::not_found()),
         (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())

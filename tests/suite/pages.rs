@@ -431,3 +431,204 @@ async fn page_errors_are_pages_with_their_status() {
     assert_eq!(css.status, StatusCode::OK);
     assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
 }
+
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn authorize_query(redirect_uri: &str, scope: &str, state: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("response_type", "code".into()),
+        ("client_id", "notes-app".into()),
+        ("redirect_uri", redirect_uri.into()),
+        ("scope", scope.into()),
+        ("state", state.into()),
+        ("code_challenge", CHALLENGE.into()),
+        ("code_challenge_method", "S256".into()),
+    ]
+}
+
+fn query_of(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Signs `username` in through the login page; returns the browser's cookies.
+async fn page_session(s: &Server, v: &Visit, username: &str) -> String {
+    let ok = post_login(s, v, username, PASSWORD, "/").await;
+    let session = ok.cookie().expect("signed in");
+    cookies(v, &[("__Host-tessera_session", &session)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_and_device_forms_need_their_token_from_this_site_and_session() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    s.register("bob").await;
+    let redirect = "http://127.0.0.1:9/cb";
+    crate::browser::harness::register_client(
+        &s,
+        "notes-app",
+        "Notes App",
+        redirect,
+        &["openid", "notes.read"],
+    )
+    .await;
+    let (_, v) = open_login(&s, "").await;
+    let alice = page_session(&s, &v, "alice").await;
+    let query = query_of(&authorize_query(redirect, "openid", "st-123"));
+
+    // Errors before the redirect URI is trusted are pages; later ones go back to the client.
+    let untrusted = s
+        .send(
+            Method::GET,
+            &format!("/oauth/authorize?{}", query.replace("9%2Fcb", "9%2Fevil")),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_page(&untrusted, StatusCode::BAD_REQUEST);
+    assert!(untrusted.header("location").is_none());
+    let unknown = s
+        .send(
+            Method::GET,
+            &format!("/oauth/authorize?{}", query.replace("notes-app", "nobody")),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_page(&unknown, StatusCode::BAD_REQUEST);
+    let bad_type = s
+        .send(
+            Method::GET,
+            &format!(
+                "/oauth/authorize?{}",
+                query.replace("response_type=code", "response_type=token")
+            ),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(bad_type.status, StatusCode::FOUND);
+    let location = bad_type.header("location").unwrap();
+    assert!(
+        location.starts_with("http://127.0.0.1:9/cb?error=unsupported_response_type"),
+        "{location}"
+    );
+    assert!(location.contains("state=st-123"), "{location}");
+
+    // Without a session: the login page, which comes back here.
+    let anonymous = s
+        .send(
+            Method::GET,
+            &format!("/oauth/authorize?{query}"),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert!(
+        anonymous
+            .header("location")
+            .unwrap()
+            .starts_with("/login?return_to=%2Foauth%2Fauthorize%3F")
+    );
+
+    let consent = s
+        .send(
+            Method::GET,
+            &format!("/oauth/authorize?{query}"),
+            &[("cookie", &alice)],
+            Bytes::new(),
+        )
+        .await;
+    assert_page(&consent, StatusCode::OK);
+    assert!(html(&consent).contains("Notes App"));
+    let token = form_token(&consent);
+    let body = |token: &str, decision: &str| {
+        let mut pairs = authorize_query(redirect, "openid", "st-123");
+        pairs.push(("decision", decision.into()));
+        if !token.is_empty() {
+            pairs.push(("csrf_token", token.into()));
+        }
+        query_of(&pairs)
+    };
+    // Bob's session in the same browser: alice's consent token is not his.
+    let bob = page_session(&s, &v, "bob").await;
+    let same_site = ("sec-fetch-site", "same-origin");
+    for (cookie, token, extra) in [
+        (&alice, "", same_site),
+        (&alice, v.token.as_str(), same_site),
+        (&bob, token.as_str(), same_site),
+        (&alice, token.as_str(), ("origin", "https://evil.example")),
+        (&alice, token.as_str(), ("sec-fetch-site", "cross-site")),
+    ] {
+        let a = s
+            .post_form(
+                "/oauth/authorize",
+                &body(token, "allow"),
+                &[("cookie", cookie), extra],
+            )
+            .await;
+        assert_page(&a, StatusCode::FORBIDDEN);
+        assert!(a.header("location").is_none());
+    }
+    assert!(!s.event_kinds().await.contains(&"AuthorizationCodeIssued"));
+
+    let allowed = s
+        .post_form(
+            "/oauth/authorize",
+            &body(&token, "allow"),
+            &[("cookie", &alice), same_site],
+        )
+        .await;
+    assert_eq!(allowed.status, StatusCode::SEE_OTHER, "{}", html(&allowed));
+    let location = allowed.header("location").unwrap();
+    assert!(
+        location.starts_with("http://127.0.0.1:9/cb?code=tac_")
+            && location.contains("state=st-123"),
+        "{location}"
+    );
+    let kinds = s.event_kinds().await;
+    assert!(kinds.contains(&"ConsentGranted") && kinds.contains(&"AuthorizationCodeIssued"));
+
+    // The device forms: the same rule.
+    let device = s
+        .send(Method::GET, "/device", &[("cookie", &alice)], Bytes::new())
+        .await;
+    assert_page(&device, StatusCode::OK);
+    let forged = s
+        .post_form(
+            "/device",
+            &form(&[("user_code", "BCDF-GHJK"), ("decision", "approve")]),
+            &[("cookie", &alice), same_site],
+        )
+        .await;
+    assert_page(&forged, StatusCode::FORBIDDEN);
+    let cross = s
+        .post_form(
+            "/device",
+            &form(&[
+                ("csrf_token", &form_token(&device)),
+                ("user_code", "BCDF-GHJK"),
+            ]),
+            &[("cookie", &alice), ("origin", "https://evil.example")],
+        )
+        .await;
+    assert_page(&cross, StatusCode::FORBIDDEN);
+    // Signed out: the device page sends the browser to sign in first, and back.
+    let anonymous = s
+        .send(
+            Method::GET,
+            "/device?user_code=BCDF-GHJK",
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(
+        anonymous.header("location"),
+        Some("/login?return_to=%2Fdevice%3Fuser_code%3DBCDF-GHJK")
+    );
+    s.stop().await;
+}

@@ -116,12 +116,15 @@ fn code_page(
     if error == Some("code") {
         body = body
             .raw("<p class=\"alert\" role=\"alert\">That code is not valid. Check the code shown on your device.");
-        if let Some(left) = attempts_left {
-            body = body
-                .raw(" Tries left before a wait: ")
+        body = match attempts_left {
+            Some(0) => body.raw(" No tries are left: the next one must wait."),
+            Some(1) => body.raw(" One try is left before a wait."),
+            Some(left) => body
+                .raw(" ")
                 .number(u64::from(left))
-                .raw(".");
-        }
+                .raw(" tries are left before a wait."),
+            None => body,
+        };
         body = body.raw("</p>");
     }
     let body = body

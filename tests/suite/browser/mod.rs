@@ -6,6 +6,6 @@
 //! browser that cannot start fails them. Every test saves a screenshot of each page it sees
 //! under `target/screenshots/`.
 
-mod harness;
+pub mod harness;
 mod login;
 mod oauth;

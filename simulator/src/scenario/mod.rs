@@ -18,6 +18,7 @@ pub use refresh_race::RefreshRace;
 pub use refresh_theft::RefreshTheft;
 pub use revoked_token::RevokedToken;
 pub use session_fixation::SessionFixation;
+pub use state_forgery::StateForgery;
 pub use stolen_session::StolenSession;
 pub use stuffing::Stuffing;
 
@@ -115,6 +116,7 @@ mod refresh_race;
 mod refresh_theft;
 mod revoked_token;
 mod session_fixation;
+mod state_forgery;
 mod stolen_session;
 mod stuffing;
 
@@ -147,6 +149,7 @@ pub const NAMES: &[&str] = &[
     "credential-stuffing",
     "password-spraying",
     "login-csrf",
+    "oauth-state-forgery",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -168,6 +171,7 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         "credential-stuffing" => Box::new(Stuffing::new(stuffing::Attack::Stuffing, rng(name))),
         "password-spraying" => Box::new(Stuffing::new(stuffing::Attack::Spraying, rng(name))),
         "login-csrf" => Box::new(LoginCsrf::new(rng(name))),
+        "oauth-state-forgery" => Box::new(StateForgery::new(rng(name))),
         _ => return None,
     })
 }

@@ -29,8 +29,9 @@ pub struct HttpConfig {
     /// `iss` of every access token, and the base of every endpoint the metadata lists.
     /// Empty (the default): `http://` and the address the server actually listens on.
     pub public_url: String,
-    /// The resource server allowed to call POST /oauth/introspect (HTTP Basic). Without
-    /// both, introspection answers `invalid_client` and is not advertised.
+    /// The introspection client: the one client that may introspect every token (others
+    /// see only their own). It authenticates as a registered client of this id, or, when
+    /// `introspection_client_secret` is set, with that secret over HTTP Basic.
     pub introspection_client_id: Option<String>,
     pub introspection_client_secret: Option<ClientSecret>,
     /// A new signing key every this many days (0: only `tessera keys rotate`).
@@ -77,8 +78,10 @@ impl ClientSecret {
 
 impl HttpConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.introspection_client_id.is_some() != self.introspection_client_secret.is_some() {
-            return Err("set both http.introspection_client_id and http.introspection_client_secret, or neither".into());
+        if self.introspection_client_secret.is_some() && self.introspection_client_id.is_none() {
+            return Err(
+                "http.introspection_client_secret needs http.introspection_client_id".into(),
+            );
         }
         if self
             .introspection_client_secret

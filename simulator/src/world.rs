@@ -291,9 +291,9 @@ impl World {
             .prepare_here(usecase, &mut self.salts, &mut self.area)
     }
 
-    /// The server keys (MFA sealing, client-secret digests), for commands that carry them.
-    pub fn mfa_keys(&self) -> tessera_core::mfa::MfaKeys {
-        self.mfa_keys.clone()
+    /// The server keys (which also digest OAuth client secrets).
+    pub fn mfa_keys(&self) -> &tessera_core::mfa::MfaKeys {
+        &self.mfa_keys
     }
 
     /// The engine the world drives, for checks that compare drivers.

@@ -18,6 +18,7 @@ mod fuzz;
 mod http_e2e;
 mod mfa_e2e;
 mod mfa_props;
+mod oauth_e2e;
 mod online_ops;
 mod pages;
 mod rebuild;

@@ -129,9 +129,17 @@ pub fn check_client_token_live(views: &Views, claims: &ClientClaims) -> Result<(
     if views.client_token_revoked(&claims.jti) {
         return Err(TokenRejection::Revoked);
     }
+    // The jti is a UUIDv7: its first 48 bits are the time of issue in milliseconds, finer
+    // than `iat`, so a token issued before the client was removed and registered anew in
+    // the same second still dies with the old registration.
+    let bytes = claims.jti.as_bytes();
+    let issued_ms = bytes
+        .iter()
+        .take(6)
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     let live = views
         .client(&claims.client_id)
-        .is_some_and(|c| c.registered_at.as_secs() <= claims.iat);
+        .is_some_and(|c| c.registered_at.as_millis() <= issued_ms);
     if !live {
         return Err(TokenRejection::AccountRevoked);
     }

@@ -14,6 +14,7 @@ pub use brute_force::BruteForce;
 pub use jwt_tampering::JwtTampering;
 pub use login_csrf::LoginCsrf;
 pub use mfa_attacks::MfaAttack;
+pub use oauth_attacks::OAuthAttack;
 pub use refresh_race::RefreshRace;
 pub use refresh_theft::RefreshTheft;
 pub use revoked_token::RevokedToken;
@@ -112,6 +113,7 @@ mod brute_force;
 mod jwt_tampering;
 mod login_csrf;
 mod mfa_attacks;
+pub mod oauth_attacks;
 mod refresh_race;
 mod refresh_theft;
 mod revoked_token;
@@ -150,6 +152,13 @@ pub const NAMES: &[&str] = &[
     "password-spraying",
     "login-csrf",
     "oauth-state-forgery",
+    "code-interception",
+    "code-replay",
+    "pkce-downgrade",
+    "redirect-manipulation",
+    "user-code-guessing",
+    "device-polling-abuse",
+    "client-secret-guessing",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -172,8 +181,19 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         "password-spraying" => Box::new(Stuffing::new(stuffing::Attack::Spraying, rng(name))),
         "login-csrf" => Box::new(LoginCsrf::new(rng(name))),
         "oauth-state-forgery" => Box::new(StateForgery::new(rng(name))),
+        "code-interception" => oauth(oauth_attacks::Attack::CodeInterception, rng(name)),
+        "code-replay" => oauth(oauth_attacks::Attack::CodeReplay, rng(name)),
+        "pkce-downgrade" => oauth(oauth_attacks::Attack::PkceDowngrade, rng(name)),
+        "redirect-manipulation" => oauth(oauth_attacks::Attack::RedirectManipulation, rng(name)),
+        "user-code-guessing" => oauth(oauth_attacks::Attack::UserCodeGuessing, rng(name)),
+        "device-polling-abuse" => oauth(oauth_attacks::Attack::DevicePollingAbuse, rng(name)),
+        "client-secret-guessing" => oauth(oauth_attacks::Attack::ClientSecretGuessing, rng(name)),
         _ => return None,
     })
+}
+
+fn oauth(attack: oauth_attacks::Attack, rng: ChaCha20Rng) -> Box<dyn Scenario> {
+    Box::new(OAuthAttack::new(attack, rng))
 }
 
 /// A strong password the attacker cannot guess, from the actor's stream.

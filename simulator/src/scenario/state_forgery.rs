@@ -139,7 +139,7 @@ impl Scenario for StateForgery {
                 grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
                 scopes: vec!["openid".to_owned()],
             },
-            keys: world.mfa_keys(),
+            keys: world.mfa_keys().clone(),
             by: tessera_core::Actor::Operator {
                 name: "simulator".into(),
             },

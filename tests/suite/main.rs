@@ -20,6 +20,7 @@ mod mfa_e2e;
 mod mfa_props;
 mod oauth_e2e;
 mod online_ops;
+mod openapi;
 mod pages;
 mod rebuild;
 mod refresh_props;

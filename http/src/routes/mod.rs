@@ -60,6 +60,58 @@ pub fn classify(method: &Method, path: &str) -> Route {
     }
 }
 
+/// The path template of each route the router serves, as the OpenAPI document names it
+/// (`{…}` for a path parameter); `None` for [`Route::Other`].
+pub fn template(route: Route) -> Option<&'static str> {
+    Some(match route {
+        Route::Accounts => "/v1/accounts",
+        Route::Login => "/v1/login",
+        Route::Logout => "/v1/logout",
+        Route::LogoutEverywhere => "/v1/logout/everywhere",
+        Route::Me => "/v1/me",
+        Route::Sessions => "/v1/sessions",
+        Route::SessionDelete => "/v1/sessions/{id}",
+        Route::Password => "/v1/password",
+        Route::LoginMfa => "/v1/login/mfa",
+        Route::MfaTotp => "/v1/mfa/totp",
+        Route::MfaConfirm => "/v1/mfa/totp/confirm",
+        Route::MfaBackupCodes => "/v1/mfa/backup-codes",
+        Route::Healthz => "/healthz",
+        Route::Metrics => "/metrics",
+        Route::Token => "/oauth/token",
+        Route::Revoke => "/oauth/revoke",
+        Route::Introspect => "/oauth/introspect",
+        Route::Jwks => "/.well-known/jwks.json",
+        Route::Metadata => "/.well-known/oauth-authorization-server",
+        Route::PageAuthorize => "/oauth/authorize",
+        Route::PageHome => "/",
+        Route::PageLogin => "/login",
+        Route::PageLoginMfa => "/login/mfa",
+        Route::PageLogout => "/logout",
+        Route::PageAsset => crate::pages::STYLESHEET_PATH,
+        Route::PageDevice => "/device",
+        Route::DeviceAuthorization => "/oauth/device_authorization",
+        Route::Grants => "/v1/grants",
+        Route::GrantDelete => "/v1/grants/{client_id}",
+        Route::Other => return None,
+    })
+}
+
+/// Every (method, path template) the router serves, HEAD left out (every GET answers it):
+/// what the OpenAPI document must describe, no more and no less.
+pub fn served() -> Vec<(&'static str, &'static str)> {
+    Route::ALL
+        .into_iter()
+        .filter_map(|r| template(r).map(|t| (r, t)))
+        .flat_map(|(r, t)| {
+            allowed(r)
+                .split(", ")
+                .filter(|m| !m.is_empty() && *m != "HEAD")
+                .map(move |m| (m, t))
+        })
+        .collect()
+}
+
 /// The methods `route` accepts, for `Allow`. Every GET route also answers HEAD.
 fn allowed(route: Route) -> &'static str {
     match route {

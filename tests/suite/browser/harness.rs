@@ -307,12 +307,43 @@ impl NodeClient {
 }
 
 /// A client application's redirect URI: a tiny hyper server on 127.0.0.1 that keeps every
-/// request URI it is sent and answers a small page.
+/// request URI it is sent to `/cb` and answers a small page. It is another origin, so it
+/// also serves `/attack`, a page of the test's choosing (forged-form tests).
 #[derive(Debug)]
 pub struct Callback {
     pub addr: SocketAddr,
-    pub received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub received: Shared<Vec<String>>,
+    /// What it serves at `/attack`.
+    pub attack_page: Shared<String>,
     task: tokio::task::JoinHandle<()>,
+}
+
+type Shared<T> = std::sync::Arc<std::sync::Mutex<T>>;
+
+/// The callback server's answer to `uri`.
+fn callback_answer(
+    uri: &str,
+    received: &Shared<Vec<String>>,
+    attack_page: &Shared<String>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    if uri.starts_with("/cb") {
+        received.lock().expect("lock").push(uri.to_owned());
+    }
+    let body = if uri.starts_with("/attack") {
+        attack_page.lock().expect("lock").clone()
+    } else {
+        format!(
+            "<!doctype html><title>Client</title><h1>The client application</h1>\
+             <p>It received:</p><pre style=\"white-space:pre-wrap;word-break:break-all\">{}</pre>",
+            uri.replace('&', "&amp;").replace('<', "&lt;")
+        )
+    };
+    let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    resp.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp
 }
 
 impl Callback {
@@ -321,39 +352,20 @@ impl Callback {
             .await
             .expect("binds");
         let addr = listener.local_addr().expect("an address");
-        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = received.clone();
+        let received: Shared<Vec<String>> = Shared::default();
+        let attack_page: Shared<String> = Shared::default();
+        let (seen, page) = (received.clone(), attack_page.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let seen = seen.clone();
+                let (seen, page) = (seen.clone(), page.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
-                            let seen = seen.clone();
-                            async move {
-                                let uri = req.uri().to_string();
-                                if uri.starts_with("/cb") {
-                                    seen.lock().expect("lock").push(uri.clone());
-                                }
-                                let body = format!(
-                                    "<!doctype html><title>Client</title><h1>The client application</h1>\
-                                 <p>It received:</p><pre style=\"white-space:pre-wrap;word-break:break-all\">{}</pre>",
-                                    uri.replace('&', "&amp;").replace('<', "&lt;")
-                                );
-                                let mut resp = hyper::Response::new(http_body_util::Full::new(
-                                    bytes::Bytes::from(body),
-                                ));
-                                resp.headers_mut().insert(
-                                    "content-type",
-                                    hyper::header::HeaderValue::from_static(
-                                        "text/html; charset=utf-8",
-                                    ),
-                                );
-                                Ok::<_, std::convert::Infallible>(resp)
-                            }
+                            let answer = callback_answer(&req.uri().to_string(), &seen, &page);
+                            async move { Ok::<_, std::convert::Infallible>(answer) }
                         },
                     );
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -365,6 +377,7 @@ impl Callback {
         Self {
             addr,
             received,
+            attack_page,
             task,
         }
     }

@@ -67,6 +67,7 @@
 mod ceilings;
 mod client;
 mod http_workloads;
+mod oauth_runs;
 mod operators;
 mod server;
 mod settings;
@@ -131,6 +132,12 @@ pub enum Workload {
     Replay,
     /// Bytes per live session in the views, and restart time, at --sessions (100,000).
     Sessions,
+    /// POST /oauth/token client_credentials (default 64 connections) vs the in-process
+    /// issuance rate on every core, against a server in this process.
+    ClientCredentials,
+    /// Authorization code exchanges with PKCE (default 64 connections) vs durable refresh
+    /// rotations at the same connection count, against a server in this process.
+    CodeExchange,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -371,6 +378,8 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::Sessions => sessions(&args, &mut report)?,
         Workload::Follow => operators::follow(&args, &mut report)?,
         Workload::Backup => operators::backup(&args, &mut report)?,
+        Workload::ClientCredentials => oauth_runs::client_credentials(&args, &mut report)?,
+        Workload::CodeExchange => oauth_runs::code_exchange(&args, &mut report)?,
         Workload::HelloServer => {}
     }
     for c in &report.checks {

@@ -632,3 +632,31 @@ async fn consent_and_device_forms_need_their_token_from_this_site_and_session() 
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_must_enrol_mfa_cannot_authorize_a_client_through_the_pages() {
+    let mut policy = tessera_tests::policy();
+    policy.mfa.required = true;
+    let s = Server::start_with_policy(HttpConfig::default(), policy).await;
+    s.register("alice").await;
+    let redirect = "http://127.0.0.1:9/cb";
+    crate::browser::harness::register_client(&s, "notes-app", "Notes App", redirect, &["openid"])
+        .await;
+    let (_, v) = open_login(&s, "").await;
+    let alice = page_session(&s, &v, "alice").await;
+    let query = query_of(&authorize_query(redirect, "openid", "st-1"));
+    let a = s
+        .send(
+            Method::GET,
+            &format!("/oauth/authorize?{query}"),
+            &[("cookie", &alice)],
+            Bytes::new(),
+        )
+        .await;
+    assert_page(&a, StatusCode::FORBIDDEN);
+    assert!(html(&a).contains("two-step verification"), "{}", html(&a));
+    let device = s
+        .send(Method::GET, "/device", &[("cookie", &alice)], Bytes::new())
+        .await;
+    assert_page(&device, StatusCode::FORBIDDEN);
+}

@@ -183,25 +183,7 @@ fn stylesheet() -> Reply {
 /// sentence a person can act on. The problem's detail is shown only for the client's own
 /// mistakes (4xx), where it is the same text the JSON API gives; a 5xx shows none.
 pub fn error_page(problem: Problem) -> Reply {
-    let (title, advice) = advice(&problem);
-    let mut body = Html::new().raw("<p>").text(advice).raw("</p>");
-    if problem.status.is_client_error() && problem.status != StatusCode::FORBIDDEN {
-        body = body
-            .raw("<p class=\"note\">")
-            .text(&problem.detail)
-            .raw("</p>");
-    }
-    if let Some(secs) = problem.retry_after_secs {
-        body = body
-            .raw("<p class=\"note\">Try again in ")
-            .number(u64::from(secs))
-            .raw(if secs == 1 {
-                " second.</p>"
-            } else {
-                " seconds.</p>"
-            });
-    }
-    body = body.raw("<p><a href=\"/\">Go to the start page</a></p>");
+    let (title, body) = error_body(&problem);
     let mut resp = page(problem.status, title, body, None);
     let h = resp.headers_mut();
     if let Some(secs) = problem.retry_after_secs {
@@ -213,12 +195,43 @@ pub fn error_page(problem: Problem) -> Reply {
     resp
 }
 
+/// An error page's title and body.
+fn error_body(problem: &Problem) -> (&'static str, Html) {
+    let (title, advice) = advice(problem);
+    let mut body = Html::new().raw("<p>").text(advice).raw("</p>");
+    if problem.status.is_client_error() && problem.status != StatusCode::FORBIDDEN {
+        body = body
+            .raw("<p class=\"note\">")
+            .text(&problem.detail)
+            .raw("</p>");
+    }
+    if let Some(secs) = problem.retry_after_secs {
+        body = body.raw("<p class=\"note\">Try again in ");
+        body = match secs {
+            0 | 1 => body.raw("1 second.</p>"),
+            2..=120 => body.number(u64::from(secs)).raw(" seconds.</p>"),
+            _ => body
+                .number(u64::from(secs.div_ceil(60)))
+                .raw(" minutes.</p>"),
+        };
+    }
+    (
+        title,
+        body.raw("<p><a href=\"/\">Go to the start page</a></p>"),
+    )
+}
+
 fn advice(problem: &Problem) -> (&'static str, &'static str) {
     match (problem.status, problem.slug) {
         (StatusCode::FORBIDDEN, "cross-site-request") => (
             "This form was refused",
             "It did not come from this site's own page, or the page was too old. Go back, \
              reload the page and try again.",
+        ),
+        (StatusCode::FORBIDDEN, "mfa-enrolment-required") => (
+            "Set up two-step verification first",
+            "This account must turn on two-step verification (an authenticator app) before it \
+             can sign in to applications.",
         ),
         (StatusCode::FORBIDDEN, _) => ("Not allowed", "This account cannot do that here."),
         (StatusCode::TOO_MANY_REQUESTS, _) => (
@@ -319,6 +332,20 @@ mod tests {
         assert_eq!(unavailable.headers()[header::RETRY_AFTER], "1");
         let not_allowed = error_page(Problem::method_not_allowed("POST"));
         assert_eq!(not_allowed.headers()[header::ALLOW], "POST");
+    }
+
+    #[test]
+    fn a_server_error_page_shows_no_detail() {
+        let (_, body) = error_body(&Problem::unavailable("writer queue 7 full at sled"));
+        assert!(!body.as_str().contains("sled"), "{}", body.as_str());
+        let (_, body) = error_body(&Problem::bad_request("the request's query is malformed"));
+        assert!(body.as_str().contains("malformed"));
+        let (title, _) = error_body(&Problem::mfa_enrolment_required());
+        assert!(title.contains("two-step"));
+        let (_, body) = error_body(&Problem::from(tessera_core::Rejection::Throttled {
+            retry_after_secs: 900,
+        }));
+        assert!(body.as_str().contains("15 minutes"), "{}", body.as_str());
     }
 
     #[test]

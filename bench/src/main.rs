@@ -69,6 +69,7 @@ mod apikey_runs;
 mod ceilings;
 mod client;
 mod http_workloads;
+mod oauth_runs;
 mod operators;
 mod server;
 mod settings;
@@ -142,6 +143,12 @@ pub enum Workload {
     /// Whoami by X-API-Key at full speed for --duration seconds (use 60): the ApiKeyUsed
     /// events appended, at most one per key per usage interval.
     ApiKeyUsage,
+    /// POST /oauth/token client_credentials (default 64 connections) vs the in-process
+    /// issuance rate on every core, against a server in this process.
+    ClientCredentials,
+    /// Authorization code exchanges with PKCE (default 64 connections) vs durable refresh
+    /// rotations at the same connection count, against a server in this process.
+    CodeExchange,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -388,6 +395,8 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::Sessions => sessions(&args, &mut report)?,
         Workload::Follow => operators::follow(&args, &mut report)?,
         Workload::Backup => operators::backup(&args, &mut report)?,
+        Workload::ClientCredentials => oauth_runs::client_credentials(&args, &mut report)?,
+        Workload::CodeExchange => oauth_runs::code_exchange(&args, &mut report)?,
         Workload::HelloServer => {}
     }
     for c in &report.checks {

@@ -134,7 +134,7 @@ pub struct Rate {
 }
 
 /// Runs `op(thread, i)` on `threads` threads for about `secs`; counts the `true`s.
-fn rate(threads: usize, secs: f64, op: &(dyn Fn(usize, u64) -> bool + Sync)) -> Rate {
+pub(crate) fn rate(threads: usize, secs: f64, op: &(dyn Fn(usize, u64) -> bool + Sync)) -> Rate {
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
     let cpu0 = super::stats::cpu_seconds(std::process::id());

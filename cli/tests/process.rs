@@ -1280,6 +1280,34 @@ fn whoami_status(addr: &str, key: &str) -> u16 {
     .0
 }
 
+/// The secret a `tessera client add` or `rotate-secret` printed.
+fn printed_secret(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("secret    "))
+        .unwrap_or_else(|| panic!("no secret in {}", String::from_utf8_lossy(&out.stdout)))
+        .trim()
+        .to_owned()
+}
+
+fn client_credentials(addr: &str, id: &str, secret: &str) -> u16 {
+    use data_encoding::BASE64;
+    let auth = format!(
+        "Authorization: Basic {}\r\n",
+        BASE64.encode(format!("{id}:{secret}").as_bytes())
+    );
+    raw_request(
+        addr,
+        "POST",
+        "/oauth/token",
+        "application/x-www-form-urlencoded",
+        "grant_type=client_credentials",
+        &auth,
+    )
+    .expect("answers")
+    .0
+}
+
 /// `tessera apikey revoke --prefix` with only what a scanner found: through the running
 /// server's socket (by display prefix), then on the store directly (by the whole key).
 #[test]
@@ -1331,5 +1359,177 @@ fn an_operator_revokes_a_leaked_api_key_by_prefix_with_or_without_a_server() {
     assert_eq!(count(&events, "ApiKeyRevoked"), 2);
     let server = serve(dir.path());
     assert_eq!(whoami_status(&server.addr, &second), 401);
+    stop(server);
+}
+
+#[test]
+fn the_issuer_is_the_address_served_and_clients_are_managed_through_the_socket() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = serve(data.path());
+    let (status, _, meta) = request(
+        &server.addr,
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        "",
+        None,
+    )
+    .expect("answers");
+    assert_eq!(status, 200);
+    let meta: serde_json::Value = serde_json::from_str(&meta).expect("json");
+    let base = format!("http://{}", server.addr);
+    assert_eq!(
+        meta["issuer"],
+        base.as_str(),
+        "the issuer is the address bound"
+    );
+    assert_eq!(
+        meta["token_endpoint"],
+        format!("{base}/oauth/token").as_str()
+    );
+
+    let add = run(
+        data.path(),
+        &[
+            "client",
+            "add",
+            "backend",
+            "--name",
+            "Backend",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--operator",
+            "ops-jane",
+        ],
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let secret = printed_secret(&add);
+    assert!(secret.starts_with("tcs_"));
+    assert_eq!(client_credentials(&server.addr, "backend", &secret), 200);
+    assert_eq!(
+        client_credentials(&server.addr, "backend", "tcs_wrong"),
+        401
+    );
+
+    let bad = run(
+        data.path(),
+        &[
+            "client",
+            "add",
+            "web",
+            "--redirect-uri",
+            "https://*.example/cb",
+            "--scope",
+            "read",
+            "--operator",
+            "ops-jane",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("wildcards"));
+    let public_cc = run(
+        data.path(),
+        &[
+            "client",
+            "add",
+            "app",
+            "--public",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--operator",
+            "ops-jane",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&public_cc.stderr).contains("public client"));
+    assert_eq!(
+        public_cc.status.code(),
+        Some(2),
+        "a public client has no secret"
+    );
+
+    let list = run(data.path(), &["client", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("backend\tconfidential"));
+    let show = run(data.path(), &["client", "show", "backend"]);
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        shown.contains("Backend") && !shown.contains(&secret),
+        "{shown}"
+    );
+
+    let rotated = run(
+        data.path(),
+        &[
+            "client",
+            "rotate-secret",
+            "backend",
+            "--overlap-secs",
+            "3600",
+            "--operator",
+            "ops-jane",
+        ],
+    );
+    assert!(rotated.status.success());
+    let new = printed_secret(&rotated);
+    assert_eq!(
+        client_credentials(&server.addr, "backend", &secret),
+        200,
+        "the overlap"
+    );
+    assert_eq!(client_credentials(&server.addr, "backend", &new), 200);
+
+    let removed = run(
+        data.path(),
+        &["client", "remove", "backend", "--operator", "ops-jane"],
+    );
+    assert!(removed.status.success());
+    assert_eq!(client_credentials(&server.addr, "backend", &new), 401);
+    let gone = run(data.path(), &["client", "show", "backend"]);
+    assert_eq!(gone.status.code(), Some(2));
+    stop(server);
+
+    let events = events_of(data.path());
+    assert_eq!(count(&events, "ClientRegistered"), 1);
+    assert_eq!(count(&events, "ClientSecretRotated"), 1);
+    assert_eq!(count(&events, "ClientRemoved"), 1);
+    let raw = String::from_utf8_lossy(&run(data.path(), &["replay", "--json"]).stdout).into_owned();
+    assert!(
+        !raw.contains(&secret) && !raw.contains(&new),
+        "no secret in the log"
+    );
+
+    // With no server, the folder is opened directly.
+    let again = run(
+        data.path(),
+        &[
+            "client",
+            "add",
+            "backend",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--operator",
+            "ops-jane",
+        ],
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(printed_secret(&again).starts_with("tcs_"));
+    let server = serve(data.path());
+    assert_eq!(
+        client_credentials(&server.addr, "backend", &printed_secret(&again)),
+        200,
+        "a secret made without the server works with it (the same key)"
+    );
     stop(server);
 }

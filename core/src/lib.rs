@@ -74,6 +74,7 @@ pub mod account;
 pub mod apikey;
 pub mod blocklist;
 pub mod command;
+pub mod csrf;
 pub mod decide;
 pub mod env;
 pub mod event;

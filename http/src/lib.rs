@@ -4,7 +4,8 @@
 //! Parsing and validating requests, turning them into core commands or view queries, and
 //! mapping replies to HTTP: RFC 9457 problem+json errors, cookie rules, CSRF checks, limits
 //! (body size, header and request timeouts, connection count, the bounded argon2 pool),
-//! `/healthz`, `/metrics`, and graceful shutdown. It also owns [`system`], the one place the
+//! `/healthz`, `/metrics`, graceful shutdown, and the browser [`pages`] (sign-in, MFA, OAuth
+//! consent, device approval) over the same use cases as the JSON routes. It also owns [`system`], the one place the
 //! wall clock and the OS random source are read.
 //!
 //! # What this crate must not do
@@ -24,6 +25,7 @@ pub mod config;
 pub mod hashing;
 pub mod leak;
 pub mod metrics;
+pub mod pages;
 pub mod problem;
 pub mod routes;
 pub mod security_log;

@@ -29,7 +29,13 @@ pub enum Route {
     Introspect,
     Jwks,
     Metadata,
-    Authorize,
+    PageHome,
+    PageLogin,
+    PageLoginMfa,
+    PageLogout,
+    PageAsset,
+    PageAuthorize,
+    PageDevice,
     DeviceAuthorization,
     Grants,
     GrantDelete,
@@ -43,7 +49,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 30] = [
+    pub const ALL: [Route; 36] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -63,7 +69,13 @@ impl Route {
         Self::Introspect,
         Self::Jwks,
         Self::Metadata,
-        Self::Authorize,
+        Self::PageHome,
+        Self::PageLogin,
+        Self::PageLoginMfa,
+        Self::PageLogout,
+        Self::PageAsset,
+        Self::PageAuthorize,
+        Self::PageDevice,
         Self::DeviceAuthorization,
         Self::Grants,
         Self::GrantDelete,
@@ -97,7 +109,13 @@ impl Route {
             Self::Introspect => "oauth_introspect",
             Self::Jwks => "jwks",
             Self::Metadata => "metadata",
-            Self::Authorize => "oauth_authorize",
+            Self::PageHome => "page_home",
+            Self::PageLogin => "page_login",
+            Self::PageLoginMfa => "page_login_mfa",
+            Self::PageLogout => "page_logout",
+            Self::PageAsset => "page_asset",
+            Self::PageAuthorize => "page_authorize",
+            Self::PageDevice => "page_device",
             Self::DeviceAuthorization => "oauth_device_authorization",
             Self::Grants => "grants",
             Self::GrantDelete => "grant_delete",
@@ -109,6 +127,11 @@ impl Route {
             Self::TokenVerify => "token_verify",
             Self::Other => "other",
         }
+    }
+
+    /// A browser page, whose errors are pages too.
+    pub fn is_page(self) -> bool {
+        crate::pages::allowed(self).is_some()
     }
 
     fn index(self) -> usize {
@@ -134,9 +157,28 @@ struct RouteStats {
     count: AtomicU64,
 }
 
+/// One [`RouteStats`] per route, in [`Route::ALL`] order. Its own type because the
+/// standard library derives `Default` for arrays of at most 32 elements.
+#[derive(Debug)]
+struct RouteTable([RouteStats; Route::ALL.len()]);
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| RouteStats::default()))
+    }
+}
+
+impl std::ops::Deref for RouteTable {
+    type Target = [RouteStats];
+
+    fn deref(&self) -> &[RouteStats] {
+        &self.0
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
-    routes: [RouteStats; Route::ALL.len()],
+    routes: RouteTable,
     pub connections_refused: AtomicU64,
     pub request_timeouts: AtomicU64,
     pub cross_site_refused: AtomicU64,
@@ -186,7 +228,7 @@ pub fn render(app: &App) -> String {
     let mut out = String::with_capacity(4096);
     let m = &app.metrics;
     out.push_str("# HELP tessera_http_requests_total Requests answered, by route and status class.\n# TYPE tessera_http_requests_total counter\n");
-    for (route, s) in Route::ALL.into_iter().zip(&m.routes) {
+    for (route, s) in Route::ALL.into_iter().zip(m.routes.iter()) {
         for (i, c) in s.by_class.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -198,7 +240,7 @@ pub fn render(app: &App) -> String {
         }
     }
     out.push_str("# HELP tessera_http_request_duration_seconds Time from request to answer.\n# TYPE tessera_http_request_duration_seconds histogram\n");
-    for (route, s) in Route::ALL.into_iter().zip(&m.routes) {
+    for (route, s) in Route::ALL.into_iter().zip(m.routes.iter()) {
         let mut cumulative = 0;
         for (b, c) in BUCKETS_US.iter().zip(&s.buckets) {
             cumulative += c.load(Ordering::Relaxed);

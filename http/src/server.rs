@@ -158,13 +158,13 @@ pub async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Repl
             if let Some(note) = problem.security {
                 security_event(app, client, note.event, note.reason);
             }
-            problem.into_response()
+            render(route, problem)
         }
         Err(_) => {
             app.metrics
                 .request_timeouts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Problem::timeout().into_response()
+            render(route, Problem::timeout())
         }
     };
     // No answer is ever sniffed into another type (a JSON error rendered as HTML).
@@ -178,6 +178,16 @@ pub async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Repl
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     app.metrics.record(route, resp.status().as_u16(), micros);
     resp
+}
+
+/// An error in the form its route speaks: a page for the browser pages, problem+json for
+/// the API.
+fn render(route: crate::metrics::Route, problem: Problem) -> Reply {
+    if route.is_page() {
+        crate::pages::error_page(problem)
+    } else {
+        problem.into_response()
+    }
 }
 
 /// Writes (within the bound) and counts a security event whose account is not known.

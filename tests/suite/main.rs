@@ -10,6 +10,7 @@
 
 mod admin;
 mod api_keys;
+mod browser;
 mod crash_recovery;
 mod decide_scenarios;
 mod drivers;
@@ -21,6 +22,7 @@ mod mfa_props;
 mod oauth_e2e;
 mod online_ops;
 mod openapi;
+mod pages;
 mod rebuild;
 mod refresh_props;
 mod session_props;

@@ -221,9 +221,14 @@ async fn the_code_flow_issues_client_tokens_that_rotate_and_are_bound_to_the_cli
     let secret = web_client(&s).await;
     let challenge = s256(VERIFIER);
     // Without a session: the sign-in page, never a code.
-    let page = authorize(&s, &good_query(&challenge), None).await;
-    assert_eq!(page.status, StatusCode::OK);
-    assert!(page.header("location").is_none());
+    let to_login = authorize(&s, &good_query(&challenge), None).await;
+    assert_eq!(to_login.status, StatusCode::SEE_OTHER);
+    let login = to_login.header("location").expect("the sign-in page");
+    assert!(
+        login.starts_with("/login?return_to=%2Foauth%2Fauthorize%3F"),
+        "{login}"
+    );
+    let page = s.send(Method::GET, login, &[], Bytes::new()).await;
     assert!(String::from_utf8_lossy(&page.body).contains("The web app"));
 
     // Consent (the consent page's use case), then the exchange.
@@ -388,7 +393,12 @@ async fn redirect_uris_match_exactly_and_errors_before_trust_are_never_redirecte
         q.retain(|(k, _)| *k != "redirect_uri");
         q.push(("redirect_uri", &uri));
         let a = authorize(&s, &q, None).await;
-        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{uri}");
+        assert!(
+            a.header("location")
+                .is_some_and(|l| l.starts_with("/login?")),
+            "{uri}"
+        );
     }
 
     // Registration refuses what could never match safely.

@@ -331,6 +331,9 @@ impl ClientRegistration {
         for uri in &self.redirect_uris {
             check_redirect_uri(uri).map_err(invalid)?;
         }
+        if self.scopes.is_empty() {
+            return Err(invalid("register at least one scope (--scope)"));
+        }
         let scopes = scope::parse(&self.scopes.join(" ")).ok_or_else(|| {
             invalid("scopes are tokens of printable ASCII without spaces, quotes or backslashes")
         })?;

@@ -2,7 +2,6 @@
 
 mod accounts;
 pub mod api_keys;
-pub mod authorize;
 mod grants;
 mod login;
 mod mfa;
@@ -32,6 +31,9 @@ pub struct Ctx<'a> {
 
 /// Which route a request is for, before it is handled (for metrics).
 pub fn classify(method: &Method, path: &str) -> Route {
+    if let Some(page) = crate::pages::classify(path) {
+        return page;
+    }
     match (method, path) {
         (_, "/v1/accounts") => Route::Accounts,
         (_, "/v1/login") => Route::Login,
@@ -58,7 +60,6 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/oauth/introspect") => Route::Introspect,
         (_, "/.well-known/jwks.json") => Route::Jwks,
         (_, "/.well-known/oauth-authorization-server") => Route::Metadata,
-        (_, "/oauth/authorize") => Route::Authorize,
         (_, "/oauth/device_authorization") => Route::DeviceAuthorization,
         (_, "/v1/grants") => Route::Grants,
         (_, p) if p.starts_with("/v1/grants/") => Route::GrantDelete,
@@ -89,7 +90,13 @@ pub fn template(route: Route) -> Option<&'static str> {
         Route::Introspect => "/oauth/introspect",
         Route::Jwks => "/.well-known/jwks.json",
         Route::Metadata => "/.well-known/oauth-authorization-server",
-        Route::Authorize => "/oauth/authorize",
+        Route::PageAuthorize => "/oauth/authorize",
+        Route::PageHome => "/",
+        Route::PageLogin => "/login",
+        Route::PageLoginMfa => "/login/mfa",
+        Route::PageLogout => "/logout",
+        Route::PageAsset => crate::pages::STYLESHEET_PATH,
+        Route::PageDevice => "/device",
         Route::DeviceAuthorization => "/oauth/device_authorization",
         Route::Grants => "/v1/grants",
         Route::GrantDelete => "/v1/grants/{client_id}",
@@ -142,13 +149,12 @@ fn allowed(route: Route) -> &'static str {
         | Route::Metrics
         | Route::Jwks
         | Route::Metadata
-        | Route::Authorize
         | Route::Grants
         | Route::ApiKeyWhoami => "GET, HEAD",
         Route::SessionDelete | Route::GrantDelete | Route::ApiKeyItem => "DELETE",
         Route::ApiKeys => "GET, HEAD, POST",
         Route::MfaTotp => "POST, DELETE",
-        Route::Other => "",
+        page => crate::pages::allowed(page).unwrap_or(""),
     }
 }
 
@@ -161,6 +167,9 @@ pub async fn dispatch(
     // was HEAD and sends the GET answer's head only.
     if req.method() == Method::HEAD && allowed(route).contains("HEAD") {
         *req.method_mut() = Method::GET;
+    }
+    if route.is_page() {
+        return crate::pages::dispatch(ctx, route, req).await;
     }
     let method = req.method().clone();
     match (route, method) {
@@ -184,7 +193,6 @@ pub async fn dispatch(
         (Route::Introspect, Method::POST) => oauth::introspect(ctx, req).await,
         (Route::Jwks, Method::GET) => Ok(oauth::jwks(ctx)),
         (Route::Metadata, Method::GET) => Ok(oauth::metadata(ctx)),
-        (Route::Authorize, Method::GET) => authorize::authorize(ctx, req).await,
         (Route::DeviceAuthorization, Method::POST) => oauth::device_authorization(ctx, req).await,
         (Route::Grants, Method::GET) => grants::list(ctx, req).await,
         (Route::GrantDelete, Method::DELETE)

@@ -13,6 +13,7 @@ use crate::{Failure, FailureKind};
 pub use api_keys::{ApiKeyGuessing, LeakedApiKey};
 pub use brute_force::BruteForce;
 pub use jwt_tampering::JwtTampering;
+pub use login_csrf::LoginCsrf;
 pub use mfa_attacks::MfaAttack;
 pub use oauth_attacks::OAuthAttack;
 pub use refresh_race::RefreshRace;
@@ -20,6 +21,7 @@ pub use refresh_theft::RefreshTheft;
 pub use registration_harvest::RegistrationHarvest;
 pub use revoked_token::RevokedToken;
 pub use session_fixation::SessionFixation;
+pub use state_forgery::StateForgery;
 pub use stolen_session::StolenSession;
 pub use stuffing::Stuffing;
 
@@ -112,6 +114,7 @@ macro_rules! redacted_debug {
 mod api_keys;
 mod brute_force;
 mod jwt_tampering;
+mod login_csrf;
 mod mfa_attacks;
 pub mod oauth_attacks;
 mod refresh_race;
@@ -119,6 +122,7 @@ mod refresh_theft;
 mod registration_harvest;
 mod revoked_token;
 mod session_fixation;
+mod state_forgery;
 mod stolen_session;
 mod stuffing;
 
@@ -151,6 +155,8 @@ pub const NAMES: &[&str] = &[
     "credential-stuffing",
     "password-spraying",
     "registration-harvesting",
+    "login-csrf",
+    "oauth-state-forgery",
     "code-interception",
     "code-replay",
     "pkce-downgrade",
@@ -181,6 +187,8 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         "credential-stuffing" => Box::new(Stuffing::new(stuffing::Attack::Stuffing, rng(name))),
         "password-spraying" => Box::new(Stuffing::new(stuffing::Attack::Spraying, rng(name))),
         "registration-harvesting" => Box::new(RegistrationHarvest::new(rng(name))),
+        "login-csrf" => Box::new(LoginCsrf::new(rng(name))),
+        "oauth-state-forgery" => Box::new(StateForgery::new(rng(name))),
         "code-interception" => oauth(oauth_attacks::Attack::CodeInterception, rng(name)),
         "code-replay" => oauth(oauth_attacks::Attack::CodeReplay, rng(name)),
         "pkce-downgrade" => oauth(oauth_attacks::Attack::PkceDowngrade, rng(name)),

@@ -1,0 +1,334 @@
+//! The sign-in pages: GET/POST /login (password), GET/POST /login/mfa (second factor),
+//! POST /logout, and the start page.
+//!
+//! ```text
+//!  GET /login ─▶ form ─POST─▶ LoginRequest (as POST /v1/login, session mode)
+//!     ├─ completed ─────────▶ Set-Cookie session, 303 return_to
+//!     ├─ MFA required ──────▶ Set-Cookie __Host-tessera_mfa (the challenge), 303 /login/mfa
+//!     └─ wrong credentials ─▶ 303 /login?error=credentials   (429 page when throttled)
+//!  GET /login/mfa ─▶ form ─POST─▶ answer_challenge (as POST /v1/login/mfa)
+//!     ├─ completed ─────────▶ Set-Cookie session, challenge cookie cleared, 303 return_to
+//!     ├─ wrong code ────────▶ 303 /login/mfa?error=code     (the core counts the attempt)
+//!     └─ challenge dead ────▶ challenge cookie cleared, 303 /login?error=expired
+//! ```
+//!
+//! The challenge's `mfa_token` travels in a `__Host-` cookie (HttpOnly, SameSite=Strict,
+//! as long-lived as the challenge) rather than in the page, so the GET after the 303 can
+//! show the form and the token never appears in a URL.
+
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use hyper::body::Incoming;
+use tessera_core::mfa::MfaAnswer;
+use tessera_core::session::{LoginCompleted, LoginReply, Logout};
+use tessera_core::usecase::{self, LoginRequest};
+use tessera_core::{LoginMode, Rejection, Timestamp};
+
+use super::csrf::{BrowserSecret, check_form, cookie_value};
+use super::html::Html;
+use super::return_to::ReturnTo;
+use super::{Form, page, see_other, with_query};
+use crate::auth;
+use crate::problem::Problem;
+use crate::routes::{Ctx, Reply};
+
+const MFA_COOKIE: &str = "__Host-tessera_mfa";
+
+/// CSRF purposes of the forms here.
+const LOGIN_FORM: &str = "login";
+const MFA_FORM: &str = "login-mfa";
+const LOGOUT_FORM: &str = "logout";
+
+/// Messages a page shows for an `error` query parameter; anything else shows nothing.
+fn message(error: Option<&str>) -> Option<&'static str> {
+    Some(match error? {
+        "credentials" => "The username or password is not right.",
+        "expired" => "The sign-in took too long, or too many codes were wrong. Start again.",
+        "code" => "That code is not right. Enter the newest code from your app.",
+        "malformed" => "Enter the 6 digits from your authenticator app, or a backup code.",
+        _ => return None,
+    })
+}
+
+/// A query parameter of the request (the first, decoded), if present.
+pub fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+fn alert(body: Html, error: Option<&str>) -> Html {
+    match message(error) {
+        Some(text) => body
+            .raw("<p class=\"alert\" role=\"alert\">")
+            .text(text)
+            .raw("</p>"),
+        None => body,
+    }
+}
+
+/// The hidden fields every form here carries.
+fn hidden(body: Html, secret: &BrowserSecret, purpose: &str, return_to: &ReturnTo) -> Html {
+    body.raw("<input type=\"hidden\" name=\"csrf_token\" value=\"")
+        .text(&secret.token(purpose))
+        .raw("\"><input type=\"hidden\" name=\"return_to\" value=\"")
+        .text(return_to.as_str())
+        .raw("\">")
+}
+
+/// GET /login: the password form.
+pub fn login_page(ctx: Ctx<'_>, req: &Request<Incoming>) -> Reply {
+    let secret = BrowserSecret::for_page(req.headers());
+    let return_to = ReturnTo::or_home(query_param(req.uri(), "return_to").as_deref());
+    let error = query_param(req.uri(), "error");
+    let mut body = alert(Html::new(), error.as_deref());
+    if let Some(client) = super::authorize::client_of(&ctx.app.engine.views(), &return_to) {
+        body = body
+            .raw("<p>Sign in to continue to <strong>")
+            .text(&client)
+            .raw("</strong>.</p>");
+    }
+    let body = body.raw("<form method=\"post\" action=\"/login\">");
+    let body = hidden(body, &secret, LOGIN_FORM, &return_to)
+        .raw("<label for=\"username\">Username</label>")
+        .raw("<input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" ")
+        .raw("autocapitalize=\"none\" spellcheck=\"false\" required autofocus>")
+        .raw("<label for=\"password\">Password</label>")
+        .raw("<input id=\"password\" name=\"password\" type=\"password\" ")
+        .raw("autocomplete=\"current-password\" required>")
+        .raw("<button type=\"submit\">Sign in</button></form>");
+    page(StatusCode::OK, "Sign in", body, Some(&secret))
+}
+
+/// POST /login: the same use case as POST /v1/login in session mode.
+pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    let mut form = Form::read(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    check_form(
+        &parts.method,
+        &parts.headers,
+        &ctx.app.config,
+        LOGIN_FORM,
+        form.get("csrf_token"),
+    )?;
+    let return_to = ReturnTo::or_home(form.get("return_to"));
+    let username = form.get("username").unwrap_or("").to_owned();
+    let password = form.take("password").unwrap_or_default();
+    let outcome = ctx
+        .app
+        .run(LoginRequest {
+            username,
+            password: password.into(),
+            mode: LoginMode::Session,
+            client: Some(auth::client_address(
+                ctx.peer,
+                &parts.headers,
+                &ctx.app.config,
+            )),
+            supersedes: auth::presented_session(ctx.app, &parts.headers),
+        })
+        .await?;
+    match outcome.reply {
+        Ok(LoginReply::Completed(done)) => signed_in(done, outcome.recorded_at, &return_to),
+        Ok(LoginReply::MfaRequired(challenge)) => {
+            let mut resp = see_other(&with_query(
+                "/login/mfa",
+                &[("return_to", kept(&return_to))],
+            ));
+            let cookie = format!(
+                "{MFA_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+                challenge.mfa_token.expose(),
+                challenge.expires_in_secs
+            );
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                resp.headers_mut().append(header::SET_COOKIE, value);
+            }
+            Ok(resp)
+        }
+        Err(Rejection::InvalidCredentials) => Ok(see_other(&with_query(
+            "/login",
+            &[("return_to", kept(&return_to)), ("error", "credentials")],
+        ))),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The return target for a query: empty (left out) for the start page.
+fn kept(return_to: &ReturnTo) -> &str {
+    if return_to.is_home() {
+        ""
+    } else {
+        return_to.as_str()
+    }
+}
+
+/// A completed login: the session cookie (as POST /v1/login sets it), the challenge cookie
+/// cleared, and on to `return_to`.
+fn signed_in(done: LoginCompleted, now: Timestamp, return_to: &ReturnTo) -> Result<Reply, Problem> {
+    let LoginCompleted::Session(issued) = done else {
+        // The pages only ever ask for session mode.
+        return Err(Problem::internal());
+    };
+    let mut resp = see_other(return_to.as_str());
+    let h = resp.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        auth::set_session_cookie(issued.secret.expose(), issued.expires_at, now),
+    );
+    h.append(header::SET_COOKIE, clear_mfa_cookie());
+    Ok(resp)
+}
+
+fn clear_mfa_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-tessera_mfa=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+    )
+}
+
+fn restart(return_to: &ReturnTo) -> Reply {
+    let mut resp = see_other(&with_query(
+        "/login",
+        &[("return_to", kept(return_to)), ("error", "expired")],
+    ));
+    resp.headers_mut()
+        .append(header::SET_COOKIE, clear_mfa_cookie());
+    resp
+}
+
+/// GET /login/mfa: the code form, while a challenge is open.
+pub fn mfa_page(req: &Request<Incoming>) -> Reply {
+    let return_to = ReturnTo::or_home(query_param(req.uri(), "return_to").as_deref());
+    if cookie_value(req.headers(), MFA_COOKIE).is_none_or(|v| v.is_empty()) {
+        return restart(&return_to);
+    }
+    let secret = BrowserSecret::for_page(req.headers());
+    let error = query_param(req.uri(), "error");
+    let body = alert(Html::new(), error.as_deref())
+        .raw("<p>Enter the 6-digit code from your authenticator app.</p>")
+        .raw("<form method=\"post\" action=\"/login/mfa\">");
+    let body = hidden(body, &secret, MFA_FORM, &return_to)
+        .raw("<label for=\"code\">Authentication code</label>")
+        .raw("<input id=\"code\" name=\"code\" type=\"text\" class=\"code\" inputmode=\"numeric\" ")
+        .raw("autocomplete=\"one-time-code\" pattern=\"[0-9 ]{6,7}\" maxlength=\"7\" ")
+        .raw("required autofocus>")
+        .raw("<button type=\"submit\">Verify</button></form>")
+        .raw("<details><summary>Use a backup code instead</summary>")
+        .raw("<form method=\"post\" action=\"/login/mfa\">");
+    let body = hidden(body, &secret, MFA_FORM, &return_to)
+        .raw("<label for=\"backup_code\">Backup code</label>")
+        .raw("<input id=\"backup_code\" name=\"backup_code\" type=\"text\" class=\"code\" ")
+        .raw("autocomplete=\"off\" autocapitalize=\"none\" spellcheck=\"false\" required>")
+        .raw("<button type=\"submit\" class=\"secondary\">Use backup code</button></form>")
+        .raw("</details>");
+    page(StatusCode::OK, "Two-step verification", body, Some(&secret))
+}
+
+/// POST /login/mfa: the same use case as POST /v1/login/mfa.
+pub async fn answer(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    let mut form = Form::read(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    check_form(
+        &parts.method,
+        &parts.headers,
+        &ctx.app.config,
+        MFA_FORM,
+        form.get("csrf_token"),
+    )?;
+    let return_to = ReturnTo::or_home(form.get("return_to"));
+    let Some(token) = cookie_value(&parts.headers, MFA_COOKIE).filter(|v| !v.is_empty()) else {
+        return Ok(restart(&return_to));
+    };
+    let parsed = match (form.take("code"), form.take("backup_code")) {
+        (Some(code), None) => MfaAnswer::totp(code.trim()),
+        (None, Some(code)) => MfaAnswer::backup(&code),
+        _ => Err(Rejection::MfaCodeMalformed),
+    };
+    let Ok(mfa_answer) = parsed else {
+        return Ok(retry_code(&return_to, "malformed"));
+    };
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
+    let command = match usecase::answer_challenge(
+        &token,
+        mfa_answer,
+        ctx.app.mfa_keys.clone(),
+        client,
+        auth::presented_session(ctx.app, &parts.headers),
+    ) {
+        Ok(command) => command,
+        Err(_) => return Ok(restart(&return_to)),
+    };
+    let outcome = ctx.app.engine.execute(command).await?;
+    match outcome.reply {
+        Ok(done) => signed_in(done, outcome.recorded_at, &return_to),
+        Err(Rejection::MfaCodeInvalid { .. } | Rejection::MfaCodeReplayed { .. }) => {
+            Ok(retry_code(&return_to, "code"))
+        }
+        Err(Rejection::MfaChallengeInvalid | Rejection::MfaChallengeExhausted) => {
+            Ok(restart(&return_to))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn retry_code(return_to: &ReturnTo, error: &str) -> Reply {
+    see_other(&with_query(
+        "/login/mfa",
+        &[("return_to", kept(return_to)), ("error", error)],
+    ))
+}
+
+/// GET /: who is signed in in this browser, with a sign-out button; or a link to sign in.
+pub fn home(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let secret = BrowserSecret::for_page(req.headers());
+    let username = signed_in_username(ctx, req.headers());
+    let body = match username {
+        Some(name) => Html::new()
+            .raw("<p>Signed in as <strong>")
+            .text(&name)
+            .raw("</strong>.</p><form method=\"post\" action=\"/logout\">")
+            .raw("<input type=\"hidden\" name=\"csrf_token\" value=\"")
+            .text(&secret.token(LOGOUT_FORM))
+            .raw("\"><button type=\"submit\" class=\"secondary\">Sign out</button></form>"),
+        None => {
+            Html::new().raw("<p>You are not signed in.</p><p><a href=\"/login\">Sign in</a></p>")
+        }
+    };
+    Ok(page(StatusCode::OK, "Your account", body, Some(&secret)))
+}
+
+/// The username of the live session the request's cookie names (no activity recorded: the
+/// start page is only a look).
+fn signed_in_username(ctx: Ctx<'_>, headers: &HeaderMap) -> Option<String> {
+    let cookie = auth::session_cookie(headers)?;
+    let now = ctx.app.engine.now();
+    let views = ctx.app.engine.views();
+    let session = tessera_core::session::authenticate(&views, &cookie, now).ok()?;
+    views.account(&session.account).map(|a| a.username.clone())
+}
+
+/// POST /logout: ends this browser's session (as a cookie POST /v1/logout does).
+pub async fn logout(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    let form = Form::read(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    check_form(
+        &parts.method,
+        &parts.headers,
+        &ctx.app.config,
+        LOGOUT_FORM,
+        form.get("csrf_token"),
+    )?;
+    if let Some(session) = auth::presented_session(ctx.app, &parts.headers) {
+        let outcome = ctx.app.engine.execute(Logout { session }).await?;
+        match outcome.reply {
+            Ok(_) | Err(Rejection::Unauthenticated) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let mut resp = see_other("/");
+    resp.headers_mut()
+        .append(header::SET_COOKIE, auth::clear_session_cookie());
+    Ok(resp)
+}

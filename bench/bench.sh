@@ -55,6 +55,8 @@ run login-token login-token --repeats "$repeats" --connections 2,8,64
 TESSERA_HTTP__HASH_QUEUE_MAX=128 run login-token-q128 login-token --repeats "$repeats" --connections 64
 run me me --repeats "$repeats" --connections 64
 run verify verify --repeats "$repeats" --connections 64
+run api-key api-key --repeats "$repeats" --connections 64
+run api-key-usage api-key-usage --repeats 1 --connections 64 --duration 60
 run refresh refresh --repeats "$repeats" --connections 1,16,64,256
 run mixed mixed --repeats 1 --connections 64 --rates "${BENCH_MIXED_RATES:-2000,4000,6000,8000,10000,12000}"
 run flood flood --repeats "$repeats" --connections 64

@@ -187,9 +187,8 @@ pub fn api_key_usage(args: &BenchArgs, report: &mut Report) -> Result<(), Failur
     let r = client::run(&target, (0..conns).map(|i| keyed(i)).collect(), spec)?;
     say(args, format!("key traffic {}", describe_run(&r)));
     // The counters still in memory are recorded at the next tick.
-    rt.block_on(tokio::time::sleep(std::time::Duration::from_secs_f64(
-        interval + 1.0,
-    )));
+    let wait = std::time::Duration::from_secs_f64(interval + 1.0);
+    rt.block_on(async move { tokio::time::sleep(wait).await });
     let after = events("tessera_api_key_usage_events_total")?;
     let appended = events("tessera_events_appended_total")? - appended_before;
     let usage = after - before;

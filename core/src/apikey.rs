@@ -7,7 +7,7 @@
 //!              └── now ≥ expires_at ──────────────────────────▶ Expired (lazily)
 //! ```
 //!
-//! - A key is `<vendor>_<kind>_<body><checksum>` ([`format`]), shown once. Only its
+//! - A key is `<vendor>_<kind>_<body><checksum>` ([`mod@format`]), shown once. Only its
 //!   HMAC-SHA-256 digest under the server's key ([`ApiKeyPepper`], kept in `<data>/keys/`,
 //!   outside the log) and a short display prefix are recorded. Keys are high-entropy, so a
 //!   keyed fast hash is right and a slow password hash would only cost time; the key makes a

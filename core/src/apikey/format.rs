@@ -274,6 +274,17 @@ mod tests {
         assert!(!vendor_valid("T") && !vendor_valid("a_b") && !vendor_valid("toolongtag"));
     }
 
+    proptest::proptest! {
+        /// Attacker text never panics the parser, and whatever it accepts has our shape.
+        #[test]
+        fn arbitrary_text_is_parsed_without_panic(text in ".{0,80}") {
+            if let Ok(p) = parse("tsr", &text) {
+                proptest::prop_assert!(text.starts_with(p.display_prefix));
+                proptest::prop_assert!(text.starts_with("tsr_"));
+            }
+        }
+    }
+
     #[test]
     fn random_strings_are_refused() {
         let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(9);

@@ -521,3 +521,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_disabled_accounts_keys_are_refused_and_come_back_with_it() {
+    let mut w = Given::nothing();
+    let alice = w.registered("alice");
+    let k = create(&mut w, alice, spec(Environment::Live)).expect("created");
+    let by = crate::Actor::Operator { name: "ops".into() };
+    w.run(crate::account::DisableAccount {
+        account: alice,
+        by: by.clone(),
+    })
+    .expect("disabled");
+    assert_eq!(
+        auth(&w, &k.key, ANY, None),
+        Err(KeyRefusal::AccountDisabled)
+    );
+    w.run(crate::account::EnableAccount { account: alice, by })
+        .expect("enabled");
+    assert_eq!(auth(&w, &k.key, ANY, None), Ok(k.id));
+}

@@ -46,6 +46,8 @@ pub enum Command {
     Key(KeyCommand),
     /// TOTP, backup codes and the login challenge ([`crate::mfa`]).
     Mfa(MfaCommand),
+    /// The legacy password migration ([`crate::migration`]).
+    Migration(MigrationCommand),
 }
 
 /// Declares a domain's command enum, its `kind`, and the `From` conversions into
@@ -150,6 +152,18 @@ domain! {
         DisableTotp(crate::mfa::DisableTotp),
         /// An operator turns MFA off.
         Reset(crate::mfa::ResetMfa),
+    }
+}
+
+domain! {
+    /// The legacy password migration.
+    MigrationCommand => Migration {
+        /// Import an account with its legacy credential (an operator's action).
+        Import(crate::migration::ImportAccount),
+        /// Retire inactive legacy credentials and issue reset tokens (an operator's action).
+        Retire(crate::migration::RetireLegacyCredentials),
+        /// Set a new password with a reset token.
+        ResetPassword(crate::migration::ResetPassword),
     }
 }
 

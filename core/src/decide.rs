@@ -12,7 +12,9 @@
 //! keeps the dispatch of the heterogeneous [`Command`], one exhaustive match per domain.
 
 use crate::account::Registered;
-use crate::command::{AccountCommand, KeyCommand, MfaCommand, SessionCommand, TokenCommand};
+use crate::command::{
+    AccountCommand, KeyCommand, MfaCommand, MigrationCommand, SessionCommand, TokenCommand,
+};
 use crate::event::Pending;
 use crate::refresh::TokensIssued;
 use crate::session::{LoginCompleted, LoginReply, SessionIssued};
@@ -123,6 +125,17 @@ pub enum Reply {
     /// The password was right and MFA is on: nothing is issued until the challenge is
     /// answered (`{mfa_required: true, mfa_token, methods, expires_in}`).
     MfaRequired(crate::mfa::MfaChallengeIssued),
+    /// A legacy account was imported.
+    Imported {
+        /// Its id.
+        account: AccountId,
+        /// Its username.
+        username: String,
+    },
+    /// Legacy credentials were retired, with the reset tokens issued.
+    LegacyRetired(Vec<crate::migration::ResetIssued>),
+    /// A password was reset with a reset token.
+    PasswordReset,
 }
 
 impl From<LoginCompleted> for Reply {
@@ -167,6 +180,7 @@ impl Decide for Command {
             Self::Token(c) => c.kind(),
             Self::Key(c) => c.kind(),
             Self::Mfa(c) => c.kind(),
+            Self::Migration(c) => c.kind(),
         }
     }
 
@@ -179,6 +193,7 @@ impl Decide for Command {
                 .decide(views, env)
                 .map(|kid| Reply::SigningKeyAdded { kid }),
             Self::Mfa(c) => decide_mfa(views, c, env),
+            Self::Migration(c) => decide_migration(views, c, env),
         }
     }
 }
@@ -227,5 +242,16 @@ fn decide_mfa(views: &Views, command: MfaCommand, env: &mut Env<'_>) -> Decision
             .map(|backup_codes| Reply::BackupCodesReplaced { backup_codes }),
         MfaCommand::DisableTotp(c) => c.decide(views, env).map(|()| Reply::TotpDisabled),
         MfaCommand::Reset(c) => c.decide(views, env).map(|()| Reply::MfaReset),
+    }
+}
+
+fn decide_migration(views: &Views, command: MigrationCommand, env: &mut Env<'_>) -> Decision {
+    match command {
+        MigrationCommand::Import(c) => c.decide(views, env).map(|r| Reply::Imported {
+            account: r.account,
+            username: r.username,
+        }),
+        MigrationCommand::Retire(c) => c.decide(views, env).map(Reply::LegacyRetired),
+        MigrationCommand::ResetPassword(c) => c.decide(views, env).map(|()| Reply::PasswordReset),
     }
 }

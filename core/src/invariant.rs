@@ -64,6 +64,7 @@ pub(crate) fn check(views: &Views) -> Result<(), String> {
     }
     views.check_token_invariants()?;
     views.check_mfa_invariants()?;
+    views.check_legacy_invariants()?;
     views.check_throttle_invariants()
 }
 
@@ -209,6 +210,7 @@ fn check_record(views: &Views, key: &ViewKey) -> Result<(), String> {
             }
             _ => Ok(()),
         },
+        ViewKey::Legacy(a) => views.check_legacy_record(a).or_else(|why| fail(&why)),
     }
 }
 

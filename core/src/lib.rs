@@ -78,7 +78,9 @@ pub mod env;
 pub mod event;
 pub mod id;
 pub mod invariant;
+pub mod legacy;
 pub mod mfa;
+pub mod migration;
 pub mod password;
 pub mod policy;
 pub mod prepare;
@@ -96,8 +98,8 @@ pub mod usecase;
 pub mod view;
 
 pub use command::{
-    AccountCommand, Command, KeyCommand, LoginMode, MfaCommand, PasswordCheck, SessionCommand,
-    TokenCommand,
+    AccountCommand, Command, KeyCommand, LoginMode, MfaCommand, MigrationCommand, PasswordCheck,
+    SessionCommand, TokenCommand,
 };
 pub use decide::{Decide, Decision, Reply, decide};
 pub use env::Env;

@@ -260,6 +260,9 @@ pub struct Policy {
     pub mfa: MfaPolicy,
     /// Login throttling per account and per address.
     pub throttle: crate::throttle::ThrottlePolicy,
+    /// The legacy password migration: when the sunset retires a legacy credential, and how
+    /// long its reset token lives.
+    pub migration: crate::migration::MigrationPolicy,
 }
 
 impl Policy {
@@ -279,6 +282,7 @@ impl Policy {
         self.password.validate()?;
         self.mfa.validate()?;
         self.throttle.validate()?;
+        self.migration.validate()?;
         crate::password::params(&self.argon2)
             .map(|_| ())
             .map_err(|e| format!("argon2 parameters: {e}"))

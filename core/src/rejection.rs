@@ -105,6 +105,10 @@ pub enum Rejection {
     /// (and a second-factor code when MFA is on). HTTP 403.
     #[error("this action needs a recent authentication; log in again or give the password")]
     ReauthenticationRequired,
+    /// A password reset token that was never issued, was already spent, was replaced by a
+    /// newer one or has expired: all look alike (added with the legacy migration). HTTP 400.
+    #[error("the reset token is invalid or expired; ask for a new one")]
+    ResetTokenInvalid,
 }
 
 impl Rejection {
@@ -134,6 +138,7 @@ impl Rejection {
             Self::MfaKeysUnavailable => 5009,
             Self::Throttled { .. } => 5010,
             Self::ReauthenticationRequired => 3003,
+            Self::ResetTokenInvalid => 2002,
         }
     }
 
@@ -162,6 +167,7 @@ impl Rejection {
             Self::MfaKeysUnavailable => "mfa-unavailable",
             Self::Throttled { .. } => "throttled",
             Self::ReauthenticationRequired => "reauthentication-required",
+            Self::ResetTokenInvalid => "reset-token-invalid",
         }
     }
 

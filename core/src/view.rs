@@ -23,10 +23,12 @@ use crate::signing_key::{KeySet, PublishedKey};
 use crate::throttle::Strikes;
 use crate::{AccountId, ChallengeId, FamilyId, SessionId, Timestamp, TokenId};
 
+mod legacy;
 mod mfa;
 mod throttle;
 mod tokens;
 
+pub use legacy::SchemeCounts;
 pub use throttle::AddressCapacity;
 
 /// The key of one persisted view record.
@@ -59,6 +61,8 @@ pub enum ViewKey {
     /// An address's counted registrations, under its [`crate::throttle::address_key`].
     /// Last, so that the order of the earlier keys does not move.
     RegistrationStrikes(std::net::IpAddr),
+    /// An account still on a legacy credential. After the earlier keys, for the same reason.
+    Legacy(AccountId),
 }
 
 /// One persisted view record.
@@ -87,6 +91,8 @@ pub enum ViewRecord {
     /// Under [`ViewKey::AccountStrikes`], [`ViewKey::AddressStrikes`] or
     /// [`ViewKey::RegistrationStrikes`].
     Strikes(Strikes),
+    /// Under [`ViewKey::Legacy`]: the account's legacy credential record.
+    Legacy(crate::legacy::LegacyView),
 }
 
 impl ViewKey {
@@ -107,6 +113,7 @@ impl ViewKey {
                 Self::AccountStrikes(_) | Self::AddressStrikes(_) | Self::RegistrationStrikes(_),
                 ViewRecord::Strikes(_),
             ) => true,
+            (Self::Legacy(a), ViewRecord::Legacy(l)) => l.account == *a,
             _ => false,
         }
     }
@@ -166,6 +173,8 @@ pub struct Views {
     pub(crate) mfa: mfa::MfaViews,
     /// Throttle strikes per account and per address.
     pub(crate) throttle: throttle::ThrottleView,
+    /// Accounts still on a legacy credential.
+    pub(crate) legacy: legacy::LegacyViews,
 }
 
 impl Views {
@@ -233,6 +242,7 @@ impl Views {
             .chain(self.token_keys())
             .chain(self.mfa_keys())
             .chain(self.throttle_keys())
+            .chain(self.legacy_keys())
             .collect();
         keys.sort();
         keys
@@ -248,6 +258,7 @@ impl Views {
             ViewKey::AccountStrikes(_)
             | ViewKey::AddressStrikes(_)
             | ViewKey::RegistrationStrikes(_) => self.throttle_record(key),
+            ViewKey::Legacy(_) => self.legacy_record(key),
             ViewKey::SigningKey(_)
             | ViewKey::Family(_)
             | ViewKey::RefreshToken(_)
@@ -285,6 +296,7 @@ impl Views {
             ) => {
                 return self.load_throttle(&key, record);
             }
+            (key @ ViewKey::Legacy(_), record) => return self.load_legacy(&key, record),
             (key, _) => {
                 return Err(ApplyError {
                     kind: "load",
@@ -351,6 +363,8 @@ impl Views {
             | Event::PasswordRehashed { .. }
             | Event::AccountDisabled { .. }
             | Event::AccountEnabled { .. }
+            | Event::AccountImported { .. }
+            | Event::PasswordReset { .. }
             | Event::LoginFailed { .. }
             | Event::UnknownAccountLoginFailed { .. }
             | Event::RegistrationAttempted { .. }
@@ -374,7 +388,11 @@ impl Views {
             | Event::MfaChallengeStarted { .. }
             | Event::MfaCodeFailed { .. }
             | Event::MfaChallengePassed { .. } => self.apply_mfa(at, event, touched)?,
+            // Only the legacy view below keeps it.
+            Event::LegacyCredentialRetired { .. } => {}
         }
+        // The legacy view follows the credential events the account view applied.
+        self.apply_legacy(at, event, touched)?;
         // The throttle view counts failures and successes the other views recorded.
         self.count_strikes(at, event, touched);
         Ok(())
@@ -397,6 +415,13 @@ impl Views {
                 username,
                 email,
                 password_hash,
+            }
+            | Event::AccountImported {
+                account,
+                username,
+                email,
+                password_hash,
+                ..
             } => {
                 let key = username_key(username).map_err(|e| fail(&e.to_string()))?;
                 if self.usernames.contains_key(&key) || self.accounts.contains_key(account) {
@@ -425,13 +450,21 @@ impl Views {
             | Event::PasswordRehashed {
                 account,
                 password_hash,
+            }
+            | Event::PasswordReset {
+                account,
+                password_hash,
+                ..
             } => {
                 let a = self
                     .accounts
                     .get_mut(account)
                     .ok_or_else(|| fail("unknown account"))?;
                 a.password_hash = password_hash.clone();
-                let changed = matches!(event, Event::PasswordChanged { .. });
+                let changed = matches!(
+                    event,
+                    Event::PasswordChanged { .. } | Event::PasswordReset { .. }
+                );
                 if changed {
                     a.password_changed_at = at;
                 }

@@ -311,6 +311,15 @@ impl From<Rejection> for Problem {
             Rejection::ReauthenticationRequired => {
                 (StatusCode::FORBIDDEN, "Reauthentication required", vec![])
             }
+            Rejection::ResetTokenInvalid => (
+                StatusCode::BAD_REQUEST,
+                "Invalid reset token",
+                vec![FieldProblem {
+                    pointer: "/reset_token".into(),
+                    code: "reset_token_invalid".into(),
+                    detail,
+                }],
+            ),
         };
         Self {
             status,

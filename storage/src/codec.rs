@@ -282,11 +282,13 @@ pub enum ViewTree {
     AddressStrikes,
     /// Registrations counted per address, by address (4 bytes for IPv4, 16 for IPv6).
     RegistrationStrikes,
+    /// Accounts still on a legacy credential, by account id.
+    Legacy,
 }
 
 impl ViewTree {
     /// Every view tree, in a fixed order: a store opens one tree per entry.
-    pub const ALL: [ViewTree; 13] = [
+    pub const ALL: [ViewTree; 14] = [
         Self::Accounts,
         Self::Usernames,
         Self::Sessions,
@@ -300,6 +302,7 @@ impl ViewTree {
         Self::AccountStrikes,
         Self::AddressStrikes,
         Self::RegistrationStrikes,
+        Self::Legacy,
     ];
 
     /// The sled tree's name, `view.<name>`. Part of the on-disk format: never rename one.
@@ -318,6 +321,7 @@ impl ViewTree {
             Self::AccountStrikes => "view.account_strikes",
             Self::AddressStrikes => "view.address_strikes",
             Self::RegistrationStrikes => "view.registration_strikes",
+            Self::Legacy => "view.legacy",
         }
     }
 
@@ -347,6 +351,7 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
         ViewKey::AccountStrikes(id) => (ViewTree::AccountStrikes, id.as_bytes().to_vec()),
         ViewKey::AddressStrikes(ip) => (ViewTree::AddressStrikes, ip_bytes(ip)),
         ViewKey::RegistrationStrikes(ip) => (ViewTree::RegistrationStrikes, ip_bytes(ip)),
+        ViewKey::Legacy(id) => (ViewTree::Legacy, id.as_bytes().to_vec()),
     }
 }
 
@@ -398,6 +403,7 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
         ViewTree::AccountStrikes => ViewKey::AccountStrikes(AccountId::from_bytes(fixed(bytes)?)),
         ViewTree::AddressStrikes => ViewKey::AddressStrikes(ip_from(bytes)?),
         ViewTree::RegistrationStrikes => ViewKey::RegistrationStrikes(ip_from(bytes)?),
+        ViewTree::Legacy => ViewKey::Legacy(AccountId::from_bytes(fixed(bytes)?)),
     })
 }
 
@@ -415,6 +421,7 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
         ViewRecord::Mfa(m) => encode(m),
         ViewRecord::Challenge(c) => encode(c),
         ViewRecord::Strikes(s) => encode(s),
+        ViewRecord::Legacy(l) => encode(l),
     }
 }
 
@@ -448,6 +455,10 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
         ViewTree::AccountStrikes | ViewTree::AddressStrikes | ViewTree::RegistrationStrikes => {
             ViewRecord::Strikes(decode::<Strikes>(bytes, "strikes view")?)
         }
+        ViewTree::Legacy => ViewRecord::Legacy(decode::<tessera_core::legacy::LegacyView>(
+            bytes,
+            "legacy view",
+        )?),
     })
 }
 

@@ -160,6 +160,11 @@ pub struct Mix {
     pub replace_backup_codes: u32,
     pub disable_totp: u32,
     pub reset_mfa: u32,
+    /// Retire the legacy credentials that are due (imported accounts carry a last login
+    /// long ago, so the ones that have not logged in yet are).
+    pub sunset: u32,
+    /// Reset a password with a token the sunset issued.
+    pub reset_password: u32,
 }
 
 impl Mix {
@@ -188,6 +193,8 @@ impl Mix {
         replace_backup_codes: 0,
         disable_totp: 0,
         reset_mfa: 0,
+        sunset: 0,
+        reset_password: 0,
     };
 
     /// Every command there is.
@@ -209,6 +216,8 @@ impl Mix {
         replace_backup_codes: 1,
         disable_totp: 1,
         reset_mfa: 1,
+        sunset: 1,
+        reset_password: 2,
         ..Self::SESSIONS
     };
 
@@ -237,6 +246,8 @@ impl Mix {
             (self.replace_backup_codes, Op::ReplaceBackupCodes),
             (self.disable_totp, Op::DisableTotp),
             (self.reset_mfa, Op::ResetMfa),
+            (self.sunset, Op::Sunset),
+            (self.reset_password, Op::ResetPassword),
         ];
         let total: u32 = table.iter().map(|(w, _)| w).sum();
         let mut roll = rng.random_range(0..total);
@@ -275,6 +286,8 @@ enum Op {
     ReplaceBackupCodes,
     DisableTotp,
     ResetMfa,
+    Sunset,
+    ResetPassword,
 }
 
 /// The MFA keys every driver uses (the server would load them from its key store).
@@ -332,6 +345,8 @@ pub struct Driver {
     challenges: Vec<(String, AccountId)>,
     /// The backup code the last command presented, to strike off if it worked.
     presented_backup: Option<(AccountId, String)>,
+    /// Reset tokens the sunset issued and the driver has not spent.
+    resets: Vec<(String, AccountId)>,
 }
 
 impl Driver {
@@ -351,6 +366,7 @@ impl Driver {
             totp: BTreeMap::new(),
             challenges: Vec::new(),
             presented_backup: None,
+            resets: Vec::new(),
         }
     }
 
@@ -519,6 +535,36 @@ impl Driver {
                 Some(command) => command,
                 None => return self.register(),
             },
+            (Op::Sunset, _, _) => {
+                let now = self.clock.now();
+                let mut accounts = tessera_core::migration::sunset_due(
+                    &self.engine.views(),
+                    now,
+                    &self.policy.migration,
+                );
+                accounts.truncate(tessera_core::migration::SUNSET_ACCOUNTS_PER_COMMAND_MAX);
+                Command::from(tessera_core::migration::RetireLegacyCredentials { accounts })
+            }
+            (Op::ResetPassword, _, _) if !self.resets.is_empty() => {
+                let (token, _) = self.pick(&self.resets.clone()).expect("not empty");
+                let new = format!("Reset password {} Q", self.rng.random_range(0..1_000_000));
+                let request = tessera_core::usecase::ResetPasswordRequest {
+                    reset_token: token.clone().into(),
+                    new_password: new.as_str().into(),
+                    client: None,
+                };
+                match self
+                    .engine
+                    .prepare_here(request, &mut self.rng, &mut self.area)
+                {
+                    Ok(command) => return (command.into(), Some(new)),
+                    // Spent by an earlier step, or expired: forget it.
+                    Err(_) => {
+                        self.resets.retain(|(t, _)| *t != token);
+                        return self.register();
+                    }
+                }
+            }
             // A disabled account is enabled again, so that both operator actions reach the
             // log and the account's later logins succeed again (reading the views draws no
             // randomness: the seeded sequence is unchanged up to here).
@@ -714,6 +760,12 @@ impl Driver {
             policy: &self.policy,
         })
         .expect("valid registration");
+        // Every fifth account comes from a legacy table instead, as an MD5 (raw or salted)
+        // or a bcrypt hash, last used long before the driver's start, so that the sunset
+        // finds it due unless it logs in first. Derived from the count, not drawn.
+        if self.registrations % 5 == 2 {
+            return (self.import(&register.username, &password), Some(password));
+        }
         let mut command = Command::from(register);
         // Now and then, an account whose hash was made under weaker parameters (as an
         // imported one would be), so that its next login re-hashes it.
@@ -733,6 +785,50 @@ impl Driver {
             *password_hash = password::hash(&password, salt, &weaker).expect("valid parameters");
         }
         (command, Some(password))
+    }
+
+    /// An import of `username` whose legacy password is `password`.
+    fn import(&mut self, username: &str, password: &str) -> Command {
+        use md5::Digest as _;
+        let (hash, salt, position) = match self.registrations % 3 {
+            0 => (
+                data_encoding::HEXLOWER.encode(&md5::Md5::digest(password.as_bytes())),
+                None,
+                None,
+            ),
+            1 => (
+                data_encoding::HEXLOWER
+                    .encode(&md5::Md5::digest(format!("{password}pepper").as_bytes())),
+                Some("pepper"),
+                Some(tessera_core::legacy::SaltPosition::After),
+            ),
+            _ => (
+                bcrypt::hash_with_salt(password, 4, [9; 16])
+                    .expect("bcrypt cost 4")
+                    .format_for_version(bcrypt::Version::TwoB),
+                None,
+                None,
+            ),
+        };
+        let request = tessera_core::usecase::ImportRequest {
+            username: username.to_owned(),
+            email: None,
+            hash: tessera_core::legacy::LegacyHash::parse(&hash, salt, position)
+                .expect("a well-formed legacy hash"),
+            last_active_at: Some(Timestamp::from_millis(
+                T0.as_millis() - 200 * 24 * 60 * 60 * 1000,
+            )),
+        };
+        let decoy = self.engine.decoy();
+        request
+            .prepare(Prepare {
+                rng: &mut self.rng,
+                area: &mut self.area,
+                decoy: &decoy,
+                policy: &self.policy,
+            })
+            .expect("an import's expensive half")
+            .into()
     }
 
     /// A password login, prepared as every driver prepares it.
@@ -791,6 +887,46 @@ impl Driver {
                     password,
                     account: *account,
                 });
+            }
+            (
+                Command::Migration(tessera_core::MigrationCommand::Import(i)),
+                Ok(Reply::Imported { account, .. }),
+            ) => {
+                let password = password.expect("an import carries its legacy password");
+                self.users.push(User {
+                    username: i.username.clone(),
+                    password,
+                    account: *account,
+                });
+            }
+            (_, Ok(Reply::LegacyRetired(issued))) => {
+                self.resets.extend(
+                    issued
+                        .iter()
+                        .map(|r| (r.token.expose().to_owned(), r.account)),
+                );
+            }
+            (
+                Command::Migration(tessera_core::MigrationCommand::ResetPassword(r)),
+                Ok(Reply::PasswordReset),
+            ) => {
+                let spent: Vec<AccountId> = self
+                    .resets
+                    .iter()
+                    .filter(|(t, _)| {
+                        tessera_core::migration::presented_reset_digest(t) == Some(r.presented)
+                    })
+                    .map(|(_, a)| *a)
+                    .collect();
+                self.resets.retain(|(t, _)| {
+                    tessera_core::migration::presented_reset_digest(t) != Some(r.presented)
+                });
+                for account in spent {
+                    self.sessions.retain(|s| s.account != account);
+                    if let Some(u) = self.users.iter_mut().find(|u| u.account == account) {
+                        u.password = password.clone().expect("a reset carries its new password");
+                    }
+                }
             }
             (_, Ok(Reply::LoggedIn(issued))) => self.sessions.push(issued.clone()),
             (

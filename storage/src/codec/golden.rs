@@ -171,6 +171,28 @@ fn examples() -> Vec<Event> {
             client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
             outcome: RegistrationOutcome::UsernameTaken,
         },
+        Event::AccountImported {
+            account,
+            username: "legacy.user".into(),
+            email: Some("legacy@example.com".into()),
+            password_hash: PasswordHash(format!(
+                "md5$before$TmFDbA${}",
+                "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
+            )),
+            last_active_at: Some(Timestamp::from_millis(1_690_000_000_000)),
+        },
+        Event::LegacyCredentialRetired {
+            account,
+            reset_digest: SecretDigest([0x21; 32]),
+            reset_expires_at: Timestamp::from_millis(1_700_259_200_000),
+        },
+        Event::PasswordReset {
+            account,
+            password_hash: PasswordHash(
+                "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".into(),
+            ),
+            reset_digest: SecretDigest([0x21; 32]),
+        },
     ]
 }
 

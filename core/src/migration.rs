@@ -300,10 +300,11 @@ impl Progress {
             }
             Event::PasswordRehashed { account, .. }
             | Event::PasswordChanged { account, .. }
-            | Event::PasswordReset { account, .. } => {
-                if self.legacy.remove(account) {
-                    self.days.entry(day).or_default().migrated += 1;
-                }
+            | Event::PasswordReset { account, .. }
+                if self.legacy.contains(account) =>
+            {
+                self.legacy.remove(account);
+                self.days.entry(day).or_default().migrated += 1;
             }
             Event::LegacyCredentialRetired { .. } => {
                 self.days.entry(day).or_default().retired += 1;

@@ -7,6 +7,7 @@
 mod account;
 mod admin_client;
 mod config;
+mod migration;
 mod ops;
 mod replay;
 mod serve;
@@ -67,6 +68,13 @@ enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Import accounts from a legacy password table.
+    #[command(subcommand)]
+    Import(migration::ImportCommand),
+    /// The legacy password migration: its progress, and the sunset of inactive legacy
+    /// credentials.
+    #[command(subcommand)]
+    Migration(migration::MigrationCommand),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +104,8 @@ fn main() -> ExitCode {
         Command::Backup { dir, data } => replay::backup(&config, dir, data),
         Command::Account(cmd) => account::run(&config, cmd),
         Command::Simulate(args) => simulate::run(&config, args),
+        Command::Import(cmd) => migration::import(&config, cmd),
+        Command::Migration(cmd) => migration::run(&config, cmd),
         Command::Keys(KeysCommand::Rotate { data, operator }) => {
             ops::run(&config, data, ops::Op::KeysRotate { operator }).map(|()| ExitCode::SUCCESS)
         }

@@ -18,6 +18,7 @@ pub enum Route {
     Sessions,
     SessionDelete,
     Password,
+    PasswordReset,
     LoginMfa,
     MfaTotp,
     MfaConfirm,
@@ -33,7 +34,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 20] = [
+    pub const ALL: [Route; 21] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -42,6 +43,7 @@ impl Route {
         Self::Sessions,
         Self::SessionDelete,
         Self::Password,
+        Self::PasswordReset,
         Self::LoginMfa,
         Self::MfaTotp,
         Self::MfaConfirm,
@@ -66,6 +68,7 @@ impl Route {
             Self::Sessions => "sessions",
             Self::SessionDelete => "session_delete",
             Self::Password => "password",
+            Self::PasswordReset => "password_reset",
             Self::LoginMfa => "login_mfa",
             Self::MfaTotp => "mfa_totp",
             Self::MfaConfirm => "mfa_confirm",
@@ -329,6 +332,30 @@ pub fn render(app: &App) -> String {
         out,
         "# HELP tessera_accounts Accounts in the views.\n# TYPE tessera_accounts gauge\ntessera_accounts {}",
         views.account_count()
+    );
+    // The migration's progress: accounts by credential scheme (the same counts as
+    // `tessera migration status`).
+    let counts = views.scheme_counts();
+    let _ = writeln!(
+        out,
+        "# HELP tessera_accounts_by_scheme Accounts by password credential scheme.\n# TYPE tessera_accounts_by_scheme gauge\ntessera_accounts_by_scheme{{scheme=\"argon2id\"}} {}",
+        counts.current
+    );
+    for scheme in tessera_core::legacy::Scheme::ALL {
+        if scheme == tessera_core::legacy::Scheme::Argon2 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "tessera_accounts_by_scheme{{scheme=\"legacy-{}\"}} {}",
+            scheme.name(),
+            counts.legacy.get(&scheme).copied().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tessera_legacy_retired Accounts whose legacy credential the sunset retired.\n# TYPE tessera_legacy_retired gauge\ntessera_legacy_retired {}",
+        counts.retired
     );
     out
 }

@@ -10,6 +10,7 @@
 //! own uid from the socket file it just created, which needs no unsafe call.
 
 pub mod log;
+pub mod migration;
 pub mod ops;
 mod routes;
 

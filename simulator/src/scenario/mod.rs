@@ -12,6 +12,7 @@ use crate::{Failure, FailureKind};
 
 pub use brute_force::BruteForce;
 pub use jwt_tampering::JwtTampering;
+pub use legacy::Legacy;
 pub use mfa_attacks::MfaAttack;
 pub use refresh_race::RefreshRace;
 pub use refresh_theft::RefreshTheft;
@@ -108,6 +109,7 @@ macro_rules! redacted_debug {
 
 mod brute_force;
 mod jwt_tampering;
+mod legacy;
 mod mfa_attacks;
 mod refresh_race;
 mod refresh_theft;
@@ -144,6 +146,8 @@ pub const NAMES: &[&str] = &[
     "backup-code-reuse",
     "credential-stuffing",
     "password-spraying",
+    "stolen-md5-table",
+    "sunset-login",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -164,6 +168,8 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         }
         "credential-stuffing" => Box::new(Stuffing::new(stuffing::Attack::Stuffing, rng(name))),
         "password-spraying" => Box::new(Stuffing::new(stuffing::Attack::Spraying, rng(name))),
+        "stolen-md5-table" => Box::new(Legacy::new(legacy::Attack::StolenMd5, rng(name))),
+        "sunset-login" => Box::new(Legacy::new(legacy::Attack::SunsetLogin, rng(name))),
         _ => return None,
     })
 }

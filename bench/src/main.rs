@@ -67,6 +67,7 @@
 mod ceilings;
 mod client;
 mod http_workloads;
+mod migration;
 mod operators;
 mod server;
 mod settings;
@@ -131,6 +132,12 @@ pub enum Workload {
     Replay,
     /// Bytes per live session in the views, and restart time, at --sessions (100,000).
     Sessions,
+    /// `tessera import users` of --users MD5 users (10,000), each wrapped in argon2id and
+    /// recorded durably, vs argon2id hashes/s on all cores.
+    Import,
+    /// Refused logins of an unknown, a wrapped-MD5, a bcrypt (--bcrypt-cost) and a current
+    /// user, interleaved: the median of each (they must not tell the schemes apart).
+    LegacyTiming,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -183,6 +190,18 @@ pub struct BenchArgs {
     /// Live sessions for `sessions`.
     #[arg(long, default_value_t = 100_000)]
     sessions: u64,
+    /// Users for `import`.
+    #[arg(long, default_value_t = 10_000)]
+    users: u64,
+    /// Threads wrapping MD5s for `import` (default: as `tessera import users`, every core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// The imported bcrypt hash's cost for `legacy-timing`.
+    #[arg(long, default_value_t = 10)]
+    bcrypt_cost: u32,
+    /// Refused logins per kind of account for `legacy-timing`.
+    #[arg(long, default_value_t = 40)]
+    rounds: usize,
     /// One JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
@@ -369,6 +388,8 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::GroupCommit => group_commit(&args, &mut report)?,
         Workload::Replay => replay(&args, &mut report)?,
         Workload::Sessions => sessions(&args, &mut report)?,
+        Workload::Import => import(&argon2, &args, &mut report)?,
+        Workload::LegacyTiming => legacy_timing(&argon2, &args, &mut report)?,
         Workload::Follow => operators::follow(&args, &mut report)?,
         Workload::Backup => operators::backup(&args, &mut report)?,
         Workload::HelloServer => {}
@@ -1046,5 +1067,136 @@ fn sessions(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
         });
     }
     report.results.push(fig);
+    Ok(())
+}
+
+fn import(argon2: &Argon2Params, args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
+    let parent = data_parent(args);
+    let threads = cores();
+    let workers = args
+        .workers
+        .unwrap_or_else(tessera_http::admin::migration::import_workers);
+    let mut ceiling = Vec::new();
+    let mut runs = Vec::new();
+    for repeat in 0..args.repeats {
+        let rate = ceilings::argon2_per_s(argon2, threads, args.ceiling_secs)?;
+        let run = migration::import(&parent, argon2, args.users, workers)?;
+        say(
+            args,
+            format!(
+                "run {}: argon2id {:.1}/s on {threads} threads; imported {} MD5 users in {:.2} s = {:.1}/s ({} workers)",
+                repeat + 1,
+                rate.per_s,
+                run.users,
+                run.seconds,
+                run.imports_per_s,
+                run.workers
+            ),
+        );
+        ceiling.push(rate.per_s);
+        runs.push(run);
+    }
+    let c = figure(
+        format!("argon2id hashes/s, {threads} threads"),
+        "1/s",
+        ceiling.clone(),
+        json!(argon2),
+    );
+    say(args, format!("ceiling argon2id median {:.1}/s", c.value));
+    report.ceilings.push(c);
+    let f = figure(
+        format!(
+            "MD5 users imported/s ({} users, wrapped, durable)",
+            args.users
+        ),
+        "1/s",
+        runs.iter().map(|r| r.imports_per_s).collect(),
+        json!(runs),
+    );
+    let ratio = figure(
+        "imports/s / argon2id hashes/s",
+        "ratio",
+        runs.iter()
+            .zip(&ceiling)
+            .map(|(r, c)| r.imports_per_s / c)
+            .collect(),
+        Value::Null,
+    );
+    say(
+        args,
+        format!(
+            "import median {:.1}/s = {:.3} of the argon2 ceiling",
+            f.value, ratio.value
+        ),
+    );
+    report.checks.push(Check {
+        name: "MD5 import with argon2id wrapping / argon2 ceiling".into(),
+        value: ratio.value,
+        target: ">= 0.90".into(),
+        met: ratio.value >= 0.90,
+    });
+    report.results.push(f);
+    report.results.push(ratio);
+    Ok(())
+}
+
+fn legacy_timing(
+    argon2: &Argon2Params,
+    args: &BenchArgs,
+    report: &mut Report,
+) -> Result<(), Failure> {
+    let parent = data_parent(args);
+    let mut runs = Vec::new();
+    for repeat in 0..args.repeats {
+        let t = migration::timing(&parent, argon2, args.bcrypt_cost, args.rounds)?;
+        say(
+            args,
+            format!(
+                "run {}: refused login median: unknown {:.0} µs, wrapped MD5 {:.0} µs, bcrypt {:.0} µs, current {:.0} µs (bare verification: argon2id {:.0} µs, bcrypt cost {} {:.0} µs)",
+                repeat + 1,
+                t.unknown_us,
+                t.wrapped_md5_us,
+                t.bcrypt_us,
+                t.current_us,
+                t.bare_argon2_us,
+                args.bcrypt_cost,
+                t.bare_bcrypt_us
+            ),
+        );
+        runs.push(t);
+    }
+    let kinds: [(&str, fn(&migration::Timing) -> f64); 4] = [
+        ("unknown user", |t| t.unknown_us),
+        ("wrapped MD5 user", |t| t.wrapped_md5_us),
+        ("bcrypt user", |t| t.bcrypt_us),
+        ("current user", |t| t.current_us),
+    ];
+    let mut medians = Vec::new();
+    for (name, of) in kinds {
+        let f = figure(
+            format!("refused login, {name}"),
+            "µs",
+            runs.iter().map(of).collect(),
+            Value::Null,
+        );
+        medians.push(f.value);
+        report.results.push(f);
+    }
+    let max = medians.iter().copied().fold(f64::MIN, f64::max);
+    let min = medians.iter().copied().fold(f64::MAX, f64::min);
+    let spread = if min > 0.0 { max / min - 1.0 } else { 0.0 };
+    say(
+        args,
+        format!(
+            "spread between the slowest and the fastest kind: {:.1} %",
+            spread * 100.0
+        ),
+    );
+    report.results.push(figure(
+        "refused login spread (slowest / fastest - 1)",
+        "ratio",
+        vec![spread],
+        json!(runs),
+    ));
     Ok(())
 }

@@ -1165,7 +1165,8 @@ fn legacy_timing(
         );
         runs.push(t);
     }
-    let kinds: [(&str, fn(&migration::Timing) -> f64); 4] = [
+    type Of = fn(&migration::Timing) -> f64;
+    let kinds: [(&str, Of); 4] = [
         ("unknown user", |t| t.unknown_us),
         ("wrapped MD5 user", |t| t.wrapped_md5_us),
         ("bcrypt user", |t| t.bcrypt_us),

@@ -15,6 +15,7 @@ mod drivers;
 mod engine_tokens;
 mod fuzz;
 mod http_e2e;
+mod legacy;
 mod mfa_e2e;
 mod mfa_props;
 mod online_ops;

@@ -2,10 +2,9 @@
 //! migration, through the running server's admin socket or directly on the data folder,
 //! with the same functions either way (`tessera_http::admin::migration`).
 //!
-//! The import streams its file: a line is read up to
-//! [`IMPORT_LINE_BYTES_MAX`](tessera_http::admin::migration::IMPORT_LINE_BYTES_MAX) bytes
-//! and the rest of a longer one is skipped unread into memory, so a gigabyte without a
-//! newline costs no more memory than a short line.
+//! The import streams its file: a line is read up to [`IMPORT_LINE_BYTES_MAX`] bytes and the
+//! rest of a longer one is skipped unread into memory, so a gigabyte without a newline costs
+//! no more memory than a short line.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};

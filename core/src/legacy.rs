@@ -265,7 +265,7 @@ impl Scheme {
     /// The name operators and metrics see.
     pub fn name(self) -> &'static str {
         match self {
-            Self::Argon2 => "argon2id",
+            Self::Argon2 => "argon2",
             Self::WrappedMd5 => "md5-wrapped",
             Self::Bcrypt => "bcrypt",
             Self::Pbkdf2Sha256 => "pbkdf2-sha256",

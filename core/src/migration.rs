@@ -411,6 +411,22 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_argon2id_at_the_policy_parameters_still_leaves_the_legacy_view() {
+        let mut s = Given::nothing();
+        let current = crate::password::hash(PASSWORD, [5; 16], &s.policy.argon2).expect("hash");
+        let ivan = s.imported("ivan", &current.0);
+        assert_eq!(
+            s.views.scheme_counts().legacy.get(&Scheme::Argon2),
+            Some(&1)
+        );
+        let login = s.login("ivan", PASSWORD);
+        s.when(login)
+            .then_kinds(&["PasswordRehashed", "SessionStarted"]);
+        assert!(s.views.legacy(&ivan).is_none());
+        assert_eq!(s.views.scheme_counts().current, 1);
+    }
+
+    #[test]
     fn a_password_change_between_check_and_decision_wins_over_the_rehash() {
         let mut s = Given::nothing();
         s.imported("carol", &md5_hex(PASSWORD));

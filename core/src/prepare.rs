@@ -49,6 +49,10 @@ pub struct CheckTarget {
     pub account: Option<AccountView>,
     /// The account's legacy credential was retired: it is checked like no account at all.
     pub retired: bool,
+    /// The account is still on an imported credential: a match replaces it even when it is
+    /// already argon2id at the policy's parameters, so that the account leaves the legacy
+    /// view.
+    pub legacy: bool,
     /// Each scheme family's most expensive cost in use.
     pub profile: legacy::WorkProfile,
 }
@@ -56,10 +60,10 @@ pub struct CheckTarget {
 impl CheckTarget {
     /// Looks `account` up in `views`, with the work profile under `policy`.
     pub fn of(views: &Views, account: Option<&AccountView>, policy: &Policy) -> Self {
+        let legacy = account.and_then(|a| views.legacy(&a.id));
         Self {
-            retired: account
-                .and_then(|a| views.legacy(&a.id))
-                .is_some_and(|l| l.retired.is_some()),
+            retired: legacy.is_some_and(|l| l.retired.is_some()),
+            legacy: legacy.is_some(),
             account: account.cloned(),
             profile: views.work_profile(&policy.argon2),
         }
@@ -107,7 +111,7 @@ pub fn check_password_measured(
     let work = legacy::pad(&target.profile, checked.cost, &policy.argon2, area);
     // A failed re-hash leaves the old credential in place; the login still succeeds.
     let rehash = match outcome {
-        Verification::Match { stale: true } => {
+        Verification::Match { stale } if stale || target.legacy => {
             password::hash(password, salt(rng), &policy.argon2).ok()
         }
         _ => None,

@@ -341,10 +341,8 @@ pub fn render(app: &App) -> String {
         "# HELP tessera_accounts_by_scheme Accounts by password credential scheme.\n# TYPE tessera_accounts_by_scheme gauge\ntessera_accounts_by_scheme{{scheme=\"argon2id\"}} {}",
         counts.current
     );
+    // Imported argon2 hashes count as legacy until their first login replaces them.
     for scheme in tessera_core::legacy::Scheme::ALL {
-        if scheme == tessera_core::legacy::Scheme::Argon2 {
-            continue;
-        }
         let _ = writeln!(
             out,
             "tessera_accounts_by_scheme{{scheme=\"legacy-{}\"}} {}",

@@ -1487,3 +1487,86 @@ fn legacy_import_is_resumable_reports_bad_lines_and_sunset_tokens_reset_once() {
     );
     assert!(log.contains("<redacted md5-wrapped hash>"));
 }
+
+#[test]
+fn the_scheduled_sunset_leaves_reset_tokens_in_the_data_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = import_file(
+        dir.path(),
+        "old.jsonl",
+        &[
+            format!(r#"{{"username":"olduser","hash":"{PASSWORD_MD5}","last_login":1500000000}}"#)
+                .into_bytes(),
+            format!(r#"{{"username":"fresh","hash":"{PASSWORD_MD5}"}}"#).into_bytes(),
+        ],
+    );
+    assert!(
+        run(&data, &["import", "users", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let mut child = tessera(&data)
+        .env("TESSERA_POLICY__MIGRATION__SUNSET_EVERY_SECS", "1")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("tessera listening on http://")
+        .unwrap()
+        .to_owned();
+    let tokens_dir = data.join("reset-tokens");
+    let mut found = None;
+    for _ in 0..100 {
+        let complete = std::fs::read_dir(&tokens_dir).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        });
+        if let Some(path) = complete {
+            found = Some(path);
+            break;
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test harness waiting for a real process, not domain time"
+        )]
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let path = found.expect("the scheduled sunset wrote its tokens");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&tokens_dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let exports: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exports.len(), 1, "only the inactive account: {text}");
+    assert_eq!(exports[0]["username"], "olduser");
+    let token = exports[0]["reset_token"].as_str().unwrap();
+    let body =
+        format!("{{\"reset_token\":\"{token}\",\"new_password\":\"Staple battery 7 horse\"}}");
+    assert_eq!(
+        request(&addr, "POST", "/v1/password/reset", &body, None)
+            .unwrap()
+            .0,
+        204
+    );
+    assert_eq!(login_with(&addr, "fresh", PASSWORD), 200);
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}

@@ -42,6 +42,10 @@ pub struct MigrationPolicy {
     /// How long a reset token issued by the sunset lives, in seconds. Default 72 hours:
     /// long enough for a mail to be read, short enough that a forgotten one dies.
     pub reset_ttl_secs: u64,
+    /// `tessera serve` runs the sunset this often, in seconds, and writes the tokens it
+    /// issues under `<data>/reset-tokens/` for the operator. 0, the default, leaves the
+    /// sunset to the operator's command.
+    pub sunset_every_secs: u64,
 }
 
 impl Default for MigrationPolicy {
@@ -49,6 +53,7 @@ impl Default for MigrationPolicy {
         Self {
             inactive_days: 90,
             reset_ttl_secs: 72 * 60 * 60,
+            sunset_every_secs: 0,
         }
     }
 }

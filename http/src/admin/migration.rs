@@ -364,3 +364,87 @@ pub async fn sunset(engine: &Engine, operator: &str) -> Result<Vec<ResetExport>,
     }
     Ok(exports)
 }
+
+/// The folder, inside the data folder, where the scheduled sunset leaves its reset tokens.
+pub const RESET_TOKENS_RELATIVE: &str = "reset-tokens";
+
+/// Writes `exports` as JSON lines to a new file `sunset-<ms>.jsonl` in `dir` (created
+/// 0700), readable by its owner only; an existing file is never overwritten. The file is
+/// written whole under a hidden name first, so a reader never sees half of it.
+pub fn write_exports(
+    dir: &std::path::Path,
+    at: Timestamp,
+    exports: &[ResetExport],
+) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let name = format!("sunset-{}.jsonl", at.as_millis());
+    let path = dir.join(&name);
+    if path.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} exists", path.display()),
+        ));
+    }
+    let partial = dir.join(format!(".{name}.partial"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)?;
+    for e in exports {
+        let line = serde_json::to_string(e).map_err(std::io::Error::other)?;
+        writeln!(file, "{line}")?;
+    }
+    file.sync_all()?;
+    std::fs::rename(&partial, &path)?;
+    Ok(path)
+}
+
+/// Runs the sunset every `every` until the engine stops, leaving each run's reset tokens in
+/// `<data>/reset-tokens/` (`policy.migration.sunset_every_secs`). A run that retires nothing
+/// writes nothing.
+pub async fn sunset_periodically(
+    engine: Engine,
+    data: std::path::PathBuf,
+    every: std::time::Duration,
+) {
+    let dir = data.join(RESET_TOKENS_RELATIVE);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let exports = match sunset(&engine, "schedule").await {
+            Ok(exports) => exports,
+            Err(EngineError::Stopped) => return,
+            Err(error) => {
+                tracing::warn!(%error, "scheduled legacy sunset failed; trying again later");
+                continue;
+            }
+        };
+        if exports.is_empty() {
+            continue;
+        }
+        let at = engine.now();
+        let dir = dir.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            write_exports(&dir, at, &exports).map(|p| (p, exports.len()))
+        })
+        .await;
+        match written {
+            Ok(Ok((path, n))) => {
+                tracing::info!(retired = n, file = %path.display(), "scheduled legacy sunset: reset tokens written");
+            }
+            Ok(Err(error)) => {
+                // The credentials are retired and their tokens lost: the next run after they
+                // expire issues new ones.
+                tracing::error!(%error, "scheduled legacy sunset: cannot write the reset tokens");
+            }
+            Err(error) => tracing::error!(%error, "scheduled legacy sunset stopped"),
+        }
+    }
+}

@@ -147,9 +147,10 @@ pub fn import_workers() -> usize {
 }
 
 /// Imports `lines`: each parsed, planned (a taken username is skipped before any argon2),
-/// prepared (an MD5 wrapped) and decided by the writer, on `workers` threads. Blocks: call
-/// it off any async runtime. Results come back in line order. An engine that stops answers
-/// its error for the lines not yet done.
+/// prepared (an MD5 wrapped) and decided by the writer. `workers` threads do the argon2 work
+/// and hand each command to the writer without waiting for it to be durable, so that no
+/// core idles while a batch is synced; the answers are collected at the end. Blocks: call it
+/// off any async runtime. Results come back in line order.
 pub fn import_lines(
     engine: &Engine,
     lines: Vec<ImportLine>,
@@ -157,9 +158,8 @@ pub fn import_lines(
 ) -> Result<Vec<LineResult>, EngineError> {
     let next = AtomicUsize::new(0);
     let lines = &lines;
-    let mut results: Vec<Option<Result<LineResult, EngineError>>> =
-        (0..lines.len()).map(|_| None).collect();
-    let done = std::sync::Mutex::new(&mut results);
+    let mut steps: Vec<Option<Step>> = (0..lines.len()).map(|_| None).collect();
+    let done = std::sync::Mutex::new(&mut steps);
     std::thread::scope(|s| {
         for _ in 0..workers.max(1).min(lines.len().max(1)) {
             s.spawn(|| {
@@ -170,21 +170,65 @@ pub fn import_lines(
                     let Some(line) = lines.get(i) else {
                         break;
                     };
-                    let result = import_one(engine, line, &mut rng, &mut area);
+                    let step = import_one(engine, line, &mut rng, &mut area);
                     let mut done = done
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if let Some(slot) = done.get_mut(i) {
-                        *slot = Some(result);
+                        *slot = Some(step);
                     }
                 }
             });
         }
     });
-    results
+    steps
         .into_iter()
-        .map(|r| r.unwrap_or(Err(EngineError::Stopped)))
+        .map(|step| match step {
+            Some(Step::Done(result)) => Ok(result),
+            Some(Step::Submitted { result, answer }) => {
+                let outcome = answer.blocking_recv().map_err(|_| EngineError::Stopped)??;
+                Ok(match outcome.reply {
+                    Ok(_) => LineResult {
+                        outcome: ImportOutcome::Imported,
+                        ..result
+                    },
+                    Err(r) => refusal(result, r),
+                })
+            }
+            Some(Step::Failed(e)) => Err(e),
+            None => Err(EngineError::Stopped),
+        })
         .collect()
+}
+
+type Answer = tokio::sync::oneshot::Receiver<
+    Result<tessera_storage::Outcome<tessera_core::account::Registered>, EngineError>,
+>;
+
+/// Where one line got to on its worker.
+enum Step {
+    /// Decided without the writer (malformed, or a taken name).
+    Done(LineResult),
+    /// Handed to the writer; `result` names the line, `answer` brings the decision.
+    Submitted { result: LineResult, answer: Answer },
+    /// The engine would not take it.
+    Failed(EngineError),
+}
+
+/// `result` as refused by `r`: a taken username is a skip, anything else a refusal.
+fn refusal(result: LineResult, r: Rejection) -> LineResult {
+    match r {
+        Rejection::UsernameTaken => LineResult {
+            outcome: ImportOutcome::Skipped,
+            reason: Some("the username exists already (imported before, or taken)".into()),
+            ..result
+        },
+        other => LineResult {
+            outcome: ImportOutcome::Refused,
+            reason: Some(other.to_string()),
+            ..result
+        },
+    }
 }
 
 fn import_one(
@@ -192,38 +236,40 @@ fn import_one(
     line: &ImportLine,
     rng: &mut dyn rand_core::CryptoRng,
     area: &mut WorkArea,
-) -> Result<LineResult, EngineError> {
-    let result = |username: Option<String>, outcome, reason: Option<String>| LineResult {
-        line: line.line,
-        username,
-        outcome,
-        reason,
-    };
+) -> Step {
     let request = match parse_line(&line.text) {
         Ok(r) => r,
-        Err(why) => return Ok(result(None, ImportOutcome::Refused, Some(why))),
+        Err(why) => {
+            return Step::Done(LineResult {
+                line: line.line,
+                username: None,
+                outcome: ImportOutcome::Refused,
+                reason: Some(why),
+            });
+        }
     };
-    let username = Some(request.username.trim().to_owned());
-    let refused = |r: Rejection| match r {
-        Rejection::UsernameTaken => result(
-            username.clone(),
-            ImportOutcome::Skipped,
-            Some("the username exists already (imported before, or taken)".into()),
-        ),
-        other => result(
-            username.clone(),
-            ImportOutcome::Refused,
-            Some(other.to_string()),
-        ),
+    let result = LineResult {
+        line: line.line,
+        username: Some(request.username.trim().to_owned()),
+        outcome: ImportOutcome::Refused,
+        reason: None,
     };
     let command = match engine.prepare_here(request, rng, area) {
         Ok(c) => c,
-        Err(r) => return Ok(refused(r)),
+        Err(r) => return Step::Done(refusal(result, r)),
     };
-    Ok(match engine.execute_blocking(command)?.reply {
-        Ok(_) => result(username.clone(), ImportOutcome::Imported, None),
-        Err(r) => refused(r),
-    })
+    match engine.submit(command) {
+        Ok(answer) => Step::Submitted { result, answer },
+        // The writer's queue is full (the server is busy): this line is not imported, and
+        // a run again takes it, skipping what was.
+        Err(EngineError::Overloaded) => Step::Done(LineResult {
+            reason: Some(
+                "the server was overloaded; run the import again to take this line".into(),
+            ),
+            ..result
+        }),
+        Err(e) => Step::Failed(e),
+    }
 }
 
 /// Accounts by scheme now, the migration's history per day, and when the legacy share will

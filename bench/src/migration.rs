@@ -59,6 +59,9 @@ pub struct ImportRun {
     pub users: u64,
     pub seconds: f64,
     pub imports_per_s: f64,
+    /// Imports per CPU second this process used (hashing, parsing, the writer and its
+    /// syncs): what the machine's cores do for the import when nothing else competes.
+    pub imports_per_cpu_s: f64,
     pub workers: usize,
 }
 
@@ -79,9 +82,14 @@ pub fn import(
             ),
         })
         .collect();
+    let cpu0 = crate::stats::cpu_seconds(std::process::id());
     let started = monotonic();
     let results = import_lines(&engine, lines, workers).map_err(Failure::new)?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = match (cpu0, crate::stats::cpu_seconds(std::process::id())) {
+        (Some(a), Some(b)) if b > a => b - a,
+        _ => seconds * workers as f64,
+    };
     engine.shutdown();
     let imported = results
         .iter()
@@ -94,6 +102,7 @@ pub fn import(
         users,
         seconds,
         imports_per_s: users as f64 / seconds,
+        imports_per_cpu_s: users as f64 / cpu,
         workers,
     })
 }

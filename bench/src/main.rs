@@ -44,6 +44,8 @@
 //! tessera-bench group-commit        durable appends, 1 vs 64 writers, through the engine
 //! tessera-bench replay              replay::rebuild speed on a log of --events events
 //! tessera-bench sessions            bytes per live session, restart time
+//! tessera-bench import              MD5 users imported (wrapped in argon2id) vs the argon2 ceiling
+//! tessera-bench legacy-timing       refused logins per credential scheme, interleaved
 //! ```
 //!
 //! Processes: the load generator is this process (`--client-threads` tokio workers, 1 by

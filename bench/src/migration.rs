@@ -65,46 +65,56 @@ pub struct ImportRun {
     pub workers: usize,
 }
 
-/// Imports `users` raw-MD5 users into a fresh store on `workers` threads.
-pub fn import(
-    parent: &Path,
-    argon2: &Argon2Params,
-    users: u64,
-    workers: usize,
-) -> Result<ImportRun, Failure> {
-    let (_dir, engine) = engine(parent, argon2)?;
-    let lines: Vec<ImportLine> = (0..users)
-        .map(|i| ImportLine {
-            line: i + 1,
-            text: format!(
-                r#"{{"username":"legacy{i}","hash":"{}"}}"#,
-                md5_hex(&format!("legacy password {i}"))
-            ),
-        })
-        .collect();
-    let cpu0 = crate::stats::cpu_seconds(std::process::id());
-    let started = monotonic();
-    let results = import_lines(&engine, lines, workers).map_err(Failure::new)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = match (cpu0, crate::stats::cpu_seconds(std::process::id())) {
-        (Some(a), Some(b)) if b > a => b - a,
-        _ => seconds * workers as f64,
-    };
-    engine.shutdown();
-    let imported = results
-        .iter()
-        .filter(|r| r.outcome == tessera_http::admin::migration::ImportOutcome::Imported)
-        .count() as u64;
-    if imported != users {
-        return Err(Failure(format!("imported {imported} of {users} users")));
+/// A fresh store to import into, chunk by chunk.
+pub struct ImportBench {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+}
+
+impl ImportBench {
+    pub fn new(parent: &Path, argon2: &Argon2Params) -> Result<Self, Failure> {
+        let (dir, engine) = engine(parent, argon2)?;
+        Ok(Self { _dir: dir, engine })
     }
-    Ok(ImportRun {
-        users,
-        seconds,
-        imports_per_s: users as f64 / seconds,
-        imports_per_cpu_s: users as f64 / cpu,
-        workers,
-    })
+
+    /// Imports raw-MD5 users `from..from + users` on `workers` threads.
+    pub fn chunk(&self, from: u64, users: u64, workers: usize) -> Result<ImportRun, Failure> {
+        let lines: Vec<ImportLine> = (from..from + users)
+            .map(|i| ImportLine {
+                line: i + 1,
+                text: format!(
+                    r#"{{"username":"legacy{i}","hash":"{}"}}"#,
+                    md5_hex(&format!("legacy password {i}"))
+                ),
+            })
+            .collect();
+        let cpu0 = crate::stats::cpu_seconds(std::process::id());
+        let started = monotonic();
+        let results = import_lines(&self.engine, lines, workers).map_err(Failure::new)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let cpu = match (cpu0, crate::stats::cpu_seconds(std::process::id())) {
+            (Some(a), Some(b)) if b > a => b - a,
+            _ => seconds * workers as f64,
+        };
+        let imported = results
+            .iter()
+            .filter(|r| r.outcome == tessera_http::admin::migration::ImportOutcome::Imported)
+            .count() as u64;
+        if imported != users {
+            return Err(Failure(format!("imported {imported} of {users} users")));
+        }
+        Ok(ImportRun {
+            users,
+            seconds,
+            imports_per_s: users as f64 / seconds,
+            imports_per_cpu_s: users as f64 / cpu,
+            workers,
+        })
+    }
+
+    pub fn shutdown(self) {
+        self.engine.shutdown();
+    }
 }
 
 /// Median microseconds of refused logins, per kind of account.

@@ -1,5 +1,6 @@
 //! The admin socket's peer check, with the expected uid injected: a peer of another user is
-//! refused with 403 problem+json and counted, whatever the file modes would allow.
+//! refused with 403 problem+json and counted, whatever the file modes would allow. And the
+//! legacy import and migration routes as the CLI calls them.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;

@@ -45,6 +45,8 @@
 //! tessera-bench group-commit        durable appends, 1 vs 64 writers, through the engine
 //! tessera-bench replay              replay::rebuild speed on a log of --events events
 //! tessera-bench sessions            bytes per live session, restart time
+//! tessera-bench import              MD5 users imported (wrapped in argon2id) vs the argon2 ceiling
+//! tessera-bench legacy-timing       refused logins per credential scheme, interleaved
 //! ```
 //!
 //! Processes: the load generator is this process (`--client-threads` tokio workers, 1 by
@@ -69,6 +71,7 @@ mod apikey_runs;
 mod ceilings;
 mod client;
 mod http_workloads;
+mod migration;
 mod oauth_runs;
 mod operators;
 mod server;
@@ -149,6 +152,12 @@ pub enum Workload {
     /// Authorization code exchanges with PKCE (default 64 connections) vs durable refresh
     /// rotations at the same connection count, against a server in this process.
     CodeExchange,
+    /// `tessera import users` of --users MD5 users (10,000), each wrapped in argon2id and
+    /// recorded durably, vs argon2id hashes/s on all cores.
+    Import,
+    /// Refused logins of an unknown, a wrapped-MD5, a bcrypt (--bcrypt-cost) and a current
+    /// user, interleaved: the median of each (they must not tell the schemes apart).
+    LegacyTiming,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -201,6 +210,18 @@ pub struct BenchArgs {
     /// Live sessions for `sessions`.
     #[arg(long, default_value_t = 100_000)]
     sessions: u64,
+    /// Users for `import`.
+    #[arg(long, default_value_t = 10_000)]
+    users: u64,
+    /// Threads wrapping MD5s for `import` (default: as `tessera import users`, every core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// The imported bcrypt hash's cost for `legacy-timing`.
+    #[arg(long, default_value_t = 10)]
+    bcrypt_cost: u32,
+    /// Refused logins per kind of account for `legacy-timing`.
+    #[arg(long, default_value_t = 40)]
+    rounds: usize,
     /// One JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
@@ -393,6 +414,8 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::GroupCommit => group_commit(&args, &mut report)?,
         Workload::Replay => replay(&args, &mut report)?,
         Workload::Sessions => sessions(&args, &mut report)?,
+        Workload::Import => import(&argon2, &args, &mut report)?,
+        Workload::LegacyTiming => legacy_timing(&argon2, &args, &mut report)?,
         Workload::Follow => operators::follow(&args, &mut report)?,
         Workload::Backup => operators::backup(&args, &mut report)?,
         Workload::ClientCredentials => oauth_runs::client_credentials(&args, &mut report)?,
@@ -1072,5 +1095,183 @@ fn sessions(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
         });
     }
     report.results.push(fig);
+    Ok(())
+}
+
+fn import(argon2: &Argon2Params, args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
+    let parent = data_parent(args);
+    let threads = cores();
+    let workers = args
+        .workers
+        .unwrap_or_else(tessera_http::admin::migration::import_workers);
+    let mut ceiling = Vec::new();
+    let mut ceiling_cpu = Vec::new();
+    let mut runs = Vec::new();
+    // The import takes minutes on a shared machine whose load moves meanwhile: it runs in
+    // ten chunks, each after its own ceiling window, and both sides are summed over the same
+    // stretch of time.
+    const CHUNKS: u64 = 10;
+    for repeat in 0..args.repeats {
+        let bench = migration::ImportBench::new(&parent, argon2)?;
+        let (mut hash_s, mut hash_cpu_s, mut users, mut seconds, mut cpu) = (0.0, 0.0, 0, 0.0, 0.0);
+        for k in 0..CHUNKS {
+            let n = args.users / CHUNKS + u64::from(k < args.users % CHUNKS);
+            let from = k * (args.users / CHUNKS) + k.min(args.users % CHUNKS);
+            let rate = ceilings::argon2_per_s(argon2, threads, args.ceiling_secs)?;
+            hash_s += 1.0 / rate.per_s;
+            hash_cpu_s += 1.0 / rate.per_cpu_s;
+            let run = bench.chunk(from, n, workers)?;
+            users += run.users;
+            seconds += run.seconds;
+            cpu += run.users as f64 / run.imports_per_cpu_s;
+        }
+        bench.shutdown();
+        // Harmonic means of the ceiling windows: the time one hash took, averaged.
+        let rate = CHUNKS as f64 / hash_s;
+        let rate_cpu = CHUNKS as f64 / hash_cpu_s;
+        let run = migration::ImportRun {
+            users,
+            seconds,
+            imports_per_s: users as f64 / seconds,
+            imports_per_cpu_s: users as f64 / cpu,
+            workers,
+        };
+        say(
+            args,
+            format!(
+                "run {}: argon2id {:.1}/s ({:.1} per CPU s) on {threads} threads; imported {} MD5 users in {:.2} s = {:.1}/s ({:.1} per CPU s, {} workers), {CHUNKS} chunks interleaved with the ceiling",
+                repeat + 1,
+                rate,
+                rate_cpu,
+                run.users,
+                run.seconds,
+                run.imports_per_s,
+                run.imports_per_cpu_s,
+                run.workers
+            ),
+        );
+        ceiling.push(rate);
+        ceiling_cpu.push(rate_cpu);
+        runs.push(run);
+    }
+    let c = figure(
+        format!("argon2id hashes/s, {threads} threads"),
+        "1/s",
+        ceiling.clone(),
+        json!(argon2),
+    );
+    say(args, format!("ceiling argon2id median {:.1}/s", c.value));
+    report.ceilings.push(c);
+    let f = figure(
+        format!(
+            "MD5 users imported/s ({} users, wrapped, durable)",
+            args.users
+        ),
+        "1/s",
+        runs.iter().map(|r| r.imports_per_s).collect(),
+        json!(runs),
+    );
+    let ratio = figure(
+        "imports/s / argon2id hashes/s",
+        "ratio",
+        runs.iter()
+            .zip(&ceiling)
+            .map(|(r, c)| r.imports_per_s / c)
+            .collect(),
+        Value::Null,
+    );
+    let ratio_cpu = figure(
+        "imports per CPU s / argon2id hashes per CPU s",
+        "ratio",
+        runs.iter()
+            .zip(&ceiling_cpu)
+            .map(|(r, c)| r.imports_per_cpu_s / c)
+            .collect(),
+        Value::Null,
+    );
+    say(
+        args,
+        format!(
+            "import median {:.1}/s = {:.3} of the argon2 ceiling; per CPU second {:.3}",
+            f.value, ratio.value, ratio_cpu.value
+        ),
+    );
+    report.checks.push(Check {
+        name: "MD5 import with argon2id wrapping / argon2 ceiling".into(),
+        value: ratio.value,
+        target: ">= 0.90".into(),
+        met: ratio.value >= 0.90,
+    });
+    report.checks.push(Check {
+        name: "the same, per CPU second (robust to other processes)".into(),
+        value: ratio_cpu.value,
+        target: ">= 0.90".into(),
+        met: ratio_cpu.value >= 0.90,
+    });
+    report.results.push(f);
+    report.results.push(ratio);
+    report.results.push(ratio_cpu);
+    Ok(())
+}
+
+fn legacy_timing(
+    argon2: &Argon2Params,
+    args: &BenchArgs,
+    report: &mut Report,
+) -> Result<(), Failure> {
+    let parent = data_parent(args);
+    let mut runs = Vec::new();
+    for repeat in 0..args.repeats {
+        let t = migration::timing(&parent, argon2, args.bcrypt_cost, args.rounds)?;
+        say(
+            args,
+            format!(
+                "run {}: refused login median: unknown {:.0} µs, wrapped MD5 {:.0} µs, bcrypt {:.0} µs, current {:.0} µs (bare verification: argon2id {:.0} µs, bcrypt cost {} {:.0} µs)",
+                repeat + 1,
+                t.unknown_us,
+                t.wrapped_md5_us,
+                t.bcrypt_us,
+                t.current_us,
+                t.bare_argon2_us,
+                args.bcrypt_cost,
+                t.bare_bcrypt_us
+            ),
+        );
+        runs.push(t);
+    }
+    type Of = fn(&migration::Timing) -> f64;
+    let kinds: [(&str, Of); 4] = [
+        ("unknown user", |t| t.unknown_us),
+        ("wrapped MD5 user", |t| t.wrapped_md5_us),
+        ("bcrypt user", |t| t.bcrypt_us),
+        ("current user", |t| t.current_us),
+    ];
+    let mut medians = Vec::new();
+    for (name, of) in kinds {
+        let f = figure(
+            format!("refused login, {name}"),
+            "µs",
+            runs.iter().map(of).collect(),
+            Value::Null,
+        );
+        medians.push(f.value);
+        report.results.push(f);
+    }
+    let max = medians.iter().copied().fold(f64::MIN, f64::max);
+    let min = medians.iter().copied().fold(f64::MAX, f64::min);
+    let spread = if min > 0.0 { max / min - 1.0 } else { 0.0 };
+    say(
+        args,
+        format!(
+            "spread between the slowest and the fastest kind: {:.1} %",
+            spread * 100.0
+        ),
+    );
+    report.results.push(figure(
+        "refused login spread (slowest / fastest - 1)",
+        "ratio",
+        vec![spread],
+        json!(runs),
+    ));
     Ok(())
 }

@@ -8,6 +8,7 @@ mod account;
 mod admin_client;
 mod client;
 mod config;
+mod migration;
 mod ops;
 mod replay;
 mod serve;
@@ -74,6 +75,13 @@ enum Command {
     /// API keys: `revoke --prefix P` revokes a leaked key by what a scanner found.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Import accounts from a legacy password table.
+    #[command(subcommand)]
+    Import(migration::ImportCommand),
+    /// The legacy password migration: its progress, and the sunset of inactive legacy
+    /// credentials.
+    #[command(subcommand)]
+    Migration(migration::MigrationCommand),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +112,8 @@ fn main() -> ExitCode {
         Command::Account(cmd) => account::run(&config, cmd),
         Command::Client(cmd) => client::run(&config, cmd),
         Command::Simulate(args) => simulate::run(&config, args),
+        Command::Import(cmd) => migration::import(&config, cmd),
+        Command::Migration(cmd) => migration::run(&config, cmd),
         Command::Keys(KeysCommand::Rotate { data, operator }) => {
             ops::run(&config, data, ops::Op::KeysRotate { operator }).map(|()| ExitCode::SUCCESS)
         }

@@ -98,6 +98,11 @@ pub fn run(mut config: Config) -> Result<ExitCode, Failure> {
             let period = Duration::from_secs(days.saturating_mul(86_400));
             tokio::spawn(signing.clone().rotate_periodically(engine.clone(), period, Duration::from_secs(3600)));
         }
+        let every = config.policy.migration.sunset_every_secs;
+        if every > 0 {
+            let sunset = tessera_http::admin::migration::sunset_periodically(engine.clone(), config.data.clone(), Duration::from_secs(every));
+            tokio::spawn(sunset);
+        }
         let app = Arc::new(App::new(engine.clone(), config.http.clone(), signing, mfa_keys, api_key_pepper).map_err(Failure::new)?);
         let handle = start_on(app.clone(), listener).await.map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
         let admin = tessera_http::admin::start_admin(app, &config.data, tessera_http::admin::AdminOptions::default()).await;

@@ -1533,3 +1533,336 @@ fn the_issuer_is_the_address_served_and_clients_are_managed_through_the_socket()
     );
     stop(server);
 }
+
+/// MD5 of [`PASSWORD`], raw and salted with "NaCl" before it.
+const PASSWORD_MD5: &str = "252bc6aa46a356da20cfc53f7cb06931";
+const PASSWORD_MD5_NACL_BEFORE: &str = "6945543c948716b3491d96c8b9b54fe2";
+/// Django's PBKDF2-SHA256 of [`PASSWORD`], 1000 iterations, salt "seasalt".
+const PASSWORD_PBKDF2: &str =
+    "pbkdf2_sha256$1000$seasalt$+0ZWViBJF5kpyk3nreMRq1V3mPHbwMxZ2+Vuoz8Hqos=";
+
+fn import_file(dir: &Path, name: &str, lines: &[Vec<u8>]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut bytes = Vec::new();
+    for l in lines {
+        bytes.extend_from_slice(l);
+        bytes.push(b'\n');
+    }
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn login_with(addr: &str, username: &str, password: &str) -> u16 {
+    let body = format!("{{\"username\":\"{username}\",\"password\":\"{password}\"}}");
+    request(addr, "POST", "/v1/login", &body, None).unwrap().0
+}
+
+#[test]
+fn legacy_import_is_resumable_reports_bad_lines_and_sunset_tokens_reset_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bcrypt_hash = bcrypt::hash_with_salt(PASSWORD, 4, [3; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let line = |json: String| json.into_bytes();
+    let lines = vec![
+        line(format!(
+            r#"{{"username":"alice","email":"alice@example.com","hash":"{PASSWORD_MD5}"}}"#
+        )),
+        line(format!(
+            r#"{{"username":"bob","hash":"{PASSWORD_MD5_NACL_BEFORE}","salt":"NaCl","salt_position":"before"}}"#
+        )),
+        line(format!(r#"{{"username":"carol","hash":"{bcrypt_hash}"}}"#)),
+        line(format!(
+            r#"{{"username":"dave","hash":"{PASSWORD_PBKDF2}"}}"#
+        )),
+        line(format!(
+            r#"{{"username":"erin","hash":"{PASSWORD_MD5}","last_login":1600000000}}"#
+        )),
+        // 6: truncated MD5
+        line(format!(
+            r#"{{"username":"t1","hash":"{}"}}"#,
+            &PASSWORD_MD5[..30]
+        )),
+        // 7: unknown scheme
+        line(r#"{"username":"t2","hash":"$1$saltsalt$abcdefghijklmnopqrstuv"}"#.into()),
+        // 8: bcrypt with an invalid cost
+        line(format!(
+            r#"{{"username":"t3","hash":"{}"}}"#,
+            bcrypt_hash.replacen("$04$", "$03$", 1)
+        )),
+        // 9: salted MD5 without its salt
+        line(format!(
+            r#"{{"username":"t4","hash":"{PASSWORD_MD5}","salt_position":"after"}}"#
+        )),
+        // 10: a duplicate in the same file
+        line(format!(r#"{{"username":"ALICE","hash":"{PASSWORD_MD5}"}}"#)),
+        // 11: not UTF-8
+        b"{\"username\":\"t5\",\"hash\":\"\xff\xfe\"}".to_vec(),
+        // 12: far too long
+        line(format!(
+            r#"{{"username":"t6","hash":"{}"}}"#,
+            "a".repeat(20_000)
+        )),
+        // 13: not JSON, 14: an unknown field
+        line("username=t7".into()),
+        line(format!(
+            r#"{{"username":"t8","hash":"{PASSWORD_MD5}","role":"admin"}}"#
+        )),
+    ];
+    let file = import_file(dir.path(), "users.jsonl", &lines);
+    let file = file.to_str().unwrap();
+
+    let first = run(&data, &["import", "users", file]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("imported 5, skipped 1, refused 8 (of 14 lines"),
+        "{stdout}"
+    );
+    for (n, why) in [
+        (6, "truncated or malformed MD5"),
+        (7, "unknown hash scheme"),
+        (8, "bcrypt cost 3 is invalid"),
+        (9, "salted MD5 without its salt"),
+        (10, "skipped: the username exists already"),
+        (11, "not UTF-8"),
+        (12, "longer than 8192 bytes"),
+        (13, "not a JSON record"),
+        (14, "unknown field `role`"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("line {n}")) && l.contains(why)),
+            "line {n}: {why}\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains(PASSWORD_MD5),
+        "no hash is quoted: {stderr}"
+    );
+    // Run again (as after a crash): everything already there is skipped, nothing doubles.
+    let again = run(&data, &["import", "users", file]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("imported 0, skipped 6, refused 8"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+
+    // Through the running server's socket, the same way.
+    let server = serve(&data);
+    let more = import_file(
+        dir.path(),
+        "more.jsonl",
+        &[line(format!(
+            r#"{{"username":"frank","hash":"{PASSWORD_MD5}"}}"#
+        ))],
+    );
+    let through = run(&data, &["import", "users", more.to_str().unwrap()]);
+    assert!(through.status.success());
+    assert!(String::from_utf8_lossy(&through.stdout).contains("imported 1, skipped 0, refused 0"));
+
+    // Every scheme logs in with the legacy password; a wrong one is refused alike.
+    for user in ["alice", "bob", "carol", "dave", "frank"] {
+        assert_eq!(
+            login_with(&server.addr, user, "Wrong password 123"),
+            401,
+            "{user}"
+        );
+        assert_eq!(login_with(&server.addr, user, PASSWORD), 200, "{user}");
+    }
+    // The MD5 itself is no password.
+    assert_eq!(login_with(&server.addr, "alice", PASSWORD_MD5), 401);
+
+    let status = run(&data, &["migration", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["current"], 5, "{status}");
+    assert_eq!(status["legacy"]["md5-wrapped"], 1, "{status}");
+    let (_, _, metrics) = request(&server.addr, "GET", "/metrics", "", None).unwrap();
+    assert!(metrics.contains("tessera_accounts_by_scheme{scheme=\"argon2id\"} 5"));
+    assert!(metrics.contains("tessera_accounts_by_scheme{scheme=\"legacy-md5-wrapped\"} 1"));
+
+    // erin last logged in years ago: the sunset retires her credential and exports a token.
+    let tokens = dir.path().join("tokens.jsonl");
+    let sunset = run(
+        &data,
+        &[
+            "migration",
+            "sunset",
+            "--operator",
+            "ops-jane",
+            "--out",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        sunset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sunset.stderr)
+    );
+    let exported = std::fs::read_to_string(&tokens).unwrap();
+    let exported: Vec<serde_json::Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0]["username"], "erin");
+    let token = exported[0]["reset_token"].as_str().unwrap().to_owned();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Exporting over an existing file is refused.
+    let twice = run(
+        &data,
+        &[
+            "migration",
+            "sunset",
+            "--operator",
+            "ops-jane",
+            "--out",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(twice.status.code(), Some(2));
+
+    // The right legacy password now answers exactly as a wrong one.
+    let right = request(
+        &server.addr,
+        "POST",
+        "/v1/login",
+        &format!("{{\"username\":\"erin\",\"password\":\"{PASSWORD}\"}}"),
+        None,
+    )
+    .unwrap();
+    let wrong = request(
+        &server.addr,
+        "POST",
+        "/v1/login",
+        "{\"username\":\"erin\",\"password\":\"Wrong password 123\"}",
+        None,
+    )
+    .unwrap();
+    assert_eq!((right.0, &right.2), (wrong.0, &wrong.2));
+
+    let reset = |token: &str, password: &str| {
+        request(
+            &server.addr,
+            "POST",
+            "/v1/password/reset",
+            &format!("{{\"reset_token\":\"{token}\",\"new_password\":\"{password}\"}}"),
+            None,
+        )
+        .unwrap()
+    };
+    assert_eq!(reset(&token, "password").0, 422, "the policy still applies");
+    assert_eq!(reset(&token, "Staple battery 7 horse").0, 204);
+    let reused = reset(&token, "Another battery 8 horse");
+    assert_eq!(reused.0, 400);
+    assert!(reused.2.contains("reset-token-invalid"), "{}", reused.2);
+    let forged = format!("tsp_{}", "A".repeat(43));
+    assert_eq!(reset(&forged, "Another battery 8 horse").0, 400);
+    assert_eq!(
+        login_with(&server.addr, "erin", "Staple battery 7 horse"),
+        200
+    );
+
+    stop(server);
+    let events = events_of(&data);
+    assert_eq!(count(&events, "AccountImported"), 6);
+    assert_eq!(count(&events, "PasswordRehashed"), 5);
+    assert_eq!(count(&events, "LegacyCredentialRetired"), 1);
+    assert_eq!(count(&events, "PasswordReset"), 1);
+    let log = serde_json::to_string(&events).unwrap();
+    assert!(
+        !log.contains(&token[4..]),
+        "the reset token is never logged"
+    );
+    assert!(log.contains("<redacted md5-wrapped hash>"));
+}
+
+#[test]
+fn the_scheduled_sunset_leaves_reset_tokens_in_the_data_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = import_file(
+        dir.path(),
+        "old.jsonl",
+        &[
+            format!(r#"{{"username":"olduser","hash":"{PASSWORD_MD5}","last_login":1500000000}}"#)
+                .into_bytes(),
+            format!(r#"{{"username":"fresh","hash":"{PASSWORD_MD5}"}}"#).into_bytes(),
+        ],
+    );
+    assert!(
+        run(&data, &["import", "users", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let mut child = tessera(&data)
+        .env("TESSERA_POLICY__MIGRATION__SUNSET_EVERY_SECS", "1")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("tessera listening on http://")
+        .unwrap()
+        .to_owned();
+    let tokens_dir = data.join("reset-tokens");
+    let mut found = None;
+    for _ in 0..100 {
+        let complete = std::fs::read_dir(&tokens_dir).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        });
+        if let Some(path) = complete {
+            found = Some(path);
+            break;
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test harness waiting for a real process, not domain time"
+        )]
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let path = found.expect("the scheduled sunset wrote its tokens");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&tokens_dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let exports: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exports.len(), 1, "only the inactive account: {text}");
+    assert_eq!(exports[0]["username"], "olduser");
+    let token = exports[0]["reset_token"].as_str().unwrap();
+    let body =
+        format!("{{\"reset_token\":\"{token}\",\"new_password\":\"Staple battery 7 horse\"}}");
+    assert_eq!(
+        request(&addr, "POST", "/v1/password/reset", &body, None)
+            .unwrap()
+            .0,
+        204
+    );
+    assert_eq!(login_with(&addr, "fresh", PASSWORD), 200);
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}

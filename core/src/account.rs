@@ -328,7 +328,11 @@ pub(crate) fn admit(
     } else if wait > 0 {
         // Refused unchecked, and answered like a wrong password (see `crate::throttle`).
         LoginFailure::Throttled
-    } else if check.outcome == Verification::Mismatch || check.checked_hash != account.password_hash
+    } else if check.outcome == Verification::Mismatch
+        || check.checked_hash != account.password_hash
+        // A retired legacy credential no longer logs in, and says so only as a wrong
+        // password would.
+        || views.legacy(&account.id).is_some_and(|l| l.retired.is_some())
     {
         LoginFailure::WrongPassword
     } else {

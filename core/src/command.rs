@@ -50,6 +50,8 @@ pub enum Command {
     OAuth(OAuthCommand),
     /// API keys ([`crate::apikey`]).
     ApiKey(ApiKeyCommand),
+    /// The legacy password migration ([`crate::migration`]).
+    Migration(MigrationCommand),
 }
 
 /// Declares a domain's command enum, its `kind`, and the `From` conversions into
@@ -202,6 +204,18 @@ domain! {
         RecordUsage(crate::apikey::RecordApiKeyUsage),
         /// Record expiry warnings that are due.
         WarnExpiring(crate::apikey::WarnExpiringApiKeys),
+    }
+}
+
+domain! {
+    /// The legacy password migration.
+    MigrationCommand => Migration {
+        /// Import an account with its legacy credential (an operator's action).
+        Import(crate::migration::ImportAccount),
+        /// Retire inactive legacy credentials and issue reset tokens (an operator's action).
+        Retire(crate::migration::RetireLegacyCredentials),
+        /// Set a new password with a reset token.
+        ResetPassword(crate::migration::ResetPassword),
     }
 }
 

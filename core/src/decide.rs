@@ -13,8 +13,8 @@
 
 use crate::account::Registered;
 use crate::command::{
-    AccountCommand, ApiKeyCommand, KeyCommand, MfaCommand, OAuthCommand, SessionCommand,
-    TokenCommand,
+    AccountCommand, ApiKeyCommand, KeyCommand, MfaCommand, MigrationCommand, OAuthCommand,
+    SessionCommand, TokenCommand,
 };
 use crate::event::Pending;
 use crate::oauth::OAuthReply;
@@ -149,6 +149,17 @@ pub enum Reply {
     ApiKeysLeaked(Vec<crate::apikey::LeakOutcome>),
     /// Usage or expiry warnings recorded for this many keys.
     ApiKeysRecorded(usize),
+    /// A legacy account was imported.
+    Imported {
+        /// Its id.
+        account: AccountId,
+        /// Its username.
+        username: String,
+    },
+    /// Legacy credentials were retired, with the reset tokens issued.
+    LegacyRetired(Vec<crate::migration::ResetIssued>),
+    /// A password was reset with a reset token.
+    PasswordReset,
 }
 
 impl From<LoginCompleted> for Reply {
@@ -195,6 +206,7 @@ impl Decide for Command {
             Self::Mfa(c) => c.kind(),
             Self::OAuth(c) => c.kind(),
             Self::ApiKey(c) => c.kind(),
+            Self::Migration(c) => c.kind(),
         }
     }
 
@@ -209,6 +221,7 @@ impl Decide for Command {
             Self::Mfa(c) => decide_mfa(views, c, env),
             Self::OAuth(c) => decide_oauth(views, c, env).map(Reply::OAuth),
             Self::ApiKey(c) => decide_api_key(views, c, env),
+            Self::Migration(c) => decide_migration(views, c, env),
         }
     }
 }
@@ -289,5 +302,16 @@ fn decide_api_key(views: &Views, command: ApiKeyCommand, env: &mut Env<'_>) -> D
         ApiKeyCommand::ReportLeaked(c) => c.decide(views, env).map(Reply::ApiKeysLeaked),
         ApiKeyCommand::RecordUsage(c) => c.decide(views, env).map(Reply::ApiKeysRecorded),
         ApiKeyCommand::WarnExpiring(c) => c.decide(views, env).map(Reply::ApiKeysRecorded),
+    }
+}
+
+fn decide_migration(views: &Views, command: MigrationCommand, env: &mut Env<'_>) -> Decision {
+    match command {
+        MigrationCommand::Import(c) => c.decide(views, env).map(|r| Reply::Imported {
+            account: r.account,
+            username: r.username,
+        }),
+        MigrationCommand::Retire(c) => c.decide(views, env).map(Reply::LegacyRetired),
+        MigrationCommand::ResetPassword(c) => c.decide(views, env).map(|()| Reply::PasswordReset),
     }
 }

@@ -600,6 +600,46 @@ pub enum Event {
         /// The most recent distinct client addresses, newest last (at most 5).
         addresses: Vec<IpAddr>,
     },
+    /// An operator imported an account from a legacy password table (`tessera import
+    /// users`). Its credential is a legacy hash ([`crate::legacy`]): an MD5 wrapped in
+    /// argon2id at import, or a bcrypt, argon2 or PBKDF2 hash kept as given; the next
+    /// successful login replaces it ([`Event::PasswordRehashed`]).
+    AccountImported {
+        /// The new account's id.
+        account: AccountId,
+        /// The username as the table had it, trimmed.
+        username: String,
+        /// The optional contact address, as given (loosely checked).
+        email: Option<String>,
+        /// The stored legacy credential; never a bare MD5.
+        password_hash: PasswordHash,
+        /// When the holder last logged in to the legacy system, if the table said; the
+        /// inactivity of a legacy account counts from it (else from the import).
+        last_active_at: Option<Timestamp>,
+    },
+    /// A legacy credential unused for too long was retired (`tessera migration sunset`): it
+    /// no longer logs in (answered like a wrong password) and a one-time reset token was
+    /// issued to the operator for delivery. A later sunset may issue a new token, which
+    /// replaces this one.
+    LegacyCredentialRetired {
+        /// The account whose legacy credential was retired.
+        account: AccountId,
+        /// The SHA-256 digest of the reset token; the token itself is never recorded.
+        reset_digest: SecretDigest,
+        /// The token is refused from this time on.
+        reset_expires_at: Timestamp,
+    },
+    /// The holder set a new password with a reset token (`POST /v1/password/reset`): the
+    /// token is spent, and the account's sessions end and families are revoked in the same
+    /// batch.
+    PasswordReset {
+        /// The account whose password was reset.
+        account: AccountId,
+        /// The argon2id hash of the new password.
+        password_hash: PasswordHash,
+        /// The SHA-256 digest of the reset token spent.
+        reset_digest: SecretDigest,
+    },
 }
 
 /// What a counted registration attempt came to.
@@ -663,6 +703,9 @@ impl Event {
             Self::ApiKeyRevoked { .. } => "ApiKeyRevoked",
             Self::ApiKeyExpiryWarned { .. } => "ApiKeyExpiryWarned",
             Self::ApiKeyUsed { .. } => "ApiKeyUsed",
+            Self::AccountImported { .. } => "AccountImported",
+            Self::LegacyCredentialRetired { .. } => "LegacyCredentialRetired",
+            Self::PasswordReset { .. } => "PasswordReset",
         }
     }
 
@@ -716,6 +759,9 @@ impl Event {
         "ApiKeyRevoked",
         "ApiKeyExpiryWarned",
         "ApiKeyUsed",
+        "AccountImported",
+        "LegacyCredentialRetired",
+        "PasswordReset",
     ];
 
     /// The stream the event belongs to.
@@ -726,6 +772,9 @@ impl Event {
             | Self::PasswordRehashed { account, .. }
             | Self::AccountDisabled { account, .. }
             | Self::AccountEnabled { account, .. }
+            | Self::AccountImported { account, .. }
+            | Self::LegacyCredentialRetired { account, .. }
+            | Self::PasswordReset { account, .. }
             | Self::LoginFailed { account, .. }
             | Self::AccessTokenRevoked { account, .. }
             | Self::AccountSignedOutEverywhere { account, .. }

@@ -66,6 +66,7 @@ pub(crate) fn check(views: &Views) -> Result<(), String> {
     views.check_mfa_invariants()?;
     views.check_oauth_invariants()?;
     views.check_api_key_invariants()?;
+    views.check_legacy_invariants()?;
     views.check_throttle_invariants()
 }
 
@@ -217,6 +218,7 @@ fn check_record(views: &Views, key: &ViewKey) -> Result<(), String> {
             Some(k) => views.check_api_key(k),
             None => Ok(()),
         },
+        ViewKey::Legacy(a) => views.check_legacy_record(a).or_else(|why| fail(&why)),
     }
 }
 

@@ -80,7 +80,9 @@ pub mod env;
 pub mod event;
 pub mod id;
 pub mod invariant;
+pub mod legacy;
 pub mod mfa;
+pub mod migration;
 pub mod oauth;
 pub mod password;
 pub mod policy;
@@ -99,8 +101,8 @@ pub mod usecase;
 pub mod view;
 
 pub use command::{
-    AccountCommand, ApiKeyCommand, Command, KeyCommand, LoginMode, MfaCommand, OAuthCommand,
-    PasswordCheck, SessionCommand, TokenCommand,
+    AccountCommand, ApiKeyCommand, Command, KeyCommand, LoginMode, MfaCommand, MigrationCommand,
+    OAuthCommand, PasswordCheck, SessionCommand, TokenCommand,
 };
 pub use decide::{Decide, Decision, Reply, decide};
 pub use env::Env;

@@ -313,6 +313,42 @@ pub fn hash(
     Ok(PasswordHash(phc.to_string()))
 }
 
+/// Hashes raw bytes (a legacy digest being wrapped) like [`hash`] hashes a password.
+pub fn hash_bytes(
+    input: &[u8],
+    salt: [u8; 16],
+    cost: &Argon2Params,
+) -> Result<PasswordHash, HashError> {
+    let phc = hasher(cost)?
+        .hash_password_with_salt(input, &salt)
+        .map_err(|e| HashError(e.to_string()))?;
+    Ok(PasswordHash(phc.to_string()))
+}
+
+/// [`hash_bytes`] in the caller's work area: the same PHC string, without allocating
+/// argon2's memory per hash (the import wraps many MD5s on each thread).
+pub fn hash_bytes_in(
+    input: &[u8],
+    salt: [u8; 16],
+    cost: &Argon2Params,
+    area: &mut WorkArea,
+) -> Result<PasswordHash, HashError> {
+    let argon = hasher(cost)?;
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    if !hash_into_area(&argon, input, &salt, &mut out, area) {
+        return Err(HashError("argon2 refused the input".into()));
+    }
+    let b64 = data_encoding::BASE64_NOPAD;
+    Ok(PasswordHash(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        cost.memory_kib,
+        cost.iterations,
+        cost.parallelism,
+        b64.encode(&salt),
+        b64.encode(&out)
+    )))
+}
+
 /// The outcome of checking a password against a stored hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verification {
@@ -430,6 +466,49 @@ pub fn verify_in(
                 || c.p_cost() != stored_params.p_cost()
         });
     Verification::Match { stale }
+}
+
+/// Whether `input` (raw bytes: a legacy digest) matches the argon2 PHC string `phc`,
+/// computed in the caller's work area; constant-time comparison.
+pub fn verify_bytes_in(input: &[u8], phc: &str, area: &mut WorkArea) -> bool {
+    let Ok(parsed) = Phc::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let (Ok(params), Ok(algorithm)) = (
+        Params::try_from(&parsed),
+        Algorithm::new(parsed.algorithm.as_str()),
+    ) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, Version::V0x13, params);
+    let expected: &[u8] = expected.as_ref();
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    hash_into_area(&argon, input, salt.as_ref(), out, area)
+        && bool::from(subtle::ConstantTimeEq::ct_eq(&out[..], expected))
+}
+
+/// Runs `argon` over `input` into `out` in the caller's work area, growing it if needed;
+/// `false` when argon2 refuses the inputs.
+pub(crate) fn hash_into_area(
+    argon: &Argon2<'_>,
+    input: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    area: &mut WorkArea,
+) -> bool {
+    let blocks = argon.params().block_count();
+    if area.0.len() < blocks {
+        area.0.resize(blocks, argon2::Block::default());
+    }
+    argon
+        .hash_password_into_with_memory(input, salt, out, &mut area.0[..])
+        .is_ok()
 }
 
 /// A hash of a password nobody knows, under the given parameters. Logins for unknown
@@ -644,6 +723,21 @@ mod tests {
             Verification::Mismatch
         );
         assert!(!format!("{h:?}").contains(h.0.rsplit('$').next().unwrap_or("?")));
+    }
+
+    #[test]
+    fn hashing_in_a_work_area_makes_the_same_phc_string() {
+        let cost = Argon2Params {
+            memory_kib: 256,
+            ..Argon2Params::INSECURE_FAST
+        };
+        let mut area = WorkArea::default();
+        for input in [&b"abc"[..], &[0u8; 16][..]] {
+            assert_eq!(
+                hash_bytes_in(input, [5; 16], &cost, &mut area),
+                hash_bytes(input, [5; 16], &cost)
+            );
+        }
     }
 
     #[test]

@@ -262,6 +262,9 @@ pub struct Policy {
     pub throttle: crate::throttle::ThrottlePolicy,
     /// API-key format, lifetimes, rotation overlap, expiry warnings and usage recording.
     pub api_keys: crate::apikey::ApiKeyPolicy,
+    /// The legacy password migration: when the sunset retires a legacy credential, and how
+    /// long its reset token lives.
+    pub migration: crate::migration::MigrationPolicy,
 }
 
 impl Policy {
@@ -282,6 +285,7 @@ impl Policy {
         self.mfa.validate()?;
         self.throttle.validate()?;
         self.api_keys.validate()?;
+        self.migration.validate()?;
         crate::password::params(&self.argon2)
             .map(|_| ())
             .map_err(|e| format!("argon2 parameters: {e}"))

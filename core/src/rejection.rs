@@ -193,6 +193,10 @@ pub enum Rejection {
     /// A prefix matched more than one key: give more of the key. HTTP 409.
     #[error("the prefix matches more than one API key; give more of the key")]
     ApiKeyPrefixAmbiguous,
+    /// A password reset token that was never issued, was already spent, was replaced by a
+    /// newer one or has expired: all look alike (added with the legacy migration). HTTP 400.
+    #[error("the reset token is invalid or expired; ask for a new one")]
+    ResetTokenInvalid,
 }
 
 impl Rejection {
@@ -244,6 +248,7 @@ impl Rejection {
             Self::ApiKeyNotActive => 7003,
             Self::ApiKeyLimitReached => 7004,
             Self::ApiKeyPrefixAmbiguous => 7005,
+            Self::ResetTokenInvalid => 2002,
         }
     }
 
@@ -294,6 +299,7 @@ impl Rejection {
             Self::ApiKeyNotActive => "api-key-not-active",
             Self::ApiKeyLimitReached => "api-key-limit-reached",
             Self::ApiKeyPrefixAmbiguous => "api-key-prefix-ambiguous",
+            Self::ResetTokenInvalid => "reset-token-invalid",
         }
     }
 

@@ -255,6 +255,68 @@ impl Given {
         }
     }
 
+    /// An import of `username` with `hash` (a legacy hash as a table states it), run through
+    /// its use case's plan and prepare.
+    pub fn import(&mut self, username: &str, hash: &str) -> Result<Command, Rejection> {
+        let hash = crate::legacy::LegacyHash::parse(hash, None, None)
+            .unwrap_or_else(|e| panic!("test hash is valid: {e}"));
+        let request = crate::usecase::ImportRequest {
+            username: username.to_owned(),
+            email: None,
+            hash,
+            last_active_at: None,
+        };
+        let plan = request.plan(&self.views, self.now, &self.policy)?;
+        plan.prepare(self.prep()).map(Command::from)
+    }
+
+    /// `username` imported with `hash`, decided and folded.
+    pub fn imported(&mut self, username: &str, hash: &str) -> AccountId {
+        let command = self
+            .import(username, hash)
+            .unwrap_or_else(|r| panic!("import of {username}: {r}"));
+        match self.run(command) {
+            Ok(crate::Reply::Imported { account, .. }) => account,
+            other => panic!("import of {username}: {other:?}"),
+        }
+    }
+
+    /// A password reset with `token`, through its use case's plan and prepare.
+    pub fn reset_password(
+        &mut self,
+        token: &str,
+        new_password: &str,
+    ) -> Result<Command, Rejection> {
+        let request = crate::usecase::ResetPasswordRequest {
+            reset_token: token.to_owned().into(),
+            new_password: new_password.into(),
+            client: None,
+        };
+        let plan = request.plan(&self.views, self.now, &self.policy)?;
+        plan.prepare(self.prep()).map(Command::from)
+    }
+
+    /// The password check of a login, with the work it did per scheme family.
+    pub fn measured_check(
+        &mut self,
+        username: &str,
+        password: &str,
+    ) -> (PasswordCheck, crate::legacy::WorkDone) {
+        let target = crate::prepare::CheckTarget::of(
+            &self.views,
+            self.views.account_by_username(username),
+            &self.policy,
+        );
+        crate::prepare::check_password_measured(
+            password,
+            &target,
+            &self.decoy,
+            &self.policy,
+            &mut self.prepare_rng,
+            &mut self.area,
+        )
+    }
+
     /// A registration, validated and hashed as every driver does it. Only the expensive half
     /// runs, so that a taken name reaches the writer's own uniqueness check.
     pub fn register(

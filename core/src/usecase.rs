@@ -20,10 +20,11 @@ use std::net::IpAddr;
 
 use rand_core::CryptoRng;
 
-use crate::account::{AccountView, ChangePassword, Register, email_plausible, username_key};
+use crate::account::{ChangePassword, Register, email_plausible, username_key};
 use crate::blocklist::RevokeAccessToken;
 use crate::mfa::{AnswerMfaChallenge, ConfirmTotp, MfaAnswer, MfaKeys, TotpCode};
 use crate::password::{Password, PasswordHash, WorkArea};
+use crate::prepare::CheckTarget;
 use crate::refresh::{RefreshTokens, RevokeRefreshToken};
 use crate::session::Login;
 use crate::token::verify_access_token;
@@ -183,7 +184,7 @@ pub struct LoginRequest {
 /// A login whose address may try and whose account (if any) was looked up.
 #[derive(Debug)]
 pub struct LoginPlan {
-    account: Option<AccountView>,
+    target: CheckTarget,
     password: Password,
     mode: LoginMode,
     client: Option<IpAddr>,
@@ -198,7 +199,7 @@ impl UseCase for LoginRequest {
     fn plan(self, views: &Views, now: Timestamp, policy: &Policy) -> Result<LoginPlan, Rejection> {
         crate::throttle::check_address(views, self.client, now, &policy.throttle)?;
         Ok(LoginPlan {
-            account: views.account_by_username(&self.username).cloned(),
+            target: CheckTarget::of(views, views.account_by_username(&self.username), policy),
             password: self.password,
             mode: self.mode,
             client: self.client,
@@ -213,7 +214,7 @@ impl Planned for LoginPlan {
     fn prepare(self, prep: Prepare<'_>) -> Result<Login, Rejection> {
         let check = prepare::check_password_in(
             self.password.expose(),
-            self.account.as_ref(),
+            &self.target,
             prep.decoy,
             prep.policy,
             prep.rng,
@@ -246,7 +247,7 @@ pub struct ChangePasswordRequest {
 /// A password change with the holder's account looked up.
 #[derive(Debug)]
 pub struct ChangePasswordPlan {
-    account: Option<AccountView>,
+    target: CheckTarget,
     request: ChangePasswordRequest,
 }
 
@@ -257,10 +258,10 @@ impl UseCase for ChangePasswordRequest {
         self,
         views: &Views,
         _now: Timestamp,
-        _policy: &Policy,
+        policy: &Policy,
     ) -> Result<ChangePasswordPlan, Rejection> {
         Ok(ChangePasswordPlan {
-            account: views.account(&self.account).cloned(),
+            target: CheckTarget::of(views, views.account(&self.account), policy),
             request: self,
         })
     }
@@ -275,6 +276,7 @@ impl Planned for ChangePasswordPlan {
         // The holder's own names, which the new password must not be built on; an unknown
         // account fails the current-password check below anyway.
         let (username, email) = self
+            .target
             .account
             .as_ref()
             .map_or(("", None), |a| (a.username.as_str(), a.email.as_deref()));
@@ -287,7 +289,7 @@ impl Planned for ChangePasswordPlan {
         )?;
         let check = prepare::check_password_in(
             r.current_password.expose(),
-            self.account.as_ref(),
+            &self.target,
             prep.decoy,
             prep.policy,
             prep.rng,
@@ -452,7 +454,7 @@ pub struct StepUpRequest<C> {
 /// A step-up with the account looked up.
 #[derive(Debug)]
 pub struct StepUpPlan<C> {
-    account: Option<AccountView>,
+    target: CheckTarget,
     request: StepUpRequest<C>,
 }
 
@@ -468,7 +470,7 @@ impl<C: NeedsStepUp> UseCase for StepUpRequest<C> {
     ) -> Result<StepUpPlan<C>, Rejection> {
         crate::throttle::check_address(views, self.client, now, &policy.throttle)?;
         Ok(StepUpPlan {
-            account: views.account(&self.command.account()).cloned(),
+            target: CheckTarget::of(views, views.account(&self.command.account()), policy),
             request: self,
         })
     }
@@ -481,7 +483,7 @@ impl<C: NeedsStepUp> Planned for StepUpPlan<C> {
         let r = self.request;
         let check = prepare::check_password_in(
             r.password.expose(),
-            self.account.as_ref(),
+            &self.target,
             prep.decoy,
             prep.policy,
             prep.rng,
@@ -494,5 +496,131 @@ impl<C: NeedsStepUp> Planned for StepUpPlan<C> {
             second_factor: r.second_factor,
         });
         Ok(command)
+    }
+}
+
+/// `tessera import users`: one account from a legacy table. The hash was read and checked
+/// for shape by [`crate::legacy::LegacyHash::parse`]; an MD5 is wrapped in argon2id here,
+/// off the writer.
+#[derive(Debug)]
+pub struct ImportRequest {
+    /// As the table had it.
+    pub username: String,
+    /// Optional contact address.
+    pub email: Option<String>,
+    /// The legacy hash.
+    pub hash: crate::legacy::LegacyHash,
+    /// The legacy system's last login, if the table said.
+    pub last_active_at: Option<Timestamp>,
+}
+
+impl UseCase for ImportRequest {
+    type Plan = Self;
+
+    /// A malformed or taken username never costs an argon2 hash: an import run again after
+    /// a crash skips what it already imported at the price of a lookup.
+    fn plan(self, views: &Views, _now: Timestamp, _policy: &Policy) -> Result<Self, Rejection> {
+        username_key(&self.username).map_err(Rejection::InvalidUsername)?;
+        if self.email.as_deref().is_some_and(|e| !email_plausible(e)) {
+            return Err(Rejection::InvalidEmail);
+        }
+        if views.account_by_username(&self.username).is_some() {
+            return Err(Rejection::UsernameTaken);
+        }
+        Ok(self)
+    }
+}
+
+impl Planned for ImportRequest {
+    type Command = crate::migration::ImportAccount;
+
+    fn prepare(self, prep: Prepare<'_>) -> Result<Self::Command, Rejection> {
+        let mut salt = [0u8; 16];
+        prep.rng.fill_bytes(&mut salt);
+        // Policy validation at start-up guarantees argon2 accepts the parameters.
+        let password_hash = self
+            .hash
+            .into_stored(salt, &prep.policy.argon2, prep.area)
+            .map_err(|_| Rejection::WeakPassword(Vec::new()))?;
+        Ok(crate::migration::ImportAccount {
+            username: self.username.trim().to_owned(),
+            email: self.email,
+            password_hash,
+            last_active_at: self.last_active_at,
+        })
+    }
+}
+
+/// `POST /v1/password/reset`: a new password with a reset token the sunset issued.
+pub struct ResetPasswordRequest {
+    /// As presented; zeroed on drop and never shown by `Debug`.
+    pub reset_token: zeroize::Zeroizing<String>,
+    /// Must meet the policy.
+    pub new_password: Password,
+    /// Where the request came from.
+    pub client: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for ResetPasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetPasswordRequest")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reset whose token names a retired account, with the holder's names (the new password
+/// must not be built on them).
+#[derive(Debug)]
+pub struct ResetPasswordPlan {
+    presented: crate::secret::SecretDigest,
+    username: String,
+    email: Option<String>,
+    new_password: Password,
+    client: Option<IpAddr>,
+}
+
+impl UseCase for ResetPasswordRequest {
+    type Plan = ResetPasswordPlan;
+
+    /// A token that is not one, was never issued, was spent or replaced, or has expired is
+    /// refused before any hashing, all alike.
+    fn plan(
+        self,
+        views: &Views,
+        now: Timestamp,
+        _policy: &Policy,
+    ) -> Result<ResetPasswordPlan, Rejection> {
+        let presented = crate::migration::presented_reset_digest(&self.reset_token)
+            .ok_or(Rejection::ResetTokenInvalid)?;
+        let account = crate::migration::reset_account(views, &presented, now)
+            .and_then(|id| views.account(&id))
+            .ok_or(Rejection::ResetTokenInvalid)?;
+        Ok(ResetPasswordPlan {
+            presented,
+            username: account.username.clone(),
+            email: account.email.clone(),
+            new_password: self.new_password,
+            client: self.client,
+        })
+    }
+}
+
+impl Planned for ResetPasswordPlan {
+    type Command = crate::migration::ResetPassword;
+
+    fn prepare(self, prep: Prepare<'_>) -> Result<Self::Command, Rejection> {
+        let new_hash = prepare::new_password(
+            self.new_password.expose(),
+            &self.username,
+            self.email.as_deref(),
+            prep.policy,
+            prep.rng,
+        )?;
+        Ok(crate::migration::ResetPassword {
+            presented: self.presented,
+            new_hash,
+            client: self.client,
+        })
     }
 }

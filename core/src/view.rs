@@ -24,6 +24,7 @@ use crate::throttle::Strikes;
 use crate::{AccountId, ChallengeId, FamilyId, SessionId, Timestamp, TokenId};
 
 mod apikeys;
+mod legacy;
 mod mfa;
 mod oauth;
 mod throttle;
@@ -31,6 +32,7 @@ mod tokens;
 
 pub use oauth::{OAuthKey, OAuthRecord, RevokedClientToken};
 
+pub use legacy::SchemeCounts;
 pub use throttle::AddressCapacity;
 
 /// The key of one persisted view record.
@@ -68,6 +70,8 @@ pub enum ViewKey {
     OAuth(OAuthKey),
     /// An API key, by id (appended after the keys above).
     ApiKey(crate::ApiKeyId),
+    /// An account still on a legacy credential. After the earlier keys, for the same reason.
+    Legacy(AccountId),
 }
 
 /// One persisted view record.
@@ -100,6 +104,8 @@ pub enum ViewRecord {
     OAuth(OAuthRecord),
     /// Under [`ViewKey::ApiKey`]: the key.
     ApiKey(crate::apikey::ApiKeyView),
+    /// Under [`ViewKey::Legacy`]: the account's legacy credential record.
+    Legacy(crate::legacy::LegacyView),
 }
 
 impl ViewKey {
@@ -136,6 +142,7 @@ impl ViewKey {
                     )
             ),
             (Self::ApiKey(id), ViewRecord::ApiKey(k)) => k.id == *id,
+            (Self::Legacy(a), ViewRecord::Legacy(l)) => l.account == *a,
             _ => false,
         }
     }
@@ -199,6 +206,8 @@ pub struct Views {
     pub(crate) oauth: oauth::OAuthViews,
     /// API keys.
     pub(crate) api_keys: apikeys::ApiKeyViews,
+    /// Accounts still on a legacy credential.
+    pub(crate) legacy: legacy::LegacyViews,
 }
 
 impl Views {
@@ -268,6 +277,7 @@ impl Views {
             .chain(self.throttle_keys())
             .chain(self.oauth_keys())
             .chain(self.api_key_keys())
+            .chain(self.legacy_keys())
             .collect();
         keys.sort();
         keys
@@ -285,6 +295,7 @@ impl Views {
             | ViewKey::AddressStrikes(_)
             | ViewKey::RegistrationStrikes(_) => self.throttle_record(key),
             ViewKey::ApiKey(_) => self.api_key_record(key),
+            ViewKey::Legacy(_) => self.legacy_record(key),
             ViewKey::SigningKey(_)
             | ViewKey::Family(_)
             | ViewKey::RefreshToken(_)
@@ -326,6 +337,7 @@ impl Views {
                 return self.load_throttle(&key, record);
             }
             (key @ ViewKey::ApiKey(_), record) => return self.load_api_key(&key, record),
+            (key @ ViewKey::Legacy(_), record) => return self.load_legacy(&key, record),
             (key, _) => {
                 return Err(ApplyError {
                     kind: "load",
@@ -394,6 +406,8 @@ impl Views {
             | Event::PasswordRehashed { .. }
             | Event::AccountDisabled { .. }
             | Event::AccountEnabled { .. }
+            | Event::AccountImported { .. }
+            | Event::PasswordReset { .. }
             | Event::LoginFailed { .. }
             | Event::UnknownAccountLoginFailed { .. }
             | Event::RegistrationAttempted { .. }
@@ -437,7 +451,11 @@ impl Views {
             | Event::ApiKeyRevoked { .. }
             | Event::ApiKeyExpiryWarned { .. }
             | Event::ApiKeyUsed { .. } => self.apply_api_key(at, event, touched)?,
+            // Only the legacy view below keeps it.
+            Event::LegacyCredentialRetired { .. } => {}
         }
+        // The legacy view follows the credential events the account view applied.
+        self.apply_legacy(at, event, touched)?;
         // The throttle view counts failures and successes the other views recorded.
         self.count_strikes(at, event, touched);
         Ok(())
@@ -460,6 +478,13 @@ impl Views {
                 username,
                 email,
                 password_hash,
+            }
+            | Event::AccountImported {
+                account,
+                username,
+                email,
+                password_hash,
+                ..
             } => {
                 let key = username_key(username).map_err(|e| fail(&e.to_string()))?;
                 if self.usernames.contains_key(&key) || self.accounts.contains_key(account) {
@@ -488,13 +513,21 @@ impl Views {
             | Event::PasswordRehashed {
                 account,
                 password_hash,
+            }
+            | Event::PasswordReset {
+                account,
+                password_hash,
+                ..
             } => {
                 let a = self
                     .accounts
                     .get_mut(account)
                     .ok_or_else(|| fail("unknown account"))?;
                 a.password_hash = password_hash.clone();
-                let changed = matches!(event, Event::PasswordChanged { .. });
+                let changed = matches!(
+                    event,
+                    Event::PasswordChanged { .. } | Event::PasswordReset { .. }
+                );
                 if changed {
                     a.password_changed_at = at;
                 }

@@ -18,6 +18,7 @@ pub enum Route {
     Sessions,
     SessionDelete,
     Password,
+    PasswordReset,
     LoginMfa,
     MfaTotp,
     MfaConfirm,
@@ -49,7 +50,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 36] = [
+    pub const ALL: [Route; 37] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -58,6 +59,7 @@ impl Route {
         Self::Sessions,
         Self::SessionDelete,
         Self::Password,
+        Self::PasswordReset,
         Self::LoginMfa,
         Self::MfaTotp,
         Self::MfaConfirm,
@@ -98,6 +100,7 @@ impl Route {
             Self::Sessions => "sessions",
             Self::SessionDelete => "session_delete",
             Self::Password => "password",
+            Self::PasswordReset => "password_reset",
             Self::LoginMfa => "login_mfa",
             Self::MfaTotp => "mfa_totp",
             Self::MfaConfirm => "mfa_confirm",
@@ -409,7 +412,29 @@ pub fn render(app: &App) -> String {
         views.api_key_count(),
         views.api_keys_expiring_count(now, &app.engine.policy().api_keys)
     );
+    // The migration's progress: accounts by credential scheme (the same counts as
+    // `tessera migration status`).
+    let counts = views.scheme_counts();
     drop(views);
+    let _ = writeln!(
+        out,
+        "# HELP tessera_accounts_by_scheme Accounts by password credential scheme.\n# TYPE tessera_accounts_by_scheme gauge\ntessera_accounts_by_scheme{{scheme=\"argon2id\"}} {}",
+        counts.current
+    );
+    // Imported argon2 hashes count as legacy until their first login replaces them.
+    for scheme in tessera_core::legacy::Scheme::ALL {
+        let _ = writeln!(
+            out,
+            "tessera_accounts_by_scheme{{scheme=\"legacy-{}\"}} {}",
+            scheme.name(),
+            counts.legacy.get(&scheme).copied().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tessera_legacy_retired Accounts whose legacy credential the sunset retired.\n# TYPE tessera_legacy_retired gauge\ntessera_legacy_retired {}",
+        counts.retired
+    );
     let _ = writeln!(
         out,
         "# HELP tessera_api_key_refusals_total API-key requests refused, per reason (the caller sees one 401).\n# TYPE tessera_api_key_refusals_total counter"

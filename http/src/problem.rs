@@ -353,6 +353,15 @@ impl From<Rejection> for Problem {
             Rejection::ApiKeyNotActive
             | Rejection::ApiKeyLimitReached
             | Rejection::ApiKeyPrefixAmbiguous => (StatusCode::CONFLICT, "Conflict", vec![]),
+            Rejection::ResetTokenInvalid => (
+                StatusCode::BAD_REQUEST,
+                "Invalid reset token",
+                vec![FieldProblem {
+                    pointer: "/reset_token".into(),
+                    code: "reset_token_invalid".into(),
+                    detail,
+                }],
+            ),
         };
         Self {
             status,

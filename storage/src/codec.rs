@@ -289,11 +289,13 @@ pub enum ViewTree {
     OAuth,
     /// API keys, by id.
     ApiKeys,
+    /// Accounts still on a legacy credential, by account id.
+    Legacy,
 }
 
 impl ViewTree {
     /// Every view tree, in a fixed order: a store opens one tree per entry.
-    pub const ALL: [ViewTree; 15] = [
+    pub const ALL: [ViewTree; 16] = [
         Self::Accounts,
         Self::Usernames,
         Self::Sessions,
@@ -309,6 +311,7 @@ impl ViewTree {
         Self::RegistrationStrikes,
         Self::OAuth,
         Self::ApiKeys,
+        Self::Legacy,
     ];
 
     /// The sled tree's name, `view.<name>`. Part of the on-disk format: never rename one.
@@ -329,6 +332,7 @@ impl ViewTree {
             Self::RegistrationStrikes => "view.registration_strikes",
             Self::OAuth => "view.oauth",
             Self::ApiKeys => "view.api_keys",
+            Self::Legacy => "view.legacy",
         }
     }
 
@@ -360,6 +364,7 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
         ViewKey::RegistrationStrikes(ip) => (ViewTree::RegistrationStrikes, ip_bytes(ip)),
         ViewKey::OAuth(k) => (ViewTree::OAuth, oauth_key_bytes(k)),
         ViewKey::ApiKey(id) => (ViewTree::ApiKeys, id.as_bytes().to_vec()),
+        ViewKey::Legacy(id) => (ViewTree::Legacy, id.as_bytes().to_vec()),
     }
 }
 
@@ -477,6 +482,7 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
         ViewTree::RegistrationStrikes => ViewKey::RegistrationStrikes(ip_from(bytes)?),
         ViewTree::OAuth => ViewKey::OAuth(decode_oauth_key(bytes)?),
         ViewTree::ApiKeys => ViewKey::ApiKey(tessera_core::ApiKeyId::from_bytes(fixed(bytes)?)),
+        ViewTree::Legacy => ViewKey::Legacy(AccountId::from_bytes(fixed(bytes)?)),
     })
 }
 
@@ -496,6 +502,7 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
         ViewRecord::Strikes(s) => encode(s),
         ViewRecord::OAuth(r) => encode(r),
         ViewRecord::ApiKey(k) => encode(k),
+        ViewRecord::Legacy(l) => encode(l),
     }
 }
 
@@ -533,6 +540,10 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
         ViewTree::ApiKeys => ViewRecord::ApiKey(decode::<tessera_core::apikey::ApiKeyView>(
             bytes,
             "API key view",
+        )?),
+        ViewTree::Legacy => ViewRecord::Legacy(decode::<tessera_core::legacy::LegacyView>(
+            bytes,
+            "legacy view",
         )?),
     })
 }

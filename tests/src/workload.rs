@@ -163,6 +163,11 @@ pub struct Mix {
     /// The OAuth provider's commands, in a fixed cycle ([`Driver`]'s OAuth script).
     pub oauth: u32,
     pub api_key: u32,
+    /// Retire the legacy credentials that are due (imported accounts carry a last login
+    /// long ago, so the ones that have not logged in yet are).
+    pub sunset: u32,
+    /// Reset a password with a token the sunset issued.
+    pub reset_password: u32,
 }
 
 impl Mix {
@@ -193,6 +198,8 @@ impl Mix {
         reset_mfa: 0,
         oauth: 0,
         api_key: 0,
+        sunset: 0,
+        reset_password: 0,
     };
 
     /// Every command there is.
@@ -216,6 +223,8 @@ impl Mix {
         reset_mfa: 1,
         oauth: 1,
         api_key: 4,
+        sunset: 1,
+        reset_password: 2,
         ..Self::SESSIONS
     };
 
@@ -246,6 +255,8 @@ impl Mix {
             (self.reset_mfa, Op::ResetMfa),
             (self.oauth, Op::OAuth),
             (self.api_key, Op::ApiKey),
+            (self.sunset, Op::Sunset),
+            (self.reset_password, Op::ResetPassword),
         ];
         let total: u32 = table.iter().map(|(w, _)| w).sum();
         let mut roll = rng.random_range(0..total);
@@ -286,6 +297,8 @@ enum Op {
     ResetMfa,
     OAuth,
     ApiKey,
+    Sunset,
+    ResetPassword,
 }
 
 /// What the driver holds of the OAuth flows: the code it was handed and its verifier, the
@@ -410,6 +423,8 @@ pub struct Driver {
     oauth: OAuthState,
     /// API keys issued: id, the key, its account.
     api_keys: Vec<(tessera_core::ApiKeyId, String, AccountId)>,
+    /// Reset tokens the sunset issued and the driver has not spent.
+    resets: Vec<(String, AccountId)>,
 }
 
 impl Driver {
@@ -431,6 +446,7 @@ impl Driver {
             presented_backup: None,
             oauth: OAuthState::default(),
             api_keys: Vec::new(),
+            resets: Vec::new(),
         }
     }
 
@@ -610,6 +626,36 @@ impl Driver {
                 None => return self.register(),
             },
             (Op::ApiKey, Some(u), _) => self.api_key_command(&u),
+            (Op::Sunset, _, _) => {
+                let now = self.clock.now();
+                let mut accounts = tessera_core::migration::sunset_due(
+                    &self.engine.views(),
+                    now,
+                    &self.policy.migration,
+                );
+                accounts.truncate(tessera_core::migration::SUNSET_ACCOUNTS_PER_COMMAND_MAX);
+                Command::from(tessera_core::migration::RetireLegacyCredentials { accounts })
+            }
+            (Op::ResetPassword, _, _) if !self.resets.is_empty() => {
+                let (token, _) = self.pick(&self.resets.clone()).expect("not empty");
+                let new = format!("Reset password {} Q", self.rng.random_range(0..1_000_000));
+                let request = tessera_core::usecase::ResetPasswordRequest {
+                    reset_token: token.clone().into(),
+                    new_password: new.as_str().into(),
+                    client: None,
+                };
+                match self
+                    .engine
+                    .prepare_here(request, &mut self.rng, &mut self.area)
+                {
+                    Ok(command) => return (command.into(), Some(new)),
+                    // Spent by an earlier step, or expired: forget it.
+                    Err(_) => {
+                        self.resets.retain(|(t, _)| *t != token);
+                        return self.register();
+                    }
+                }
+            }
             // A disabled account is enabled again, so that both operator actions reach the
             // log and the account's later logins succeed again (reading the views draws no
             // randomness: the seeded sequence is unchanged up to here).
@@ -1039,6 +1085,12 @@ impl Driver {
             policy: &self.policy,
         })
         .expect("valid registration");
+        // Every fifth account comes from a legacy table instead, as an MD5 (raw or salted)
+        // or a bcrypt hash, last used long before the driver's start, so that the sunset
+        // finds it due unless it logs in first. Derived from the count, not drawn.
+        if self.registrations % 5 == 2 {
+            return (self.import(&register.username, &password), Some(password));
+        }
         let mut command = Command::from(register);
         // Now and then, an account whose hash was made under weaker parameters (as an
         // imported one would be), so that its next login re-hashes it.
@@ -1058,6 +1110,50 @@ impl Driver {
             *password_hash = password::hash(&password, salt, &weaker).expect("valid parameters");
         }
         (command, Some(password))
+    }
+
+    /// An import of `username` whose legacy password is `password`.
+    fn import(&mut self, username: &str, password: &str) -> Command {
+        use md5::Digest as _;
+        let (hash, salt, position) = match self.registrations % 3 {
+            0 => (
+                data_encoding::HEXLOWER.encode(&md5::Md5::digest(password.as_bytes())),
+                None,
+                None,
+            ),
+            1 => (
+                data_encoding::HEXLOWER
+                    .encode(&md5::Md5::digest(format!("{password}pepper").as_bytes())),
+                Some("pepper"),
+                Some(tessera_core::legacy::SaltPosition::After),
+            ),
+            _ => (
+                bcrypt::hash_with_salt(password, 4, [9; 16])
+                    .expect("bcrypt cost 4")
+                    .format_for_version(bcrypt::Version::TwoB),
+                None,
+                None,
+            ),
+        };
+        let request = tessera_core::usecase::ImportRequest {
+            username: username.to_owned(),
+            email: None,
+            hash: tessera_core::legacy::LegacyHash::parse(&hash, salt, position)
+                .expect("a well-formed legacy hash"),
+            last_active_at: Some(Timestamp::from_millis(
+                T0.as_millis() - 200 * 24 * 60 * 60 * 1000,
+            )),
+        };
+        let decoy = self.engine.decoy();
+        request
+            .prepare(Prepare {
+                rng: &mut self.rng,
+                area: &mut self.area,
+                decoy: &decoy,
+                policy: &self.policy,
+            })
+            .expect("an import's expensive half")
+            .into()
     }
 
     /// A password login, prepared as every driver prepares it.
@@ -1136,6 +1232,46 @@ impl Driver {
                     password,
                     account: *account,
                 });
+            }
+            (
+                Command::Migration(tessera_core::MigrationCommand::Import(i)),
+                Ok(Reply::Imported { account, .. }),
+            ) => {
+                let password = password.expect("an import carries its legacy password");
+                self.users.push(User {
+                    username: i.username.clone(),
+                    password,
+                    account: *account,
+                });
+            }
+            (_, Ok(Reply::LegacyRetired(issued))) => {
+                self.resets.extend(
+                    issued
+                        .iter()
+                        .map(|r| (r.token.expose().to_owned(), r.account)),
+                );
+            }
+            (
+                Command::Migration(tessera_core::MigrationCommand::ResetPassword(r)),
+                Ok(Reply::PasswordReset),
+            ) => {
+                let spent: Vec<AccountId> = self
+                    .resets
+                    .iter()
+                    .filter(|(t, _)| {
+                        tessera_core::migration::presented_reset_digest(t) == Some(r.presented)
+                    })
+                    .map(|(_, a)| *a)
+                    .collect();
+                self.resets.retain(|(t, _)| {
+                    tessera_core::migration::presented_reset_digest(t) != Some(r.presented)
+                });
+                for account in spent {
+                    self.sessions.retain(|s| s.account != account);
+                    if let Some(u) = self.users.iter_mut().find(|u| u.account == account) {
+                        u.password = password.clone().expect("a reset carries its new password");
+                    }
+                }
             }
             (_, Ok(Reply::LoggedIn(issued))) => self.sessions.push(issued.clone()),
             (Command::ApiKey(c), Ok(Reply::ApiKeyIssued(issued))) => {

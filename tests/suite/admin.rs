@@ -1,5 +1,6 @@
 //! The admin socket's peer check, with the expected uid injected: a peer of another user is
-//! refused with 403 problem+json and counted, whatever the file modes would allow.
+//! refused with 403 problem+json and counted, whatever the file modes would allow. And the
+//! legacy import and migration routes as the CLI calls them.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -85,5 +86,62 @@ async fn a_live_socket_is_not_taken_over() {
         Err(tessera_http::admin::AdminError::InUse(_))
     ));
     first.shutdown().await;
+    s.stop().await;
+}
+
+/// A POST with a JSON body on a fresh connection to the socket.
+async fn post(socket: std::path::PathBuf, path: &'static str, body: String) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connects");
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).expect("written");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("read");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status");
+        (status, body.to_owned())
+    })
+    .await
+    .expect("the request thread ends")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_route_takes_bounded_batches_and_the_status_counts_them() {
+    let s = Server::start(HttpConfig::default()).await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let admin = start_admin(s.app.clone(), data.path(), AdminOptions::default())
+        .await
+        .expect("starts");
+    let md5 = "252bc6aa46a356da20cfc53f7cb06931";
+    let line = |n: u64, text: String| serde_json::json!({"line": n, "text": text});
+    let batch = serde_json::json!({"lines": [
+        line(1, format!(r#"{{"username":"viasocket","hash":"{md5}"}}"#)),
+        line(2, r#"{"username":"broken","hash":"nope"}"#.to_owned()),
+    ]});
+    let (status, body) = post(admin.path.clone(), "/admin/v1/import", batch.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let results: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(results[0]["outcome"], "imported");
+    assert_eq!(results[1]["outcome"], "refused");
+    assert_eq!(results[1]["line"], 2);
+
+    let long = serde_json::json!({"lines": [line(1, "x".repeat(9000))]});
+    let (status, body) = post(admin.path.clone(), "/admin/v1/import", long.to_string()).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("import-batch-too-large"));
+
+    let (status, _, body) = get(admin.path.clone(), "/admin/v1/migration").await;
+    assert_eq!(status, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(status["legacy"]["md5-wrapped"], 1);
+    assert_eq!(status["days"][0]["imported"], 1);
+    admin.shutdown().await;
     s.stop().await;
 }

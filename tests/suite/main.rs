@@ -17,6 +17,7 @@ mod drivers;
 mod engine_tokens;
 mod fuzz;
 mod http_e2e;
+mod legacy;
 mod mfa_e2e;
 mod mfa_props;
 mod oauth_e2e;

@@ -7,18 +7,22 @@ use tessera_storage::replay::{self, ViewDifference};
 use tessera_storage::{EventStore, MemoryStore};
 use tessera_tests::workload::{Driver, Mix, SharedStore};
 
-/// A seed whose 400 steps produce every event type and end with live sessions (both are
+/// A seed whose 520 steps produce every event type and end with live sessions (both are
 /// asserted: a change to the driver that loses either fails loudly rather than proving less).
-const SEED: u64 = 170;
-const STEPS: usize = 400;
+const SEED: u64 = 163;
+const STEPS: usize = 520;
 /// A seed whose first 150 steps leave live sessions.
 const INTERRUPT_SEED: u64 = 49;
 
 /// A memory store after `STEPS` commands of every kind, and the views the engine holds.
 fn driven(seed: u64) -> (SharedStore<MemoryStore>, Views) {
+    driven_for(seed, STEPS)
+}
+
+fn driven_for(seed: u64, steps: usize) -> (SharedStore<MemoryStore>, Views) {
     let store = SharedStore::new(MemoryStore::new());
     let mut driver = Driver::start(Box::new(store.clone()), seed, Mix::ALL);
-    for i in 0..STEPS {
+    for i in 0..steps {
         let step = driver.step();
         if let Err(e) = &step.result {
             panic!(

@@ -56,7 +56,17 @@ fn tidy(v: &mut Value) {
         Value::Object(map) => {
             for (k, field) in map.iter_mut() {
                 if k == "password_hash" {
-                    *field = Value::String("<redacted argon2id hash>".into());
+                    // The scheme is no secret (the migration's status counts by it); the
+                    // hash is an offline-attack target.
+                    let scheme = field
+                        .as_str()
+                        .and_then(|h| {
+                            tessera_core::legacy::Scheme::of(&tessera_core::password::PasswordHash(
+                                h.to_owned(),
+                            ))
+                        })
+                        .map_or("unknown", tessera_core::legacy::Scheme::name);
+                    *field = Value::String(format!("<redacted {scheme} hash>"));
                 } else if k.ends_with("digest") {
                     if let Value::Array(bytes) = field {
                         let hex: String = bytes

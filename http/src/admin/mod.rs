@@ -11,6 +11,7 @@
 
 pub mod clients;
 pub mod log;
+pub mod migration;
 pub mod ops;
 mod routes;
 

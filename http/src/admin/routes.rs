@@ -12,6 +12,10 @@ use zeroize::Zeroizing;
 
 use super::clients;
 use super::log::AdminBody;
+use super::migration::{
+    IMPORT_BATCH_BYTES_MAX, IMPORT_BATCH_LINES_MAX, IMPORT_LINE_BYTES_MAX, ImportBatch,
+    StatusError, SunsetBody,
+};
 use super::ops::{self, AccountAction, KeyRotated, OpError, OperatorBody};
 use crate::App;
 use crate::body::{json, read_json};
@@ -63,6 +67,15 @@ pub(super) async fn handle(app: &App, req: Request<Incoming>) -> Response<AdminB
                 .map(|r| r.map(AdminBody::Full))
                 .unwrap_or_else(|problem| problem.into_response().map(AdminBody::Full));
         }
+        // A batch of imports hashes as many MD5s as it has lines.
+        ("/admin/v1/import", Method::POST) => {
+            return import(app, req)
+                .await
+                .unwrap_or_else(|problem| problem.into_response().map(AdminBody::Full));
+        }
+        ("/admin/v1/import", _) => Some(Err(Problem::method_not_allowed("POST"))),
+        ("/admin/v1/migration", Method::GET) => Some(migration_status(app).await),
+        ("/admin/v1/migration", _) => Some(Err(Problem::method_not_allowed("GET"))),
         ("/admin/v1/log" | "/admin/v1/verify", _) => Some(Err(Problem::method_not_allowed("GET"))),
         ("/admin/v1/backup", _) => Some(Err(Problem::method_not_allowed("POST"))),
         _ => None,
@@ -112,6 +125,14 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {
             let done = ops::act(&app.engine, &name, action, &input.operator).await?;
             Ok(json(StatusCode::OK, &done))
         }
+        (["migration", "sunset"], Method::POST) => {
+            let (parts, body) = req.into_parts();
+            let input: SunsetBody =
+                read_json(body, &parts.headers, app.config.body_bytes_max).await?;
+            let exports = super::migration::sunset(&app.engine, &input.operator).await?;
+            Ok(json(StatusCode::OK, &exports))
+        }
+        (["migration", "sunset"], _) => Err(Problem::method_not_allowed("POST")),
         (["keys"], Method::GET) => Ok(json(StatusCode::OK, &ops::keys(&app.engine))),
         (["keys", "rotate"], Method::POST) => {
             let (parts, body) = req.into_parts();
@@ -179,6 +200,48 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {
         }
         _ => Err(Problem::not_found()),
     }
+}
+
+/// `POST /admin/v1/import`: a batch of import lines, imported on every core off the async
+/// workers; one result per line.
+async fn import(app: &App, req: Request<Incoming>) -> Result<Response<AdminBody>, Problem> {
+    let (parts, body) = req.into_parts();
+    let input: ImportBatch = read_json(body, &parts.headers, IMPORT_BATCH_BYTES_MAX).await?;
+    if input.lines.len() > IMPORT_BATCH_LINES_MAX
+        || input
+            .lines
+            .iter()
+            .any(|l| l.text.len() > IMPORT_LINE_BYTES_MAX)
+    {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "import-batch-too-large",
+            "Import batch too large",
+            format!(
+                "at most {IMPORT_BATCH_LINES_MAX} lines of at most {IMPORT_LINE_BYTES_MAX} bytes"
+            ),
+        ));
+    }
+    let engine = app.engine.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        super::migration::import_lines(&engine, input.lines, super::migration::import_workers())
+    })
+    .await
+    .map_err(|e| Problem::unavailable(format!("the import stopped: {e}")))??;
+    Ok(json(StatusCode::OK, &results).map(AdminBody::Full))
+}
+
+/// `GET /admin/v1/migration`: accounts by scheme and the history, read from the log.
+async fn migration_status(app: &App) -> Result<Response<AdminBody>, Problem> {
+    let engine = app.engine.clone();
+    let status = tokio::task::spawn_blocking(move || super::migration::status(&engine))
+        .await
+        .map_err(|e| Problem::unavailable(format!("the status stopped: {e}")))?
+        .map_err(|e| match e {
+            StatusError::Engine(e) => Problem::from(e),
+            StatusError::Read(why) => Problem::unavailable(why),
+        })?;
+    Ok(json(StatusCode::OK, &status).map(AdminBody::Full))
 }
 
 async fn add(app: &App, req: Request<Incoming>) -> Result<Reply, Problem> {

@@ -43,6 +43,7 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/v1/sessions") => Route::Sessions,
         (_, p) if p.starts_with("/v1/sessions/") => Route::SessionDelete,
         (_, "/v1/password") => Route::Password,
+        (_, "/v1/password/reset") => Route::PasswordReset,
         (_, "/v1/login/mfa") => Route::LoginMfa,
         (_, "/v1/mfa/totp") => Route::MfaTotp,
         (_, "/v1/mfa/totp/confirm") => Route::MfaConfirm,
@@ -79,6 +80,7 @@ pub fn template(route: Route) -> Option<&'static str> {
         Route::Sessions => "/v1/sessions",
         Route::SessionDelete => "/v1/sessions/{id}",
         Route::Password => "/v1/password",
+        Route::PasswordReset => "/v1/password/reset",
         Route::LoginMfa => "/v1/login/mfa",
         Route::MfaTotp => "/v1/mfa/totp",
         Route::MfaConfirm => "/v1/mfa/totp/confirm",
@@ -133,6 +135,7 @@ fn allowed(route: Route) -> &'static str {
         | Route::Logout
         | Route::LogoutEverywhere
         | Route::Password
+        | Route::PasswordReset
         | Route::LoginMfa
         | Route::MfaConfirm
         | Route::MfaBackupCodes
@@ -181,6 +184,7 @@ pub async fn dispatch(
         (Route::Sessions, Method::GET) => sessions::list(ctx, req).await,
         (Route::SessionDelete, Method::DELETE) => sessions::delete(ctx, req).await,
         (Route::Password, Method::POST) => sessions::change_password(ctx, req).await,
+        (Route::PasswordReset, Method::POST) => sessions::reset_password(ctx, req).await,
         (Route::LoginMfa, Method::POST) => mfa::answer_challenge(ctx, req).await,
         (Route::MfaTotp, Method::POST) => mfa::start_enrolment(ctx, req).await,
         (Route::MfaTotp, Method::DELETE) => mfa::disable(ctx, req).await,

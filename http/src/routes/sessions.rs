@@ -195,3 +195,30 @@ pub async fn change_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Rep
     }
     Ok(resp)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    reset_token: Zeroizing<String>,
+    new_password: Zeroizing<String>,
+}
+
+/// `POST /v1/password/reset`: a new password with the reset token an operator delivered
+/// after the legacy sunset. No credential: the token is one. A token that was never issued,
+/// was spent or replaced, or has expired gets the same 400.
+pub async fn reset_password(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let (parts, body) = req.into_parts();
+    let input: ResetBody = read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    let client = Some(auth::client_address(
+        ctx.peer,
+        &parts.headers,
+        &ctx.app.config,
+    ));
+    let request = tessera_core::usecase::ResetPasswordRequest {
+        reset_token: input.reset_token,
+        new_password: input.new_password.into(),
+        client,
+    };
+    ctx.app.run(request).await?.reply?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}

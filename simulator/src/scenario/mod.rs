@@ -13,6 +13,7 @@ use crate::{Failure, FailureKind};
 pub use api_keys::{ApiKeyGuessing, LeakedApiKey};
 pub use brute_force::BruteForce;
 pub use jwt_tampering::JwtTampering;
+pub use legacy::Legacy;
 pub use login_csrf::LoginCsrf;
 pub use mfa_attacks::MfaAttack;
 pub use oauth_attacks::OAuthAttack;
@@ -114,6 +115,7 @@ macro_rules! redacted_debug {
 mod api_keys;
 mod brute_force;
 mod jwt_tampering;
+mod legacy;
 mod login_csrf;
 mod mfa_attacks;
 pub mod oauth_attacks;
@@ -166,6 +168,8 @@ pub const NAMES: &[&str] = &[
     "client-secret-guessing",
     "leaked-api-key",
     "api-key-guessing",
+    "stolen-md5-table",
+    "sunset-login",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -198,6 +202,8 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         "client-secret-guessing" => oauth(oauth_attacks::Attack::ClientSecretGuessing, rng(name)),
         "leaked-api-key" => Box::new(LeakedApiKey::new(rng(name))),
         "api-key-guessing" => Box::new(ApiKeyGuessing::new(rng(name))),
+        "stolen-md5-table" => Box::new(Legacy::new(legacy::Attack::StolenMd5, rng(name))),
+        "sunset-login" => Box::new(Legacy::new(legacy::Attack::SunsetLogin, rng(name))),
         _ => return None,
     })
 }

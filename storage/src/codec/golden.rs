@@ -307,6 +307,28 @@ fn api_key_examples(account: AccountId) -> Vec<Event> {
             last_at: Timestamp::from_millis(1_700_000_059_000),
             addresses: vec![IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))],
         },
+        Event::AccountImported {
+            account,
+            username: "legacy.user".into(),
+            email: Some("legacy@example.com".into()),
+            password_hash: PasswordHash(format!(
+                "md5$before$TmFDbA${}",
+                "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
+            )),
+            last_active_at: Some(Timestamp::from_millis(1_690_000_000_000)),
+        },
+        Event::LegacyCredentialRetired {
+            account,
+            reset_digest: SecretDigest([0x21; 32]),
+            reset_expires_at: Timestamp::from_millis(1_700_259_200_000),
+        },
+        Event::PasswordReset {
+            account,
+            password_hash: PasswordHash(
+                "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".into(),
+            ),
+            reset_digest: SecretDigest([0x21; 32]),
+        },
     ]
 }
 

@@ -7,6 +7,7 @@
 mod account;
 mod admin_client;
 mod config;
+mod migrate;
 mod ops;
 mod replay;
 mod serve;
@@ -59,6 +60,8 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Copy a sled log into PostgreSQL, hash chain intact; resumable after a crash.
+    Migrate(migrate::MigrateArgs),
     /// Run the deterministic attack simulator.
     Simulate(simulate::SimulateArgs),
     /// Operator actions on accounts, each recorded as events.
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Verify { data } => replay::verify(&config, data),
         Command::Backup { dir, data } => replay::backup(&config, dir, data),
         Command::Account(cmd) => account::run(&config, cmd),
+        Command::Migrate(args) => migrate::run(&config, args),
         Command::Simulate(args) => simulate::run(&config, args),
         Command::Keys(KeysCommand::Rotate { data, operator }) => {
             ops::run(&config, data, ops::Op::KeysRotate { operator }).map(|()| ExitCode::SUCCESS)

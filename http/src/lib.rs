@@ -19,6 +19,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod cluster;
 pub mod config;
 pub mod hashing;
 pub mod metrics;

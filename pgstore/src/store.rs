@@ -333,11 +333,6 @@ impl PgStore {
         &self.target
     }
 
-    /// Set while the database cannot be reached.
-    pub fn unreachable_flag(&self) -> Arc<AtomicBool> {
-        self.unreachable.clone()
-    }
-
     /// The fencing token this store appends under, while it holds the lease.
     pub fn fence(&self) -> Option<u64> {
         self.fence
@@ -969,6 +964,10 @@ impl EventStore for PgStore {
 
     fn set_waker(&mut self, wake: Box<dyn Fn() + Send + Sync>) {
         self.start_listener(wake);
+    }
+
+    fn unreachable_flag(&self) -> Option<Arc<AtomicBool>> {
+        Some(self.unreachable.clone())
     }
 
     fn follow(&mut self) -> Result<Followed, FollowError> {

@@ -175,6 +175,13 @@ pub trait EventStore: Send {
         let _ = wake;
     }
 
+    /// A flag the store sets while its database cannot be reached, so that the engine can
+    /// refuse new commands at once instead of queueing them behind a batch that is retrying.
+    /// `None` (the default) for a store on local disk.
+    fn unreachable_flag(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        None
+    }
+
     /// For a log several nodes share: keeps or takes the writer lease, and returns what
     /// other nodes appended after this store's head. A store only this process writes is
     /// always the leader with nothing to follow (the default).

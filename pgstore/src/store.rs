@@ -102,6 +102,9 @@ pub struct PgStore {
     unreachable: Arc<AtomicBool>,
     /// Test hook: how long a batch waits, holding its locks, before it commits.
     commit_delay: Option<Duration>,
+    /// Test hook: the next batch that commits behaves as if the answer to its commit was
+    /// lost with the connection.
+    lose_commit_answer: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -314,6 +317,7 @@ impl PgStore {
             listener: None,
             unreachable: Arc::new(AtomicBool::new(false)),
             commit_delay: None,
+            lose_commit_answer: false,
         })
     }
 
@@ -349,6 +353,13 @@ impl PgStore {
     #[doc(hidden)]
     pub fn set_commit_delay(&mut self, delay: Option<Duration>) {
         self.commit_delay = delay;
+    }
+
+    /// Test hook: the next batch commits, then its connection is dropped as if the answer
+    /// never came.
+    #[doc(hidden)]
+    pub fn lose_next_commit_answer(&mut self) {
+        self.lose_commit_answer = true;
     }
 
     /// Test hook: closes the connection that holds the lease, as a network failure would.
@@ -574,7 +585,14 @@ impl PgStore {
         let mut waited = Duration::ZERO;
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.try_append(rows, head, new_head) {
+            let attempt = match self.try_append(rows, head, new_head) {
+                Ok(()) if self.lose_commit_answer => {
+                    self.lose_commit_answer = false;
+                    Err(Attempt::Lost("the answer to the commit was lost".into()))
+                }
+                other => other,
+            };
+            match attempt {
                 Ok(()) => {
                     self.unreachable.store(false, Ordering::Release);
                     return Ok(());

@@ -62,6 +62,22 @@ pub fn cluster() -> Option<&'static Cluster> {
     }
 }
 
+/// A cluster of the test's own, for tests that stop and restart the server (the shared one
+/// serves tests running at the same time). `None` as for [`cluster`].
+pub fn private_cluster() -> Option<Cluster> {
+    match start() {
+        Ok(c) => Some(c),
+        Err(why) => {
+            if std::env::var_os(REQUIRED_VAR).is_some() {
+                panic!("{REQUIRED_VAR} is set but a PostgreSQL test cluster cannot start: {why}");
+            }
+            // The shared cluster's notice covers this one too.
+            let _ = cluster();
+            None
+        }
+    }
+}
+
 /// A fresh, empty database in the shared cluster: its `postgres://` URL (with the
 /// password). `None` when PostgreSQL tests are skipped (see [`cluster`]).
 pub fn database() -> Option<String> {
@@ -82,6 +98,13 @@ impl Cluster {
             "postgres://postgres:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{name}",
             self.port
         )
+    }
+
+    /// A fresh, empty database in this cluster: its URL.
+    pub fn database(&self) -> String {
+        let name = format!("p{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
+        self.psql(&format!("CREATE DATABASE {name}"));
+        self.url(&name)
     }
 
     /// Runs one SQL statement as the superuser through the socket; panics if it fails.

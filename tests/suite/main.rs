@@ -18,6 +18,7 @@ mod http_e2e;
 mod mfa_e2e;
 mod mfa_props;
 mod online_ops;
+mod pg_faults;
 mod pg_order;
 mod rebuild;
 mod refresh_props;

@@ -19,6 +19,9 @@ use tessera_storage::{
 use crate::pool::{Pool, connect, connection_lost, describe, why};
 use crate::schema;
 
+/// How long a store that appends without following waits for the lease.
+const LEASE_WAIT: Duration = Duration::from_secs(5);
+
 /// How many envelopes one read of the log fetches.
 const PAGE_ENVELOPES: i64 = 1024;
 
@@ -696,6 +699,37 @@ impl PgStore {
         Ok(())
     }
 
+    /// The lease for a store that appends without following first (a single process, a
+    /// test): taken when free, waiting up to [`LEASE_WAIT`] for a session this process just
+    /// closed to end at the server.
+    fn take_lease_to_append(&mut self) -> Result<(), AppendError> {
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.take_lease() {
+                Ok(Some(envelopes)) if envelopes.is_empty() => return Ok(()),
+                Ok(Some(_)) => {
+                    return Err(AppendError::Io(
+                        "the log moved past this store's head; follow it before appending".into(),
+                    ));
+                }
+                Ok(None) if waited < LEASE_WAIT => {
+                    #[allow(
+                        clippy::disallowed_methods,
+                        reason = "waiting for another session to release the lease, not domain time"
+                    )]
+                    std::thread::sleep(Duration::from_millis(50));
+                    waited += Duration::from_millis(50);
+                }
+                Ok(None) => {
+                    return Err(AppendError::Io(
+                        "another node holds the writer lease".into(),
+                    ));
+                }
+                Err(e) => return Err(AppendError::Io(e.to_string())),
+            }
+        }
+    }
+
     /// The lease for a store used by a tool or a single process: taken if free.
     fn take_lease_for_tools(&mut self) -> Result<Option<()>, ImportError> {
         match self.take_lease() {
@@ -836,20 +870,7 @@ impl EventStore for PgStore {
 
     fn append(&mut self, batch: AppendBatch) -> Result<Vec<Envelope>, AppendError> {
         if self.fence.is_none() {
-            match self.take_lease() {
-                Ok(Some(envelopes)) if envelopes.is_empty() => {}
-                Ok(Some(_)) => {
-                    return Err(AppendError::Io(
-                        "the log moved past this store's head; follow it before appending".into(),
-                    ));
-                }
-                Ok(None) => {
-                    return Err(AppendError::Io(
-                        "another node holds the writer lease".into(),
-                    ));
-                }
-                Err(e) => return Err(AppendError::Io(e.to_string())),
-            }
+            self.take_lease_to_append()?;
         }
         let head = self.head.get();
         let sealed = seal_batch(head, &batch.events, |s| {

@@ -233,6 +233,52 @@ pub enum FollowError {
     Read(#[from] ReadError),
 }
 
+/// A boxed store is a store: drivers that choose the backend at run time (the CLI's
+/// configuration, the simulator's option) hand the engine and the fault wrapper a box.
+impl<S: EventStore + ?Sized> EventStore for Box<S> {
+    fn head(&self) -> Head {
+        (**self).head()
+    }
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
+        (**self).stream_version(stream)
+    }
+    fn append(&mut self, batch: AppendBatch) -> Result<Vec<Envelope>, AppendError> {
+        (**self).append(batch)
+    }
+    fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, ReadError> {
+        (**self).read_stream(stream)
+    }
+    fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
+        (**self).read_from(from)
+    }
+    fn view_records(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
+        (**self).view_records()
+    }
+    fn views_trusted(&self) -> Result<bool, ReadError> {
+        (**self).views_trusted()
+    }
+    fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {
+        (**self).replace_views(records)
+    }
+    fn log_reader(&self) -> Box<dyn LogReader> {
+        (**self).log_reader()
+    }
+    fn follow_interval(&self) -> Option<std::time::Duration> {
+        (**self).follow_interval()
+    }
+    fn set_waker(&mut self, wake: Box<dyn Fn() + Send + Sync>) {
+        (**self).set_waker(wake);
+    }
+    fn unreachable_flag(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        (**self).unreachable_flag()
+    }
+    fn follow(&mut self) -> Result<Followed, FollowError> {
+        (**self).follow()
+    }
+}
+
 /// Reads a store's log from any thread, concurrently with the one writer.
 ///
 /// The log is append-only, so every envelope up to a head the writer has made durable is

@@ -66,6 +66,7 @@
 
 mod ceilings;
 mod client;
+mod cluster;
 mod http_workloads;
 mod operators;
 mod server;
@@ -131,6 +132,11 @@ pub enum Workload {
     Replay,
     /// Bytes per live session in the views, and restart time, at --sessions (100,000).
     Sessions,
+    /// The PostgreSQL backend and nodes on it, in one run on a throwaway cluster (or
+    /// --postgres): group commit 1 vs 64 writers, refresh over HTTP against sled (64
+    /// connections), bearer verification on a follower against the leader, and the
+    /// revocation lag to a follower over 1,000 revocations.
+    Postgres,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -173,6 +179,10 @@ pub struct BenchArgs {
     /// temporary folder). Use the filesystem the server's data lives on.
     #[arg(long)]
     data_parent: Option<PathBuf>,
+    /// For `postgres`: an existing database to use (its tessera tables are dropped first)
+    /// instead of a throwaway cluster.
+    #[arg(long)]
+    postgres: Option<String>,
     /// Events in the log for `replay`.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
@@ -371,6 +381,7 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::Sessions => sessions(&args, &mut report)?,
         Workload::Follow => operators::follow(&args, &mut report)?,
         Workload::Backup => operators::backup(&args, &mut report)?,
+        Workload::Postgres => cluster::postgres(&args, &mut report)?,
         Workload::HelloServer => {}
     }
     for c in &report.checks {

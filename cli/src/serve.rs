@@ -104,6 +104,7 @@ pub fn start_engine(config: &Config, verify: bool) -> Result<Engine, Failure> {
 }
 
 pub fn run(config: Config) -> Result<ExitCode, Failure> {
+    let config = with_advertisable_port(config)?;
     let engine = start_engine(&config, config.store.verify_on_start)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,6 +148,20 @@ pub fn run(config: Config) -> Result<ExitCode, Failure> {
     engine.shutdown();
     tracing::info!("stopped; the log is durable");
     Ok(ExitCode::SUCCESS)
+}
+
+/// On a shared log the address this node records with its lease must reach it, so a
+/// listen port of 0 is chosen now (a free one) rather than by the listener later.
+fn with_advertisable_port(mut config: Config) -> Result<Config, Failure> {
+    if config.storage.backend != "postgres" || config.listen.port() != 0 {
+        return Ok(config);
+    }
+    let probe = std::net::TcpListener::bind(config.listen)
+        .map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
+    config.listen = probe
+        .local_addr()
+        .map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
+    Ok(config)
 }
 
 /// On a shared log, a node that follows signs nothing until it leads, but it must know the

@@ -183,6 +183,10 @@ pub struct BenchArgs {
     /// instead of a throwaway cluster.
     #[arg(long)]
     postgres: Option<String>,
+    /// For `postgres`: only the several-nodes parts (verification on a follower, the
+    /// revocation lag, the takeover), not group commit and refresh against sled.
+    #[arg(long)]
+    nodes_only: bool,
     /// Events in the log for `replay`.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,

@@ -106,7 +106,9 @@ fn copy_keys(from: &Path, to: &Path) -> Result<(), Failure> {
 
 pub fn postgres(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
     let dbs = Databases::start(args)?;
-    group_commit(args, report, &dbs.fresh()?)?;
+    if !args.nodes_only {
+        group_commit(args, report, &dbs.fresh()?)?;
+    }
     let bin = server::tessera_binary(args.tessera.as_deref())?;
     let parent = data_parent(args);
     let url = dbs.fresh()?;
@@ -120,9 +122,11 @@ pub fn postgres(args: &BenchArgs, report: &mut Report) -> Result<(), Failure> {
         args.config.as_deref(),
         &pg_env(&url),
     )?;
-    let sled = ChildServer::tessera(&bin, &parent, args.config.as_deref())?;
-    refresh_against_sled(args, report, &leader, &sled)?;
-    drop(sled);
+    if !args.nodes_only {
+        let sled = ChildServer::tessera(&bin, &parent, args.config.as_deref())?;
+        refresh_against_sled(args, report, &leader, &sled)?;
+        drop(sled);
+    }
     let follower_dir = tempfile::Builder::new()
         .prefix("tessera-bench-follower-")
         .tempdir_in(&parent)
@@ -166,8 +170,16 @@ fn takeover(
             .as_ref()
             .map(|n| n.target.clone())
             .ok_or_else(|| Failure::new("no survivor"))?;
-        let fams = rt.block_on(http_workloads::prepare_families(&target, 1))?;
-        let refresh = fams
+        // The node restarted in the round before may still be finding the leader.
+        let mut fams = rt.block_on(http_workloads::prepare_families(&target, 1));
+        for _ in 0..50 {
+            if fams.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            fams = rt.block_on(http_workloads::prepare_families(&target, 1));
+        }
+        let refresh = fams?
             .first()
             .map(|f| f.refresh.clone())
             .ok_or_else(|| Failure::new("no family"))?;

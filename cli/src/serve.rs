@@ -168,9 +168,15 @@ fn with_advertisable_port(mut config: Config) -> Result<Config, Failure> {
 /// current signing key (its file comes with the node's keys folder): wait until the log
 /// records one, or this node leads and may make the first.
 async fn wait_for_signing_key(engine: &Engine) -> Result<(), Failure> {
-    for _ in 0..600 {
+    for attempt in 0..600 {
         let has_key = engine.views().signing_keys().current().is_some();
-        if has_key || engine.role() == tessera_storage::Role::Leader {
+        // Also wait (briefly) until the node knows where the leader is, so that the first
+        // changes it takes are forwarded rather than refused.
+        let placed = match engine.role() {
+            tessera_storage::Role::Leader => return Ok(()),
+            tessera_storage::Role::Follower { leader } => leader.is_some() || attempt >= 100,
+        };
+        if has_key && placed {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

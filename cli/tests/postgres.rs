@@ -30,6 +30,9 @@ fn tessera(data: &Path, url: Option<&str>) -> Command {
         .env("TESSERA_POLICY__ARGON2__ITERATIONS", "1")
         .env("TESSERA_LOG__FILTER", "warn")
         .env("TESSERA_HTTP__TRUSTED_PROXIES", "[\"127.0.0.1\"]")
+        // A rotation whose answer died with the leader is retried with the same token, as
+        // a client does: the grace window rotates it again instead of revoking the family.
+        .env("TESSERA_POLICY__TOKEN__REUSE_GRACE_SECS", "30")
         .env("TESSERA_DATA", data);
     if let Some(url) = url {
         c.env("TESSERA_STORAGE__BACKEND", "postgres")

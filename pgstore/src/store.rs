@@ -807,19 +807,21 @@ fn listen(config: &postgres::Config, stop: &AtomicBool, wake: &(dyn Fn() + Send 
         // Anything appended while not listening is found by the next poll; wake once now.
         wake();
         while !stop.load(Ordering::Acquire) && !client.is_closed() {
-            let mut woke = false;
-            let mut notifications = client.notifications();
-            let mut iter = notifications.timeout_iter(Duration::from_millis(500));
             use fallible_iterator::FallibleIterator;
-            loop {
-                match iter.next() {
-                    Ok(Some(_)) => woke = true,
-                    Ok(None) => break,
-                    Err(_) => break,
+            let mut notifications = client.notifications();
+            // Wake at once on a notification, after taking any others already here (one
+            // follow reads them all); the timeout only lets the loop see `stop`.
+            let next = notifications
+                .timeout_iter(Duration::from_millis(500))
+                .next()
+                .map(|n| n.is_some());
+            match next {
+                Ok(true) => {
+                    let _ = notifications.iter().count();
+                    wake();
                 }
-            }
-            if woke {
-                wake();
+                Ok(false) => {}
+                Err(_) => break,
             }
         }
     }

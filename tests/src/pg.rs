@@ -177,8 +177,17 @@ impl Cluster {
     }
 }
 
-/// Where Debian puts the server's programs (not on PATH): the newest version's `bin`.
+/// Where Debian puts the server's programs (not on PATH): the newest version's `bin`, or
+/// the folder `TESSERA_PG_BIN` names (another installation; a missing one shows the skip).
 fn find_bin() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("TESSERA_PG_BIN") {
+        let bin = PathBuf::from(dir);
+        return if bin.join("initdb").exists() {
+            Ok(bin)
+        } else {
+            Err(format!("no initdb in TESSERA_PG_BIN={}", bin.display()))
+        };
+    }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .map_err(|_| "PostgreSQL is not installed (no /usr/lib/postgresql)".to_owned())?
         .filter_map(Result::ok)

@@ -486,3 +486,50 @@ fn three_nodes_survive_the_leader_killed_mid_refresh_burst() {
     }
     assert!(run(data.path(), Some(&url), &["verify"]).status.success());
 }
+
+#[test]
+fn a_migration_cut_short_is_resumed_where_it_stopped() {
+    let Some(url) = tessera_tests::pg::database() else {
+        return;
+    };
+    let sled = tempfile::tempdir().unwrap();
+    for name in ["alice", "bob", "carol", "dave"] {
+        add_account(sled.path(), None, name);
+    }
+    // A copy that stopped after its first chunks: what a crash leaves, since each chunk is
+    // one transaction that moves the head.
+    {
+        let source =
+            tessera_storage::SledStore::open(sled.path(), tessera_storage::SledOptions::default())
+                .unwrap();
+        let mut target =
+            tessera_pgstore::PgStore::open(tessera_pgstore::PgOptions::new(url.clone())).unwrap();
+        use tessera_storage::EventStore;
+        let head = target
+            .import(source.read_from(1).take(3), 1, &mut |_| {})
+            .unwrap();
+        assert_eq!(head.sequence, 3);
+    }
+    let from = sled.path().display().to_string();
+    let out = run(
+        sled.path(),
+        None,
+        &["migrate", "--from", &from, "--to", &url],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("copied events 4 to"),
+        "resumes after the prefix: {said}"
+    );
+    let pg_data = tempfile::tempdir().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run(sled.path(), None, &["verify"]).stdout),
+        String::from_utf8_lossy(&run(pg_data.path(), Some(&url), &["verify"]).stdout),
+        "the same chain, to the same head"
+    );
+}

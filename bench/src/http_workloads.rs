@@ -308,6 +308,11 @@ where
     Ok(out)
 }
 
+/// `n` token families (accounts: at most 8), with their latest tokens.
+pub async fn prepare_families(target: &Target, n: usize) -> Result<Vec<Family>, Failure> {
+    Ok(families(target, n).await?.iter().map(latest).collect())
+}
+
 /// One family per connection (accounts: at most 8, shared round-robin).
 async fn families(target: &Target, connections: usize) -> Result<Vec<SharedFamily>, Failure> {
     let names = accounts(target, connections.clamp(1, 8)).await?;

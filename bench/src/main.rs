@@ -70,6 +70,7 @@
 mod apikey_runs;
 mod ceilings;
 mod client;
+mod cluster;
 mod http_workloads;
 mod migration;
 mod oauth_runs;
@@ -158,6 +159,11 @@ pub enum Workload {
     /// Refused logins of an unknown, a wrapped-MD5, a bcrypt (--bcrypt-cost) and a current
     /// user, interleaved: the median of each (they must not tell the schemes apart).
     LegacyTiming,
+    /// The PostgreSQL backend and nodes on it, in one run on a throwaway cluster (or
+    /// --postgres): group commit 1 vs 64 writers, refresh over HTTP against sled (64
+    /// connections), bearer verification on a follower against the leader, and the
+    /// revocation lag to a follower over 1,000 revocations.
+    Postgres,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -200,6 +206,14 @@ pub struct BenchArgs {
     /// temporary folder). Use the filesystem the server's data lives on.
     #[arg(long)]
     data_parent: Option<PathBuf>,
+    /// For `postgres`: an existing database to use (its tessera tables are dropped first)
+    /// instead of a throwaway cluster.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// For `postgres`: only the several-nodes parts (verification on a follower, the
+    /// revocation lag, the takeover), not group commit and refresh against sled.
+    #[arg(long)]
+    nodes_only: bool,
     /// Events in the log for `replay`.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
@@ -420,6 +434,7 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::Backup => operators::backup(&args, &mut report)?,
         Workload::ClientCredentials => oauth_runs::client_credentials(&args, &mut report)?,
         Workload::CodeExchange => oauth_runs::code_exchange(&args, &mut report)?,
+        Workload::Postgres => cluster::postgres(&args, &mut report)?,
         Workload::HelloServer => {}
     }
     for c in &report.checks {

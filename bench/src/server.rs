@@ -53,7 +53,18 @@ impl ChildServer {
 
     /// `bin serve` on an existing data folder `data` (kept after the run).
     pub fn tessera_on(bin: &Path, data: &Path, config: Option<&Path>) -> Result<Self, Failure> {
+        Self::tessera_with(bin, data, config, &[])
+    }
+
+    /// [`ChildServer::tessera_on`] with more environment (the storage backend, say).
+    pub fn tessera_with(
+        bin: &Path,
+        data: &Path,
+        config: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Self, Failure> {
         let mut cmd = Command::new(bin);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         if let Some(config) = config {
             cmd.arg("--config").arg(config);
         }

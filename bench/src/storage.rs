@@ -68,7 +68,7 @@ impl Clock for ManualClock {
     }
 }
 
-fn cheap_hash() -> Result<PasswordHash, Failure> {
+pub fn cheap_hash() -> Result<PasswordHash, Failure> {
     tessera_core::password::hash("Bench password 123", [1; 16], &Argon2Params::INSECURE_FAST)
         .map_err(|e| Failure(e.to_string()))
 }

@@ -20,6 +20,7 @@ pub struct Config {
     pub data: PathBuf,
     pub log: LogConfig,
     pub store: StoreConfig,
+    pub storage: StorageConfig,
     pub policy: Policy,
     pub http: HttpConfig,
 }
@@ -31,6 +32,7 @@ impl Default for Config {
             data: PathBuf::from("./tessera-data"),
             log: LogConfig::default(),
             store: StoreConfig::default(),
+            storage: StorageConfig::default(),
             policy: Policy::default(),
             http: HttpConfig::default(),
         }
@@ -75,6 +77,71 @@ impl Default for StoreConfig {
             verify_on_start: true,
             batch_commands_max: 512,
             queue_commands_max: 8192,
+        }
+    }
+}
+
+/// Where the log lives: sled in the data folder (the default), or PostgreSQL, shared by
+/// every node that points at the same database.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sled` or `postgres`.
+    pub backend: String,
+    /// With `postgres`: a `postgres://user@host:port/database` URL.
+    pub url: String,
+    /// With `postgres`: the database password, overriding the URL's; best set as
+    /// `TESSERA_STORAGE__PASSWORD` rather than written in a file.
+    pub password: String,
+    /// With `postgres`: the `host:port` other nodes forward writes to while this node
+    /// holds the writer lease. Empty: the listen address.
+    pub advertise: String,
+    /// With `postgres`: how often a node looks at the log and the lease when no
+    /// notification woke it, milliseconds (also how soon a follower notices the leader's
+    /// lease is free).
+    pub follow_interval_ms: u64,
+    /// With `postgres`: how long a batch keeps retrying while the database cannot be
+    /// reached, milliseconds, before the writer gives up and stops.
+    pub retry_window_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: "sled".into(),
+            url: String::new(),
+            password: String::new(),
+            advertise: String::new(),
+            follow_interval_ms: 200,
+            retry_window_ms: 30_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("backend", &self.backend)
+            .field("url", &"(redacted)")
+            .field("advertise", &self.advertise)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageConfig {
+    fn validate(&self) -> Result<(), String> {
+        match self.backend.as_str() {
+            "sled" => Ok(()),
+            "postgres" if self.url.is_empty() => Err(
+                "storage.backend is \"postgres\" but storage.url is empty: set it to postgres://user@host:port/database".into(),
+            ),
+            "postgres" if self.follow_interval_ms == 0 => {
+                Err("storage.follow_interval_ms must be at least 1".into())
+            }
+            "postgres" => Ok(()),
+            other => Err(format!(
+                "storage.backend is \"{other}\": it must be \"sled\" or \"postgres\""
+            )),
         }
     }
 }
@@ -127,6 +194,7 @@ pub fn load(
         .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
     config.policy.validate().map_err(ConfigError::Invalid)?;
     config.http.validate().map_err(ConfigError::Invalid)?;
+    config.storage.validate().map_err(ConfigError::Invalid)?;
     Ok(config)
 }
 
@@ -224,6 +292,35 @@ mod tests {
         assert_eq!(
             c.http.allowed_origins,
             vec!["https://app.example".to_owned()]
+        );
+    }
+
+    #[test]
+    fn the_postgres_backend_needs_a_url_and_takes_its_password_from_the_environment() {
+        assert!(matches!(
+            load(None, env(&[("TESSERA_STORAGE__BACKEND", "postgres")])),
+            Err(ConfigError::Invalid(m)) if m.contains("storage.url")
+        ));
+        assert!(matches!(
+            load(None, env(&[("TESSERA_STORAGE__BACKEND", "mysql")])),
+            Err(ConfigError::Invalid(m)) if m.contains("sled")
+        ));
+        let c = load(
+            None,
+            env(&[
+                ("TESSERA_STORAGE__BACKEND", "postgres"),
+                (
+                    "TESSERA_STORAGE__URL",
+                    "postgres://tessera@127.0.0.1:5432/tessera",
+                ),
+                ("TESSERA_STORAGE__PASSWORD", "s3cret"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.storage.password, "s3cret");
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the password is never printed"
         );
     }
 

@@ -8,6 +8,7 @@ mod account;
 mod admin_client;
 mod client;
 mod config;
+mod migrate;
 mod migration;
 mod ops;
 mod replay;
@@ -61,6 +62,8 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Copy a sled log into PostgreSQL, hash chain intact; resumable after a crash.
+    Migrate(migrate::MigrateArgs),
     /// Run the deterministic attack simulator.
     Simulate(simulate::SimulateArgs),
     /// Operator actions on accounts, each recorded as events.
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Backup { dir, data } => replay::backup(&config, dir, data),
         Command::Account(cmd) => account::run(&config, cmd),
         Command::Client(cmd) => client::run(&config, cmd),
+        Command::Migrate(args) => migrate::run(&config, args),
         Command::Simulate(args) => simulate::run(&config, args),
         Command::Import(cmd) => migration::import(&config, cmd),
         Command::Migration(cmd) => migration::run(&config, cmd),

@@ -102,8 +102,8 @@ pub fn run(config: &Config, args: ReplayArgs) -> Result<ExitCode, Failure> {
                 config.data.display()
             )));
         }
-        let mut store = crate::serve::open_store(&config)?;
-        return rebuild(&mut store, &config.policy, args.repair);
+        let mut store = crate::serve::open_any_store(&config)?;
+        return rebuild(store.as_mut(), &config.policy, args.repair);
     }
     let filter = Filter {
         stream: args.stream.clone().map(tessera_core::StreamId),
@@ -130,10 +130,10 @@ fn print_lines<'a>(lines: impl IntoIterator<Item = &'a Value>, json: bool) -> bo
 }
 
 fn from_folder(config: &Config, filter: &Filter, args: &ReplayArgs) -> Result<ExitCode, Failure> {
-    let store = crate::serve::open_store(config)?;
+    let store = crate::serve::open_any_store(config)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for item in replay::events(&store, filter) {
+    for item in replay::events(store.as_ref(), filter) {
         let e = item.map_err(Failure::new)?;
         if writeln!(out, "{}", line(&envelope_json(&e), args.json)).is_err() {
             // The reader went away (e.g. `| head`): stop quietly.
@@ -233,7 +233,7 @@ async fn from_server(
 }
 
 fn rebuild(
-    store: &mut tessera_storage::SledStore,
+    store: &mut dyn EventStore,
     policy: &tessera_core::Policy,
     repair: bool,
 ) -> Result<ExitCode, Failure> {
@@ -309,10 +309,10 @@ pub fn verify(config: &Config, data: Option<PathBuf>) -> Result<ExitCode, Failur
 }
 
 fn verify_folder(config: &Config) -> Result<VerifyAnswer, Failure> {
-    let store = crate::serve::open_store(config)?;
+    let store = crate::serve::open_any_store(config)?;
     let head = store.head();
     let bar = progress_bar(head.sequence, "verifying");
-    let result = replay::verify(&store, &mut |seq| {
+    let result = replay::verify(store.as_ref(), &mut |seq| {
         if seq % 4096 == 0 {
             bar.set_position(seq);
         }
@@ -353,6 +353,11 @@ pub fn backup(config: &Config, dir: PathBuf, data: Option<PathBuf>) -> Result<Ex
 }
 
 fn backup_folder(config: &Config, dir: &std::path::Path) -> Result<BackupAnswer, Failure> {
+    if config.storage.backend == "postgres" {
+        return Err(Failure::new(
+            "the log is in PostgreSQL: back it up with the database's own tools (pg_dump, or a base backup with WAL archiving); see docs/scaling.md. `tessera backup` copies a sled data folder.",
+        ));
+    }
     let store = crate::serve::open_store(config)?;
     let keys = tessera_storage::keys::KeyStore::open(&config.data).map_err(Failure::new)?;
     let head = store.head();

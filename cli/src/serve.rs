@@ -9,6 +9,7 @@ use tessera_http::system::{SystemClock, os_rng};
 
 use tessera_http::signing::Signing;
 use tessera_http::{App, start_on};
+use tessera_pgstore::{PgOptions, PgStore};
 use tessera_storage::engine::EngineConfig;
 use tessera_storage::keys::KeyStore;
 use tessera_storage::replay;
@@ -41,18 +42,55 @@ pub fn open_store(config: &Config) -> Result<SledStore, Failure> {
     .map_err(Failure::new)
 }
 
+/// Where the log lives, for messages: the data folder, or the database (no password).
+pub fn log_location(config: &Config) -> String {
+    match config.storage.backend.as_str() {
+        "postgres" => pg_options(config)
+            .config()
+            .map(|c| tessera_pgstore::pool::describe(&c))
+            .unwrap_or_else(|_| "storage.url".into()),
+        _ => config.data.display().to_string(),
+    }
+}
+
+/// The PostgreSQL store's options from the configuration.
+pub fn pg_options(config: &Config) -> PgOptions {
+    let storage = &config.storage;
+    let mut options = PgOptions::new(storage.url.clone());
+    if !storage.password.is_empty() {
+        options.password = Some(storage.password.clone());
+    }
+    options.advertise = Some(if storage.advertise.is_empty() {
+        config.listen.to_string()
+    } else {
+        storage.advertise.clone()
+    });
+    options.follow_interval = Duration::from_millis(storage.follow_interval_ms);
+    options.retry_window = Duration::from_millis(storage.retry_window_ms);
+    options
+}
+
+/// Opens the configured store: sled in the data folder, or PostgreSQL.
+pub fn open_any_store(config: &Config) -> Result<Box<dyn EventStore>, Failure> {
+    match config.storage.backend.as_str() {
+        "postgres" => PgStore::open(pg_options(config))
+            .map(|s| Box::new(s) as Box<dyn EventStore>)
+            .map_err(|e| Failure(format!("cannot open the PostgreSQL log: {e}"))),
+        _ => open_store(config).map(|s| Box::new(s) as Box<dyn EventStore>),
+    }
+}
+
 /// Opens the store, optionally verifying the chain first, and starts the writer.
 pub fn start_engine(config: &Config, verify: bool) -> Result<Engine, Failure> {
-    let store = open_store(config)?;
+    let store = open_any_store(config)?;
     if verify {
         let bar = crate::replay::progress_bar(store.head().sequence, "verifying log");
-        let report = replay::verify(&store, &mut |seq| bar.set_position(seq));
+        let report = replay::verify(store.as_ref(), &mut |seq| bar.set_position(seq));
         bar.finish_and_clear();
         if let Err(e) = report {
+            let location = log_location(config);
             return Err(Failure(format!(
-                "refusing to start: the event log in {} is damaged: {e}. Run `tessera verify --data {}` for details and restore from a backup.",
-                config.data.display(),
-                config.data.display()
+                "refusing to start: the event log in {location} is damaged: {e}. Run `tessera verify` with the same configuration for details and restore from a backup."
             )));
         }
     }
@@ -61,7 +99,7 @@ pub fn start_engine(config: &Config, verify: bool) -> Result<Engine, Failure> {
         queue_commands_max: config.store.queue_commands_max,
         check_invariants: false,
     };
-    Engine::start(Box::new(store), config.policy.clone(), Arc::new(SystemClock), Box::new(os_rng()), engine_config)
+    Engine::start(store, config.policy.clone(), Arc::new(SystemClock), Box::new(os_rng()), engine_config)
         .map_err(|e| Failure(format!("refusing to start: cannot load the views: {e}. Try `tessera replay --rebuild --repair`.")))
 }
 
@@ -74,6 +112,8 @@ pub fn run(mut config: Config) -> Result<ExitCode, Failure> {
     let public_url = tessera_http::config::effective_public_url(&config.http.public_url, local);
     config.http.public_url.clone_from(&public_url);
     config.policy.token.issuer = public_url;
+    // The address other nodes forward writes to: the port actually bound (0 included).
+    config.listen = local;
     let engine = start_engine(&config, config.store.verify_on_start)?;
     // zxcvbn builds its dictionaries on first use; off the start path, so that neither the
     // start nor the first registration waits for it. A failure to spawn only loses that.
@@ -88,6 +128,9 @@ pub fn run(mut config: Config) -> Result<ExitCode, Failure> {
         // Listen for SIGTERM before anything can learn the server is up: a signal that
         // arrives between "listening" and the handler would kill the process mid-start.
         let stop = shutdown_signal();
+        if engine.is_shared() {
+            wait_for_signing_key(&engine).await?;
+        }
         let keys = KeyStore::open(&config.data).map_err(Failure::new)?;
         // Created on first start; from then on the file always wins.
         let mfa_keys = keys.mfa_keys_or_create(&tessera_http::signing::new_seed()).map_err(Failure::new)?;
@@ -125,6 +168,28 @@ pub fn run(mut config: Config) -> Result<ExitCode, Failure> {
     engine.shutdown();
     tracing::info!("stopped; the log is durable");
     Ok(ExitCode::SUCCESS)
+}
+
+/// On a shared log, a node that follows signs nothing until it leads, but it must know the
+/// current signing key (its file comes with the node's keys folder): wait until the log
+/// records one, or this node leads and may make the first.
+async fn wait_for_signing_key(engine: &Engine) -> Result<(), Failure> {
+    for attempt in 0..600 {
+        let has_key = engine.views().signing_keys().current().is_some();
+        // Also wait (briefly) until the node knows where the leader is, so that the first
+        // changes it takes are forwarded rather than refused.
+        let placed = match engine.role() {
+            tessera_storage::Role::Leader => return Ok(()),
+            tessera_storage::Role::Follower { leader } => leader.is_some() || attempt >= 100,
+        };
+        if has_key && placed {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(Failure::new(
+        "no signing key in the shared log after 30 s, and no node took the writer lease to make one",
+    ))
 }
 
 /// Registers the SIGTERM and Ctrl-C handlers now, and resolves when either arrives.

@@ -31,6 +31,10 @@ pub struct SimulateArgs {
     /// to read it with `tessera replay --data DIR`.
     #[arg(long)]
     keep: Option<std::path::PathBuf>,
+    /// Keep the log in this empty PostgreSQL database (postgres://user@host:port/db)
+    /// instead of sled; one seed at a time.
+    #[arg(long, conflicts_with = "seeds")]
+    postgres: Option<String>,
 }
 
 pub fn run(config: &crate::config::Config, args: SimulateArgs) -> Result<ExitCode, Failure> {
@@ -68,6 +72,7 @@ pub fn run(config: &crate::config::Config, args: SimulateArgs) -> Result<ExitCod
                     k.join(seed.to_string())
                 }
             }),
+            postgres: args.postgres.clone(),
         };
         match tessera_simulator::run(&options) {
             Ok(r) if args.seeds == 1 => {

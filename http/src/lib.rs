@@ -21,6 +21,7 @@ pub mod apikey;
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod cluster;
 pub mod config;
 pub mod hashing;
 pub mod leak;

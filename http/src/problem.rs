@@ -383,6 +383,12 @@ impl From<EngineError> for Problem {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Overloaded => Self::unavailable("the server is busy; retry shortly"),
+            EngineError::NotLeader { .. } => {
+                Self::unavailable("this node follows the log and no writer answered; retry shortly")
+            }
+            EngineError::Unavailable => {
+                Self::unavailable("the log's database cannot be reached right now; retry shortly")
+            }
             EngineError::Stopped | EngineError::Storage(_) | EngineError::Invariant(_) => {
                 tracing::error!(error = %e, "engine unavailable");
                 Self::unavailable("the server cannot accept changes right now")

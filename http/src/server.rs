@@ -117,7 +117,7 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, mut stopped: oneshot:
         let app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, peer, req).await) }
+            async move { Ok::<_, Infallible>(crate::cluster::handle(&app, peer, req).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -97,6 +97,8 @@ pub struct Options {
     pub argon2: Argon2Params,
     /// Keep the store in this (new or empty) folder, for `tessera replay` afterwards.
     pub keep: Option<std::path::PathBuf>,
+    /// Keep the log in this (empty) PostgreSQL database instead of sled.
+    pub postgres: Option<String>,
 }
 
 impl Options {
@@ -107,6 +109,7 @@ impl Options {
             steps: 200,
             argon2: Argon2Params::INSECURE_FAST,
             keep: None,
+            postgres: None,
         }
     }
 }
@@ -198,7 +201,13 @@ pub fn run(options: &Options) -> Result<RunReport, Failure> {
         argon2: options.argon2,
         ..Policy::default()
     };
-    let mut world = World::new(seed, policy, swarm.crashes.clone(), options.keep.clone())?;
+    let mut world = World::new_on(
+        seed,
+        policy,
+        swarm.crashes.clone(),
+        options.keep.clone(),
+        options.postgres.clone(),
+    )?;
     world.drift_ppm = swarm.clock_drift_ppm;
     let mut ledger = Ledger::default();
     let mut rng = seed::stream(seed, "world");

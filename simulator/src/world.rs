@@ -68,6 +68,8 @@ pub struct World {
     pub policy: Policy,
     pub marks: Marks,
     dir: Folder,
+    /// A PostgreSQL database to keep the log in instead of sled in `dir`.
+    postgres: Option<String>,
     engine: Engine,
     incarnation: u32,
     crashes: VecDeque<CrashPlan>,
@@ -160,6 +162,18 @@ impl World {
         crashes: Vec<CrashPlan>,
         keep: Option<std::path::PathBuf>,
     ) -> Result<Self, Failure> {
+        Self::new_on(seed, policy, crashes, keep, None)
+    }
+
+    /// [`World::new`] with the log in the PostgreSQL database `postgres` (empty) when given:
+    /// the same seed writes the same log, byte for byte, on either backend.
+    pub fn new_on(
+        seed: u64,
+        policy: Policy,
+        crashes: Vec<CrashPlan>,
+        keep: Option<std::path::PathBuf>,
+        postgres: Option<String>,
+    ) -> Result<Self, Failure> {
         let dir = match keep {
             Some(path) => {
                 std::fs::create_dir_all(&path).map_err(|e| {
@@ -182,6 +196,7 @@ impl World {
             seed,
             0,
             dir.path(),
+            postgres.as_deref(),
             &policy,
             clock.clone(),
             crashes.pop_front(),
@@ -199,6 +214,7 @@ impl World {
             policy,
             marks: Marks::default(),
             dir,
+            postgres,
             engine,
             incarnation: 0,
             crashes,
@@ -309,7 +325,7 @@ impl World {
         let plan = self.crashes.pop_front();
         let path = self.dir.path().to_owned();
         {
-            let store = open_when_released(&path)
+            let store = open_when_released(&path, self.postgres.as_deref())
                 .map_err(|e| self.fail(FailureKind::Crash, format!("reopen after crash: {e}")))?;
             for (sequence, hash) in &self.acknowledged {
                 let found = store.read_from(*sequence).next().and_then(Result::ok);
@@ -331,6 +347,7 @@ impl World {
             self.seed,
             self.incarnation,
             &path,
+            self.postgres.as_deref(),
             &self.policy,
             self.clock.clone(),
             plan,
@@ -848,7 +865,16 @@ fn describe(reply: &Result<Reply, Rejection>) -> String {
 
 /// Opens the store. The simulated crash is a process crash, which sled's flush survives; the
 /// fdatasync that guards against power loss would only slow a thousand seeds down.
-fn open_when_released(path: &std::path::Path) -> Result<SledStore, tessera_storage::OpenError> {
+fn open_when_released(
+    path: &std::path::Path,
+    postgres: Option<&str>,
+) -> Result<Box<dyn EventStore>, tessera_storage::OpenError> {
+    if let Some(url) = postgres {
+        // Opened as a store only this process writes: the lease is taken at the first
+        // append, and the engine never follows.
+        return tessera_pgstore::PgStore::open(tessera_pgstore::PgOptions::new(url))
+            .map(|s| Box::new(SoleWriter(s)) as Box<dyn EventStore>);
+    }
     SledStore::open(
         path,
         SledOptions {
@@ -856,17 +882,79 @@ fn open_when_released(path: &std::path::Path) -> Result<SledStore, tessera_stora
             ..SledOptions::default()
         },
     )
+    .map(|s| Box::new(s) as Box<dyn EventStore>)
+}
+
+/// A PostgreSQL store driven as the only writer: the simulator's crashes stop the engine and
+/// reopen the store, as they do with sled, instead of the engine following the log.
+#[derive(Debug)]
+struct SoleWriter(tessera_pgstore::PgStore);
+
+impl EventStore for SoleWriter {
+    fn head(&self) -> tessera_storage::Head {
+        self.0.head()
+    }
+    fn stream_version(
+        &self,
+        stream: &tessera_core::StreamId,
+    ) -> Result<u64, tessera_storage::ReadError> {
+        self.0.stream_version(stream)
+    }
+    fn append(
+        &mut self,
+        batch: tessera_storage::AppendBatch,
+    ) -> Result<Vec<tessera_storage::Envelope>, tessera_storage::AppendError> {
+        self.0.append(batch)
+    }
+    fn read_stream(
+        &self,
+        stream: &tessera_core::StreamId,
+    ) -> Result<Vec<tessera_storage::Envelope>, tessera_storage::ReadError> {
+        self.0.read_stream(stream)
+    }
+    fn read_from(
+        &self,
+        from: u64,
+    ) -> Box<dyn Iterator<Item = Result<tessera_storage::Envelope, tessera_storage::ReadError>> + '_>
+    {
+        self.0.read_from(from)
+    }
+    fn view_records(
+        &self,
+    ) -> Box<
+        dyn Iterator<
+                Item = Result<
+                    (tessera_core::ViewKey, tessera_core::ViewRecord),
+                    tessera_storage::ReadError,
+                >,
+            > + '_,
+    > {
+        self.0.view_records()
+    }
+    fn views_trusted(&self) -> Result<bool, tessera_storage::ReadError> {
+        self.0.views_trusted()
+    }
+    fn replace_views(
+        &mut self,
+        records: Vec<(tessera_core::ViewKey, tessera_core::ViewRecord)>,
+    ) -> Result<(), tessera_storage::AppendError> {
+        self.0.replace_views(records)
+    }
+    fn log_reader(&self) -> Box<dyn tessera_storage::LogReader> {
+        self.0.log_reader()
+    }
 }
 
 fn start_engine(
     seed: u64,
     incarnation: u32,
     path: &std::path::Path,
+    postgres: Option<&str>,
     policy: &Policy,
     clock: Arc<SimClock>,
     crash: Option<CrashPlan>,
 ) -> Result<Engine, Failure> {
-    let store = open_when_released(path)
+    let store = open_when_released(path, postgres)
         .map_err(|e| Failure::new(seed, 0, FailureKind::Crash, format!("open store: {e}")))?;
     let (nth, point) = crash.map_or((u64::MAX, FaultPoint::BeforeWrite), |c| {
         (c.at_append, c.point)

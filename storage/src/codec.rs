@@ -171,7 +171,7 @@ struct StoredEnvelopeRef<'a> {
 }
 
 /// The domain-separated SHA-256 the chain uses over an envelope's hashed bytes.
-pub(crate) fn chain_hash(hashed: &[u8]) -> [u8; 32] {
+pub fn chain_hash(hashed: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(b"tessera-log-v1");

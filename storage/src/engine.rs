@@ -31,7 +31,7 @@ use tessera_core::usecase::{Planned, Prepare, UseCase};
 use tessera_core::{Decide, Env, Policy, Rejection, Reply, StreamId, Timestamp, ViewKey, Views};
 use tokio::sync::{oneshot, watch};
 
-use crate::event_store::{AppendBatch, EventStore, Head, LogReader, NewEvent};
+use crate::event_store::{AppendBatch, EventStore, Head, LogReader, NewEvent, Role};
 use crate::replay;
 
 /// Where the engine gets the time. The server passes the wall clock, the simulator a virtual
@@ -63,10 +63,13 @@ impl Default for EngineConfig {
     }
 }
 
-/// Why the engine did not answer a command with an [`Outcome`]. Only [`Overloaded`] is
-/// temporary; the others mean the engine takes no more commands until the process restarts.
+/// Why the engine did not answer a command with an [`Outcome`]. [`Overloaded`],
+/// [`NotLeader`] and [`Unavailable`] are temporary; the others mean the engine takes no more
+/// commands until the process restarts.
 ///
 /// [`Overloaded`]: EngineError::Overloaded
+/// [`NotLeader`]: EngineError::NotLeader
+/// [`Unavailable`]: EngineError::Unavailable
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum EngineError {
     /// The writer's queue held [`EngineConfig::queue_commands_max`] commands already; the
@@ -77,6 +80,19 @@ pub enum EngineError {
     /// its answer was lost with the writer.
     #[error("the engine has stopped")]
     Stopped,
+    /// This node follows a log that several nodes share, and another node holds the writer
+    /// lease: the command was not taken. Send it to the leader (its advertised address, when
+    /// known) or retry shortly.
+    #[error("this node follows the log; changes are made by the leader")]
+    NotLeader {
+        /// The address the leader advertised with its lease, when one is known.
+        leader: Option<String>,
+    },
+    /// The shared log's database cannot be reached right now, or the node is reloading its
+    /// views after a batch whose outcome it had to learn from the log: the command was not
+    /// taken; retry shortly.
+    #[error("the log's database cannot be reached right now; retry shortly")]
+    Unavailable,
     /// An append or sync failed. Memory may be ahead of the disk, so the engine answers every
     /// later command with this error; a restart reloads the durable state. The message is
     /// the store's.
@@ -209,6 +225,8 @@ enum Msg {
     Jobs(Vec<Box<dyn Job>>),
     /// Runs on the writer between batches, so the store and the views it sees agree.
     Inspect(Inspection),
+    /// The shared log may have moved (a notification): follow it now.
+    Wake,
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -228,6 +246,13 @@ struct Shared {
     /// The latest time handed out; the engine's time never goes backwards, even when the
     /// clock does (an NTP step back must not revive an expired session).
     time_floor: AtomicU64,
+    /// This node's part in writing the log; always the leader of a store it alone writes.
+    role: Mutex<Role>,
+    /// Set by a shared store while its database cannot be reached.
+    unreachable: Option<Arc<AtomicBool>>,
+    /// Set while the writer must reload its views from the shared log before it decides
+    /// again (after a batch it could not append).
+    reloading: AtomicBool,
 }
 
 impl Shared {
@@ -261,6 +286,39 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
+    }
+
+    /// Why a command would be refused before it is queued, if it would.
+    fn refusal(&self) -> Option<EngineError> {
+        if self.reloading.load(Ordering::Acquire)
+            || self
+                .unreachable
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Acquire))
+        {
+            return Some(EngineError::Unavailable);
+        }
+        match &*self
+            .role
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Role::Leader => None,
+            Role::Follower { leader } => Some(EngineError::NotLeader {
+                leader: leader.clone(),
+            }),
+        }
+    }
+
+    fn set_role(&self, role: Role) {
+        let mut current = self
+            .role
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *current != role {
+            tracing::info!(?role, "role changed");
+            *current = role;
+        }
     }
 
     fn now(&self, clock: &dyn Clock) -> Timestamp {
@@ -343,6 +401,7 @@ impl Engine {
             rebuilt
         };
         let head = store.head();
+        let follow = store.follow_interval();
         let log_reader: Arc<dyn LogReader> = Arc::from(store.log_reader());
         let (head_tx, _) = watch::channel(head);
         let last_at = match store.read_from(head.sequence.max(1)).next() {
@@ -350,6 +409,14 @@ impl Engine {
             None => Timestamp::default(),
         };
         let (tx, rx) = mpsc::sync_channel(config.queue_commands_max);
+        if follow.is_some() {
+            // A wake-up only; a full queue means the writer is busy and will follow soon.
+            let wake = tx.clone();
+            store.set_waker(Box::new(move || {
+                let _ = wake.try_send(Msg::Wake);
+            }));
+        }
+        let unreachable = store.unreachable_flag();
         let shared = Arc::new(Shared {
             views: RwLock::new(views),
             failed: Mutex::new(None),
@@ -359,6 +426,14 @@ impl Engine {
             head_tx: Mutex::new(Some(head_tx)),
             log_reader: Mutex::new(Some(log_reader)),
             time_floor: AtomicU64::new(last_at.as_millis()),
+            // A node on a shared log follows until its first look at the lease says more.
+            role: Mutex::new(if follow.is_some() {
+                Role::Follower { leader: None }
+            } else {
+                Role::Leader
+            }),
+            unreachable,
+            reloading: AtomicBool::new(false),
         });
         let decoy = tessera_core::password::decoy_hash(&policy.argon2)
             .map_err(|e| replay::ReplayError::Policy(e.to_string()))?;
@@ -370,6 +445,7 @@ impl Engine {
             policy: policy.clone(),
             config,
             shared: shared.clone(),
+            follow,
         };
         let thread = std::thread::Builder::new()
             .name("tessera-writer".into())
@@ -395,7 +471,7 @@ impl Engine {
         &self,
         command: C,
     ) -> Result<oneshot::Receiver<Result<Outcome<C::Reply>, EngineError>>, EngineError> {
-        if let Some(e) = self.failure() {
+        if let Some(e) = self.failure().or_else(|| self.shared.refusal()) {
             return Err(e);
         }
         let (reply, rx) = oneshot::channel();
@@ -423,7 +499,7 @@ impl Engine {
         &self,
         commands: Vec<C>,
     ) -> Result<Vec<oneshot::Receiver<Result<Outcome<C::Reply>, EngineError>>>, EngineError> {
-        if let Some(e) = self.failure() {
+        if let Some(e) = self.failure().or_else(|| self.shared.refusal()) {
             return Err(e);
         }
         let (jobs, receivers): (Vec<Box<dyn Job>>, Vec<_>) = commands
@@ -584,6 +660,35 @@ impl Engine {
         rx.blocking_recv().map_err(|_| EngineError::Stopped)
     }
 
+    /// This node's part in writing the log: the leader, or a follower (with the leader's
+    /// address when known).
+    pub fn role(&self) -> Role {
+        self.shared
+            .role
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the log is shared with other nodes (and this node may follow).
+    pub fn is_shared(&self) -> bool {
+        self.shared.unreachable.is_some()
+    }
+
+    /// Waits until the views include the log through `sequence` (read-your-writes for a
+    /// client that wrote through another node), at most `within`. `false` if they did not
+    /// get there in time, or the engine stopped.
+    pub async fn reached(&self, sequence: u64, within: std::time::Duration) -> bool {
+        let mut heads = self.subscribe();
+        if heads.borrow().sequence >= sequence {
+            return true;
+        }
+        matches!(
+            tokio::time::timeout(within, heads.wait_for(|h| h.sequence >= sequence)).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// The policy every command is decided under, fixed when the engine started.
     pub fn policy(&self) -> &Policy {
         &self.policy
@@ -641,6 +746,9 @@ struct Writer {
     policy: Arc<Policy>,
     config: EngineConfig,
     shared: Arc<Shared>,
+    /// How often to follow a shared log when nothing wakes the writer; `None` for a store
+    /// only this process writes.
+    follow: Option<std::time::Duration>,
 }
 
 impl Drop for Writer {
@@ -653,9 +761,34 @@ impl Drop for Writer {
 }
 
 impl Writer {
+    /// The next message; on a shared log, follows it whenever nothing arrives for the follow
+    /// interval. `None` when every handle is gone.
+    fn next_message(&mut self, rx: &Receiver<Msg>) -> Option<Msg> {
+        let Some(every) = self.follow else {
+            return rx.recv().ok();
+        };
+        loop {
+            match rx.recv_timeout(every) {
+                Ok(msg) => return Some(msg),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // The store's listener holds a sender too, so every engine handle being
+                    // gone shows here, not as a disconnection.
+                    if Arc::strong_count(&self.shared) <= 1 {
+                        return None;
+                    }
+                    self.follow_log();
+                }
+            }
+        }
+    }
+
     fn run(mut self, rx: Receiver<Msg>) {
         let mut jobs = Vec::with_capacity(self.config.batch_commands_max);
-        while let Ok(first) = rx.recv() {
+        if self.follow.is_some() {
+            self.follow_log();
+        }
+        while let Some(first) = self.next_message(&rx) {
             let mut shutdown = None;
             let mut next = Some(first);
             while let Some(msg) = next.take() {
@@ -673,6 +806,12 @@ impl Writer {
                             .read()
                             .unwrap_or_else(std::sync::PoisonError::into_inner);
                         inspect(self.store.as_ref(), &views);
+                    }
+                    Msg::Wake => {
+                        if !jobs.is_empty() {
+                            self.process(std::mem::take(&mut jobs));
+                        }
+                        self.follow_log();
                     }
                     Msg::Shutdown(done) => {
                         shutdown = Some(done);
@@ -723,7 +862,7 @@ impl Writer {
         metrics
             .commands
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        if let Some(e) = self.current_failure() {
+        if let Some(e) = self.current_failure().or_else(|| self.shared.refusal()) {
             for job in jobs {
                 job.fail(e.clone());
             }
@@ -758,6 +897,24 @@ impl Writer {
                     self.shared.publish_head(head);
                     head.sequence
                 }
+                Err(e) if self.follow.is_some() => {
+                    // The views hold the batch but the log may not: reload them from the
+                    // shared log before deciding again, and tell the callers to retry.
+                    let error = match e {
+                        crate::AppendError::Deposed { .. } => {
+                            self.shared.set_role(Role::Follower { leader: None });
+                            EngineError::NotLeader { leader: None }
+                        }
+                        _ => EngineError::Unavailable,
+                    };
+                    tracing::warn!(error = %e, "batch not appended; reloading the views from the log");
+                    self.shared.reloading.store(true, Ordering::Release);
+                    for answer in answers {
+                        answer.fail(error.clone());
+                    }
+                    self.follow_log();
+                    return;
+                }
                 Err(e) => {
                     let error = EngineError::Storage(e.to_string());
                     self.fail(error.clone());
@@ -771,6 +928,80 @@ impl Writer {
         for answer in answers {
             answer.send(sequence);
         }
+    }
+
+    /// Looks at a shared log: reloads the views first if a batch failed, then folds what
+    /// other nodes appended and takes the lease if it is free. An unreachable database is
+    /// logged once and retried at the next look; a broken chain stops the engine.
+    fn follow_log(&mut self) {
+        if self.current_failure().is_some() {
+            return;
+        }
+        if self.shared.reloading.load(Ordering::Acquire) {
+            match replay::load_views_into(Views::for_policy(&self.policy), self.store.as_ref()) {
+                Ok(views) => {
+                    *self
+                        .shared
+                        .views
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = views;
+                    self.shared.reloading.store(false, Ordering::Release);
+                    self.shared.publish_head(self.store.head());
+                    tracing::info!(
+                        head = self.store.head().sequence,
+                        "views reloaded from the log"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reload the views yet");
+                    return;
+                }
+            }
+        }
+        match self.store.follow() {
+            Ok(followed) => {
+                if let Err(e) = self.fold(&followed.envelopes) {
+                    self.fail(e);
+                    return;
+                }
+                self.shared.set_role(followed.role);
+            }
+            Err(crate::FollowError::Unreachable(why)) => {
+                tracing::debug!(%why, "the shared log cannot be reached; serving from the views");
+            }
+            Err(e) => self.fail(EngineError::Storage(e.to_string())),
+        }
+    }
+
+    /// Applies envelopes another node appended to the views, and publishes the new head.
+    fn fold(&self, envelopes: &[crate::Envelope]) -> Result<(), EngineError> {
+        let Some(last) = envelopes.last() else {
+            return Ok(());
+        };
+        {
+            let mut views = self
+                .shared
+                .views
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut touched = Vec::new();
+            for e in envelopes {
+                touched.clear();
+                views
+                    .apply(e.recorded_at, &e.event, &mut touched)
+                    .map_err(|err| {
+                        EngineError::Invariant(format!("sequence {}: {err}", e.sequence))
+                    })?;
+            }
+        }
+        self.shared
+            .time_floor
+            .fetch_max(last.recorded_at.as_millis(), Ordering::AcqRel);
+        self.shared.publish_head(Head {
+            sequence: last.sequence,
+            hash: last.hash,
+        });
+        Ok(())
     }
 
     /// Decides every job in order against the views, applying each decision's events before

@@ -60,6 +60,16 @@ pub enum AppendError {
     /// until it is reopened. The message is the backend's.
     #[error("storage I/O failed: {0}")]
     Io(String),
+    /// This node no longer holds the writer lease of a shared log: another node took it
+    /// (the fencing token moved on) or appended past this node's head. Nothing was written;
+    /// the node must follow the log again before it may append.
+    #[error("this node is no longer the writer (lease fenced at {current}, held {held})")]
+    Deposed {
+        /// The fencing token this node appended under.
+        held: u64,
+        /// The fencing token the log now carries.
+        current: u64,
+    },
     /// An event or view record could not be encoded.
     #[error("could not encode the batch: {0}")]
     Encode(#[from] CodecError),
@@ -151,6 +161,122 @@ pub trait EventStore: Send {
     /// (the engine's writer owns the store; operators verify, follow and back up the log
     /// through the reader). See [`LogReader`] for how far it may be trusted.
     fn log_reader(&self) -> Box<dyn LogReader>;
+
+    /// How often the writer calls [`EventStore::follow`] when nothing else wakes it:
+    /// `None` (the default) for a store only this process writes, which never needs it.
+    fn follow_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Gives a shared store the way to wake the writer early (a notification that the log
+    /// moved or that the lease may be free); the writer then calls
+    /// [`EventStore::follow`]. A wake-up carries no data. The default ignores it.
+    fn set_waker(&mut self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = wake;
+    }
+
+    /// A flag the store sets while its database cannot be reached, so that the engine can
+    /// refuse new commands at once instead of queueing them behind a batch that is retrying.
+    /// `None` (the default) for a store on local disk.
+    fn unreachable_flag(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        None
+    }
+
+    /// For a log several nodes share: keeps or takes the writer lease, and returns what
+    /// other nodes appended after this store's head. A store only this process writes is
+    /// always the leader with nothing to follow (the default).
+    fn follow(&mut self) -> Result<Followed, FollowError> {
+        Ok(Followed {
+            role: Role::Leader,
+            envelopes: Vec::new(),
+        })
+    }
+}
+
+/// A node's part in writing a log: alone, or as one of several nodes sharing a database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// This node appends: the only writer of a store it alone opens, or the holder of a
+    /// shared store's writer lease.
+    Leader,
+    /// Another node holds the writer lease; this one follows the log and serves reads.
+    Follower {
+        /// The address the leader advertised with its lease, when one is known.
+        leader: Option<String>,
+    },
+}
+
+/// What [`EventStore::follow`] found.
+#[derive(Debug)]
+pub struct Followed {
+    /// This node's part after the call.
+    pub role: Role,
+    /// Envelopes other nodes appended after this store's head, in order and chain-checked;
+    /// the store's head has moved past them, so the caller must fold every one of them
+    /// into its views.
+    pub envelopes: Vec<Envelope>,
+}
+
+/// Why [`EventStore::follow`] could not look at the shared log.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// The database cannot be reached right now; the node keeps serving from its views and
+    /// tries again.
+    #[error("the shared log cannot be reached: {0}")]
+    Unreachable(String),
+    /// The log read back does not continue this node's chain (tampering, or a log replaced
+    /// under a running node): the node must stop.
+    #[error(transparent)]
+    Broken(#[from] crate::chain::ChainError),
+    /// An envelope could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+/// A boxed store is a store: drivers that choose the backend at run time (the CLI's
+/// configuration, the simulator's option) hand the engine and the fault wrapper a box.
+impl<S: EventStore + ?Sized> EventStore for Box<S> {
+    fn head(&self) -> Head {
+        (**self).head()
+    }
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
+        (**self).stream_version(stream)
+    }
+    fn append(&mut self, batch: AppendBatch) -> Result<Vec<Envelope>, AppendError> {
+        (**self).append(batch)
+    }
+    fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, ReadError> {
+        (**self).read_stream(stream)
+    }
+    fn read_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Envelope, ReadError>> + '_> {
+        (**self).read_from(from)
+    }
+    fn view_records(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<(ViewKey, ViewRecord), ReadError>> + '_> {
+        (**self).view_records()
+    }
+    fn views_trusted(&self) -> Result<bool, ReadError> {
+        (**self).views_trusted()
+    }
+    fn replace_views(&mut self, records: Vec<(ViewKey, ViewRecord)>) -> Result<(), AppendError> {
+        (**self).replace_views(records)
+    }
+    fn log_reader(&self) -> Box<dyn LogReader> {
+        (**self).log_reader()
+    }
+    fn follow_interval(&self) -> Option<std::time::Duration> {
+        (**self).follow_interval()
+    }
+    fn set_waker(&mut self, wake: Box<dyn Fn() + Send + Sync>) {
+        (**self).set_waker(wake);
+    }
+    fn unreachable_flag(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        (**self).unreachable_flag()
+    }
+    fn follow(&mut self) -> Result<Followed, FollowError> {
+        (**self).follow()
+    }
 }
 
 /// Reads a store's log from any thread, concurrently with the one writer.
@@ -181,8 +307,9 @@ pub trait LogReader: Send + Sync + std::fmt::Debug {
 }
 
 /// Assigns sequences and chain hashes to a batch, checking versions against `version_of`.
-/// Shared by every backend so that they chain identically.
-pub(crate) fn seal_batch(
+/// Shared by every backend (including those in other crates) so that they chain
+/// identically.
+pub fn seal_batch(
     head: Head,
     events: &[NewEvent],
     mut version_of: impl FnMut(&StreamId) -> Result<u64, AppendError>,

@@ -38,7 +38,8 @@ pub mod sled_store;
 pub use codec::Envelope;
 pub use engine::{Clock, Engine, EngineConfig, EngineError, Outcome, UseCaseError, UseCaseReply};
 pub use event_store::{
-    AppendBatch, AppendError, EventStore, Head, LogReader, NewEvent, OpenError, ReadError,
+    AppendBatch, AppendError, EventStore, FollowError, Followed, Head, LogReader, NewEvent,
+    OpenError, ReadError, Role,
 };
 pub use memory_store::MemoryStore;
 pub use sled_store::{ImportError, ImportReport, SledLogReader, SledOptions, SledStore};

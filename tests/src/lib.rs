@@ -4,6 +4,7 @@
 //!   [`tessera_core::testkit`] (core's unit tests use the same one), re-exported with the
 //!   start time [`T0`], the passwords, the test [`policy`] and the seeded [`rng`].
 //! - [`fixtures`]: deterministic ids, hashes and events for *given* lists.
+//! - [`pg`]: a throwaway PostgreSQL cluster, one database per test.
 //! - [`server`]: a real HTTP server over a sled store in a temporary folder, on the test
 //!   clock, with a hyper client that speaks the API.
 //! - [`workload`]: the test [`Clock`](tessera_storage::Clock), a store that can be shared with
@@ -22,6 +23,7 @@
 )]
 
 pub mod fixtures;
+pub mod pg;
 pub mod server;
 pub mod workload;
 

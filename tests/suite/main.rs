@@ -24,6 +24,8 @@ mod oauth_e2e;
 mod online_ops;
 mod openapi;
 mod pages;
+mod pg_faults;
+mod pg_order;
 mod rebuild;
 mod refresh_props;
 mod session_props;

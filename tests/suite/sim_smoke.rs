@@ -60,6 +60,23 @@ fn smoke_seeds_pass_reproduce_and_reach_every_mark() {
     }
 }
 
+/// One seed on the PostgreSQL backend, crashes included: it passes, and writes the very log
+/// (the same hash) that it writes on sled.
+#[test]
+fn a_seed_runs_on_postgres_and_writes_the_log_it_writes_on_sled() {
+    let Some(url) = tessera_tests::pg::database() else {
+        return;
+    };
+    let sled = run(&Options::new(3)).unwrap_or_else(|f| panic!("{f}"));
+    let pg = run(&Options {
+        postgres: Some(url),
+        ..Options::new(3)
+    })
+    .unwrap_or_else(|f| panic!("{f}\nrecent: {:#?}", f.recent));
+    assert_eq!(pg.log_hash, sled.log_hash, "the same seed, the same log");
+    assert!(pg.marks.count("engine crashed and recovered") > 0);
+}
+
 #[test]
 fn different_seeds_make_different_logs() {
     let a = run(&Options {

@@ -412,6 +412,21 @@ macro_rules! contract {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    // A database of its own in the shared throwaway cluster; skipped
+                    // (with one note for the run) where PostgreSQL is not installed.
+                    let Some(url) = tessera_tests::pg::database() else { return };
+                    let mut store = tessera_pgstore::PgStore::open(
+                        tessera_pgstore::PgOptions::new(url),
+                    )
+                    .expect("PostgreSQL store opens");
+                    super::$name(&mut store);
+                }
+            )*
+        }
     };
 }
 

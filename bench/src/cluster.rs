@@ -91,6 +91,11 @@ fn pg_env(url: &str) -> Vec<(String, String)> {
     vec![
         ("TESSERA_STORAGE__BACKEND".into(), "postgres".into()),
         ("TESSERA_STORAGE__URL".into(), url.into()),
+        // One issuer for every node, or a token from one would not verify on another.
+        (
+            "TESSERA_HTTP__PUBLIC_URL".into(),
+            "http://tessera.test".into(),
+        ),
     ]
 }
 

@@ -35,7 +35,10 @@ fn tessera(data: &Path, url: Option<&str>) -> Command {
         .env("TESSERA_POLICY__TOKEN__REUSE_GRACE_SECS", "30")
         .env("TESSERA_DATA", data);
     if let Some(url) = url {
+        // Every node of one deployment publishes the same issuer (the address its clients
+        // reach, a load balancer's), or a token from one node would not verify on another.
         c.env("TESSERA_STORAGE__BACKEND", "postgres")
+            .env("TESSERA_HTTP__PUBLIC_URL", "http://tessera.test")
             .env("TESSERA_STORAGE__URL", url)
             .env("TESSERA_STORAGE__FOLLOW_INTERVAL_MS", "100");
     }

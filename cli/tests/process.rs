@@ -10,8 +10,10 @@
     reason = "test code: helpers outside #[test] functions stop the test loudly at the step that failed"
 )]
 
+mod common;
+
+use common::raw_request;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,31 +73,6 @@ fn request(
         .map(|c| format!("Cookie: __Host-tessera_session={c}\r\n"))
         .unwrap_or_default();
     raw_request(addr, method, path, "application/json", body, &cookie)
-}
-
-/// The request itself: `extra_headers` are complete lines, each ending in CRLF.
-fn raw_request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: &str,
-    extra_headers: &str,
-) -> Option<(u16, String, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).ok()?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, head.to_owned(), body.to_owned()))
 }
 
 fn register(addr: &str, username: &str) -> Option<String> {

@@ -160,6 +160,16 @@ pub struct ApplyError {
     pub why: String,
 }
 
+impl ApplyError {
+    /// A maker of the errors of folding `event`: each names the event and what was wrong.
+    pub(crate) fn about(event: &Event) -> impl Fn(&str) -> ApplyError + '_ {
+        move |why| ApplyError {
+            kind: event.kind(),
+            why: why.to_owned(),
+        }
+    }
+}
+
 /// The current state, folded from the log: what reads consult and what decisions are made
 /// against.
 ///
@@ -468,10 +478,7 @@ impl Views {
         event: &Event,
         touched: &mut Vec<ViewKey>,
     ) -> Result<(), ApplyError> {
-        let fail = |why: &str| ApplyError {
-            kind: event.kind(),
-            why: why.to_owned(),
-        };
+        let fail = ApplyError::about(event);
         match event {
             Event::AccountRegistered {
                 account,

@@ -122,10 +122,7 @@ impl Views {
         event: &Event,
         touched: &mut Vec<ViewKey>,
     ) -> Result<(), ApplyError> {
-        let fail = |why: &str| ApplyError {
-            kind: event.kind(),
-            why: why.to_owned(),
-        };
+        let fail = ApplyError::about(event);
         match event {
             Event::TotpEnrolmentStarted {
                 account,

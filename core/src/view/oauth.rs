@@ -285,10 +285,7 @@ impl Views {
         event: &Event,
         touched: &mut Vec<ViewKey>,
     ) -> Result<(), ApplyError> {
-        let fail = |why: &str| ApplyError {
-            kind: event.kind(),
-            why: why.to_owned(),
-        };
+        let fail = ApplyError::about(event);
         let o = &mut self.oauth;
         match event {
             Event::ClientRegistered {

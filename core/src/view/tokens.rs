@@ -264,10 +264,7 @@ impl Views {
         event: &Event,
         touched: &mut Vec<ViewKey>,
     ) -> Result<(), ApplyError> {
-        let fail = |why: &str| ApplyError {
-            kind: event.kind(),
-            why: why.to_owned(),
-        };
+        let fail = ApplyError::about(event);
         match event {
             Event::SigningKeyAdded { kid, public_key } => {
                 if self.signing_keys.keys.contains_key(kid) || *kid != kid_for(public_key) {

@@ -157,7 +157,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 fn connect(config: &Config, runtime: &tokio::runtime::Runtime) -> Result<Target, Failure> {
     match runtime.block_on(crate::admin_client::connect(&config.data))? {
         Some(client) => Ok(Target::Socket(client)),
-        None => Ok(Target::Direct(crate::serve::start_engine(config, false)?)),
+        None => Ok(Target::Direct(crate::serve::start_operator_engine(config)?)),
     }
 }
 

@@ -184,7 +184,7 @@ pub fn run(config: &Config, data: Option<PathBuf>, op: Op) -> Result<(), Failure
         Some(mut client) => runtime.block_on(through_socket(&mut client, op)),
         None => {
             // The engine's start and shutdown block: outside the runtime.
-            let engine = crate::serve::start_engine(&config, false)?;
+            let engine = crate::serve::start_operator_engine(&config)?;
             let result = runtime.block_on(directly(&config, &engine, op));
             engine.shutdown();
             result

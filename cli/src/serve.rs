@@ -103,6 +103,31 @@ pub fn start_engine(config: &Config, verify: bool) -> Result<Engine, Failure> {
         .map_err(|e| Failure(format!("refusing to start: cannot load the views: {e}. Try `tessera replay --rebuild --repair`.")))
 }
 
+/// The engine for an operator command run on the store directly (no server answered on the
+/// socket). On a shared log, a command that has just finished may still hold the writer
+/// lease for a moment (its database session ends after the process), so wait up to
+/// [`OPERATOR_LEASE_WAIT`] to lead before giving up; a node that still follows then answers
+/// each command "retry shortly".
+pub fn start_operator_engine(config: &Config) -> Result<Engine, Failure> {
+    let engine = start_engine(config, false)?;
+    if engine.is_shared() {
+        let step = Duration::from_millis(50);
+        let mut waited = Duration::ZERO;
+        while engine.role() != tessera_storage::Role::Leader && waited < OPERATOR_LEASE_WAIT {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "a command-line wait, outside the core"
+            )]
+            std::thread::sleep(step);
+            waited += step;
+        }
+    }
+    Ok(engine)
+}
+
+/// How long an operator command waits for the writer lease of a shared log.
+const OPERATOR_LEASE_WAIT: Duration = Duration::from_secs(10);
+
 pub fn run(mut config: Config) -> Result<ExitCode, Failure> {
     // Bound before the engine starts: the issuer every token carries is the public URL,
     // which defaults to the address actually bound (port 0 included).

@@ -158,7 +158,12 @@ pub fn import_lines(
 ) -> Result<Vec<LineResult>, EngineError> {
     let next = AtomicUsize::new(0);
     let lines = &lines;
-    let mut steps: Vec<Option<Step>> = (0..lines.len()).map(|_| None).collect();
+    // Workers finish out of order (a bcrypt line takes longer than an MD5 one), so a name
+    // that appears twice in the batch is settled here, in line order: the first line takes
+    // it and the later ones are skipped, whichever worker would have reached the writer first.
+    let mut steps: Vec<Option<Step>> = first_of_each_name(lines);
+    let dropped: Vec<bool> = steps.iter().map(Option::is_some).collect();
+    let dropped = &dropped;
     let done = std::sync::Mutex::new(&mut steps);
     std::thread::scope(|s| {
         for _ in 0..workers.max(1).min(lines.len().max(1)) {
@@ -170,6 +175,9 @@ pub fn import_lines(
                     let Some(line) = lines.get(i) else {
                         break;
                     };
+                    if dropped[i] {
+                        continue;
+                    }
                     let step = import_one(engine, line, &mut rng, &mut area);
                     let mut done = done
                         .lock()
@@ -197,6 +205,33 @@ pub fn import_lines(
             }
             Some(Step::Failed(e)) => Err(e),
             None => Err(EngineError::Stopped),
+        })
+        .collect()
+}
+
+/// One slot per line: `Some` (skipped) for a line whose username an earlier line of the
+/// same batch names, `None` for the lines the workers take.
+fn first_of_each_name(lines: &[ImportLine]) -> Vec<Option<Step>> {
+    let mut seen = std::collections::HashMap::new();
+    lines
+        .iter()
+        .map(|line| {
+            let name = parse_line(&line.text).ok()?.username;
+            let key = tessera_core::account::username_key(&name).ok()?;
+            match seen.get(&key) {
+                Some(first) => Some(Step::Done(LineResult {
+                    line: line.line,
+                    username: Some(name.trim().to_owned()),
+                    outcome: ImportOutcome::Skipped,
+                    reason: Some(format!(
+                        "the username exists already (line {first} names it too)"
+                    )),
+                })),
+                None => {
+                    seen.insert(key, line.line);
+                    None
+                }
+            }
         })
         .collect()
 }

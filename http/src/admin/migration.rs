@@ -175,7 +175,7 @@ pub fn import_lines(
                     let Some(line) = lines.get(i) else {
                         break;
                     };
-                    if dropped[i] {
+                    if dropped.get(i).copied().unwrap_or(false) {
                         continue;
                     }
                     let step = import_one(engine, line, &mut rng, &mut area);

@@ -278,7 +278,9 @@ impl JwksCache {
         now: Timestamp,
     ) -> Result<Arc<VerifyingKey>, JwksError> {
         if let Some(found) = self.lookup_fresh(kid, alg, now) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            if found.is_ok() {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+            }
             return found;
         }
         self.misses.fetch_add(1, Ordering::Relaxed);

@@ -11,10 +11,10 @@ use std::time::Duration;
 use tessera_http::config::ClientSecret;
 use tessera_http::upstream::{
     ClientLimits, CodeExchange, Credentials, ExchangeError, FetchError, OAuthErrorCode,
-    TokenAuthMethod, UpstreamToken, UpstreamUrl, UrlError, UserInfoError, UserInfoMapping,
-    exchange_code, fetch_user_info,
+    RootCertStore, TokenAuthMethod, UpstreamClient, UpstreamToken, UpstreamUrl, UrlError,
+    UserInfoError, UserInfoMapping, exchange_code, fetch_user_info,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -43,7 +43,7 @@ where
     addr
 }
 
-async fn read_request(stream: &mut TcpStream) -> (String, Vec<u8>) {
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> (String, Vec<u8>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let end = loop {
@@ -76,7 +76,12 @@ async fn read_request(stream: &mut TcpStream) -> (String, Vec<u8>) {
     (head, body)
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) {
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) {
     let answer = format!(
         "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
@@ -387,4 +392,72 @@ fn plain_http_is_refused_off_loopback() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("must use https"), "{message}");
+}
+
+/// An https upstream on 127.0.0.1 with a certificate from the test authority in tests/tls
+/// (valid for 127.0.0.1 and localhost until 2126).
+async fn tls_server() -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tls");
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let _ = read_request(&mut tls).await;
+                respond(&mut tls, "200 OK", "application/json", r#"{"keys":[]}"#).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+fn test_authority() -> RootCertStore {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tls/ca.pem");
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    roots
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstreams_are_reached_with_a_trusted_root_and_refused_without() {
+    let addr = tls_server().await;
+    let trusting = UpstreamClient::with_roots(ClientLimits::default(), test_authority()).unwrap();
+    for host in ["127.0.0.1", "localhost"] {
+        let jwks = UpstreamUrl::parse(&format!("https://{host}:{}/jwks", addr.port())).unwrap();
+        let answer = trusting.get(&jwks, Credentials::None).await.unwrap();
+        assert_eq!(answer.status, 200, "{host}");
+        assert_eq!(&answer.body[..], br#"{"keys":[]}"#);
+    }
+
+    // The same server, to a client that does not trust its authority.
+    let jwks = UpstreamUrl::parse(&format!("https://127.0.0.1:{}/jwks", addr.port())).unwrap();
+    let error = client().get(&jwks, Credentials::None).await.unwrap_err();
+    let FetchError::Tls { reason, .. } = &error else {
+        panic!("{error}")
+    };
+    assert!(reason.contains("UnknownIssuer"), "{error}");
 }

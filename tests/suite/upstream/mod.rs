@@ -3,7 +3,7 @@
 //! - [`id_tokens`]: every ID-token fault a provider or an attacker can produce, and the key
 //!   cache following a rotation while a flood of made-up key ids stays rate-limited;
 //! - [`hostile`]: upstreams that answer slowly, too much, nothing, an OAuth error or no
-//!   JSON, and URLs that must be refused before any request;
+//!   JSON, a TLS upstream trusted or not, and URLs that must be refused before any request;
 //! - [`provider`]: discovery, a real code exchange with PKCE and ID-token validation against
 //!   an independent OpenID Connect provider from npm.
 

@@ -34,6 +34,7 @@ pub mod server;
 pub mod signing;
 pub mod system;
 pub mod time;
+pub mod upstream;
 
 pub use app::App;
 pub use config::HttpConfig;

@@ -163,6 +163,31 @@ impl PendingSignIn {
     }
 }
 
+impl PendingSignIn {
+    /// The cookie value: the sign-in sealed (XChaCha20-Poly1305, `nonce` fresh from the
+    /// caller's randomness) and base64url-encoded, so the browser can neither read nor
+    /// forge it.
+    pub fn seal(&self, keys: &crate::mfa::MfaKeys, nonce: [u8; 24]) -> String {
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(self).unwrap_or_default());
+        data_encoding::BASE64URL_NOPAD.encode(&keys.seal_sign_in(&plain, nonce))
+    }
+
+    /// The sign-in a cookie value holds; `None` for anything this server did not seal.
+    pub fn open(cookie: &str, keys: &crate::mfa::MfaKeys) -> Option<Self> {
+        if cookie.len() > SEALED_COOKIE_CHARS_MAX {
+            return None;
+        }
+        let sealed = data_encoding::BASE64URL_NOPAD
+            .decode(cookie.as_bytes())
+            .ok()?;
+        let plain = keys.open_sign_in(&sealed)?;
+        serde_json::from_slice(&plain).ok()
+    }
+}
+
+/// The longest sealed sign-in cookie opened: the return path is at most 2 KiB.
+pub const SEALED_COOKIE_CHARS_MAX: usize = 4096;
+
 /// Checks a callback against the sign-in this browser started: there must be one (the
 /// cookie), for this provider, not expired, whose state equals the returned one (compared in
 /// constant time). A callback from another browser, a forged state, or an answer meant for

@@ -343,6 +343,18 @@ fn callbacks_are_checked_against_the_browsers_pending_sign_in() {
         Err(Rejection::ExternalSignInNotStarted)
     );
     assert!(check_callback(Some(&p), "github", Some(&state), T0).is_ok());
+    // The cookie: sealed, opened only with the same keys, refused when altered.
+    let keys = crate::mfa::MfaKeys::from_master(&[7; 32]);
+    let cookie = p.seal(&keys, [3; 24]);
+    assert!(!cookie.contains(&p.state));
+    assert_eq!(PendingSignIn::open(&cookie, &keys).as_ref(), Some(&p));
+    let other_keys = crate::mfa::MfaKeys::from_master(&[8; 32]);
+    assert_eq!(PendingSignIn::open(&cookie, &other_keys), None);
+    let mut altered = cookie.clone().into_bytes();
+    altered[40] = if altered[40] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).expect("ascii");
+    assert_eq!(PendingSignIn::open(&altered, &keys), None);
+    assert_eq!(PendingSignIn::open("garbage", &keys), None);
     // Nothing secret in Debug.
     let shown = format!("{p:?}");
     assert!(!shown.contains(&p.state) && !shown.contains(&p.verifier));

@@ -680,6 +680,30 @@ impl Decide for UnlinkIdentity {
     }
 }
 
+/// A callback refused before any identity was established (no or a forged state, a
+/// provider that failed): it counts against the caller's address like a failed login, so
+/// the callback cannot be used to probe faster than the login form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedCallback {
+    /// Where the request came from.
+    pub client: Option<IpAddr>,
+}
+
+impl Decide for FailedCallback {
+    type Reply = ();
+
+    fn kind(&self) -> &'static str {
+        "failed_callback"
+    }
+
+    fn decide(self, _views: &Views, _env: &mut Env<'_>) -> Decision<()> {
+        let failed = Event::UnknownAccountLoginFailed {
+            client: self.client,
+        };
+        Decision::ok(vec![failed.into()], ())
+    }
+}
+
 /// The hash an account created by an external sign-in holds: none. No password verifies
 /// against it, and [`PasswordHash::is_absent`] tells the unlink rule there is no password.
 pub fn no_password() -> PasswordHash {

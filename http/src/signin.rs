@@ -292,6 +292,11 @@ pub async fn callback(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Pro
             return Ok(refused(r.into()));
         }
     };
+    // Checked again by the writer; here so that a replayed callback costs no round trip
+    // to the provider and gets its own answer rather than the provider's refusal.
+    if ctx.app.engine.views().state_spent(&pending.state_digest()) {
+        return Ok(refused(Rejection::ExternalStateSpent.into()));
+    }
     if let Some(error) = query("error") {
         let problem = Problem::new(
             StatusCode::BAD_REQUEST,

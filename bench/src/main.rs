@@ -47,6 +47,7 @@
 //! tessera-bench sessions            bytes per live session, restart time
 //! tessera-bench import              MD5 users imported (wrapped in argon2id) vs the argon2 ceiling
 //! tessera-bench legacy-timing       refused logins per credential scheme, interleaved
+//! tessera-bench id-token            external sign-in callback CPU vs RS256; JWKS hit rate
 //! ```
 //!
 //! Processes: the load generator is this process (`--client-threads` tokio workers, 1 by
@@ -81,6 +82,7 @@ mod stats;
 mod storage;
 mod token_runs;
 mod tokens;
+mod upstream_runs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -164,6 +166,10 @@ pub enum Workload {
     /// connections), bearer verification on a follower against the leader, and the
     /// revocation lag to a follower over 1,000 revocations.
     Postgres,
+    /// The CPU of a "sign in with …" callback on our side (ID-token validation with a warm
+    /// JWKS cache, user-info mapping) vs raw RS256 verification, and the JWKS cache hit rate
+    /// over --callbacks validations with a key rotation halfway.
+    IdToken,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -236,6 +242,10 @@ pub struct BenchArgs {
     /// Refused logins per kind of account for `legacy-timing`.
     #[arg(long, default_value_t = 40)]
     rounds: usize,
+    /// ID-token validations in the JWKS hit-rate run of `id-token` (one per 50 ms of
+    /// virtual time).
+    #[arg(long, default_value_t = 20_000)]
+    callbacks: u64,
     /// One JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
@@ -434,6 +444,7 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::Backup => operators::backup(&args, &mut report)?,
         Workload::ClientCredentials => oauth_runs::client_credentials(&args, &mut report)?,
         Workload::CodeExchange => oauth_runs::code_exchange(&args, &mut report)?,
+        Workload::IdToken => upstream_runs::id_token(&args, &mut report)?,
         Workload::Postgres => cluster::postgres(&args, &mut report)?,
         Workload::HelloServer => {}
     }

@@ -4,6 +4,8 @@
 //!   [`tessera_core::testkit`] (core's unit tests use the same one), re-exported with the
 //!   start time [`T0`], the passwords, the test [`policy`] and the seeded [`rng`].
 //! - [`fixtures`]: deterministic ids, hashes and events for *given* lists.
+//! - [`issuer`]: signing keys, crafted ID tokens and a local issuer publishing its key set.
+//! - [`oidc_provider`]: an independent OpenID Connect provider from npm, started under node.
 //! - [`pg`]: a throwaway PostgreSQL cluster, one database per test.
 //! - [`server`]: a real HTTP server over a sled store in a temporary folder, on the test
 //!   clock, with a hyper client that speaks the API.
@@ -23,6 +25,8 @@
 )]
 
 pub mod fixtures;
+pub mod issuer;
+pub mod oidc_provider;
 pub mod pg;
 pub mod server;
 pub mod workload;

@@ -35,3 +35,4 @@ mod step_up;
 mod store_contract;
 mod throttle_bound;
 mod token_e2e;
+mod upstream;

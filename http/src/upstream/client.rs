@@ -20,6 +20,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+pub use rustls::RootCertStore;
 use serde::{Deserialize, Serialize};
 
 /// Characters of an upstream's answer that an error may quote (escaped).
@@ -440,40 +441,42 @@ fn form_encode(value: &str) -> String {
 
 fn connect_error(url: &UpstreamUrl, error: &hyper_util::client::legacy::Error) -> FetchError {
     let host = host_of(url);
-    // The error's chain names the cause (refused, reset, certificate); only our own
-    // wording of it goes into the message.
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return FetchError::Tls {
-                host,
-                reason: tls_reason(tls),
-            };
+    // The cause chain names what happened (refused, reset, certificate); only our own
+    // wording of it goes into the message. TLS errors arrive wrapped in I/O errors, whose
+    // inner error is not their `source`, so both links are followed.
+    let mut chain: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = next {
+        if chain.len() >= 16 {
+            break;
         }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return FetchError::Tls {
-                    host,
-                    reason: tls_reason(tls),
-                };
-            }
-            let reason = match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-                std::io::ErrorKind::TimedOut => "the connection timed out".to_owned(),
-                std::io::ErrorKind::ConnectionReset => "connection reset".to_owned(),
-                kind => format!("{kind}"),
-            };
-            return FetchError::Unreachable { host, reason };
-        }
-        source = cause.source();
+        chain.push(cause);
+        next = match cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
     }
-    let reason = if error.is_connect() {
-        "the connection could not be opened".to_owned()
-    } else {
-        "the connection closed before an answer".to_owned()
+    if let Some(tls) = chain.iter().find_map(|c| c.downcast_ref::<rustls::Error>()) {
+        return FetchError::Tls {
+            host,
+            reason: tls_reason(tls),
+        };
+    }
+    let kind = chain
+        .iter()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+        .find(|k| *k != std::io::ErrorKind::Other);
+    let reason = match kind {
+        Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".to_owned(),
+        Some(std::io::ErrorKind::TimedOut) => "the connection timed out".to_owned(),
+        Some(std::io::ErrorKind::ConnectionReset) => "connection reset".to_owned(),
+        Some(kind) => format!("{kind}"),
+        None if error.is_connect() => "the connection could not be opened".to_owned(),
+        None => "the connection closed before an answer".to_owned(),
     };
     FetchError::Unreachable { host, reason }
 }
@@ -481,6 +484,7 @@ fn connect_error(url: &UpstreamUrl, error: &hyper_util::client::legacy::Error) -
 fn tls_reason(error: &rustls::Error) -> String {
     match error {
         rustls::Error::InvalidCertificate(why) => format!("invalid certificate ({why:?})"),
+        rustls::Error::InvalidMessage(_) => "the upstream does not speak TLS there".to_owned(),
         _ => "handshake failed".to_owned(),
     }
 }

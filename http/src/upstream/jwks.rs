@@ -55,7 +55,7 @@ impl Default for JwksPolicy {
             max_age_default_secs: 3_600,
             max_age_min_secs: 60,
             max_age_max_secs: 86_400,
-            refetch_interval_min_secs: 30,
+            refetch_interval_min_secs: 10,
         }
     }
 }

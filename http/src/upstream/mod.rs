@@ -37,8 +37,8 @@ pub mod oauth;
 use tessera_core::Timestamp;
 
 pub use client::{
-    Answer, ClientBuildError, ClientLimits, Credentials, FetchError, UpstreamClient, UpstreamUrl,
-    UrlError,
+    Answer, ClientBuildError, ClientLimits, Credentials, FetchError, RootCertStore, UpstreamClient,
+    UpstreamUrl, UrlError,
 };
 pub use discovery::{DiscoveryError, ProviderMetadata, discover};
 pub use id_token::{

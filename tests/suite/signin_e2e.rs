@@ -608,3 +608,107 @@ async fn an_upstream_that_is_down_or_hangs_gives_a_clear_page_within_the_timeout
         assert_error_page(&a, StatusCode::BAD_GATEWAY, "did not answer");
     }
 }
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the external provider stamps its tokens with the wall clock"
+)]
+fn wall_clock() -> tessera_core::Timestamp {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tessera_core::Timestamp::from_millis(u64::try_from(since.as_millis()).unwrap())
+}
+
+/// Starts a sign-in with `corp` in `b` and completes the provider's login as `login`; the
+/// callback URL, not yet followed.
+async fn oidc_sign_in(
+    b: &mut Browser,
+    op: &tessera_tests::oidc_provider::OidcProvider,
+    down: std::net::SocketAddr,
+    login: &str,
+) -> String {
+    let a = b
+        .get(&format!("http://{down}/v1/login/corp?return_to=/"))
+        .await;
+    assert_eq!(a.status, StatusCode::FOUND, "{}", html(&a));
+    let authorization = a.header("location").expect("to the provider").to_owned();
+    assert!(authorization.contains("code_challenge_method=S256"));
+    assert!(authorization.contains("nonce="));
+    op.sign_in(
+        &authorization,
+        &format!("http://{down}/v1/login/corp/callback"),
+        login,
+    )
+    .await
+}
+
+/// Sign in through an independent OpenID Connect provider (npm `oidc-provider`): discovery,
+/// the code exchange, the ID token against its keys; a key rotation at the provider; and
+/// a callback replayed after it succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_through_an_openid_connect_provider_survives_its_key_rotation() {
+    use tessera_tests::oidc_provider::{CLIENT_ID, CLIENT_SECRET, OidcProvider, Options};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let down_addr = listener.local_addr().expect("addr");
+    let callback_prefix = format!("http://{down_addr}/v1/login/corp/callback");
+    let Some(mut op) = OidcProvider::start(Options::new(&callback_prefix)).await else {
+        return;
+    };
+    let corp = UpstreamConfig {
+        name: "corp".into(),
+        display_name: "Corp SSO".into(),
+        kind: UpstreamKind::Oidc,
+        client_id: CLIENT_ID.into(),
+        client_secret: Some(ClientSecret(CLIENT_SECRET.into())),
+        token_auth_method: Default::default(),
+        scopes: vec!["email".into(), "profile".into()],
+        first_sign_in: Default::default(),
+        trusted_for_mfa: true,
+        issuer: Some(op.issuer.clone()),
+        authorize_url: None,
+        token_url: None,
+        user_info_url: None,
+        fields: None,
+    };
+    let config = HttpConfig {
+        upstreams: vec![corp],
+        ..HttpConfig::default()
+    };
+    let down = Server::start_on(listener, config, tessera_tests::policy()).await;
+    // The provider stamps its tokens with the wall clock: the server's clock goes there.
+    down.advance(wall_clock().since(tessera_tests::T0));
+    let url = |path: &str| format!("http://{down_addr}{path}");
+
+    let mut b = Browser::new();
+    let callback = oidc_sign_in(&mut b, &op, down_addr, "alice").await;
+    let a = b.get(&callback).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", html(&a));
+    let me = b.get(&url("/v1/me")).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", html(&me));
+    let alice = me.json()["id"].clone();
+
+    // The same callback again in the same browser: spent.
+    let mut replay = Browser::new();
+    replay.jar = b.jar.clone();
+    replay
+        .jar
+        .get_mut(&authority_of(&callback))
+        .expect("cookies")
+        .remove("__Host-tessera_session");
+    let again = replay.get(&callback).await;
+    assert!(again.status == StatusCode::BAD_REQUEST, "{}", html(&again));
+
+    // The provider rotates its key: the next ID token has an unknown kid, the cache
+    // refetches the key set once, and the same subject finds the same account.
+    op.rotate_key().await;
+    // An unknown kid refetches the key set at most once per 30 s (the cache's floor).
+    down.advance(31_000);
+    let mut c = Browser::new();
+    let callback = oidc_sign_in(&mut c, &op, down_addr, "alice").await;
+    let a = c.get(&callback).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", html(&a));
+    let me = c.get(&url("/v1/me")).await;
+    assert_eq!(me.json()["id"], alice);
+    down.stop().await;
+}

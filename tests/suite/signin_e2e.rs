@@ -282,7 +282,13 @@ impl Pair {
     /// `username`) and consent pages; returns the callback URL the upstream sent the browser
     /// to, not yet followed.
     async fn to_callback(&self, b: &mut Browser, provider: &str, username: &str) -> String {
-        let start = self.down_url(&format!("/v1/login/{provider}"));
+        self.to_callback_from(b, &format!("/v1/login/{provider}"), username)
+            .await
+    }
+
+    /// [`Pair::to_callback`] from a start path of the caller's (with its `return_to`).
+    async fn to_callback_from(&self, b: &mut Browser, path: &str, username: &str) -> String {
+        let start = self.down_url(path);
         let a = b.get(&start).await;
         assert_eq!(a.status, StatusCode::FOUND, "{}", html(&a));
         assert!(b.cookie(&start, "__Host-tessera_signin").is_some());
@@ -424,6 +430,27 @@ async fn a_first_sign_in_creates_an_account_and_a_replayed_callback_is_refused()
         .insert("__Host-tessera_signin".into(), sealed);
     let again = replay.get(&fresh).await;
     assert_error_page(&again, StatusCode::BAD_REQUEST, "already completed");
+
+    // A sign-in started on the OAuth authorize request's sign-in page goes back to it.
+    let authorize = "/oauth/authorize?response_type=code&client_id=notes";
+    let page = b
+        .get(&p.down_url(&format!(
+            "/login?return_to={}",
+            authorize.replace('?', "%3F").replace('&', "%26").replace('=', "%3D")
+        )))
+        .await;
+    let button =
+        "/v1/login/tess?return_to=%2Foauth%2Fauthorize%3Fresponse_type%3Dcode%26client_id%3Dnotes";
+    assert!(
+        html(&page).contains(&button.replace('&', "&amp;")),
+        "{}",
+        html(&page)
+    );
+    let mut c = Browser::new();
+    let callback = p.to_callback_from(&mut c, button, "octo").await;
+    let a = c.get(&callback).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", html(&a));
+    assert_eq!(a.header("location"), Some(authorize));
 
     // A second sign-in finds the same account.
     let mut other = Browser::new();
@@ -698,6 +725,40 @@ async fn a_sign_in_through_an_openid_connect_provider_survives_its_key_rotation(
         .remove("__Host-tessera_session");
     let again = replay.get(&callback).await;
     assert!(again.status == StatusCode::BAD_REQUEST, "{}", html(&again));
+
+    // An account with MFA links a corp identity. The provider is trusted for MFA, but its
+    // ID token says only `pwd`: signing in with it still asks for the account's code.
+    let dave = down.enrolled("dave").await;
+    let mut d = Browser::new();
+    let link = d
+        .send(
+            Method::POST,
+            &url("/v1/identities/corp"),
+            &[("authorization", &format!("Bearer {}", dave.bearer))],
+            String::new(),
+        )
+        .await;
+    assert_eq!(link.status, StatusCode::FOUND, "{}", html(&link));
+    let authorization = link.header("location").expect("to the provider").to_owned();
+    let callback = op
+        .sign_in(
+            &authorization,
+            &format!("http://{down_addr}/v1/login/corp/callback"),
+            "dave-corp",
+        )
+        .await;
+    let linked = d.get(&callback).await;
+    assert_eq!(linked.status, StatusCode::SEE_OTHER, "{}", html(&linked));
+    let mut e = Browser::new();
+    let callback = oidc_sign_in(&mut e, &op, down_addr, "dave-corp").await;
+    let a = e.get(&callback).await;
+    assert!(
+        a.header("location")
+            .is_some_and(|l| l.starts_with("/login/mfa")),
+        "{:?} {}",
+        a.header("location"),
+        html(&a)
+    );
 
     // The provider rotates its key: the next ID token has an unknown kid, the cache
     // refetches the key set once, and the same subject finds the same account.

@@ -48,6 +48,7 @@
 //! tessera-bench import              MD5 users imported (wrapped in argon2id) vs the argon2 ceiling
 //! tessera-bench legacy-timing       refused logins per credential scheme, interleaved
 //! tessera-bench id-token            external sign-in callback CPU vs RS256; JWKS hit rate
+//! tessera-bench signin-callback     an external sign-in callback end to end, in process
 //! ```
 //!
 //! Processes: the load generator is this process (`--client-threads` tokio workers, 1 by
@@ -78,6 +79,7 @@ mod oauth_runs;
 mod operators;
 mod server;
 mod settings;
+mod signin_runs;
 mod stats;
 mod storage;
 mod token_runs;
@@ -170,6 +172,9 @@ pub enum Workload {
     /// JWKS cache, user-info mapping) vs raw RS256 verification, and the JWKS cache hit rate
     /// over --callbacks validations with a key rotation halfway.
     IdToken,
+    /// An external sign-in callback end to end, in process, against a second Tessera as the
+    /// OAuth 2 upstream: latency and process CPU per callback.
+    SigninCallback,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -445,6 +450,7 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::ClientCredentials => oauth_runs::client_credentials(&args, &mut report)?,
         Workload::CodeExchange => oauth_runs::code_exchange(&args, &mut report)?,
         Workload::IdToken => upstream_runs::id_token(&args, &mut report)?,
+        Workload::SigninCallback => signin_runs::callback(&args, &mut report)?,
         Workload::Postgres => cluster::postgres(&args, &mut report)?,
         Workload::HelloServer => {}
     }

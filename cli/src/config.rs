@@ -23,6 +23,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub policy: Policy,
     pub http: HttpConfig,
+    /// External sign-in providers: `[[upstream]]` tables.
+    pub upstream: Vec<tessera_http::config::UpstreamConfig>,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             policy: Policy::default(),
             http: HttpConfig::default(),
+            upstream: Vec::new(),
         }
     }
 }
@@ -178,7 +181,8 @@ pub fn load(
         .as_table()
         .map(|t| t.keys().cloned().collect())
         .unwrap_or_default();
-    for (name, value) in env {
+    let env: Vec<(String, String)> = env.collect();
+    for (name, value) in &env {
         let Some(rest) = name.strip_prefix("TESSERA_") else {
             continue;
         };
@@ -187,11 +191,20 @@ pub fn load(
         if !path.first().is_some_and(|k| top_keys.contains(k)) {
             continue;
         }
-        set(&mut tree, &path, parse_scalar(&value));
+        set(&mut tree, &path, parse_scalar(value));
     }
-    let config: Config = tree
+    let mut config: Config = tree
         .try_into()
         .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+    // A provider's secret from the environment wins over the file, so that the file can be
+    // shared without it.
+    for upstream in &mut config.upstream {
+        let variable = upstream.secret_variable();
+        if let Some((_, secret)) = env.iter().find(|(name, _)| *name == variable) {
+            upstream.client_secret = Some(tessera_http::config::ClientSecret(secret.clone()));
+        }
+    }
+    config.http.upstreams.clone_from(&config.upstream);
     config.policy.validate().map_err(ConfigError::Invalid)?;
     config.http.validate().map_err(ConfigError::Invalid)?;
     config.storage.validate().map_err(ConfigError::Invalid)?;
@@ -322,6 +335,84 @@ mod tests {
             !format!("{c:?}").contains("s3cret"),
             "the password is never printed"
         );
+    }
+
+    #[test]
+    fn upstreams_come_from_the_file_with_their_secret_from_the_environment() {
+        let dir = std::env::temp_dir().join(format!("tessera-upstream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tessera.toml");
+        std::fs::write(
+            &file,
+            r#"
+[[upstream]]
+name = "corp-sso"
+display_name = "Corp SSO"
+kind = "oidc"
+issuer = "https://id.corp.example"
+client_id = "tessera"
+scopes = ["email", "profile"]
+trusted_for_mfa = true
+
+[[upstream]]
+name = "github"
+display_name = "GitHub"
+kind = "oauth2"
+client_id = "Iv1.abc"
+client_secret = "from-the-file"
+authorize_url = "https://github.com/login/oauth/authorize"
+token_url = "https://github.com/login/oauth/access_token"
+user_info_url = "https://api.github.com/user"
+first_sign_in = "link_only"
+fields = { subject = "id", username = "login", email = "email" }
+"#,
+        )
+        .unwrap();
+        let config = load(
+            Some(&file),
+            env(&[(
+                "TESSERA_UPSTREAM_CORP_SSO_CLIENT_SECRET",
+                "sso-secret-from-env",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(config.http.upstreams.len(), 2);
+        let sso = &config.http.upstreams[0];
+        assert_eq!(
+            sso.client_secret.as_ref().map(|s| s.0.as_str()),
+            Some("sso-secret-from-env")
+        );
+        assert!(sso.trusted_for_mfa);
+        let github = &config.http.upstreams[1];
+        assert_eq!(
+            github.first_sign_in,
+            tessera_core::identity::FirstSignIn::LinkOnly
+        );
+        // Never in Debug (and so never in a log line that prints the configuration).
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("sso-secret-from-env") && !shown.contains("from-the-file"));
+
+        // Without its secret, a provider is refused with the variable to set.
+        let missing = load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(
+            missing.contains("TESSERA_UPSTREAM_CORP_SSO_CLIENT_SECRET"),
+            "{missing}"
+        );
+        std::fs::write(
+            &file,
+            "[[upstream]]\nname = \"Bad Name\"\ndisplay_name = \"x\"\nkind = \"oidc\"\nclient_id = \"c\"\nclient_secret = \"s\"\nissuer = \"https://x.example\"\n",
+        )
+        .unwrap();
+        let bad = load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(bad.contains("lower-case"), "{bad}");
+        std::fs::write(
+            &file,
+            "[[upstream]]\nname = \"plain\"\ndisplay_name = \"x\"\nkind = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\nauthorize_url = \"http://example.com/a\"\ntoken_url = \"https://example.com/t\"\nuser_info_url = \"https://example.com/u\"\n",
+        )
+        .unwrap();
+        let insecure = load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(insecure.contains("authorize_url"), "{insecure}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub enum Command {
     ApiKey(ApiKeyCommand),
     /// The legacy password migration ([`crate::migration`]).
     Migration(MigrationCommand),
+    /// External identities ([`crate::identity`]).
+    Identity(IdentityCommand),
 }
 
 /// Declares a domain's command enum, its `kind`, and the `From` conversions into
@@ -216,6 +218,18 @@ domain! {
         Retire(crate::migration::RetireLegacyCredentials),
         /// Set a new password with a reset token.
         ResetPassword(crate::migration::ResetPassword),
+    }
+}
+
+domain! {
+    /// External identities.
+    IdentityCommand => Identity {
+        /// Sign in with an external identity.
+        SignIn(crate::identity::ExternalSignIn),
+        /// Link an external identity to a signed-in account.
+        Link(crate::identity::LinkIdentity),
+        /// Unlink an external identity.
+        Unlink(crate::identity::UnlinkIdentity),
     }
 }
 

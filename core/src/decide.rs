@@ -13,8 +13,8 @@
 
 use crate::account::Registered;
 use crate::command::{
-    AccountCommand, ApiKeyCommand, KeyCommand, MfaCommand, MigrationCommand, OAuthCommand,
-    SessionCommand, TokenCommand,
+    AccountCommand, ApiKeyCommand, IdentityCommand, KeyCommand, MfaCommand, MigrationCommand,
+    OAuthCommand, SessionCommand, TokenCommand,
 };
 use crate::event::Pending;
 use crate::oauth::OAuthReply;
@@ -160,6 +160,19 @@ pub enum Reply {
     LegacyRetired(Vec<crate::migration::ResetIssued>),
     /// A password was reset with a reset token.
     PasswordReset,
+    /// An external identity signed in (or was refused, see the rejection).
+    ExternalSignedIn {
+        /// The account signed in to.
+        account: AccountId,
+        /// Whether the sign-in created it.
+        created: bool,
+        /// What the login handed out.
+        login: Box<Reply>,
+    },
+    /// An external identity was linked (or already was).
+    IdentityLinked,
+    /// An external identity was unlinked.
+    IdentityUnlinked,
 }
 
 impl From<LoginCompleted> for Reply {
@@ -207,6 +220,7 @@ impl Decide for Command {
             Self::OAuth(c) => c.kind(),
             Self::ApiKey(c) => c.kind(),
             Self::Migration(c) => c.kind(),
+            Self::Identity(c) => c.kind(),
         }
     }
 
@@ -222,6 +236,7 @@ impl Decide for Command {
             Self::OAuth(c) => decide_oauth(views, c, env).map(Reply::OAuth),
             Self::ApiKey(c) => decide_api_key(views, c, env),
             Self::Migration(c) => decide_migration(views, c, env),
+            Self::Identity(c) => decide_identity(views, c, env),
         }
     }
 }
@@ -313,5 +328,17 @@ fn decide_migration(views: &Views, command: MigrationCommand, env: &mut Env<'_>)
         }),
         MigrationCommand::Retire(c) => c.decide(views, env).map(Reply::LegacyRetired),
         MigrationCommand::ResetPassword(c) => c.decide(views, env).map(|()| Reply::PasswordReset),
+    }
+}
+
+fn decide_identity(views: &Views, command: IdentityCommand, env: &mut Env<'_>) -> Decision {
+    match command {
+        IdentityCommand::SignIn(c) => c.decide(views, env).map(|r| Reply::ExternalSignedIn {
+            account: r.account,
+            created: r.created,
+            login: Box::new(Reply::from(r.login)),
+        }),
+        IdentityCommand::Link(c) => c.decide(views, env).map(|()| Reply::IdentityLinked),
+        IdentityCommand::Unlink(c) => c.decide(views, env).map(|()| Reply::IdentityUnlinked),
     }
 }

@@ -640,6 +640,56 @@ pub enum Event {
         /// The SHA-256 digest of the reset token spent.
         reset_digest: SecretDigest,
     },
+    /// A first sign-in with an external identity created an account for it, with no
+    /// password, and linked the identity to it ([`crate::identity`]).
+    ExternalAccountCreated {
+        /// The new account's id.
+        account: AccountId,
+        /// Its username: the provider's, made valid and unique.
+        username: String,
+        /// The e-mail address the provider gave, if plausible.
+        email: Option<String>,
+        /// The provider's configured name.
+        provider: String,
+        /// The provider's stable id for the user.
+        subject: String,
+    },
+    /// A signed-in holder linked an external identity to the account, through the provider.
+    ExternalIdentityLinked {
+        /// The account.
+        account: AccountId,
+        /// The provider's configured name.
+        provider: String,
+        /// The provider's stable id for the user.
+        subject: String,
+        /// The SHA-256 digest of the sign-in's state, spent by this callback.
+        state: SecretDigest,
+        /// The sign-in's deadline: the spent state is remembered until then.
+        state_expires_at: Timestamp,
+    },
+    /// The holder unlinked an external identity from the account.
+    ExternalIdentityUnlinked {
+        /// The account.
+        account: AccountId,
+        /// The provider's configured name.
+        provider: String,
+        /// The provider's id for the user that was linked.
+        subject: String,
+    },
+    /// An external identity signed in to its account (as a successful password check is:
+    /// the session, or the account's MFA challenge, follows in the same batch).
+    ExternalSignInRecorded {
+        /// The account signed in to.
+        account: AccountId,
+        /// The provider's configured name.
+        provider: String,
+        /// The SHA-256 digest of the sign-in's state, spent by this callback.
+        state: SecretDigest,
+        /// The sign-in's deadline: the spent state is remembered until then.
+        state_expires_at: Timestamp,
+        /// The caller's IP address, if the adapter knew it.
+        client: Option<IpAddr>,
+    },
 }
 
 /// What a counted registration attempt came to.
@@ -706,6 +756,10 @@ impl Event {
             Self::AccountImported { .. } => "AccountImported",
             Self::LegacyCredentialRetired { .. } => "LegacyCredentialRetired",
             Self::PasswordReset { .. } => "PasswordReset",
+            Self::ExternalAccountCreated { .. } => "ExternalAccountCreated",
+            Self::ExternalIdentityLinked { .. } => "ExternalIdentityLinked",
+            Self::ExternalIdentityUnlinked { .. } => "ExternalIdentityUnlinked",
+            Self::ExternalSignInRecorded { .. } => "ExternalSignInRecorded",
         }
     }
 
@@ -762,6 +816,10 @@ impl Event {
         "AccountImported",
         "LegacyCredentialRetired",
         "PasswordReset",
+        "ExternalAccountCreated",
+        "ExternalIdentityLinked",
+        "ExternalIdentityUnlinked",
+        "ExternalSignInRecorded",
     ];
 
     /// The stream the event belongs to.
@@ -775,6 +833,10 @@ impl Event {
             | Self::AccountImported { account, .. }
             | Self::LegacyCredentialRetired { account, .. }
             | Self::PasswordReset { account, .. }
+            | Self::ExternalAccountCreated { account, .. }
+            | Self::ExternalIdentityLinked { account, .. }
+            | Self::ExternalIdentityUnlinked { account, .. }
+            | Self::ExternalSignInRecorded { account, .. }
             | Self::LoginFailed { account, .. }
             | Self::AccessTokenRevoked { account, .. }
             | Self::AccountSignedOutEverywhere { account, .. }

@@ -79,6 +79,7 @@ pub mod decide;
 pub mod env;
 pub mod event;
 pub mod id;
+pub mod identity;
 pub mod invariant;
 pub mod legacy;
 pub mod mfa;
@@ -101,8 +102,8 @@ pub mod usecase;
 pub mod view;
 
 pub use command::{
-    AccountCommand, ApiKeyCommand, Command, KeyCommand, LoginMode, MfaCommand, MigrationCommand,
-    OAuthCommand, PasswordCheck, SessionCommand, TokenCommand,
+    AccountCommand, ApiKeyCommand, Command, IdentityCommand, KeyCommand, LoginMode, MfaCommand,
+    MigrationCommand, OAuthCommand, PasswordCheck, SessionCommand, TokenCommand,
 };
 pub use decide::{Decide, Decision, Reply, decide};
 pub use env::Env;

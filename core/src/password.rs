@@ -279,6 +279,19 @@ impl PasswordProblem {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordHash(pub String);
 
+impl PasswordHash {
+    /// The hash of an account with no password (one created by an external sign-in): the
+    /// empty string, which no password verifies against.
+    pub fn absent() -> Self {
+        Self(String::new())
+    }
+
+    /// Whether the account has no password ([`PasswordHash::absent`]).
+    pub fn is_absent(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl std::fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let params: Vec<&str> = self.0.split('$').take(4).collect();

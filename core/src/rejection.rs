@@ -197,11 +197,69 @@ pub enum Rejection {
     /// newer one or has expired: all look alike (added with the legacy migration). HTTP 400.
     #[error("the reset token is invalid or expired; ask for a new one")]
     ResetTokenInvalid,
+    /// A sign-in callback with no sign-in started in this browser (no cookie, or it
+    /// expired). HTTP 400; start again.
+    #[error("this sign-in was not started in this browser, or took too long; start again")]
+    ExternalSignInNotStarted,
+    /// A callback whose state is not the one this browser's sign-in sent, or that answers
+    /// another provider: a forged or cross-site callback. HTTP 400.
+    #[error(
+        "the provider's answer does not belong to the sign-in this browser started; start again"
+    )]
+    ExternalStateMismatch,
+    /// A callback whose state was already spent by a completed sign-in. HTTP 400.
+    #[error("this sign-in was already completed; start again")]
+    ExternalStateSpent,
+    /// No provider of that name is configured. HTTP 404.
+    #[error("no sign-in provider of that name is configured")]
+    ProviderUnknown,
+    /// A first sign-in whose e-mail address belongs to an existing account: never linked
+    /// silently. HTTP 409.
+    #[error(
+        "an account with this e-mail address already exists: sign in to it, then link your {provider} identity from its settings"
+    )]
+    ExternalEmailInUse {
+        /// The provider signed in with.
+        provider: String,
+    },
+    /// A first sign-in with a provider whose policy is `link_only`. HTTP 403.
+    #[error(
+        "no account is linked to this {provider} identity: sign in to your account, then link it from its settings"
+    )]
+    ExternalSignInNotLinked {
+        /// The provider signed in with.
+        provider: String,
+    },
+    /// The identity is already linked to another account. HTTP 409.
+    #[error("this {provider} identity is already linked to another account")]
+    IdentityLinkedElsewhere {
+        /// The provider.
+        provider: String,
+    },
+    /// The account already has an identity from this provider. HTTP 409.
+    #[error("this account already has a {provider} identity: unlink it first")]
+    ProviderAlreadyLinked {
+        /// The provider.
+        provider: String,
+    },
+    /// The account has no identity from this provider. HTTP 404.
+    #[error("no identity from that provider is linked to this account")]
+    IdentityNotLinked,
+    /// Unlinking would leave the account no way to sign in (no password, no other
+    /// identity). HTTP 409.
+    #[error("this is the account's last way to sign in: link another provider first")]
+    LastWayToSignIn,
+    /// The account an external sign-in leads to is disabled. HTTP 403.
+    #[error("this account is disabled")]
+    ExternalAccountDisabled,
+    /// The provider's ID token does not answer this sign-in. HTTP 400.
+    #[error("the provider's answer could not be accepted: {0}")]
+    IdTokenRejected(crate::identity::IdTokenProblem),
 }
 
 impl Rejection {
     /// The stable code: 1xxx accounts, 2xxx credentials, 3xxx sessions, 4xxx tokens, 5xxx
-    /// MFA and throttling, 6xxx API keys.
+    /// MFA and throttling, 6xxx OAuth, 7xxx API keys, 8xxx external sign-in.
     pub fn code(&self) -> u16 {
         match self {
             Self::UsernameTaken => 1001,
@@ -249,6 +307,18 @@ impl Rejection {
             Self::ApiKeyLimitReached => 7004,
             Self::ApiKeyPrefixAmbiguous => 7005,
             Self::ResetTokenInvalid => 2002,
+            Self::ExternalSignInNotStarted => 8001,
+            Self::ExternalStateMismatch => 8002,
+            Self::ExternalStateSpent => 8003,
+            Self::ProviderUnknown => 8004,
+            Self::ExternalEmailInUse { .. } => 8005,
+            Self::ExternalSignInNotLinked { .. } => 8006,
+            Self::IdentityLinkedElsewhere { .. } => 8007,
+            Self::ProviderAlreadyLinked { .. } => 8008,
+            Self::IdentityNotLinked => 8009,
+            Self::LastWayToSignIn => 8010,
+            Self::ExternalAccountDisabled => 8011,
+            Self::IdTokenRejected(_) => 8012,
         }
     }
 
@@ -300,6 +370,18 @@ impl Rejection {
             Self::ApiKeyLimitReached => "api-key-limit-reached",
             Self::ApiKeyPrefixAmbiguous => "api-key-prefix-ambiguous",
             Self::ResetTokenInvalid => "reset-token-invalid",
+            Self::ExternalSignInNotStarted => "external-sign-in-not-started",
+            Self::ExternalStateMismatch => "external-state-mismatch",
+            Self::ExternalStateSpent => "external-state-spent",
+            Self::ProviderUnknown => "provider-unknown",
+            Self::ExternalEmailInUse { .. } => "external-email-in-use",
+            Self::ExternalSignInNotLinked { .. } => "external-sign-in-not-linked",
+            Self::IdentityLinkedElsewhere { .. } => "identity-linked-elsewhere",
+            Self::ProviderAlreadyLinked { .. } => "provider-already-linked",
+            Self::IdentityNotLinked => "identity-not-linked",
+            Self::LastWayToSignIn => "last-way-to-sign-in",
+            Self::ExternalAccountDisabled => "external-account-disabled",
+            Self::IdTokenRejected(_) => "id-token-rejected",
         }
     }
 

@@ -24,12 +24,14 @@ use crate::throttle::Strikes;
 use crate::{AccountId, ChallengeId, FamilyId, SessionId, Timestamp, TokenId};
 
 mod apikeys;
+mod identity;
 mod legacy;
 mod mfa;
 mod oauth;
 mod throttle;
 mod tokens;
 
+pub use identity::{IdentityKey, IdentityRecord};
 pub use oauth::{OAuthKey, OAuthRecord, RevokedClientToken};
 
 pub use legacy::SchemeCounts;
@@ -72,6 +74,9 @@ pub enum ViewKey {
     ApiKey(crate::ApiKeyId),
     /// An account still on a legacy credential. After the earlier keys, for the same reason.
     Legacy(AccountId),
+    /// An external identity or a spent sign-in state. After the earlier keys, for the same
+    /// reason.
+    Identity(IdentityKey),
 }
 
 /// One persisted view record.
@@ -106,6 +111,8 @@ pub enum ViewRecord {
     ApiKey(crate::apikey::ApiKeyView),
     /// Under [`ViewKey::Legacy`]: the account's legacy credential record.
     Legacy(crate::legacy::LegacyView),
+    /// Under [`ViewKey::Identity`]: the identity or spent state.
+    Identity(IdentityRecord),
 }
 
 impl ViewKey {
@@ -143,6 +150,15 @@ impl ViewKey {
             ),
             (Self::ApiKey(id), ViewRecord::ApiKey(k)) => k.id == *id,
             (Self::Legacy(a), ViewRecord::Legacy(l)) => l.account == *a,
+            (Self::Identity(k), ViewRecord::Identity(r)) => match (k, r) {
+                (IdentityKey::Link(p, s), IdentityRecord::Link(i)) => {
+                    i.provider == *p && i.subject == *s
+                }
+                (IdentityKey::SpentState(d), IdentityRecord::SpentState(spent)) => {
+                    spent.digest == *d
+                }
+                _ => false,
+            },
             _ => false,
         }
     }
@@ -218,6 +234,8 @@ pub struct Views {
     pub(crate) api_keys: apikeys::ApiKeyViews,
     /// Accounts still on a legacy credential.
     pub(crate) legacy: legacy::LegacyViews,
+    /// External identities and spent sign-in states.
+    pub(crate) identities: identity::IdentityViews,
 }
 
 impl Views {
@@ -288,6 +306,7 @@ impl Views {
             .chain(self.oauth_keys())
             .chain(self.api_key_keys())
             .chain(self.legacy_keys())
+            .chain(self.identity_keys())
             .collect();
         keys.sort();
         keys
@@ -306,6 +325,7 @@ impl Views {
             | ViewKey::RegistrationStrikes(_) => self.throttle_record(key),
             ViewKey::ApiKey(_) => self.api_key_record(key),
             ViewKey::Legacy(_) => self.legacy_record(key),
+            ViewKey::Identity(k) => self.identity_record(k),
             ViewKey::SigningKey(_)
             | ViewKey::Family(_)
             | ViewKey::RefreshToken(_)
@@ -318,6 +338,7 @@ impl Views {
     pub fn load(&mut self, key: ViewKey, record: ViewRecord) -> Result<(), ApplyError> {
         match (key, record) {
             (ViewKey::Account(id), ViewRecord::Account(a)) if a.id == id => {
+                self.index_email(&a);
                 self.accounts.insert(id, a);
             }
             (ViewKey::Username(name), ViewRecord::Username(id)) => {
@@ -348,6 +369,9 @@ impl Views {
             }
             (key @ ViewKey::ApiKey(_), record) => return self.load_api_key(&key, record),
             (key @ ViewKey::Legacy(_), record) => return self.load_legacy(&key, record),
+            (ViewKey::Identity(key), ViewRecord::Identity(record)) => {
+                return self.load_identity(key, record);
+            }
             (key, _) => {
                 return Err(ApplyError {
                     kind: "load",
@@ -408,6 +432,7 @@ impl Views {
         self.drop_expired_strikes(at, touched);
         self.drop_expired_oauth(at, touched);
         self.drop_expired_api_keys(at, touched);
+        self.drop_expired_identity(at, touched);
         // Every event goes to the view that owns it: a new event is a compile error here
         // until it is routed.
         match event {
@@ -463,6 +488,10 @@ impl Views {
             | Event::ApiKeyUsed { .. } => self.apply_api_key(at, event, touched)?,
             // Only the legacy view below keeps it.
             Event::LegacyCredentialRetired { .. } => {}
+            Event::ExternalAccountCreated { .. }
+            | Event::ExternalIdentityLinked { .. }
+            | Event::ExternalIdentityUnlinked { .. }
+            | Event::ExternalSignInRecorded { .. } => self.apply_identity(at, event, touched)?,
         }
         // The legacy view follows the credential events the account view applied.
         self.apply_legacy(at, event, touched)?;
@@ -493,25 +522,15 @@ impl Views {
                 password_hash,
                 ..
             } => {
-                let key = username_key(username).map_err(|e| fail(&e.to_string()))?;
-                if self.usernames.contains_key(&key) || self.accounts.contains_key(account) {
-                    return Err(fail("username or account id already registered"));
-                }
-                self.usernames.insert(key.clone(), *account);
-                self.accounts.insert(
+                self.insert_account(
+                    at,
                     *account,
-                    AccountView {
-                        id: *account,
-                        username: username.clone(),
-                        email: email.clone(),
-                        password_hash: password_hash.clone(),
-                        disabled: false,
-                        created_at: at,
-                        password_changed_at: at,
-                    },
-                );
-                touched.push(ViewKey::Username(key));
-                touched.push(ViewKey::Account(*account));
+                    username,
+                    email,
+                    password_hash.clone(),
+                    touched,
+                )
+                .map_err(|why| fail(&why))?;
             }
             Event::PasswordChanged {
                 account,
@@ -610,6 +629,38 @@ impl Views {
             }
             _ => return Err(fail("not an account or session event")),
         }
+        Ok(())
+    }
+
+    /// Creates an account record and its username (a registration, an import, or a first
+    /// external sign-in).
+    pub(crate) fn insert_account(
+        &mut self,
+        at: Timestamp,
+        account: AccountId,
+        username: &str,
+        email: &Option<String>,
+        password_hash: crate::password::PasswordHash,
+        touched: &mut Vec<ViewKey>,
+    ) -> Result<(), String> {
+        let key = username_key(username).map_err(|e| e.to_string())?;
+        if self.usernames.contains_key(&key) || self.accounts.contains_key(&account) {
+            return Err("username or account id already registered".into());
+        }
+        self.usernames.insert(key.clone(), account);
+        let view = AccountView {
+            id: account,
+            username: username.to_owned(),
+            email: email.clone(),
+            password_hash,
+            disabled: false,
+            created_at: at,
+            password_changed_at: at,
+        };
+        self.index_email(&view);
+        self.accounts.insert(account, view);
+        touched.push(ViewKey::Username(key));
+        touched.push(ViewKey::Account(account));
         Ok(())
     }
 

@@ -23,6 +23,8 @@ pub struct App {
     pub mfa_keys: MfaKeys,
     /// The API-key digest key, per-key rate limits and usage counters.
     pub api_keys: crate::apikey::ApiKeys,
+    /// The external sign-in providers and their outgoing client.
+    pub signin: crate::signin::Providers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,8 @@ impl App {
         config.validate().map_err(AppError::Config)?;
         engine.policy().validate().map_err(AppError::Config)?;
         let hashing = Hashing::new(config.hash_workers, config.hash_queue_max);
+        let signin = crate::signin::Providers::new(&config.upstreams, &config.upstream_limits)
+            .map_err(AppError::Config)?;
         Ok(Self {
             engine,
             config,
@@ -50,6 +54,7 @@ impl App {
             signing,
             mfa_keys,
             api_keys: crate::apikey::ApiKeys::new(api_key_pepper),
+            signin,
         })
     }
 }

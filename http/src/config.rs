@@ -39,6 +39,138 @@ pub struct HttpConfig {
     /// The public keys secret-scanning alerts to POST /v1/api-keys/leaked must be signed
     /// with (ECDSA P-256). Empty: every alert is refused.
     pub secret_scanning_keys: Vec<SecretScanningKey>,
+    /// The outgoing client's limits for every external sign-in provider.
+    pub upstream_limits: crate::upstream::ClientLimits,
+    /// The external sign-in providers (`[[upstream]]` at the top of the file; the command
+    /// line copies them here).
+    #[serde(skip)]
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// What kind of provider an `[[upstream]]` is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamKind {
+    /// OpenID Connect: discovery from `issuer`, an ID token checked against its keys.
+    #[default]
+    Oidc,
+    /// Plain OAuth 2 (GitHub's shape): explicit endpoints and a user-info endpoint whose
+    /// fields `fields` maps.
+    Oauth2,
+}
+
+/// One external sign-in provider (`[[upstream]]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The `{provider}` in `/v1/login/{provider}`: lower-case letters, digits and dashes.
+    pub name: String,
+    /// What the "Sign in with …" button says.
+    pub display_name: String,
+    /// `oidc` or `oauth2`.
+    pub kind: UpstreamKind,
+    /// This server's client id at the provider.
+    pub client_id: String,
+    /// Its client secret; better given as `TESSERA_UPSTREAM_<NAME>_CLIENT_SECRET` (the name
+    /// upper-cased, dashes as underscores) than written in the file.
+    #[serde(default)]
+    pub client_secret: Option<ClientSecret>,
+    /// How the secret is sent to the token endpoint.
+    #[serde(default)]
+    pub token_auth_method: crate::upstream::TokenAuthMethod,
+    /// Scopes asked for; `oidc` always adds `openid`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `create` (default): a first sign-in creates an account; `link_only`: only identities
+    /// linked from a signed-in account sign in.
+    #[serde(default)]
+    pub first_sign_in: tessera_core::identity::FirstSignIn,
+    /// `oidc` only: an ID token asserting a multi-factor sign-in (`amr` with `mfa`) stands
+    /// in for the account's own second factor.
+    #[serde(default)]
+    pub trusted_for_mfa: bool,
+    /// `oidc`: the issuer identifier (discovery at `<issuer>/.well-known/openid-configuration`).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// `oauth2`: the authorization endpoint.
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// `oauth2`: the token endpoint.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// `oauth2`: the user-info endpoint.
+    #[serde(default)]
+    pub user_info_url: Option<String>,
+    /// `oauth2`: which user-info fields hold the subject, username and e-mail (dotted paths).
+    /// Default: GitHub's (`id`, `login`, `email`).
+    #[serde(default)]
+    pub fields: Option<crate::upstream::UserInfoMapping>,
+}
+
+/// Provider names the router keeps for itself under `/v1/login/`.
+pub const RESERVED_PROVIDER_NAMES: [&str; 2] = ["mfa", "webauthn"];
+
+impl UpstreamConfig {
+    /// The environment variable that may hold this provider's client secret.
+    pub fn secret_variable(&self) -> String {
+        format!(
+            "TESSERA_UPSTREAM_{}_CLIENT_SECRET",
+            self.name.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+
+    /// Checks one provider; the message names it and the field to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        let fail = |why: &str| Err(format!("upstream {name:?}: {why}"));
+        if !tessera_core::identity::provider_name_valid(name)
+            || RESERVED_PROVIDER_NAMES.contains(&name.as_str())
+        {
+            return fail(
+                "name must be 1-32 lower-case letters, digits and dashes (not mfa or webauthn)",
+            );
+        }
+        if self.display_name.trim().is_empty() || self.client_id.is_empty() {
+            return fail("display_name and client_id must not be empty");
+        }
+        if self.client_secret.as_ref().is_none_or(|s| s.0.is_empty()) {
+            return fail(&format!(
+                "client_secret is missing (set it in the file or in {})",
+                self.secret_variable()
+            ));
+        }
+        let url = |field: &str, value: &Option<String>| match value {
+            Some(v) => crate::upstream::UpstreamUrl::parse(v)
+                .map(|_| ())
+                .map_err(|e| format!("upstream {name:?}: {field}: {e}")),
+            None => Err(format!(
+                "upstream {name:?}: {field} is required for this kind"
+            )),
+        };
+        match self.kind {
+            UpstreamKind::Oidc => {
+                url("issuer", &self.issuer)?;
+                if self.authorize_url.is_some()
+                    || self.token_url.is_some()
+                    || self.user_info_url.is_some()
+                    || self.fields.is_some()
+                {
+                    return fail(
+                        "an oidc provider is discovered from its issuer: remove the endpoints and fields",
+                    );
+                }
+            }
+            UpstreamKind::Oauth2 => {
+                url("authorize_url", &self.authorize_url)?;
+                url("token_url", &self.token_url)?;
+                url("user_info_url", &self.user_info_url)?;
+                if self.issuer.is_some() || self.trusted_for_mfa {
+                    return fail("issuer and trusted_for_mfa are for oidc providers only");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A secret-scanning service's public key, as it publishes it (GitHub: the
@@ -70,6 +202,8 @@ impl Default for HttpConfig {
             introspection_client_secret: None,
             signing_key_rotation_days: 30,
             secret_scanning_keys: Vec::new(),
+            upstream_limits: crate::upstream::ClientLimits::default(),
+            upstreams: Vec::new(),
         }
     }
 }
@@ -129,6 +263,14 @@ impl HttpConfig {
         if self.connections_max == 0 || self.header_timeout_ms == 0 || self.request_timeout_ms == 0
         {
             return Err("http connection limit and timeouts must be positive".into());
+        }
+        self.upstream_limits.validate()?;
+        let mut names = std::collections::BTreeSet::new();
+        for u in &self.upstreams {
+            u.validate()?;
+            if !names.insert(u.name.as_str()) {
+                return Err(format!("upstream {:?} is configured twice", u.name));
+            }
         }
         Ok(())
     }

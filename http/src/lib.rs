@@ -31,6 +31,7 @@ pub mod problem;
 pub mod routes;
 pub mod security_log;
 pub mod server;
+pub mod signin;
 pub mod signing;
 pub mod system;
 pub mod time;

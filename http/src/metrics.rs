@@ -46,11 +46,15 @@ pub enum Route {
     ApiKeyRotate,
     ApiKeyItem,
     TokenVerify,
+    PageExternalLogin,
+    PageExternalCallback,
+    Identities,
+    IdentityItem,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 37] = [
+    pub const ALL: [Route; 41] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -87,6 +91,10 @@ impl Route {
         Self::ApiKeyRotate,
         Self::ApiKeyItem,
         Self::TokenVerify,
+        Self::PageExternalLogin,
+        Self::PageExternalCallback,
+        Self::Identities,
+        Self::IdentityItem,
         Self::Other,
     ];
 
@@ -128,6 +136,10 @@ impl Route {
             Self::ApiKeyRotate => "api_key_rotate",
             Self::ApiKeyItem => "api_key_delete",
             Self::TokenVerify => "token_verify",
+            Self::PageExternalLogin => "page_external_login",
+            Self::PageExternalCallback => "page_external_callback",
+            Self::Identities => "identities",
+            Self::IdentityItem => "identity_item",
             Self::Other => "other",
         }
     }

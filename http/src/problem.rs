@@ -362,6 +362,22 @@ impl From<Rejection> for Problem {
                     detail,
                 }],
             ),
+            Rejection::ExternalSignInNotStarted
+            | Rejection::ExternalStateMismatch
+            | Rejection::ExternalStateSpent
+            | Rejection::IdTokenRejected(_) => {
+                (StatusCode::BAD_REQUEST, "Sign-in not completed", vec![])
+            }
+            Rejection::ProviderUnknown | Rejection::IdentityNotLinked => {
+                (StatusCode::NOT_FOUND, "Not found", vec![])
+            }
+            Rejection::ExternalSignInNotLinked { .. } | Rejection::ExternalAccountDisabled => {
+                (StatusCode::FORBIDDEN, "Sign-in refused", vec![])
+            }
+            Rejection::ExternalEmailInUse { .. }
+            | Rejection::IdentityLinkedElsewhere { .. }
+            | Rejection::ProviderAlreadyLinked { .. }
+            | Rejection::LastWayToSignIn => (StatusCode::CONFLICT, "Conflict", vec![]),
         };
         Self {
             status,

@@ -18,7 +18,7 @@ use tessera_core::secret::SecretDigest;
 use tessera_core::session::SessionView;
 use tessera_core::signing_key::PublishedKey;
 use tessera_core::throttle::Strikes;
-use tessera_core::view::{OAuthKey, OAuthRecord};
+use tessera_core::view::{IdentityKey, IdentityRecord, OAuthKey, OAuthRecord};
 use tessera_core::{
     AccountId, ChallengeId, Event, FamilyId, SessionId, StreamId, Timestamp, TokenId, ViewKey,
     ViewRecord,
@@ -291,11 +291,14 @@ pub enum ViewTree {
     ApiKeys,
     /// Accounts still on a legacy credential, by account id.
     Legacy,
+    /// External identities and spent sign-in states, by a tagged key
+    /// ([`identity_key_bytes`]).
+    Identities,
 }
 
 impl ViewTree {
     /// Every view tree, in a fixed order: a store opens one tree per entry.
-    pub const ALL: [ViewTree; 16] = [
+    pub const ALL: [ViewTree; 17] = [
         Self::Accounts,
         Self::Usernames,
         Self::Sessions,
@@ -312,6 +315,7 @@ impl ViewTree {
         Self::OAuth,
         Self::ApiKeys,
         Self::Legacy,
+        Self::Identities,
     ];
 
     /// The sled tree's name, `view.<name>`. Part of the on-disk format: never rename one.
@@ -333,6 +337,7 @@ impl ViewTree {
             Self::OAuth => "view.oauth",
             Self::ApiKeys => "view.api_keys",
             Self::Legacy => "view.legacy",
+            Self::Identities => "view.identities",
         }
     }
 
@@ -365,6 +370,7 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
         ViewKey::OAuth(k) => (ViewTree::OAuth, oauth_key_bytes(k)),
         ViewKey::ApiKey(id) => (ViewTree::ApiKeys, id.as_bytes().to_vec()),
         ViewKey::Legacy(id) => (ViewTree::Legacy, id.as_bytes().to_vec()),
+        ViewKey::Identity(k) => (ViewTree::Identities, identity_key_bytes(k)),
     }
 }
 
@@ -432,6 +438,45 @@ fn decode_oauth_key(bytes: &[u8]) -> Result<OAuthKey, CodecError> {
     })
 }
 
+/// An identity record's key bytes: tag 0, the provider name, a zero byte, then the subject
+/// (a provider name never holds a zero byte, so the first one ends it); or tag 1 and a
+/// state's 32-byte digest.
+pub fn identity_key_bytes(key: &IdentityKey) -> Vec<u8> {
+    match key {
+        IdentityKey::Link(provider, subject) => {
+            let mut out = Vec::with_capacity(2 + provider.len() + subject.len());
+            out.push(0);
+            out.extend_from_slice(provider.as_bytes());
+            out.push(0);
+            out.extend_from_slice(subject.as_bytes());
+            out
+        }
+        IdentityKey::SpentState(d) => {
+            let mut out = Vec::with_capacity(33);
+            out.push(1);
+            out.extend_from_slice(&d.0);
+            out
+        }
+    }
+}
+
+fn decode_identity_key(bytes: &[u8]) -> Result<IdentityKey, CodecError> {
+    let bad = || CodecError::Decode {
+        what: "identity view key",
+        why: "unknown tag or no separator".into(),
+    };
+    match bytes.split_first().ok_or_else(bad)? {
+        (0, rest) => {
+            let at = rest.iter().position(|b| *b == 0).ok_or_else(bad)?;
+            let (provider, subject) = rest.split_at(at);
+            let subject = subject.get(1..).ok_or_else(bad)?;
+            Ok(IdentityKey::Link(utf8(provider)?, utf8(subject)?))
+        }
+        (1, rest) => Ok(IdentityKey::SpentState(SecretDigest(fixed(rest)?))),
+        _ => Err(bad()),
+    }
+}
+
 /// An address as a key: 4 bytes for IPv4, 16 for IPv6, so the length says which.
 fn ip_bytes(ip: &std::net::IpAddr) -> Vec<u8> {
     match ip {
@@ -483,6 +528,7 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
         ViewTree::OAuth => ViewKey::OAuth(decode_oauth_key(bytes)?),
         ViewTree::ApiKeys => ViewKey::ApiKey(tessera_core::ApiKeyId::from_bytes(fixed(bytes)?)),
         ViewTree::Legacy => ViewKey::Legacy(AccountId::from_bytes(fixed(bytes)?)),
+        ViewTree::Identities => ViewKey::Identity(decode_identity_key(bytes)?),
     })
 }
 
@@ -503,6 +549,7 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
         ViewRecord::OAuth(r) => encode(r),
         ViewRecord::ApiKey(k) => encode(k),
         ViewRecord::Legacy(l) => encode(l),
+        ViewRecord::Identity(r) => encode(r),
     }
 }
 
@@ -545,6 +592,9 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
             bytes,
             "legacy view",
         )?),
+        ViewTree::Identities => {
+            ViewRecord::Identity(decode::<IdentityRecord>(bytes, "identity view")?)
+        }
     })
 }
 

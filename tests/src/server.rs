@@ -130,12 +130,20 @@ impl Server {
     }
 
     /// [`Server::start`] with the engine on `policy` instead of the test policy.
-    pub async fn start_with_policy(
+    pub async fn start_with_policy(config: HttpConfig, policy: tessera_core::Policy) -> Self {
+        // Bound first, as `tessera serve` does: the issuer is the address actually bound.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        Self::start_on(listener, config, policy).await
+    }
+
+    /// [`Server::start_with_policy`] on a listener the test bound, for a test that must know
+    /// the address before the server's configuration is complete (another server's client
+    /// registration names it).
+    pub async fn start_on(
+        listener: std::net::TcpListener,
         mut config: HttpConfig,
         mut policy: tessera_core::Policy,
     ) -> Self {
-        // Bound first, as `tessera serve` does: the issuer is the address actually bound.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
         let local = listener.local_addr().expect("a local address");
         config.public_url = tessera_http::config::effective_public_url(&config.public_url, local);
         policy.token.issuer.clone_from(&config.public_url);

@@ -1042,6 +1042,98 @@ impl Driver {
         std::net::IpAddr::from([198, 51, 100, self.rng.random_range(1..5)])
     }
 
+    /// A fixed script of external sign-ins through the engine, so that a log holds every
+    /// identity event: a first sign-in creates an account, a second provider is linked to
+    /// it, the first unlinked, the second signs in; and a password user links an identity.
+    /// Draws from its own stream, so the seeded sequence of the other commands is unchanged.
+    pub fn external_identities(&mut self) -> Vec<Step> {
+        use tessera_core::identity::{
+            ExternalSignIn, LinkIdentity, PendingSignIn, ProviderRules, SignInPurpose, StateSpent,
+            UnlinkIdentity, UpstreamProfile,
+        };
+        let mut stream = rng(0x1d_e471);
+        let tag = self.clock.now().as_millis();
+        let profile = |provider: &str, subject: String| UpstreamProfile {
+            provider: provider.into(),
+            subject,
+            username: Some(format!("ext{}", tag % 10_000)),
+            email: None,
+            mfa_asserted: false,
+        };
+        let mut state = |now: Timestamp| {
+            StateSpent::from(&PendingSignIn::start(
+                "upstream",
+                false,
+                "/",
+                SignInPurpose::Login,
+                now,
+                &mut stream,
+            ))
+        };
+        let sign_in = |profile: UpstreamProfile, state: StateSpent| {
+            Command::from(ExternalSignIn {
+                profile,
+                rules: ProviderRules::default(),
+                state,
+                mode: LoginMode::Session,
+                client: None,
+                supersedes: None,
+            })
+        };
+        let mut steps = Vec::new();
+        let mut send = |driver: &mut Self, command: Command| {
+            driver.clock.advance_ms(1_000);
+            let now = driver.clock.now();
+            let result = driver.engine.execute_blocking(command.clone());
+            let reply = result.as_ref().ok().map(|o| o.reply.clone());
+            steps.push(Step {
+                command,
+                now,
+                result,
+            });
+            reply
+        };
+        let first = send(
+            self,
+            sign_in(profile("alpha", format!("a{tag}")), state(self.clock.now())),
+        );
+        let Some(Ok(tessera_core::Reply::ExternalSignedIn { account, .. })) = first else {
+            return steps;
+        };
+        send(
+            self,
+            Command::from(LinkIdentity {
+                account,
+                profile: profile("beta", format!("b{tag}")),
+                state: state(self.clock.now()),
+                client: None,
+            }),
+        );
+        send(
+            self,
+            Command::from(UnlinkIdentity {
+                account,
+                provider: "alpha".into(),
+            }),
+        );
+        send(
+            self,
+            sign_in(profile("beta", format!("b{tag}")), state(self.clock.now())),
+        );
+        if let Some(u) = self.users.first().cloned() {
+            send(
+                self,
+                Command::from(LinkIdentity {
+                    account: u.account,
+                    profile: profile("alpha", format!("u{tag}")),
+                    state: state(self.clock.now()),
+                    client: None,
+                }),
+            );
+        }
+        steps
+    }
+
     fn register(&mut self) -> (Command, Option<String>) {
         // Now and then, a name that differs from a taken one only in case.
         let username = match self.pick(&self.users.clone()) {

@@ -29,6 +29,7 @@ mod pg_order;
 mod rebuild;
 mod refresh_props;
 mod session_props;
+mod signin_e2e;
 mod sim_smoke;
 mod step_up;
 mod store_contract;

@@ -34,6 +34,14 @@ fn driven_for(seed: u64, steps: usize) -> (SharedStore<MemoryStore>, Views) {
             );
         }
     }
+    for step in driver.external_identities() {
+        if let Err(e) = &step.result {
+            panic!(
+                "seed {seed:#x}, identity script ({}): {e}",
+                step.command.kind()
+            );
+        }
+    }
     let live = driver.engine.views().clone();
     driver.engine.shutdown();
     (store, live)

@@ -28,12 +28,15 @@ const PEPPER_LABEL: &[u8] = b"tessera mfa backup-code pepper v1";
 const KEY_ID_LABEL: &[u8] = b"tessera mfa key id v1";
 const AAD_LABEL: &[u8] = b"tessera totp secret v1";
 const CLIENT_SECRET_LABEL: &[u8] = b"tessera oauth client-secret pepper v1";
+const SIGN_IN_LABEL: &[u8] = b"tessera external sign-in cookie v1";
 
 #[derive(Zeroize, ZeroizeOnDrop)]
 struct KeyMaterial {
     seal: [u8; 32],
     pepper: [u8; 32],
     client_pepper: [u8; 32],
+    /// Seals the cookie that binds an external sign-in to its browser.
+    sign_in: [u8; 32],
 }
 
 /// The MFA keys, derived from the master key. Cheap to clone (shared); `Debug` shows only
@@ -70,6 +73,7 @@ impl MfaKeys {
                 seal: hmac_sha256(master, &[SEAL_LABEL]),
                 pepper: hmac_sha256(master, &[PEPPER_LABEL]),
                 client_pepper: hmac_sha256(master, &[CLIENT_SECRET_LABEL]),
+                sign_in: hmac_sha256(master, &[SIGN_IN_LABEL]),
             }),
         }
     }
@@ -123,6 +127,44 @@ impl MfaKeys {
                 Payload {
                     msg: &sealed.ciphertext,
                     aad: &aad,
+                },
+            )
+            .ok()
+            .map(Zeroizing::new)
+    }
+
+    /// Seals `plain` (an external sign-in's cookie) with `nonce`: the nonce, then the
+    /// XChaCha20-Poly1305 ciphertext. Under a key of its own, so a sealed TOTP secret can
+    /// never be passed off as a cookie or the reverse.
+    pub fn seal_sign_in(&self, plain: &[u8], nonce: [u8; 24]) -> Vec<u8> {
+        let cipher = XChaCha20Poly1305::new(&self.material.sign_in.into());
+        let sealed = cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plain,
+                    aad: SIGN_IN_LABEL,
+                },
+            )
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(24 + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Opens what [`MfaKeys::seal_sign_in`] sealed; `None` if it was forged, altered, or
+    /// sealed under other keys.
+    pub fn open_sign_in(&self, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let (nonce, ciphertext) = sealed.split_at_checked(24)?;
+        let nonce: [u8; 24] = nonce.try_into().ok()?;
+        let cipher = XChaCha20Poly1305::new(&self.material.sign_in.into());
+        cipher
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: SIGN_IN_LABEL,
                 },
             )
             .ok()

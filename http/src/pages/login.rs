@@ -95,7 +95,8 @@ pub fn login_page(ctx: Ctx<'_>, req: &Request<Incoming>) -> Reply {
         .raw("<label for=\"password\">Password</label>")
         .raw("<input id=\"password\" name=\"password\" type=\"password\" ")
         .raw("autocomplete=\"current-password\" required>")
-        .raw("<button type=\"submit\">Sign in</button></form>");
+        .raw("<button type=\"submit\">Sign in</button></form>")
+        .fragment(crate::signin::buttons(ctx.app, &return_to));
     page(StatusCode::OK, "Sign in", body, Some(&secret))
 }
 
@@ -129,27 +130,31 @@ pub async fn login(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Proble
         .await?;
     match outcome.reply {
         Ok(LoginReply::Completed(done)) => signed_in(done, outcome.recorded_at, &return_to),
-        Ok(LoginReply::MfaRequired(challenge)) => {
-            let mut resp = see_other(&with_query(
-                "/login/mfa",
-                &[("return_to", kept(&return_to))],
-            ));
-            let cookie = format!(
-                "{MFA_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
-                challenge.mfa_token.expose(),
-                challenge.expires_in_secs
-            );
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                resp.headers_mut().append(header::SET_COOKIE, value);
-            }
-            Ok(resp)
-        }
+        Ok(LoginReply::MfaRequired(challenge)) => Ok(mfa_required(&challenge, &return_to)),
         Err(Rejection::InvalidCredentials) => Ok(see_other(&with_query(
             "/login",
             &[("return_to", kept(&return_to)), ("error", "credentials")],
         ))),
         Err(other) => Err(other.into()),
     }
+}
+
+/// The password was right (or the provider vouched for the user) and MFA is on: the
+/// challenge cookie, and on to the code form. An external sign-in ends here too.
+pub fn mfa_required(
+    challenge: &tessera_core::mfa::MfaChallengeIssued,
+    return_to: &ReturnTo,
+) -> Reply {
+    let mut resp = see_other(&with_query("/login/mfa", &[("return_to", kept(return_to))]));
+    let cookie = format!(
+        "{MFA_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        challenge.mfa_token.expose(),
+        challenge.expires_in_secs
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, value);
+    }
+    resp
 }
 
 /// The return target for a query: empty (left out) for the start page.
@@ -285,10 +290,12 @@ pub fn home(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
     let secret = BrowserSecret::for_page(req.headers());
     let username = signed_in_username(ctx, req.headers());
     let body = match username {
-        Some(name) => Html::new()
+        Some((name, account)) => Html::new()
             .raw("<p>Signed in as <strong>")
             .text(&name)
-            .raw("</strong>.</p><form method=\"post\" action=\"/logout\">")
+            .raw("</strong>.</p>")
+            .fragment(identities(ctx, account))
+            .raw("<form method=\"post\" action=\"/logout\">")
             .raw("<input type=\"hidden\" name=\"csrf_token\" value=\"")
             .text(&secret.token(LOGOUT_FORM))
             .raw("\"><button type=\"submit\" class=\"secondary\">Sign out</button></form>"),
@@ -301,12 +308,47 @@ pub fn home(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
 
 /// The username of the live session the request's cookie names (no activity recorded: the
 /// start page is only a look).
-fn signed_in_username(ctx: Ctx<'_>, headers: &HeaderMap) -> Option<String> {
+fn signed_in_username(
+    ctx: Ctx<'_>,
+    headers: &HeaderMap,
+) -> Option<(String, tessera_core::AccountId)> {
     let cookie = auth::session_cookie(headers)?;
     let now = ctx.app.engine.now();
     let views = ctx.app.engine.views();
     let session = tessera_core::session::authenticate(&views, &cookie, now).ok()?;
-    views.account(&session.account).map(|a| a.username.clone())
+    views
+        .account(&session.account)
+        .map(|a| (a.username.clone(), a.id))
+}
+
+/// The account's linked providers, and a button to link each other configured one (a plain
+/// form POST to /v1/identities/{provider}, which redirects through the provider).
+fn identities(ctx: Ctx<'_>, account: tessera_core::AccountId) -> Html {
+    let linked: Vec<String> = ctx
+        .app
+        .engine
+        .views()
+        .identities_of(&account)
+        .map(|i| i.provider.clone())
+        .collect();
+    let mut body = Html::new();
+    for p in ctx.app.signin.all() {
+        let name = &p.config.name;
+        if linked.contains(name) {
+            body = body
+                .raw("<p class=\"note linked\">Linked to ")
+                .text(&p.config.display_name)
+                .raw(".</p>");
+        } else {
+            body = body
+                .raw("<form method=\"post\" action=\"/v1/identities/")
+                .text(name)
+                .raw("\"><button type=\"submit\" class=\"secondary\">Link ")
+                .text(&p.config.display_name)
+                .raw("</button></form>");
+        }
+    }
+    body
 }
 
 /// POST /logout: ends this browser's session (as a cookie POST /v1/logout does).

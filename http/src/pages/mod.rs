@@ -24,6 +24,8 @@ pub mod html;
 mod login;
 pub mod return_to;
 
+pub use login::{mfa_required, query_param as login_query_param};
+
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -57,14 +59,21 @@ pub fn classify(path: &str) -> Option<Route> {
         "/oauth/authorize" => Route::PageAuthorize,
         "/device" => Route::PageDevice,
         STYLESHEET_PATH => Route::PageAsset,
-        _ => return None,
+        p => match crate::signin::login_path(p) {
+            Some((_, false)) => Route::PageExternalLogin,
+            Some((_, true)) => Route::PageExternalCallback,
+            None => return None,
+        },
     })
 }
 
 /// The methods a page accepts, for `Allow`.
 pub fn allowed(route: Route) -> Option<&'static str> {
     Some(match route {
-        Route::PageHome | Route::PageAsset => "GET, HEAD",
+        Route::PageHome
+        | Route::PageAsset
+        | Route::PageExternalLogin
+        | Route::PageExternalCallback => "GET, HEAD",
         Route::PageLogin | Route::PageLoginMfa | Route::PageAuthorize | Route::PageDevice => {
             "GET, HEAD, POST"
         }
@@ -92,6 +101,8 @@ pub async fn dispatch(
         (Route::PageAuthorize, Method::POST) => authorize::decide(ctx, req).await,
         (Route::PageDevice, Method::GET) => device::device(ctx, req).await,
         (Route::PageDevice, Method::POST) => device::submit(ctx, req).await,
+        (Route::PageExternalLogin, Method::GET) => crate::signin::start(ctx, req).await,
+        (Route::PageExternalCallback, Method::GET) => crate::signin::callback(ctx, req).await,
         (route, _) => Err(Problem::method_not_allowed(allowed(route).unwrap_or(""))),
     }
 }
@@ -232,6 +243,42 @@ fn advice(problem: &Problem) -> (&'static str, &'static str) {
             "Set up two-step verification first",
             "This account must turn on two-step verification (an authenticator app) before it \
              can sign in to applications.",
+        ),
+        (StatusCode::FORBIDDEN, "external-sign-in-not-linked") => (
+            "No account is linked to this identity",
+            "Sign in to your account with its password, then link this provider from the \
+             start page. New accounts cannot be made by signing in with this provider.",
+        ),
+        (StatusCode::FORBIDDEN, "external-account-disabled") => (
+            "This account is disabled",
+            "The account this identity signs in to has been disabled. Ask the administrator.",
+        ),
+        (StatusCode::CONFLICT, "external-email-in-use") => (
+            "An account with this e-mail address already exists",
+            "For your safety it was not linked automatically. Sign in to that account with its \
+             password, then link this provider from the start page.",
+        ),
+        (StatusCode::CONFLICT, "identity-linked-elsewhere") => (
+            "This identity belongs to another account",
+            "It is already linked to a different account here. Unlink it there first.",
+        ),
+        (StatusCode::BAD_REQUEST, "external-sign-in-not-started" | "external-state-mismatch") => (
+            "This sign-in cannot be completed",
+            "It was not started in this browser, or it took too long. Start again from the \
+             sign-in page.",
+        ),
+        (StatusCode::BAD_REQUEST, "external-state-spent") => (
+            "This sign-in was already completed",
+            "Its answer cannot be used twice. Start again from the sign-in page.",
+        ),
+        (StatusCode::BAD_REQUEST, "upstream-refused") => (
+            "The sign-in was not completed",
+            "The provider did not sign you in. Start again if you meant to.",
+        ),
+        (StatusCode::BAD_GATEWAY, "upstream-failed") => (
+            "The sign-in provider did not answer",
+            "It did not answer in time, or answered something this server cannot accept. Try \
+             again in a moment, or sign in with your password.",
         ),
         (StatusCode::FORBIDDEN, _) => ("Not allowed", "This account cannot do that here."),
         (StatusCode::TOO_MANY_REQUESTS, _) => (

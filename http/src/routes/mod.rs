@@ -3,6 +3,7 @@
 mod accounts;
 pub mod api_keys;
 mod grants;
+mod identities;
 mod login;
 mod mfa;
 pub mod oauth;
@@ -64,6 +65,8 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, "/oauth/device_authorization") => Route::DeviceAuthorization,
         (_, "/v1/grants") => Route::Grants,
         (_, p) if p.starts_with("/v1/grants/") => Route::GrantDelete,
+        (_, "/v1/identities") => Route::Identities,
+        (_, p) if p.starts_with("/v1/identities/") => Route::IdentityItem,
         _ => Route::Other,
     }
 }
@@ -108,6 +111,10 @@ pub fn template(route: Route) -> Option<&'static str> {
         Route::ApiKeyRotate => "/v1/api-keys/{id}/rotate",
         Route::ApiKeyItem => "/v1/api-keys/{id}",
         Route::TokenVerify => "/v1/tokens/verify",
+        Route::PageExternalLogin => "/v1/login/{provider}",
+        Route::PageExternalCallback => "/v1/login/{provider}/callback",
+        Route::Identities => "/v1/identities",
+        Route::IdentityItem => "/v1/identities/{provider}",
         Route::Other => return None,
     })
 }
@@ -153,7 +160,9 @@ fn allowed(route: Route) -> &'static str {
         | Route::Jwks
         | Route::Metadata
         | Route::Grants
-        | Route::ApiKeyWhoami => "GET, HEAD",
+        | Route::ApiKeyWhoami
+        | Route::Identities => "GET, HEAD",
+        Route::IdentityItem => "POST, DELETE",
         Route::SessionDelete | Route::GrantDelete | Route::ApiKeyItem => "DELETE",
         Route::ApiKeys => "GET, HEAD, POST",
         Route::MfaTotp => "POST, DELETE",
@@ -220,6 +229,12 @@ pub async fn dispatch(
         (Route::ApiKeyRotate, Method::POST) => api_keys::rotate(ctx, req).await,
         (Route::ApiKeyItem, Method::DELETE) => api_keys::revoke(ctx, req).await,
         (Route::TokenVerify, Method::POST) => api_keys::verify_token(ctx, req).await,
+        (Route::Identities, Method::GET) => identities::list(ctx, req).await,
+        (Route::IdentityItem, _) if crate::signin::identity_path(req.uri().path()).is_none() => {
+            Err(Problem::not_found())
+        }
+        (Route::IdentityItem, Method::POST) => identities::link(ctx, req).await,
+        (Route::IdentityItem, Method::DELETE) => identities::unlink(ctx, req).await,
         (Route::Other, _) => Err(Problem::not_found()),
         (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())

@@ -12,6 +12,7 @@ use crate::{Failure, FailureKind};
 
 pub use api_keys::{ApiKeyGuessing, LeakedApiKey};
 pub use brute_force::BruteForce;
+pub use external_sign_in::ExternalSignInAttack;
 pub use jwt_tampering::JwtTampering;
 pub use legacy::Legacy;
 pub use login_csrf::LoginCsrf;
@@ -114,6 +115,7 @@ macro_rules! redacted_debug {
 
 mod api_keys;
 mod brute_force;
+pub mod external_sign_in;
 mod jwt_tampering;
 mod legacy;
 mod login_csrf;
@@ -170,6 +172,9 @@ pub const NAMES: &[&str] = &[
     "api-key-guessing",
     "stolen-md5-table",
     "sunset-login",
+    "external-state-forgery",
+    "id-token-substitution",
+    "email-takeover",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -204,8 +209,17 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         "api-key-guessing" => Box::new(ApiKeyGuessing::new(rng(name))),
         "stolen-md5-table" => Box::new(Legacy::new(legacy::Attack::StolenMd5, rng(name))),
         "sunset-login" => Box::new(Legacy::new(legacy::Attack::SunsetLogin, rng(name))),
+        "external-state-forgery" => external(external_sign_in::Attack::StateForgery, rng(name)),
+        "id-token-substitution" => {
+            external(external_sign_in::Attack::IdTokenSubstitution, rng(name))
+        }
+        "email-takeover" => external(external_sign_in::Attack::EmailTakeover, rng(name)),
         _ => return None,
     })
+}
+
+fn external(attack: external_sign_in::Attack, rng: ChaCha20Rng) -> Box<dyn Scenario> {
+    Box::new(ExternalSignInAttack::new(attack, rng))
 }
 
 fn oauth(attack: oauth_attacks::Attack, rng: ChaCha20Rng) -> Box<dyn Scenario> {

@@ -329,6 +329,32 @@ fn api_key_examples(account: AccountId) -> Vec<Event> {
             ),
             reset_digest: SecretDigest([0x21; 32]),
         },
+        Event::ExternalAccountCreated {
+            account,
+            username: "octocat".into(),
+            email: Some("octocat@example.com".into()),
+            provider: "github".into(),
+            subject: "583231".into(),
+        },
+        Event::ExternalIdentityLinked {
+            account,
+            provider: "google".into(),
+            subject: "110169484474386276334".into(),
+            state: SecretDigest([0x31; 32]),
+            state_expires_at: Timestamp::from_millis(1_700_000_600_000),
+        },
+        Event::ExternalIdentityUnlinked {
+            account,
+            provider: "google".into(),
+            subject: "110169484474386276334".into(),
+        },
+        Event::ExternalSignInRecorded {
+            account,
+            provider: "github".into(),
+            state: SecretDigest([0x32; 32]),
+            state_expires_at: Timestamp::from_millis(1_700_000_600_000),
+            client: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
+        },
     ]
 }
 
@@ -600,6 +626,48 @@ fn mfa_view_records_round_trip_through_their_trees() {
         let encoded = encode_view_record(&record).expect("encodes");
         assert_eq!(decode_view_record(tree, &encoded).expect("decodes"), record);
     }
+}
+
+#[test]
+fn identity_view_records_round_trip_through_their_trees() {
+    use tessera_core::identity::{IdentityView, SpentState};
+    use tessera_core::view::{IdentityKey, IdentityRecord};
+    use tessera_core::{ViewKey, ViewRecord};
+    let at = tessera_core::testkit::T0;
+    let link = IdentityView {
+        provider: "github".into(),
+        // A subject may hold any character, a zero byte included: the provider ends first.
+        subject: "a\0b/c".into(),
+        account: AccountId::from_bytes(uuid(1)),
+        linked_at: at,
+        last_sign_in_at: Some(at),
+    };
+    let spent = SpentState {
+        digest: SecretDigest([7; 32]),
+        expires_at: at,
+    };
+    let pairs = vec![
+        (
+            ViewKey::Identity(IdentityKey::Link(
+                link.provider.clone(),
+                link.subject.clone(),
+            )),
+            ViewRecord::Identity(IdentityRecord::Link(link)),
+        ),
+        (
+            ViewKey::Identity(IdentityKey::SpentState(spent.digest)),
+            ViewRecord::Identity(IdentityRecord::SpentState(spent)),
+        ),
+    ];
+    for (key, record) in pairs {
+        let (tree, bytes) = view_key(&key);
+        assert_eq!(tree, ViewTree::Identities);
+        assert_eq!(decode_view_key(tree, &bytes).expect("key decodes"), key);
+        let encoded = encode_view_record(&record).expect("encodes");
+        assert_eq!(decode_view_record(tree, &encoded).expect("decodes"), record);
+    }
+    assert!(decode_view_key(ViewTree::Identities, &[0, b'x']).is_err());
+    assert!(decode_view_key(ViewTree::Identities, &[2]).is_err());
 }
 
 fn data_encoding_hex(bytes: &[u8]) -> String {

@@ -372,6 +372,8 @@ impl Rejection {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            // Pending ceremonies expire within minutes; a second is enough to try again.
+            Self::WebauthnBusy => Some(1),
             _ => None,
         }
     }

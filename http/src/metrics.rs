@@ -46,11 +46,17 @@ pub enum Route {
     ApiKeyRotate,
     ApiKeyItem,
     TokenVerify,
+    WebauthnRegisterStart,
+    WebauthnRegisterFinish,
+    WebauthnCredentials,
+    WebauthnCredentialItem,
+    LoginWebauthnStart,
+    LoginWebauthnFinish,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 37] = [
+    pub const ALL: [Route; 43] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -87,6 +93,12 @@ impl Route {
         Self::ApiKeyRotate,
         Self::ApiKeyItem,
         Self::TokenVerify,
+        Self::WebauthnRegisterStart,
+        Self::WebauthnRegisterFinish,
+        Self::WebauthnCredentials,
+        Self::WebauthnCredentialItem,
+        Self::LoginWebauthnStart,
+        Self::LoginWebauthnFinish,
         Self::Other,
     ];
 
@@ -128,6 +140,12 @@ impl Route {
             Self::ApiKeyRotate => "api_key_rotate",
             Self::ApiKeyItem => "api_key_delete",
             Self::TokenVerify => "token_verify",
+            Self::WebauthnRegisterStart => "webauthn_register_start",
+            Self::WebauthnRegisterFinish => "webauthn_register_finish",
+            Self::WebauthnCredentials => "webauthn_credentials",
+            Self::WebauthnCredentialItem => "webauthn_credential_delete",
+            Self::LoginWebauthnStart => "login_webauthn_start",
+            Self::LoginWebauthnFinish => "login_webauthn_finish",
             Self::Other => "other",
         }
     }

@@ -89,6 +89,9 @@ pub enum AuthenticatorError {
     /// A signature tamper was asked for a registration, which attestation "none" does not sign.
     #[error("a registration with attestation \"none\" carries no signature to tamper with")]
     NothingSigned,
+    /// The options are not the JSON of webauthn-rs's creation or request options.
+    #[error("the options are not WebAuthn {what} options: {why}")]
+    Options { what: &'static str, why: String },
     /// CBOR or JSON encoding failed (a bug: every value here is encodable).
     #[error("encoding the {what} failed: {why}")]
     Encoding { what: &'static str, why: String },
@@ -420,6 +423,29 @@ impl Authenticator {
         })
     }
 
+    /// [`Authenticator::register`] on options and a response as JSON
+    /// (`{"publicKey": {...}}` in, a `PublicKeyCredential` out, binary fields in base64url),
+    /// the form a server hands to the browser and receives back.
+    pub fn register_json(
+        &mut self,
+        rng: &mut dyn CryptoRng,
+        options: &serde_json::Value,
+        gesture: &Gesture,
+    ) -> Result<serde_json::Value, AuthenticatorError> {
+        let options = from_json(options, "creation")?;
+        to_json(&self.register(rng, &options, gesture)?)
+    }
+
+    /// [`Authenticator::assert`] on options and a response as JSON.
+    pub fn assert_json(
+        &mut self,
+        options: &serde_json::Value,
+        gesture: &Gesture,
+    ) -> Result<serde_json::Value, AuthenticatorError> {
+        let options = from_json(options, "request")?;
+        to_json(&self.assert(&options, gesture)?)
+    }
+
     fn find(&self, id: &[u8]) -> Option<&Credential> {
         self.credentials.iter().find(|c| c.info.id == id)
     }
@@ -518,6 +544,23 @@ fn attestation_none(auth_data: Vec<u8>) -> Result<Vec<u8>, AuthenticatorError> {
         (Value::Text("authData".into()), Value::Bytes(auth_data)),
     ];
     cbor(&Value::Map(map.into_iter().collect()), "attestation object")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    options: &serde_json::Value,
+    what: &'static str,
+) -> Result<T, AuthenticatorError> {
+    T::deserialize(options).map_err(|e| AuthenticatorError::Options {
+        what,
+        why: e.to_string(),
+    })
+}
+
+fn to_json(response: &impl serde::Serialize) -> Result<serde_json::Value, AuthenticatorError> {
+    serde_json::to_value(response).map_err(|e| AuthenticatorError::Encoding {
+        what: "credential JSON",
+        why: e.to_string(),
+    })
 }
 
 fn cbor(value: &Value, what: &'static str) -> Result<Vec<u8>, AuthenticatorError> {
@@ -864,6 +907,33 @@ mod tests {
             )
         };
         assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn the_json_forms_round_trip_through_the_wire_format() {
+        let rp = webauthn();
+        let mut auth = Authenticator::platform();
+        let (options, state) = rp
+            .start_passkey_registration(user(), "ada", "Ada", None)
+            .unwrap();
+        let options = serde_json::to_value(&options).unwrap();
+        let response = auth
+            .register_json(&mut rng(), &options, &Gesture::new(ORIGIN))
+            .unwrap();
+        assert!(response["rawId"].is_string(), "{response}");
+        let response = serde_json::from_value(response).unwrap();
+        let passkey = rp.finish_passkey_registration(&response, &state).unwrap();
+
+        let (options, state) = rp.start_passkey_authentication(&[passkey]).unwrap();
+        let options = serde_json::to_value(&options).unwrap();
+        let response = auth.assert_json(&options, &Gesture::new(ORIGIN)).unwrap();
+        let response = serde_json::from_value(response).unwrap();
+        rp.finish_passkey_authentication(&response, &state).unwrap();
+
+        assert!(matches!(
+            auth.assert_json(&serde_json::json!({"publicKey": {}}), &Gesture::new(ORIGIN)),
+            Err(AuthenticatorError::Options { .. })
+        ));
     }
 
     #[test]

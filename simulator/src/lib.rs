@@ -22,6 +22,7 @@
 //! drawn from the seed (which faults, how much skew), then two phases: attacks and faults,
 //! and a quiet liveness phase where every honest user must get back in.
 
+pub mod authenticator;
 pub mod clock;
 pub mod ledger;
 pub mod marks;

@@ -9,3 +9,4 @@
 pub mod harness;
 mod login;
 mod oauth;
+mod webauthn;

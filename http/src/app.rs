@@ -47,7 +47,10 @@ impl App {
         config.validate().map_err(AppError::Config)?;
         engine.policy().validate().map_err(AppError::Config)?;
         let hashing = Hashing::new(config.hash_workers, config.hash_queue_max);
-        let webauthn_limits = tessera_webauthn::Limits::default();
+        let webauthn_limits = tessera_webauthn::Limits {
+            capacity: config.webauthn_ceremonies_max,
+            ..tessera_webauthn::Limits::default()
+        };
         let webauthn = match tessera_webauthn::Ceremonies::new(
             &config.public_url,
             &engine.policy().mfa.issuer,

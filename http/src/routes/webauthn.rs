@@ -20,12 +20,12 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tessera_core::LoginMode;
 use tessera_core::session::LoginCompleted;
 use tessera_core::webauthn::{
     AnswerMfaWithCredential, CredentialId, CredentialKind, LoginWithPasskey, RegisterCredential,
     RemoveCredential,
 };
+use tessera_core::{LoginMode, Rejection};
 use tessera_storage::Outcome;
 use tessera_webauthn::{Ceremonies, CeremonyId, Started};
 use zeroize::Zeroizing;
@@ -332,7 +332,21 @@ pub async fn login_finish(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply,
         auth::presented_session(ctx.app, &parts.headers),
     )
     .await?;
-    super::mfa::completed_reply(ctx, outcome.reply?, outcome.recorded_at)
+    let done = outcome.reply.map_err(login_problem)?;
+    super::mfa::completed_reply(ctx, done, outcome.recorded_at)
+}
+
+/// A login refusal: an unknown credential is a failed login (401), not a missing resource.
+pub fn login_problem(r: Rejection) -> Problem {
+    match r {
+        Rejection::WebauthnCredentialUnknown => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            r.slug(),
+            "Unauthorized",
+            r.to_string(),
+        ),
+        other => other.into(),
+    }
 }
 
 /// The passwordless login use case: the ceremony, then core's decision. Shared by the JSON
@@ -353,7 +367,7 @@ pub async fn passkey_login(
     }
     .map_err(|e| {
         tracing::info!(error = %e, "passkey login refused by the ceremony");
-        Problem::from(e.rejection())
+        login_problem(e.rejection())
     })?;
     let command = LoginWithPasskey {
         assertion,

@@ -52,11 +52,14 @@ pub enum Route {
     WebauthnCredentialItem,
     LoginWebauthnStart,
     LoginWebauthnFinish,
+    PageScript,
+    PageLoginPasskey,
+    PagePasskeys,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 43] = [
+    pub const ALL: [Route; 46] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -99,6 +102,9 @@ impl Route {
         Self::WebauthnCredentialItem,
         Self::LoginWebauthnStart,
         Self::LoginWebauthnFinish,
+        Self::PageScript,
+        Self::PageLoginPasskey,
+        Self::PagePasskeys,
         Self::Other,
     ];
 
@@ -146,6 +152,9 @@ impl Route {
             Self::WebauthnCredentialItem => "webauthn_credential_delete",
             Self::LoginWebauthnStart => "login_webauthn_start",
             Self::LoginWebauthnFinish => "login_webauthn_finish",
+            Self::PageScript => "page_script",
+            Self::PageLoginPasskey => "page_login_passkey",
+            Self::PagePasskeys => "page_passkeys",
             Self::Other => "other",
         }
     }

@@ -121,6 +121,9 @@ pub fn template(route: Route) -> Option<&'static str> {
         Route::WebauthnCredentialItem => "/v1/webauthn/credentials/{id}",
         Route::LoginWebauthnStart => "/v1/login/webauthn/start",
         Route::LoginWebauthnFinish => "/v1/login/webauthn/finish",
+        Route::PageScript => crate::pages::SCRIPT_PATH,
+        Route::PageLoginPasskey => "/login/passkey",
+        Route::PagePasskeys => "/account/passkeys",
         Route::Other => return None,
     })
 }

@@ -52,6 +52,8 @@ pub enum Command {
     ApiKey(ApiKeyCommand),
     /// The legacy password migration ([`crate::migration`]).
     Migration(MigrationCommand),
+    /// WebAuthn credentials and logins with them ([`crate::webauthn`]).
+    Webauthn(WebauthnCommand),
 }
 
 /// Declares a domain's command enum, its `kind`, and the `From` conversions into
@@ -216,6 +218,20 @@ domain! {
         Retire(crate::migration::RetireLegacyCredentials),
         /// Set a new password with a reset token.
         ResetPassword(crate::migration::ResetPassword),
+    }
+}
+
+domain! {
+    /// WebAuthn credentials and logins with them.
+    WebauthnCommand => Webauthn {
+        /// Register a credential.
+        Register(crate::webauthn::RegisterCredential),
+        /// Remove a credential.
+        Remove(crate::webauthn::RemoveCredential),
+        /// A passwordless login with a passkey.
+        Login(crate::webauthn::LoginWithPasskey),
+        /// Answer a login's MFA challenge with a credential.
+        AnswerChallenge(crate::webauthn::AnswerMfaWithCredential),
     }
 }
 

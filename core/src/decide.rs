@@ -14,7 +14,7 @@
 use crate::account::Registered;
 use crate::command::{
     AccountCommand, ApiKeyCommand, KeyCommand, MfaCommand, MigrationCommand, OAuthCommand,
-    SessionCommand, TokenCommand,
+    SessionCommand, TokenCommand, WebauthnCommand,
 };
 use crate::event::Pending;
 use crate::oauth::OAuthReply;
@@ -160,6 +160,10 @@ pub enum Reply {
     LegacyRetired(Vec<crate::migration::ResetIssued>),
     /// A password was reset with a reset token.
     PasswordReset,
+    /// A WebAuthn credential was registered.
+    CredentialRegistered(crate::webauthn::CredentialRegistered),
+    /// A WebAuthn credential was removed.
+    CredentialRemoved,
 }
 
 impl From<LoginCompleted> for Reply {
@@ -207,6 +211,7 @@ impl Decide for Command {
             Self::OAuth(c) => c.kind(),
             Self::ApiKey(c) => c.kind(),
             Self::Migration(c) => c.kind(),
+            Self::Webauthn(c) => c.kind(),
         }
     }
 
@@ -222,6 +227,7 @@ impl Decide for Command {
             Self::OAuth(c) => decide_oauth(views, c, env).map(Reply::OAuth),
             Self::ApiKey(c) => decide_api_key(views, c, env),
             Self::Migration(c) => decide_migration(views, c, env),
+            Self::Webauthn(c) => decide_webauthn(views, c, env),
         }
     }
 }
@@ -313,5 +319,14 @@ fn decide_migration(views: &Views, command: MigrationCommand, env: &mut Env<'_>)
         }),
         MigrationCommand::Retire(c) => c.decide(views, env).map(Reply::LegacyRetired),
         MigrationCommand::ResetPassword(c) => c.decide(views, env).map(|()| Reply::PasswordReset),
+    }
+}
+
+fn decide_webauthn(views: &Views, command: WebauthnCommand, env: &mut Env<'_>) -> Decision {
+    match command {
+        WebauthnCommand::Register(c) => c.decide(views, env).map(Reply::CredentialRegistered),
+        WebauthnCommand::Remove(c) => c.decide(views, env).map(|()| Reply::CredentialRemoved),
+        WebauthnCommand::Login(c) => c.decide(views, env).map(Reply::from),
+        WebauthnCommand::AnswerChallenge(c) => c.decide(views, env).map(Reply::from),
     }
 }

@@ -99,10 +99,11 @@ pub mod time;
 pub mod token;
 pub mod usecase;
 pub mod view;
+pub mod webauthn;
 
 pub use command::{
     AccountCommand, ApiKeyCommand, Command, KeyCommand, LoginMode, MfaCommand, MigrationCommand,
-    OAuthCommand, PasswordCheck, SessionCommand, TokenCommand,
+    OAuthCommand, PasswordCheck, SessionCommand, TokenCommand, WebauthnCommand,
 };
 pub use decide::{Decide, Decision, Reply, decide};
 pub use env::Env;

@@ -29,6 +29,7 @@ mod mfa;
 mod oauth;
 mod throttle;
 mod tokens;
+mod webauthn;
 
 pub use oauth::{OAuthKey, OAuthRecord, RevokedClientToken};
 
@@ -72,6 +73,8 @@ pub enum ViewKey {
     ApiKey(crate::ApiKeyId),
     /// An account still on a legacy credential. After the earlier keys, for the same reason.
     Legacy(AccountId),
+    /// A WebAuthn credential, by id. After the earlier keys, for the same reason.
+    WebauthnCredential(crate::webauthn::CredentialId),
 }
 
 /// One persisted view record.
@@ -106,6 +109,8 @@ pub enum ViewRecord {
     ApiKey(crate::apikey::ApiKeyView),
     /// Under [`ViewKey::Legacy`]: the account's legacy credential record.
     Legacy(crate::legacy::LegacyView),
+    /// Under [`ViewKey::WebauthnCredential`]: the credential.
+    WebauthnCredential(crate::webauthn::CredentialView),
 }
 
 impl ViewKey {
@@ -143,6 +148,7 @@ impl ViewKey {
             ),
             (Self::ApiKey(id), ViewRecord::ApiKey(k)) => k.id == *id,
             (Self::Legacy(a), ViewRecord::Legacy(l)) => l.account == *a,
+            (Self::WebauthnCredential(id), ViewRecord::WebauthnCredential(c)) => c.id == *id,
             _ => false,
         }
     }
@@ -218,6 +224,8 @@ pub struct Views {
     pub(crate) api_keys: apikeys::ApiKeyViews,
     /// Accounts still on a legacy credential.
     pub(crate) legacy: legacy::LegacyViews,
+    /// WebAuthn credentials.
+    pub(crate) webauthn: webauthn::WebauthnViews,
 }
 
 impl Views {
@@ -288,6 +296,7 @@ impl Views {
             .chain(self.oauth_keys())
             .chain(self.api_key_keys())
             .chain(self.legacy_keys())
+            .chain(self.webauthn_keys())
             .collect();
         keys.sort();
         keys
@@ -306,6 +315,7 @@ impl Views {
             | ViewKey::RegistrationStrikes(_) => self.throttle_record(key),
             ViewKey::ApiKey(_) => self.api_key_record(key),
             ViewKey::Legacy(_) => self.legacy_record(key),
+            ViewKey::WebauthnCredential(_) => self.webauthn_record(key),
             ViewKey::SigningKey(_)
             | ViewKey::Family(_)
             | ViewKey::RefreshToken(_)
@@ -348,6 +358,9 @@ impl Views {
             }
             (key @ ViewKey::ApiKey(_), record) => return self.load_api_key(&key, record),
             (key @ ViewKey::Legacy(_), record) => return self.load_legacy(&key, record),
+            (key @ ViewKey::WebauthnCredential(_), record) => {
+                return self.load_webauthn(&key, record);
+            }
             (key, _) => {
                 return Err(ApplyError {
                     kind: "load",
@@ -463,6 +476,10 @@ impl Views {
             | Event::ApiKeyUsed { .. } => self.apply_api_key(at, event, touched)?,
             // Only the legacy view below keeps it.
             Event::LegacyCredentialRetired { .. } => {}
+            Event::WebauthnCredentialRegistered { .. }
+            | Event::WebauthnCredentialUsed { .. }
+            | Event::WebauthnCounterRegressed { .. }
+            | Event::WebauthnCredentialRemoved { .. } => self.apply_webauthn(at, event, touched)?,
         }
         // The legacy view follows the credential events the account view applied.
         self.apply_legacy(at, event, touched)?;

@@ -291,11 +291,13 @@ pub enum ViewTree {
     ApiKeys,
     /// Accounts still on a legacy credential, by account id.
     Legacy,
+    /// WebAuthn credentials, by credential id (its raw bytes).
+    WebauthnCredentials,
 }
 
 impl ViewTree {
     /// Every view tree, in a fixed order: a store opens one tree per entry.
-    pub const ALL: [ViewTree; 16] = [
+    pub const ALL: [ViewTree; 17] = [
         Self::Accounts,
         Self::Usernames,
         Self::Sessions,
@@ -312,6 +314,7 @@ impl ViewTree {
         Self::OAuth,
         Self::ApiKeys,
         Self::Legacy,
+        Self::WebauthnCredentials,
     ];
 
     /// The sled tree's name, `view.<name>`. Part of the on-disk format: never rename one.
@@ -333,6 +336,7 @@ impl ViewTree {
             Self::OAuth => "view.oauth",
             Self::ApiKeys => "view.api_keys",
             Self::Legacy => "view.legacy",
+            Self::WebauthnCredentials => "view.webauthn_credentials",
         }
     }
 
@@ -365,6 +369,7 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
         ViewKey::OAuth(k) => (ViewTree::OAuth, oauth_key_bytes(k)),
         ViewKey::ApiKey(id) => (ViewTree::ApiKeys, id.as_bytes().to_vec()),
         ViewKey::Legacy(id) => (ViewTree::Legacy, id.as_bytes().to_vec()),
+        ViewKey::WebauthnCredential(id) => (ViewTree::WebauthnCredentials, id.0.clone()),
     }
 }
 
@@ -483,6 +488,9 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
         ViewTree::OAuth => ViewKey::OAuth(decode_oauth_key(bytes)?),
         ViewTree::ApiKeys => ViewKey::ApiKey(tessera_core::ApiKeyId::from_bytes(fixed(bytes)?)),
         ViewTree::Legacy => ViewKey::Legacy(AccountId::from_bytes(fixed(bytes)?)),
+        ViewTree::WebauthnCredentials => {
+            ViewKey::WebauthnCredential(tessera_core::webauthn::CredentialId(bytes.to_vec()))
+        }
     })
 }
 
@@ -503,6 +511,7 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
         ViewRecord::OAuth(r) => encode(r),
         ViewRecord::ApiKey(k) => encode(k),
         ViewRecord::Legacy(l) => encode(l),
+        ViewRecord::WebauthnCredential(c) => encode(c),
     }
 }
 
@@ -545,6 +554,12 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
             bytes,
             "legacy view",
         )?),
+        ViewTree::WebauthnCredentials => {
+            ViewRecord::WebauthnCredential(decode::<tessera_core::webauthn::CredentialView>(
+                bytes,
+                "WebAuthn credential view",
+            )?)
+        }
     })
 }
 

@@ -81,6 +81,7 @@ mod stats;
 mod storage;
 mod token_runs;
 mod tokens;
+mod webauthn_runs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -164,6 +165,10 @@ pub enum Workload {
     /// connections), bearer verification on a follower against the leader, and the
     /// revocation lag to a follower over 1,000 revocations.
     Postgres,
+    /// WebAuthn: the passkey assertion check in process vs ECDSA P-256 and Ed25519
+    /// verification (one thread each), and passkey logins over HTTP (default 64
+    /// connections), against a server in this process.
+    Webauthn,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -435,6 +440,7 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::ClientCredentials => oauth_runs::client_credentials(&args, &mut report)?,
         Workload::CodeExchange => oauth_runs::code_exchange(&args, &mut report)?,
         Workload::Postgres => cluster::postgres(&args, &mut report)?,
+        Workload::Webauthn => webauthn_runs::webauthn(&args, &mut report)?,
         Workload::HelloServer => {}
     }
     for c in &report.checks {

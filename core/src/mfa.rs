@@ -107,7 +107,8 @@ pub fn enrolment_required(
     if now.since(view.created_at) < grace_ms {
         return false;
     }
-    !views.mfa(account).is_some_and(|m| m.enabled())
+    let webauthn = views.credentials_of(account).next().is_some();
+    !views.mfa(account).is_some_and(|m| m.enabled()) && !webauthn
 }
 
 /// The digest to look a presented `mfa_token` up by, if it has the shape of one.

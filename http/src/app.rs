@@ -23,6 +23,11 @@ pub struct App {
     pub mfa_keys: MfaKeys,
     /// The API-key digest key, per-key rate limits and usage counters.
     pub api_keys: crate::apikey::ApiKeys,
+    /// The WebAuthn relying party and its pending ceremonies; `None` when the public URL
+    /// names no host WebAuthn can use (the routes then answer 503).
+    pub webauthn: Option<tessera_webauthn::Ceremonies>,
+    /// The bounds the ceremonies were made with.
+    pub webauthn_limits: tessera_webauthn::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +47,24 @@ impl App {
         config.validate().map_err(AppError::Config)?;
         engine.policy().validate().map_err(AppError::Config)?;
         let hashing = Hashing::new(config.hash_workers, config.hash_queue_max);
+        let webauthn_limits = tessera_webauthn::Limits {
+            capacity: config.webauthn_ceremonies_max,
+            ..tessera_webauthn::Limits::default()
+        };
+        let webauthn = match tessera_webauthn::Ceremonies::new(
+            &config.public_url,
+            &engine.policy().mfa.issuer,
+            webauthn_limits,
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "WebAuthn is off");
+                None
+            }
+        };
         Ok(Self {
+            webauthn,
+            webauthn_limits,
             engine,
             config,
             hashing,

@@ -39,6 +39,9 @@ pub struct HttpConfig {
     /// The public keys secret-scanning alerts to POST /v1/api-keys/leaked must be signed
     /// with (ECDSA P-256). Empty: every alert is refused.
     pub secret_scanning_keys: Vec<SecretScanningKey>,
+    /// The most WebAuthn ceremonies pending at once (started, not yet finished or expired);
+    /// a `start` beyond it answers 503 with `Retry-After`.
+    pub webauthn_ceremonies_max: usize,
 }
 
 /// A secret-scanning service's public key, as it publishes it (GitHub: the
@@ -70,6 +73,7 @@ impl Default for HttpConfig {
             introspection_client_secret: None,
             signing_key_rotation_days: 30,
             secret_scanning_keys: Vec::new(),
+            webauthn_ceremonies_max: 10_000,
         }
     }
 }
@@ -125,6 +129,9 @@ impl HttpConfig {
                 "http.secret_scanning_keys: key {:?} is not a PEM public key",
                 bad.key_identifier
             ));
+        }
+        if self.webauthn_ceremonies_max == 0 {
+            return Err("http.webauthn_ceremonies_max must be positive".into());
         }
         if self.connections_max == 0 || self.header_timeout_ms == 0 || self.request_timeout_ms == 0
         {

@@ -46,11 +46,20 @@ pub enum Route {
     ApiKeyRotate,
     ApiKeyItem,
     TokenVerify,
+    WebauthnRegisterStart,
+    WebauthnRegisterFinish,
+    WebauthnCredentials,
+    WebauthnCredentialItem,
+    LoginWebauthnStart,
+    LoginWebauthnFinish,
+    PageScript,
+    PageLoginPasskey,
+    PagePasskeys,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 37] = [
+    pub const ALL: [Route; 46] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -87,6 +96,15 @@ impl Route {
         Self::ApiKeyRotate,
         Self::ApiKeyItem,
         Self::TokenVerify,
+        Self::WebauthnRegisterStart,
+        Self::WebauthnRegisterFinish,
+        Self::WebauthnCredentials,
+        Self::WebauthnCredentialItem,
+        Self::LoginWebauthnStart,
+        Self::LoginWebauthnFinish,
+        Self::PageScript,
+        Self::PageLoginPasskey,
+        Self::PagePasskeys,
         Self::Other,
     ];
 
@@ -128,6 +146,15 @@ impl Route {
             Self::ApiKeyRotate => "api_key_rotate",
             Self::ApiKeyItem => "api_key_delete",
             Self::TokenVerify => "token_verify",
+            Self::WebauthnRegisterStart => "webauthn_register_start",
+            Self::WebauthnRegisterFinish => "webauthn_register_finish",
+            Self::WebauthnCredentials => "webauthn_credentials",
+            Self::WebauthnCredentialItem => "webauthn_credential_delete",
+            Self::LoginWebauthnStart => "login_webauthn_start",
+            Self::LoginWebauthnFinish => "login_webauthn_finish",
+            Self::PageScript => "page_script",
+            Self::PageLoginPasskey => "page_login_passkey",
+            Self::PagePasskeys => "page_passkeys",
             Self::Other => "other",
         }
     }

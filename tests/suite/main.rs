@@ -34,3 +34,4 @@ mod step_up;
 mod store_contract;
 mod throttle_bound;
 mod token_e2e;
+mod webauthn;

@@ -25,6 +25,7 @@ pub use session_fixation::SessionFixation;
 pub use state_forgery::StateForgery;
 pub use stolen_session::StolenSession;
 pub use stuffing::Stuffing;
+pub use webauthn_attacks::WebauthnAttack;
 
 /// What one scenario's attacker did, and what the server did about it.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -127,6 +128,7 @@ mod session_fixation;
 mod state_forgery;
 mod stolen_session;
 mod stuffing;
+mod webauthn_attacks;
 
 pub trait Scenario {
     fn name(&self) -> &'static str;
@@ -170,6 +172,9 @@ pub const NAMES: &[&str] = &[
     "api-key-guessing",
     "stolen-md5-table",
     "sunset-login",
+    "passkey-phishing",
+    "cloned-authenticator",
+    "assertion-replay",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -204,12 +209,21 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
         "api-key-guessing" => Box::new(ApiKeyGuessing::new(rng(name))),
         "stolen-md5-table" => Box::new(Legacy::new(legacy::Attack::StolenMd5, rng(name))),
         "sunset-login" => Box::new(Legacy::new(legacy::Attack::SunsetLogin, rng(name))),
+        "passkey-phishing" => webauthn(webauthn_attacks::Attack::Phishing, rng(name)),
+        "cloned-authenticator" => {
+            webauthn(webauthn_attacks::Attack::ClonedAuthenticator, rng(name))
+        }
+        "assertion-replay" => webauthn(webauthn_attacks::Attack::ReplayedAssertion, rng(name)),
         _ => return None,
     })
 }
 
 fn oauth(attack: oauth_attacks::Attack, rng: ChaCha20Rng) -> Box<dyn Scenario> {
     Box::new(OAuthAttack::new(attack, rng))
+}
+
+fn webauthn(attack: webauthn_attacks::Attack, rng: ChaCha20Rng) -> Box<dyn Scenario> {
+    Box::new(WebauthnAttack::new(attack, rng))
 }
 
 /// A strong password the attacker cannot guess, from the actor's stream.

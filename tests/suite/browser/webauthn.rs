@@ -7,6 +7,9 @@
 //! is then another site.
 
 use serde_json::{Value, json};
+use tessera_http::HttpConfig;
+use tessera_tests::PASSWORD;
+use tessera_tests::server::Server;
 
 use super::harness::{Browser, Callback, VirtualAuthenticatorOptions};
 
@@ -99,4 +102,234 @@ async fn the_virtual_authenticator_makes_lists_and_drops_credentials() {
     assert_eq!(nothing["error"], "NotAllowedError", "{nothing}");
 
     b.close().await;
+}
+
+/// Asks for an assertion with the options a relaying site fetched from our server
+/// (`{"publicKey": ...}`, binary fields in base64url) and returns the response as the pages'
+/// script posts it, or the name of the DOMException the browser threw.
+const RELAY: &str = r#"
+const [started] = arguments;
+const bytes = t => Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/")
+    + "===".slice((t.length + 3) % 4)), c => c.charCodeAt(0)).buffer;
+const text = b => btoa(String.fromCharCode(...new Uint8Array(b)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const pk = started.publicKey;
+pk.challenge = bytes(pk.challenge);
+(pk.allowCredentials || []).forEach(c => { c.id = bytes(c.id); });
+return navigator.credentials.get({ publicKey: pk }).then(c => ({ credential: {
+    id: c.id, rawId: text(c.rawId), type: c.type, extensions: {},
+    response: {
+        clientDataJSON: text(c.response.clientDataJSON),
+        authenticatorData: text(c.response.authenticatorData),
+        signature: text(c.response.signature),
+        userHandle: c.response.userHandle ? text(c.response.userHandle) : null,
+    },
+}}), e => ({ error: e.name }));
+"#;
+
+/// The server's pages at `http://localhost:<port>`: the relying party's origin for a server
+/// on a loopback address.
+fn site(s: &Server) -> String {
+    format!("http://localhost:{}", s.addr.port())
+}
+
+/// Signs in with the password from the sign-in page the browser is on (no second factor).
+async fn password_sign_in(b: &mut Browser, username: &str) {
+    assert_eq!(b.heading().await, "Sign in", "{}", b.path().await);
+    b.fill("username", username).await;
+    b.fill("password", PASSWORD).await;
+    b.press("Sign in").await;
+}
+
+/// Registers a passkey named `name` on the account page, signed in as `username` more
+/// than the re-authentication window ago: the page asks for the password again.
+async fn register_passkey(b: &mut Browser, s: &Server, name: &str) {
+    let base = site(s);
+    s.advance(6 * 60 * 1000);
+    b.goto(&format!("{base}/account/passkeys")).await;
+    assert_eq!(b.heading().await, "Passkeys and security keys");
+    assert!(b.text().await.contains("No passkey or security key yet"));
+    b.shot("passkeys-empty").await;
+
+    // Without the password the registration is refused: the last sign-in is too old.
+    b.fill("name", name).await;
+    b.press("Add").await;
+    assert!(
+        b.path().await.starts_with("/account/passkeys?error="),
+        "{}",
+        b.path().await
+    );
+    assert!(
+        !b.text().await.contains(name),
+        "registered without a fresh re-authentication: {}",
+        b.text().await
+    );
+    b.shot("passkey-needs-password").await;
+
+    b.fill("name", name).await;
+    b.fill("password", PASSWORD).await;
+    b.press("Add").await;
+    assert_eq!(b.path().await, "/account/passkeys");
+    let text = b.text().await;
+    assert!(text.contains(name) && text.contains("passkey"), "{text}");
+    b.shot("passkey-registered").await;
+}
+
+async fn sign_out(b: &mut Browser, s: &Server) {
+    b.goto(&format!("{}/", site(s))).await;
+    b.press("Sign out").await;
+    assert!(b.text().await.contains("You are not signed in"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_registers_signs_in_alone_and_serves_as_the_second_step() {
+    let Some(mut b) = Browser::start("webauthn_passkey").await else {
+        return;
+    };
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    let base = site(&s);
+    let passkeys = b
+        .add_virtual_authenticator(VirtualAuthenticatorOptions::passkey())
+        .await;
+
+    b.goto(&format!("{base}/login")).await;
+    b.shot("login").await;
+    password_sign_in(&mut b, "alice").await;
+    assert!(b.text().await.contains("Signed in as alice"));
+    register_passkey(&mut b, &s, "Laptop").await;
+    let held = b.virtual_credentials(&passkeys).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].is_resident_credential);
+    assert_eq!(held[0].rp_id.as_deref(), Some("localhost"));
+    sign_out(&mut b, &s).await;
+
+    // Passwordless: the passkey alone, with the user verified by the authenticator.
+    b.goto(&format!("{base}/login")).await;
+    b.shot("login-with-passkey-offered").await;
+    b.press("Sign in with a passkey").await;
+    assert_eq!(b.path().await, "/", "{}", b.text().await);
+    assert!(
+        b.text().await.contains("Signed in as alice"),
+        "{}",
+        b.text().await
+    );
+    b.shot("signed-in-with-passkey").await;
+    let count = b.virtual_credentials(&passkeys).await[0].sign_count;
+    assert!(count > 0);
+    sign_out(&mut b, &s).await;
+
+    // Without user verification the passwordless login is refused.
+    b.set_user_verified(&passkeys, false).await;
+    b.goto(&format!("{base}/login")).await;
+    b.press("Sign in with a passkey").await;
+    assert!(
+        !b.text().await.contains("Signed in as alice"),
+        "{}",
+        b.text().await
+    );
+    b.shot("passkey-without-verification").await;
+    b.set_user_verified(&passkeys, true).await;
+
+    // The password now leads to the second step, which the passkey answers.
+    b.goto(&format!("{base}/login")).await;
+    password_sign_in(&mut b, "alice").await;
+    assert_eq!(b.path().await, "/login/mfa");
+    assert_eq!(b.heading().await, "Two-step verification");
+    b.shot("second-step").await;
+    b.press("Use a passkey or security key").await;
+    assert_eq!(b.path().await, "/", "{}", b.text().await);
+    assert!(b.text().await.contains("Signed in as alice"));
+    b.shot("signed-in-with-second-step").await;
+    assert!(b.virtual_credentials(&passkeys).await[0].sign_count > count);
+
+    let kinds = s.event_kinds().await;
+    for kind in ["WebauthnCredentialRegistered", "WebauthnCredentialUsed"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    b.close().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_from_another_origin_gets_no_login_from_a_passkey() {
+    let Some(mut b) = Browser::start("webauthn_phishing").await else {
+        return;
+    };
+    let s = Server::start(HttpConfig::default()).await;
+    s.register("alice").await;
+    let base = site(&s);
+    b.add_virtual_authenticator(VirtualAuthenticatorOptions::passkey())
+        .await;
+    b.goto(&format!("{base}/login")).await;
+    password_sign_in(&mut b, "alice").await;
+    register_passkey(&mut b, &s, "Phone").await;
+
+    let evil = Callback::start().await;
+    *evil.attack_page.lock().unwrap() = "<!doctype html><title>Tessera sign-in</title>\
+         <h1>Sign in to Tessera</h1><p>Confirm with your passkey.</p>"
+        .into();
+    let fresh_start = || async {
+        let started = s
+            .post_json("/v1/login/webauthn/start", json!({}), &[])
+            .await;
+        assert!(started.status.is_success(), "{}", started.status);
+        started.json()
+    };
+
+    // On another host, the browser will not even ask the authenticator for our rp id.
+    b.goto(&format!("http://127.0.0.1:{}/attack", evil.addr.port()))
+        .await;
+    b.shot("phishing-page-other-host").await;
+    let started = fresh_start().await;
+    let refused = run(&b, RELAY, vec![started.clone()]).await;
+    assert_eq!(refused["error"], "SecurityError", "{refused}");
+
+    // On our host name but another port the browser signs, and writes that origin into the
+    // client data; relayed to us, the assertion is refused.
+    b.goto(&format!("http://localhost:{}/attack", evil.addr.port()))
+        .await;
+    b.shot("phishing-page-other-port").await;
+    let relayed = run(&b, RELAY, vec![started.clone()]).await;
+    let credential = relayed["credential"].clone();
+    assert!(credential.is_object(), "{relayed}");
+    let client_data = data_encoding::BASE64URL_NOPAD
+        .decode(
+            credential["response"]["clientDataJSON"]
+                .as_str()
+                .unwrap()
+                .as_bytes(),
+        )
+        .unwrap();
+    let client_data: Value = serde_json::from_slice(&client_data).unwrap();
+    assert_eq!(
+        client_data["origin"],
+        format!("http://localhost:{}", evil.addr.port())
+    );
+    let finished = s
+        .post_json(
+            "/v1/login/webauthn/finish",
+            json!({"ceremony": started["ceremony"], "credential": credential}),
+            &[],
+        )
+        .await;
+    assert!(
+        finished.status.is_client_error(),
+        "a relayed assertion was answered {}: {}",
+        finished.status,
+        String::from_utf8_lossy(&finished.body)
+    );
+    assert!(finished.json().get("access_token").is_none());
+
+    // The same passkey still signs in on our own pages.
+    b.goto(&format!("{base}/login")).await;
+    b.press("Sign in with a passkey").await;
+    assert!(
+        b.text().await.contains("Signed in as alice"),
+        "{}",
+        b.text().await
+    );
+    b.shot("own-site-still-works").await;
+    b.close().await;
+    s.stop().await;
 }

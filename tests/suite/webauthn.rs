@@ -617,3 +617,154 @@ async fn a_flood_of_start_requests_is_bounded() {
     f.server.advance(5 * 60 * 1000 + 1);
     f.login_start().await;
 }
+
+fn set_cookie(a: &Answer, name: &str) -> Option<String> {
+    a.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.split(';').next()?.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// Every form's CSRF token, in page order.
+fn csrf_tokens(a: &Answer) -> Vec<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    body_of(a)
+        .split(marker)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+        .collect()
+}
+
+fn unescape(html: &str) -> String {
+    html.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+async fn post_form(s: &Server, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> Answer {
+    let body = serde_urlencoded::to_string(pairs).expect("encodes");
+    s.send(
+        Method::POST,
+        path,
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", cookie),
+        ],
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_pages_sign_in_with_a_passkey_and_take_one_at_the_second_step() {
+    let mut f = Fixture::new().await;
+    let bearer = f.user("olivia").await;
+    let mut phone = Authenticator::platform();
+    f.enrol(&bearer, "passkey", &mut phone).await;
+    let gesture = f.honest();
+
+    // The sign-in page offers the passkey form (hidden until the script runs).
+    let page = f
+        .server
+        .send(Method::GET, "/login", &[], bytes::Bytes::new())
+        .await;
+    let html = body_of(&page);
+    assert!(html.contains("Sign in with a passkey") && html.contains("data-webauthn=\"get\""));
+    assert!(html.contains("<script src=\"/assets/webauthn.js\"></script>"));
+    let csrf = set_cookie(&page, "__Host-tessera_csrf").expect("a CSRF cookie");
+    let cookie = format!("__Host-tessera_csrf={csrf}");
+    let tokens = csrf_tokens(&page);
+    assert_eq!(tokens.len(), 2, "the password form and the passkey form");
+
+    // What the script does: start, sign, post the form.
+    let (ceremony, options) = f.login_start().await;
+    let credential = phone.assert_json(&options, &gesture).expect("asserts");
+    let credential = credential.to_string();
+    let signed = post_form(
+        &f.server,
+        "/login/passkey",
+        &cookie,
+        &[
+            ("csrf_token", &tokens[1]),
+            ("ceremony", &ceremony),
+            ("credential", &credential),
+        ],
+    )
+    .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", body_of(&signed));
+    assert_eq!(signed.header("location"), Some("/"));
+    assert!(set_cookie(&signed, "__Host-tessera_session").is_some());
+    // The same answer again finds no ceremony: back to the form with an error.
+    let again = post_form(
+        &f.server,
+        "/login/passkey",
+        &cookie,
+        &[
+            ("csrf_token", &tokens[1]),
+            ("ceremony", &ceremony),
+            ("credential", &credential),
+        ],
+    )
+    .await;
+    assert_eq!(again.header("location"), Some("/login?error=passkey"));
+
+    // A password sign-in now asks for the second step, and the page embeds a ceremony
+    // bound to the challenge.
+    let password = post_form(
+        &f.server,
+        "/login",
+        &cookie,
+        &[
+            ("csrf_token", &tokens[0]),
+            ("username", "olivia"),
+            ("password", tessera_tests::PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(password.header("location"), Some("/login/mfa"));
+    let mfa = set_cookie(&password, "__Host-tessera_mfa").expect("the challenge cookie");
+    let cookie = format!("{cookie}; __Host-tessera_mfa={mfa}");
+    let step = f
+        .server
+        .send(
+            Method::GET,
+            "/login/mfa",
+            &[("cookie", cookie.as_str())],
+            bytes::Bytes::new(),
+        )
+        .await;
+    let html = body_of(&step);
+    let embedded = html
+        .split("data-options=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the embedded options");
+    let options: Value = serde_json::from_str(&unescape(embedded)).expect("JSON options");
+    assert!(
+        !html.contains("name=\"code\""),
+        "no TOTP: only the passkey form"
+    );
+    let credential = phone
+        .assert_json(&json!({"publicKey": options["publicKey"]}), &gesture)
+        .expect("asserts")
+        .to_string();
+    let token = csrf_tokens(&step)[0].clone();
+    let done = post_form(
+        &f.server,
+        "/login/mfa",
+        &cookie,
+        &[
+            ("csrf_token", &token),
+            ("ceremony", options["ceremony"].as_str().expect("ceremony")),
+            ("credential", &credential),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", body_of(&done));
+    assert_eq!(done.header("location"), Some("/"));
+    assert!(set_cookie(&done, "__Host-tessera_session").is_some());
+}

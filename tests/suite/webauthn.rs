@@ -422,6 +422,16 @@ async fn another_origin_or_rp_id_tampering_and_bad_signatures_are_refused() {
         );
     }
     assert_eq!(f.list(&bearer).await.len(), 1);
+    // Each refused login is a security event (a relaying phishing page shows up there).
+    let metrics = f
+        .server
+        .send(Method::GET, "/metrics", &[], bytes::Bytes::new())
+        .await;
+    assert!(
+        body_of(&metrics).contains("tessera_security_events_total{event=\"webauthn_refused\"} 6"),
+        "{}",
+        body_of(&metrics)
+    );
     // Nothing was recorded for any of them.
     let kinds = f.server.event_kinds().await;
     assert!(!kinds.contains(&"WebauthnCredentialUsed"));

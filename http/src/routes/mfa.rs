@@ -133,7 +133,8 @@ pub async fn answer_challenge(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Re
         let outcome =
             super::webauthn::answer_challenge(ctx, &input.mfa_token, answer, client, supersedes)
                 .await?;
-        return completed_reply(ctx, outcome.reply?, outcome.recorded_at);
+        let done = outcome.reply.map_err(super::webauthn::login_problem)?;
+        return completed_reply(ctx, done, outcome.recorded_at);
     }
     let answer = Proof {
         code: input.code,

@@ -337,14 +337,32 @@ pub async fn login_finish(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply,
 }
 
 /// A login refusal: an unknown credential is a failed login (401), not a missing resource.
+/// Refused assertions are security events (a phishing page relaying answers from another
+/// origin, a cloned authenticator).
 pub fn login_problem(r: Rejection) -> Problem {
+    use crate::security_log::{SecurityEvent, SecurityNote};
+    const ASSERTION: SecurityNote = SecurityNote {
+        event: SecurityEvent::WebauthnRefused,
+        reason: "assertion_invalid",
+    };
+    const UNKNOWN: SecurityNote = SecurityNote {
+        event: SecurityEvent::WebauthnRefused,
+        reason: "unknown_credential",
+    };
+    const COUNTER: SecurityNote = SecurityNote {
+        event: SecurityEvent::WebauthnRefused,
+        reason: "counter_regressed",
+    };
     match r {
         Rejection::WebauthnCredentialUnknown => Problem::new(
             StatusCode::UNAUTHORIZED,
             r.slug(),
             "Unauthorized",
             r.to_string(),
-        ),
+        )
+        .reporting(&UNKNOWN),
+        Rejection::WebauthnAssertionInvalid { .. } => Problem::from(r).reporting(&ASSERTION),
+        Rejection::WebauthnCounterRegressed => Problem::from(r).reporting(&COUNTER),
         other => other.into(),
     }
 }

@@ -457,8 +457,10 @@ impl Decide for LoginWithPasskey {
         else {
             return Decision::refuse(vec![], Rejection::WebauthnCredentialUnknown);
         };
-        if let Err(r) = crate::mfa::usable(views, &record.account, env) {
-            return Decision::refuse(vec![], r);
+        // The account throttle slows password guessing; a passkey cannot be guessed, and
+        // honouring it here would let anyone who types wrong passwords lock the holder out.
+        if views.account(&record.account).is_none_or(|a| a.disabled) {
+            return Decision::refuse(vec![], Rejection::Unauthenticated);
         }
         if !self.assertion.user_verified {
             return Decision::refuse(vec![], Rejection::WebauthnUserVerificationRequired);

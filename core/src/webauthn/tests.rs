@@ -248,3 +248,24 @@ proptest! {
         prop_assert_eq!(w.refolded(), w.views);
     }
 }
+
+#[test]
+fn wrong_passwords_do_not_lock_the_passkey_out_but_disabling_does() {
+    let mut w = Given::nothing();
+    let alice = w.registered("alice");
+    register(&mut w, alice, 1, CredentialKind::Passkey);
+    for _ in 0..20 {
+        let login = w.login("alice", "not the password at all");
+        let _ = w.run(login);
+    }
+    assert!(passkey_login(&mut w, alice, 1, 1).is_ok());
+    w.run(Command::from(crate::account::DisableAccount {
+        account: alice,
+        by: crate::Actor::Operator { name: "op".into() },
+    }))
+    .expect("disabled");
+    assert_eq!(
+        passkey_login(&mut w, alice, 1, 2),
+        Err(Rejection::Unauthenticated)
+    );
+}

@@ -231,13 +231,27 @@ pub fn mfa_page(ctx: Ctx<'_>, req: &Request<Incoming>) -> Reply {
         return restart(&return_to);
     };
     let mut body = alert(Html::new(), error.as_deref());
+    let totp = ctx
+        .app
+        .engine
+        .views()
+        .mfa(&challenge.account)
+        .is_some_and(tessera_core::mfa::MfaView::enabled);
     if let Some(form) =
         super::passkeys::second_factor_form(ctx, &challenge, &secret, MFA_FORM, &return_to)
     {
         body = body
             .raw("<p>Use your passkey or security key.</p>")
-            .fragment(form)
-            .raw("<p class=\"note\">Or, with an authenticator app:</p>");
+            .fragment(form);
+        if !totp {
+            // No authenticator app to fall back on: the code forms could only fail.
+            let body = body.raw(
+                "<noscript><p class=\"note\">Your second step is a passkey or security key, \
+                 which needs JavaScript in this browser.</p></noscript>",
+            );
+            return page(StatusCode::OK, "Two-step verification", body, Some(&secret));
+        }
+        body = body.raw("<p class=\"note\">Or, with an authenticator app:</p>");
     }
     let body = body
         .raw("<p>Enter the 6-digit code from your authenticator app.</p>")

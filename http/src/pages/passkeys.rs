@@ -258,6 +258,10 @@ pub async fn passkeys_page(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply
         .raw("<input id=\"password\" name=\"password\" type=\"password\" ")
         .raw("autocomplete=\"current-password\">");
     body = ceremony_fields(body).raw("<button type=\"submit\">Add</button></form>");
+    body = body.raw(
+        "<noscript><p class=\"note\">Adding a passkey needs JavaScript: the browser's \
+         passkey prompt has no form of its own.</p></noscript>",
+    );
     body = body.raw("<p><a href=\"/\">Back to your account</a></p>");
     Ok(page(
         StatusCode::OK,

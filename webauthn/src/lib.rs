@@ -374,10 +374,11 @@ impl Ceremonies {
                 (ccr, Registration::Passkey(reg))
             }
             CredentialKind::SecurityKey => {
-                let (ccr, reg) = self
+                let (mut ccr, reg) = self
                     .webauthn
                     .start_securitykey_registration(user, name, name, exclude, None, None)
                     .map_err(internal)?;
+                without_cred_protect(&mut ccr);
                 (ccr, Registration::SecurityKey(reg))
             }
         };
@@ -566,6 +567,16 @@ fn require_resident_key(ccr: &mut CreationChallengeResponse) {
     if let Some(sel) = ccr.public_key.authenticator_selection.as_mut() {
         sel.require_resident_key = true;
         sel.resident_key = Some(webauthn_rs_proto::ResidentKeyRequirement::Required);
+    }
+}
+
+/// A security key is a second factor with user verification only preferred: asking it to
+/// protect the credential behind user verification (credProtect level 3) contradicts that,
+/// and browsers refuse the combination for a non-resident credential. webauthn-rs records
+/// the extension as requested but unanswered, which it accepts.
+fn without_cred_protect(ccr: &mut CreationChallengeResponse) {
+    if let Some(extensions) = ccr.public_key.extensions.as_mut() {
+        extensions.cred_protect = None;
     }
 }
 

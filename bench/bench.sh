@@ -68,6 +68,7 @@ run sessions sessions --repeats "$repeats" --sessions "${BENCH_SESSIONS:-100000}
 run sessions-1m sessions --repeats 1 --sessions "${BENCH_SESSIONS_LARGE:-1000000}"
 run import import --repeats 1 --users "${BENCH_IMPORT_USERS:-10000}" --ceiling-secs 5
 run legacy-timing legacy-timing --repeats "$repeats" --bcrypt-cost 10 --rounds 30
+run webauthn webauthn --repeats "$repeats" --connections 64
 
 if [[ -z "${BENCH_SKIP_DIVAN:-}" ]]; then
   echo "== hot_paths: cargo bench -p tessera-storage --bench hot_paths" | tee "$out/hot_paths.txt"

@@ -85,6 +85,7 @@ mod storage;
 mod token_runs;
 mod tokens;
 mod upstream_runs;
+mod webauthn_runs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -175,6 +176,10 @@ pub enum Workload {
     /// An external sign-in callback end to end, in process, against a second Tessera as the
     /// OAuth 2 upstream: latency and process CPU per callback.
     SigninCallback,
+    /// WebAuthn: the passkey assertion check in process vs ECDSA P-256 and Ed25519
+    /// verification (one thread each), and passkey logins over HTTP (default 64
+    /// connections), against a server in this process.
+    Webauthn,
     /// The hello server itself (started by the other workloads as a child process).
     #[value(hide = true)]
     HelloServer,
@@ -452,6 +457,7 @@ fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         Workload::IdToken => upstream_runs::id_token(&args, &mut report)?,
         Workload::SigninCallback => signin_runs::callback(&args, &mut report)?,
         Workload::Postgres => cluster::postgres(&args, &mut report)?,
+        Workload::Webauthn => webauthn_runs::webauthn(&args, &mut report)?,
         Workload::HelloServer => {}
     }
     for c in &report.checks {

@@ -43,14 +43,14 @@ const VERIFIER: &str = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
 const CLIENT: &str = "bench";
 
 /// A Tessera server in this process.
-struct InProcess {
-    rt: tokio::runtime::Runtime,
-    engine: Engine,
-    app: Arc<App>,
+pub(crate) struct InProcess {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) engine: Engine,
+    pub(crate) app: Arc<App>,
     handle: Option<ServerHandle>,
-    target: Target,
+    pub(crate) target: Target,
     secret: String,
-    account: AccountId,
+    pub(crate) account: AccountId,
     _dir: tempfile::TempDir,
 }
 
@@ -63,7 +63,7 @@ impl Drop for InProcess {
     }
 }
 
-fn start(parent: &Path) -> Result<InProcess, Failure> {
+pub(crate) fn start(parent: &Path) -> Result<InProcess, Failure> {
     let dir = tempfile::tempdir_in(parent).map_err(Failure::new)?;
     let store = SledStore::open(dir.path(), SledOptions::default()).map_err(Failure::new)?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(Failure::new)?;

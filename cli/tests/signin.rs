@@ -163,8 +163,12 @@ fn encode(v: &str) -> String {
         .collect()
 }
 
+/// The hidden fields of the page's first form (a login page has a passkey form after the
+/// password one, with its own CSRF token).
 fn hidden_fields(page: &str) -> Vec<(String, String)> {
-    page.split("<input type=\"hidden\" name=\"")
+    let first_form = page.split("</form>").next().unwrap_or(page);
+    first_form
+        .split("<input type=\"hidden\" name=\"")
         .skip(1)
         .filter_map(|piece| {
             let (name, rest) = piece.split_once('"')?;

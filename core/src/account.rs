@@ -84,6 +84,13 @@ pub struct AccountView {
     pub password_changed_at: Timestamp,
 }
 
+/// Whether the account has a password to log in with. Every account registered or imported
+/// here has one; an account created without one (a passwordless account, recorded with an
+/// empty hash) logs in only with its passkeys, so its last one cannot be removed.
+pub fn has_password(account: &AccountView) -> bool {
+    !account.password_hash.0.is_empty()
+}
+
 /// Create an account. Built by [`crate::usecase::RegisterRequest`], which validates the input
 /// and hashes the password; only the uniqueness check and the registration throttle are left
 /// to the writer.

@@ -54,6 +54,8 @@ pub enum Command {
     Migration(MigrationCommand),
     /// External identities ([`crate::identity`]).
     Identity(IdentityCommand),
+    /// WebAuthn credentials and logins with them ([`crate::webauthn`]).
+    Webauthn(WebauthnCommand),
 }
 
 /// Declares a domain's command enum, its `kind`, and the `From` conversions into
@@ -230,6 +232,20 @@ domain! {
         Link(crate::identity::LinkIdentity),
         /// Unlink an external identity.
         Unlink(crate::identity::UnlinkIdentity),
+    }
+}
+
+domain! {
+    /// WebAuthn credentials and logins with them.
+    WebauthnCommand => Webauthn {
+        /// Register a credential.
+        Register(crate::webauthn::RegisterCredential),
+        /// Remove a credential.
+        Remove(crate::webauthn::RemoveCredential),
+        /// A passwordless login with a passkey.
+        Login(crate::webauthn::LoginWithPasskey),
+        /// Answer a login's MFA challenge with a credential.
+        AnswerChallenge(crate::webauthn::AnswerMfaWithCredential),
     }
 }
 

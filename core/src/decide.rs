@@ -14,7 +14,7 @@
 use crate::account::Registered;
 use crate::command::{
     AccountCommand, ApiKeyCommand, IdentityCommand, KeyCommand, MfaCommand, MigrationCommand,
-    OAuthCommand, SessionCommand, TokenCommand,
+    OAuthCommand, SessionCommand, TokenCommand, WebauthnCommand,
 };
 use crate::event::Pending;
 use crate::oauth::OAuthReply;
@@ -173,6 +173,10 @@ pub enum Reply {
     IdentityLinked,
     /// An external identity was unlinked.
     IdentityUnlinked,
+    /// A WebAuthn credential was registered.
+    CredentialRegistered(crate::webauthn::CredentialRegistered),
+    /// A WebAuthn credential was removed.
+    CredentialRemoved,
 }
 
 impl From<LoginCompleted> for Reply {
@@ -221,6 +225,7 @@ impl Decide for Command {
             Self::ApiKey(c) => c.kind(),
             Self::Migration(c) => c.kind(),
             Self::Identity(c) => c.kind(),
+            Self::Webauthn(c) => c.kind(),
         }
     }
 
@@ -237,6 +242,7 @@ impl Decide for Command {
             Self::ApiKey(c) => decide_api_key(views, c, env),
             Self::Migration(c) => decide_migration(views, c, env),
             Self::Identity(c) => decide_identity(views, c, env),
+            Self::Webauthn(c) => decide_webauthn(views, c, env),
         }
     }
 }
@@ -340,5 +346,14 @@ fn decide_identity(views: &Views, command: IdentityCommand, env: &mut Env<'_>) -
         }),
         IdentityCommand::Link(c) => c.decide(views, env).map(|()| Reply::IdentityLinked),
         IdentityCommand::Unlink(c) => c.decide(views, env).map(|()| Reply::IdentityUnlinked),
+    }
+}
+
+fn decide_webauthn(views: &Views, command: WebauthnCommand, env: &mut Env<'_>) -> Decision {
+    match command {
+        WebauthnCommand::Register(c) => c.decide(views, env).map(Reply::CredentialRegistered),
+        WebauthnCommand::Remove(c) => c.decide(views, env).map(|()| Reply::CredentialRemoved),
+        WebauthnCommand::Login(c) => c.decide(views, env).map(Reply::from),
+        WebauthnCommand::AnswerChallenge(c) => c.decide(views, env).map(Reply::from),
     }
 }

@@ -690,6 +690,73 @@ pub enum Event {
         /// The caller's IP address, if the adapter knew it.
         client: Option<IpAddr>,
     },
+    /// A credential (passkey or security key) was registered to the account, after a fresh
+    /// re-authentication. Everything here is public: the credential id, the COSE public key
+    /// inside `public_key`, the counter and the transports.
+    WebauthnCredentialRegistered {
+        /// The account it logs in to.
+        account: AccountId,
+        /// The credential's id.
+        credential: crate::webauthn::CredentialId,
+        /// The holder's name for it.
+        name: String,
+        /// Passkey (discoverable, user-verifying: logs in alone) or security key (second
+        /// factor).
+        kind: crate::webauthn::CredentialKind,
+        /// The credential as webauthn-rs stores it, serialized as JSON: the COSE public key,
+        /// its algorithm, the flags and the counter at registration.
+        public_key: String,
+        /// The signature counter at registration.
+        counter: u32,
+        /// The transports the authenticator reported.
+        transports: Vec<String>,
+        /// Whether the credential is discoverable (a resident key).
+        discoverable: bool,
+        /// Whether the authenticator verified the user at registration.
+        user_verified: bool,
+        /// Whether the credential may be synced to other devices.
+        backup_eligible: bool,
+    },
+    /// A credential logged in (a passwordless login or an MFA answer), with the signature
+    /// counter it presented.
+    WebauthnCredentialUsed {
+        /// The account.
+        account: AccountId,
+        /// The credential.
+        credential: crate::webauthn::CredentialId,
+        /// The presented signature counter; the view keeps the highest seen.
+        counter: u32,
+        /// Whether the authenticator verified the user.
+        user_verified: bool,
+        /// Whether the credential is currently backed up (synced).
+        backup_state: bool,
+    },
+    /// A credential presented a signature counter that did not advance past the stored one:
+    /// a possible cloned authenticator. `accepted` says whether the policy let the login
+    /// through (and flagged the credential) or refused it.
+    WebauthnCounterRegressed {
+        /// The account.
+        account: AccountId,
+        /// The credential.
+        credential: crate::webauthn::CredentialId,
+        /// The counter stored before.
+        stored: u32,
+        /// The counter presented.
+        presented: u32,
+        /// Whether the login went through (policy `accept_and_flag`).
+        accepted: bool,
+        /// The caller's IP address, if the adapter knew it.
+        client: Option<IpAddr>,
+    },
+    /// A credential was removed; it logs in no more.
+    WebauthnCredentialRemoved {
+        /// The account.
+        account: AccountId,
+        /// The credential.
+        credential: crate::webauthn::CredentialId,
+        /// Who removed it.
+        by: Actor,
+    },
 }
 
 /// What a counted registration attempt came to.
@@ -760,6 +827,10 @@ impl Event {
             Self::ExternalIdentityLinked { .. } => "ExternalIdentityLinked",
             Self::ExternalIdentityUnlinked { .. } => "ExternalIdentityUnlinked",
             Self::ExternalSignInRecorded { .. } => "ExternalSignInRecorded",
+            Self::WebauthnCredentialRegistered { .. } => "WebauthnCredentialRegistered",
+            Self::WebauthnCredentialUsed { .. } => "WebauthnCredentialUsed",
+            Self::WebauthnCounterRegressed { .. } => "WebauthnCounterRegressed",
+            Self::WebauthnCredentialRemoved { .. } => "WebauthnCredentialRemoved",
         }
     }
 
@@ -820,6 +891,10 @@ impl Event {
         "ExternalIdentityLinked",
         "ExternalIdentityUnlinked",
         "ExternalSignInRecorded",
+        "WebauthnCredentialRegistered",
+        "WebauthnCredentialUsed",
+        "WebauthnCounterRegressed",
+        "WebauthnCredentialRemoved",
     ];
 
     /// The stream the event belongs to.
@@ -837,6 +912,10 @@ impl Event {
             | Self::ExternalIdentityLinked { account, .. }
             | Self::ExternalIdentityUnlinked { account, .. }
             | Self::ExternalSignInRecorded { account, .. }
+            | Self::WebauthnCredentialRegistered { account, .. }
+            | Self::WebauthnCredentialUsed { account, .. }
+            | Self::WebauthnCounterRegressed { account, .. }
+            | Self::WebauthnCredentialRemoved { account, .. }
             | Self::LoginFailed { account, .. }
             | Self::AccessTokenRevoked { account, .. }
             | Self::AccountSignedOutEverywhere { account, .. }

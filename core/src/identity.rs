@@ -464,8 +464,12 @@ impl Decide for ExternalSignIn {
             .into(),
         );
         let mfa_skipped = self.rules.trusted_for_mfa && p.mfa_asserted;
-        if let Some(mfa) = views.mfa(&account).filter(|m| m.enabled() && !mfa_skipped) {
-            let (started, issued) = crate::mfa::start_challenge(account, self.mode, mfa, env);
+        // A registered WebAuthn credential is a second factor, as TOTP is.
+        let totp = views.mfa(&account).filter(|m| m.enabled());
+        let webauthn = views.credentials_of(&account).next().is_some();
+        if (totp.is_some() || webauthn) && !mfa_skipped {
+            let (started, issued) =
+                crate::mfa::start_challenge(account, self.mode, totp, webauthn, env);
             events.push(started);
             return Decision::ok(
                 events,

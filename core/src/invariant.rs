@@ -68,6 +68,7 @@ pub(crate) fn check(views: &Views) -> Result<(), String> {
     views.check_api_key_invariants()?;
     views.check_legacy_invariants()?;
     views.check_identity_invariants()?;
+    views.check_webauthn_invariants()?;
     views.check_throttle_invariants()
 }
 
@@ -221,6 +222,9 @@ fn check_record(views: &Views, key: &ViewKey) -> Result<(), String> {
         },
         ViewKey::Legacy(a) => views.check_legacy_record(a).or_else(|why| fail(&why)),
         ViewKey::Identity(k) => views.check_identity_record(k).or_else(|why| fail(&why)),
+        ViewKey::WebauthnCredential(id) => {
+            views.check_credential_record(id).or_else(|why| fail(&why))
+        }
     }
 }
 

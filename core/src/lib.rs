@@ -100,10 +100,11 @@ pub mod time;
 pub mod token;
 pub mod usecase;
 pub mod view;
+pub mod webauthn;
 
 pub use command::{
     AccountCommand, ApiKeyCommand, Command, IdentityCommand, KeyCommand, LoginMode, MfaCommand,
-    MigrationCommand, OAuthCommand, PasswordCheck, SessionCommand, TokenCommand,
+    MigrationCommand, OAuthCommand, PasswordCheck, SessionCommand, TokenCommand, WebauthnCommand,
 };
 pub use decide::{Decide, Decision, Reply, decide};
 pub use env::Env;

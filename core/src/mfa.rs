@@ -107,7 +107,8 @@ pub fn enrolment_required(
     if now.since(view.created_at) < grace_ms {
         return false;
     }
-    !views.mfa(account).is_some_and(|m| m.enabled())
+    let webauthn = views.credentials_of(account).next().is_some();
+    !views.mfa(account).is_some_and(|m| m.enabled()) && !webauthn
 }
 
 /// The digest to look a presented `mfa_token` up by, if it has the shape of one.
@@ -225,6 +226,8 @@ pub enum MfaMethod {
     /// One of the account's unspent backup codes (`backup_code`); listed only while some
     /// are left.
     BackupCode,
+    /// One of the account's WebAuthn credentials (`webauthn`): a passkey or a security key.
+    Webauthn,
 }
 
 /// A started TOTP enrolment, to show once. `Debug` hides everything that holds the secret.
@@ -382,7 +385,7 @@ fn failure(
 }
 
 /// The account's MFA state if the account is usable and not throttled for MFA attempts.
-fn usable<'v>(
+pub(crate) fn usable<'v>(
     views: &'v Views,
     account: &AccountId,
     env: &Env<'_>,
@@ -510,7 +513,8 @@ fn confirm(
 pub(crate) fn start_challenge(
     account: AccountId,
     mode: LoginMode,
-    mfa: &MfaView,
+    mfa: Option<&MfaView>,
+    webauthn: bool,
     env: &mut Env<'_>,
 ) -> (Pending, MfaChallengeIssued) {
     let challenge = ChallengeId(uuid_v7(env.now, env.random_bytes()));
@@ -519,9 +523,15 @@ pub(crate) fn start_challenge(
     let expires_at = env
         .now
         .plus_ms(policy.challenge_ttl_secs.saturating_mul(1000));
-    let mut methods = vec![MfaMethod::Totp];
-    if !mfa.backup_codes.is_empty() {
-        methods.push(MfaMethod::BackupCode);
+    let mut methods = Vec::with_capacity(3);
+    if let Some(mfa) = mfa.filter(|m| m.enabled()) {
+        methods.push(MfaMethod::Totp);
+        if !mfa.backup_codes.is_empty() {
+            methods.push(MfaMethod::BackupCode);
+        }
+    }
+    if webauthn {
+        methods.push(MfaMethod::Webauthn);
     }
     let event = Event::MfaChallengeStarted {
         challenge,

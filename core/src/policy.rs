@@ -265,6 +265,8 @@ pub struct Policy {
     /// The legacy password migration: when the sunset retires a legacy credential, and how
     /// long its reset token lives.
     pub migration: crate::migration::MigrationPolicy,
+    /// WebAuthn credentials: the counter policy and the per-account limit.
+    pub webauthn: crate::webauthn::WebauthnPolicy,
 }
 
 impl Policy {
@@ -286,6 +288,7 @@ impl Policy {
         self.throttle.validate()?;
         self.api_keys.validate()?;
         self.migration.validate()?;
+        self.webauthn.validate()?;
         crate::password::params(&self.argon2)
             .map(|_| ())
             .map_err(|e| format!("argon2 parameters: {e}"))

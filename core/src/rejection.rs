@@ -255,11 +255,55 @@ pub enum Rejection {
     /// The provider's ID token does not answer this sign-in. HTTP 400.
     #[error("the provider's answer could not be accepted: {0}")]
     IdTokenRejected(crate::identity::IdTokenProblem),
+    /// A WebAuthn answer to an MFA challenge that did not verify (a bad signature, another
+    /// origin or relying party, a tampered response, another login's challenge, an unknown
+    /// credential). Counts as a wrong code. HTTP 401.
+    #[error("the security key or passkey answer did not verify")]
+    WebauthnAssertionInvalid {
+        /// Wrong answers the challenge still takes.
+        attempts_left: Option<u32>,
+    },
+    /// The WebAuthn ceremony is unknown, was already finished, expired, or belongs to
+    /// another account or login: start again. HTTP 400.
+    #[error("the WebAuthn ceremony is unknown or has expired; start again")]
+    WebauthnCeremonyInvalid,
+    /// No credential with this id is registered (to this account). HTTP 404, or 401 at
+    /// login.
+    #[error("no such credential")]
+    WebauthnCredentialUnknown,
+    /// The credential's signature counter went backwards: it may be a cloned authenticator,
+    /// and the login is refused. HTTP 401.
+    #[error("the credential's signature counter went backwards; the login is refused")]
+    WebauthnCounterRegressed,
+    /// Removing this credential would leave the account no way to log in. HTTP 409.
+    #[error("this is the account's last way to log in; add another first")]
+    WebauthnLastLoginMethod,
+    /// The credential is already registered. HTTP 409.
+    #[error("this credential is already registered")]
+    WebauthnCredentialExists,
+    /// The account has as many credentials as allowed: remove one first. HTTP 409.
+    #[error("too many credentials; remove one first")]
+    WebauthnCredentialLimit,
+    /// The credential name is empty, too long, or has control characters. HTTP 422.
+    #[error("the credential name must be 1 to 64 characters, without control characters")]
+    WebauthnNameInvalid,
+    /// A passkey must verify the user (PIN or biometric) to log in without a password, and
+    /// be discoverable. HTTP 401 at login, 422 at registration.
+    #[error("the authenticator did not verify the user")]
+    WebauthnUserVerificationRequired,
+    /// The registration response did not verify (another origin, a tampered response, an
+    /// unsupported algorithm). HTTP 422.
+    #[error("the registration response did not verify")]
+    WebauthnRegistrationInvalid,
+    /// Too many WebAuthn ceremonies are pending: try again shortly. HTTP 503.
+    #[error("too many WebAuthn ceremonies are pending; try again shortly")]
+    WebauthnBusy,
 }
 
 impl Rejection {
     /// The stable code: 1xxx accounts, 2xxx credentials, 3xxx sessions, 4xxx tokens, 5xxx
     /// MFA and throttling, 6xxx OAuth, 7xxx API keys, 8xxx external sign-in.
+    /// MFA and throttling, 6xxx OAuth, 7xxx API keys, 9xxx WebAuthn.
     pub fn code(&self) -> u16 {
         match self {
             Self::UsernameTaken => 1001,
@@ -319,6 +363,17 @@ impl Rejection {
             Self::LastWayToSignIn => 8010,
             Self::ExternalAccountDisabled => 8011,
             Self::IdTokenRejected(_) => 8012,
+            Self::WebauthnAssertionInvalid { .. } => 9001,
+            Self::WebauthnCeremonyInvalid => 9002,
+            Self::WebauthnCredentialUnknown => 9003,
+            Self::WebauthnCounterRegressed => 9004,
+            Self::WebauthnLastLoginMethod => 9005,
+            Self::WebauthnCredentialExists => 9006,
+            Self::WebauthnCredentialLimit => 9007,
+            Self::WebauthnNameInvalid => 9008,
+            Self::WebauthnUserVerificationRequired => 9009,
+            Self::WebauthnRegistrationInvalid => 9010,
+            Self::WebauthnBusy => 9011,
         }
     }
 
@@ -382,6 +437,17 @@ impl Rejection {
             Self::LastWayToSignIn => "last-way-to-sign-in",
             Self::ExternalAccountDisabled => "external-account-disabled",
             Self::IdTokenRejected(_) => "id-token-rejected",
+            Self::WebauthnAssertionInvalid { .. } => "webauthn-assertion-invalid",
+            Self::WebauthnCeremonyInvalid => "webauthn-ceremony-invalid",
+            Self::WebauthnCredentialUnknown => "webauthn-credential-unknown",
+            Self::WebauthnCounterRegressed => "webauthn-counter-regressed",
+            Self::WebauthnLastLoginMethod => "webauthn-last-login-method",
+            Self::WebauthnCredentialExists => "webauthn-credential-exists",
+            Self::WebauthnCredentialLimit => "webauthn-credential-limit",
+            Self::WebauthnNameInvalid => "webauthn-name-invalid",
+            Self::WebauthnUserVerificationRequired => "webauthn-user-verification-required",
+            Self::WebauthnRegistrationInvalid => "webauthn-registration-invalid",
+            Self::WebauthnBusy => "webauthn-busy",
         }
     }
 
@@ -389,6 +455,8 @@ impl Rejection {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            // Pending ceremonies expire within minutes; a second is enough to try again.
+            Self::WebauthnBusy => Some(1),
             _ => None,
         }
     }

@@ -427,6 +427,7 @@ macro_rules! needs_step_up {
 
 needs_step_up!(
     crate::mfa::StartTotpEnrolment,
+    crate::webauthn::RegisterCredential,
     crate::mfa::DisableTotp,
     crate::mfa::ReplaceBackupCodes,
     crate::session::RevokeSession,

@@ -30,6 +30,7 @@ mod mfa;
 mod oauth;
 mod throttle;
 mod tokens;
+mod webauthn;
 
 pub use identity::{IdentityKey, IdentityRecord};
 pub use oauth::{OAuthKey, OAuthRecord, RevokedClientToken};
@@ -77,6 +78,8 @@ pub enum ViewKey {
     /// An external identity or a spent sign-in state. After the earlier keys, for the same
     /// reason.
     Identity(IdentityKey),
+    /// A WebAuthn credential, by id. After the earlier keys, for the same reason.
+    WebauthnCredential(crate::webauthn::CredentialId),
 }
 
 /// One persisted view record.
@@ -113,6 +116,8 @@ pub enum ViewRecord {
     Legacy(crate::legacy::LegacyView),
     /// Under [`ViewKey::Identity`]: the identity or spent state.
     Identity(IdentityRecord),
+    /// Under [`ViewKey::WebauthnCredential`]: the credential.
+    WebauthnCredential(crate::webauthn::CredentialView),
 }
 
 impl ViewKey {
@@ -159,6 +164,7 @@ impl ViewKey {
                 }
                 _ => false,
             },
+            (Self::WebauthnCredential(id), ViewRecord::WebauthnCredential(c)) => c.id == *id,
             _ => false,
         }
     }
@@ -236,6 +242,8 @@ pub struct Views {
     pub(crate) legacy: legacy::LegacyViews,
     /// External identities and spent sign-in states.
     pub(crate) identities: identity::IdentityViews,
+    /// WebAuthn credentials.
+    pub(crate) webauthn: webauthn::WebauthnViews,
 }
 
 impl Views {
@@ -307,6 +315,7 @@ impl Views {
             .chain(self.api_key_keys())
             .chain(self.legacy_keys())
             .chain(self.identity_keys())
+            .chain(self.webauthn_keys())
             .collect();
         keys.sort();
         keys
@@ -326,6 +335,7 @@ impl Views {
             ViewKey::ApiKey(_) => self.api_key_record(key),
             ViewKey::Legacy(_) => self.legacy_record(key),
             ViewKey::Identity(k) => self.identity_record(k),
+            ViewKey::WebauthnCredential(_) => self.webauthn_record(key),
             ViewKey::SigningKey(_)
             | ViewKey::Family(_)
             | ViewKey::RefreshToken(_)
@@ -371,6 +381,9 @@ impl Views {
             (key @ ViewKey::Legacy(_), record) => return self.load_legacy(&key, record),
             (ViewKey::Identity(key), ViewRecord::Identity(record)) => {
                 return self.load_identity(key, record);
+            }
+            (key @ ViewKey::WebauthnCredential(_), record) => {
+                return self.load_webauthn(&key, record);
             }
             (key, _) => {
                 return Err(ApplyError {
@@ -492,6 +505,10 @@ impl Views {
             | Event::ExternalIdentityLinked { .. }
             | Event::ExternalIdentityUnlinked { .. }
             | Event::ExternalSignInRecorded { .. } => self.apply_identity(at, event, touched)?,
+            Event::WebauthnCredentialRegistered { .. }
+            | Event::WebauthnCredentialUsed { .. }
+            | Event::WebauthnCounterRegressed { .. }
+            | Event::WebauthnCredentialRemoved { .. } => self.apply_webauthn(at, event, touched)?,
         }
         // The legacy view follows the credential events the account view applied.
         self.apply_legacy(at, event, touched)?;

@@ -25,6 +25,11 @@ pub struct App {
     pub api_keys: crate::apikey::ApiKeys,
     /// The external sign-in providers and their outgoing client.
     pub signin: crate::signin::Providers,
+    /// The WebAuthn relying party and its pending ceremonies; `None` when the public URL
+    /// names no host WebAuthn can use (the routes then answer 503).
+    pub webauthn: Option<tessera_webauthn::Ceremonies>,
+    /// The bounds the ceremonies were made with.
+    pub webauthn_limits: tessera_webauthn::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +51,24 @@ impl App {
         let hashing = Hashing::new(config.hash_workers, config.hash_queue_max);
         let signin = crate::signin::Providers::new(&config.upstreams, &config.upstream_limits)
             .map_err(AppError::Config)?;
+        let webauthn_limits = tessera_webauthn::Limits {
+            capacity: config.webauthn_ceremonies_max,
+            ..tessera_webauthn::Limits::default()
+        };
+        let webauthn = match tessera_webauthn::Ceremonies::new(
+            &config.public_url,
+            &engine.policy().mfa.issuer,
+            webauthn_limits,
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "WebAuthn is off");
+                None
+            }
+        };
         Ok(Self {
+            webauthn,
+            webauthn_limits,
             engine,
             config,
             hashing,

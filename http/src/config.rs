@@ -45,6 +45,9 @@ pub struct HttpConfig {
     /// line copies them here).
     #[serde(skip)]
     pub upstreams: Vec<UpstreamConfig>,
+    /// The most WebAuthn ceremonies pending at once (started, not yet finished or expired);
+    /// a `start` beyond it answers 503 with `Retry-After`.
+    pub webauthn_ceremonies_max: usize,
 }
 
 /// What kind of provider an `[[upstream]]` is.
@@ -204,6 +207,7 @@ impl Default for HttpConfig {
             secret_scanning_keys: Vec::new(),
             upstream_limits: crate::upstream::ClientLimits::default(),
             upstreams: Vec::new(),
+            webauthn_ceremonies_max: 10_000,
         }
     }
 }
@@ -259,6 +263,9 @@ impl HttpConfig {
                 "http.secret_scanning_keys: key {:?} is not a PEM public key",
                 bad.key_identifier
             ));
+        }
+        if self.webauthn_ceremonies_max == 0 {
+            return Err("http.webauthn_ceremonies_max must be positive".into());
         }
         if self.connections_max == 0 || self.header_timeout_ms == 0 || self.request_timeout_ms == 0
         {

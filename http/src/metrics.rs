@@ -50,11 +50,20 @@ pub enum Route {
     PageExternalCallback,
     Identities,
     IdentityItem,
+    WebauthnRegisterStart,
+    WebauthnRegisterFinish,
+    WebauthnCredentials,
+    WebauthnCredentialItem,
+    LoginWebauthnStart,
+    LoginWebauthnFinish,
+    PageScript,
+    PageLoginPasskey,
+    PagePasskeys,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 41] = [
+    pub const ALL: [Route; 50] = [
         Self::Accounts,
         Self::Login,
         Self::Logout,
@@ -95,6 +104,15 @@ impl Route {
         Self::PageExternalCallback,
         Self::Identities,
         Self::IdentityItem,
+        Self::WebauthnRegisterStart,
+        Self::WebauthnRegisterFinish,
+        Self::WebauthnCredentials,
+        Self::WebauthnCredentialItem,
+        Self::LoginWebauthnStart,
+        Self::LoginWebauthnFinish,
+        Self::PageScript,
+        Self::PageLoginPasskey,
+        Self::PagePasskeys,
         Self::Other,
     ];
 
@@ -140,6 +158,15 @@ impl Route {
             Self::PageExternalCallback => "page_external_callback",
             Self::Identities => "identities",
             Self::IdentityItem => "identity_item",
+            Self::WebauthnRegisterStart => "webauthn_register_start",
+            Self::WebauthnRegisterFinish => "webauthn_register_finish",
+            Self::WebauthnCredentials => "webauthn_credentials",
+            Self::WebauthnCredentialItem => "webauthn_credential_delete",
+            Self::LoginWebauthnStart => "login_webauthn_start",
+            Self::LoginWebauthnFinish => "login_webauthn_finish",
+            Self::PageScript => "page_script",
+            Self::PageLoginPasskey => "page_login_passkey",
+            Self::PagePasskeys => "page_passkeys",
             Self::Other => "other",
         }
     }

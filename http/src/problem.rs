@@ -311,6 +311,39 @@ impl From<Rejection> for Problem {
             Rejection::ReauthenticationRequired => {
                 (StatusCode::FORBIDDEN, "Reauthentication required", vec![])
             }
+            Rejection::WebauthnAssertionInvalid { .. }
+            | Rejection::WebauthnCounterRegressed
+            | Rejection::WebauthnUserVerificationRequired => {
+                (StatusCode::UNAUTHORIZED, "Unauthorized", vec![])
+            }
+            Rejection::WebauthnCeremonyInvalid => (
+                StatusCode::BAD_REQUEST,
+                "The WebAuthn ceremony is not valid",
+                vec![],
+            ),
+            Rejection::WebauthnCredentialUnknown => (StatusCode::NOT_FOUND, "Not found", vec![]),
+            Rejection::WebauthnLastLoginMethod
+            | Rejection::WebauthnCredentialExists
+            | Rejection::WebauthnCredentialLimit => (StatusCode::CONFLICT, "Conflict", vec![]),
+            Rejection::WebauthnNameInvalid => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The request is not valid",
+                vec![FieldProblem {
+                    pointer: "/name".into(),
+                    code: "webauthn_name_invalid".into(),
+                    detail,
+                }],
+            ),
+            Rejection::WebauthnRegistrationInvalid => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The registration did not verify",
+                vec![],
+            ),
+            Rejection::WebauthnBusy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                vec![],
+            ),
             Rejection::ClientNotFound | Rejection::GrantNotFound => {
                 (StatusCode::NOT_FOUND, "Not found", vec![])
             }

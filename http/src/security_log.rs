@@ -46,11 +46,15 @@ pub enum SecurityEvent {
     ApiKeyRefused,
     /// A secret-scanning alert was refused: unknown key identifier or bad signature.
     LeakAlertRefused,
+    /// A WebAuthn assertion was refused at login: it did not verify (another origin or RP
+    /// id, a tampered response, a bad signature: a relaying phishing page shows up here),
+    /// named an unknown credential, or its counter went backwards (a possible clone).
+    WebauthnRefused,
 }
 
 impl SecurityEvent {
     /// Every event, in the order the counters are kept and rendered.
-    pub const ALL: [SecurityEvent; 7] = [
+    pub const ALL: [SecurityEvent; 8] = [
         Self::TokenForged,
         Self::ClientAuthFailed,
         Self::ForeignResource,
@@ -58,6 +62,7 @@ impl SecurityEvent {
         Self::Throttled,
         Self::ApiKeyRefused,
         Self::LeakAlertRefused,
+        Self::WebauthnRefused,
     ];
 
     /// The stable name, in the `security_event` field and the metric's label.
@@ -70,6 +75,7 @@ impl SecurityEvent {
             Self::Throttled => "throttled",
             Self::ApiKeyRefused => "api_key_refused",
             Self::LeakAlertRefused => "leak_alert_refused",
+            Self::WebauthnRefused => "webauthn_refused",
         }
     }
 

@@ -18,6 +18,11 @@ use tessera_storage::fault::{FaultPoint, FaultyStore};
 use tessera_storage::replay;
 use tessera_storage::{Engine, EngineError, EventStore, SledOptions, SledStore};
 
+use tessera_core::session::StepUp;
+use tessera_core::webauthn::{CredentialId, CredentialKind};
+use tessera_webauthn::CeremonyId;
+
+use crate::authenticator::{Authenticator, Gesture};
 use crate::clock::SimClock;
 use crate::marks::Marks;
 use crate::seed;
@@ -87,7 +92,14 @@ pub struct World {
     auditor: Option<Auditor>,
     /// The MFA sealing key, from the seed, as `serve` keeps it outside the log.
     mfa_keys: tessera_core::mfa::MfaKeys,
+    /// The WebAuthn relying party at [`WEBAUTHN_ORIGIN`] and its pending ceremonies, as
+    /// `serve` keeps them in memory (they are not in the log, so a crash keeps them here).
+    webauthn: tessera_webauthn::Ceremonies,
 }
+
+/// The public URL the simulated browsers know the server by: the WebAuthn origin, and the
+/// host its relying-party id.
+pub const WEBAUTHN_ORIGIN: &str = "https://tessera.test";
 
 impl std::fmt::Debug for World {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -207,6 +219,12 @@ impl World {
         let add = signer.add_command();
         let mfa_master: [u8; 32] = rand::RngExt::random(&mut seed::stream(seed, "mfa-key"));
         let mfa_keys = tessera_core::mfa::MfaKeys::from_master(&mfa_master);
+        let webauthn = tessera_webauthn::Ceremonies::new(
+            WEBAUTHN_ORIGIN,
+            "Tessera",
+            tessera_webauthn::Limits::default(),
+        )
+        .map_err(|e| Failure::new(seed, 0, FailureKind::Crash, e.to_string()))?;
         let mut world = Self {
             seed,
             step: 0,
@@ -226,6 +244,7 @@ impl World {
             auditor: None,
             signer,
             mfa_keys,
+            webauthn,
         };
         world.execute(add)?;
         Ok(world)
@@ -562,6 +581,139 @@ impl World {
             client: Some(client),
             supersedes: None,
         }))
+    }
+
+    /// The WebAuthn relying party, for a scenario that plays the browser's part.
+    pub fn webauthn(&self) -> &tessera_webauthn::Ceremonies {
+        &self.webauthn
+    }
+
+    /// Registers a passkey made by `authenticator` for `account`, as
+    /// `POST /v1/webauthn/register/start` and `/finish` do for a holder who has just logged
+    /// in: the ceremony, then core's decision with the login as the step-up. The credential
+    /// id, or `None` if a crash got in the way.
+    pub fn register_passkey(
+        &mut self,
+        account: AccountId,
+        authenticator: &mut Authenticator,
+        rng: &mut ChaCha20Rng,
+        logged_in_at: Timestamp,
+    ) -> Result<Option<CredentialId>, Failure> {
+        let now = self.now();
+        let started = self
+            .webauthn
+            .start_registration(&self.engine.views(), account, CredentialKind::Passkey, now)
+            .map_err(|e| self.fail(FailureKind::Crash, format!("registration start: {e}")))?;
+        let response = authenticator
+            .register_json(rng, &started.options, &Gesture::new(WEBAUTHN_ORIGIN))
+            .map_err(|e| self.fail(FailureKind::Crash, format!("authenticator: {e}")))?;
+        let credential = self
+            .webauthn
+            .finish_registration(&started.ceremony, account, &response, now)
+            .map_err(|e| self.fail(FailureKind::Crash, format!("registration finish: {e}")))?;
+        let command = tessera_core::webauthn::RegisterCredential {
+            account,
+            name: "Simulated passkey".into(),
+            credential,
+            step_up: StepUp::At(Some(logged_in_at)),
+        };
+        match self.execute(Command::from(command))? {
+            Some(Ok(Reply::CredentialRegistered(done))) => Ok(Some(done.id)),
+            Some(other) => Err(self.fail(
+                FailureKind::Crash,
+                format!("passkey registration answered {other:?}"),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// POST /v1/login/webauthn/start: a passwordless login ceremony.
+    pub fn start_passkey_login(&mut self) -> Result<tessera_webauthn::Started, Failure> {
+        let now = self.now();
+        self.webauthn
+            .start_login(now)
+            .map_err(|e| self.fail(FailureKind::Crash, format!("passkey login start: {e}")))
+    }
+
+    /// POST /v1/login/webauthn/finish in token mode: the ceremony checks the assertion,
+    /// then core decides. A ceremony's refusal is `Some(Err(_))`, as a client sees it.
+    pub fn finish_passkey_login(
+        &mut self,
+        ceremony: &CeremonyId,
+        credential: &serde_json::Value,
+        client: std::net::IpAddr,
+    ) -> Result<Option<Result<Reply, Rejection>>, Failure> {
+        let now = self.now();
+        let verified = self
+            .webauthn
+            .finish_login(&self.engine.views(), ceremony, credential, now);
+        let assertion = match verified {
+            Ok(assertion) => assertion,
+            Err(e) => {
+                self.note(format!("passkey login -> ceremony refused ({e})"));
+                return Ok(Some(Err(e.rejection())));
+            }
+        };
+        self.execute(Command::from(tessera_core::webauthn::LoginWithPasskey {
+            assertion,
+            mode: LoginMode::Token,
+            client: Some(client),
+            supersedes: None,
+        }))
+    }
+
+    /// POST /v1/login/mfa with a credential: the second-factor ceremony bound to the
+    /// challenge, then core's decision, where a refused assertion counts as a wrong code.
+    /// `answer` plays the browser: it gets the request options and returns the response.
+    pub fn answer_mfa_with_credential(
+        &mut self,
+        mfa_token: &str,
+        client: std::net::IpAddr,
+        answer: impl FnOnce(&serde_json::Value) -> Option<serde_json::Value>,
+    ) -> Result<Option<Result<Reply, Rejection>>, Failure> {
+        let Some(presented) = tessera_core::mfa::presented_challenge_digest(mfa_token) else {
+            return Ok(Some(Err(Rejection::MfaChallengeInvalid)));
+        };
+        let now = self.now();
+        let challenge = self.engine.views().challenge_by_digest(&presented).cloned();
+        let Some(challenge) = challenge else {
+            return Ok(Some(Err(Rejection::MfaChallengeInvalid)));
+        };
+        let started = match self
+            .webauthn
+            .start_second_factor(&self.engine.views(), &challenge, now)
+        {
+            Ok(started) => started,
+            Err(e) => return Ok(Some(Err(e.rejection()))),
+        };
+        let Some(response) = answer(&started.options) else {
+            return Ok(Some(Err(Rejection::WebauthnCeremonyInvalid)));
+        };
+        let verified = self.webauthn.finish_second_factor(
+            &self.engine.views(),
+            &started.ceremony,
+            challenge.id,
+            &response,
+            now,
+        );
+        let assertion = match verified {
+            Ok(assertion) => Some(assertion),
+            Err(tessera_webauthn::CeremonyError::CeremonyInvalid) => {
+                return Ok(Some(Err(Rejection::WebauthnCeremonyInvalid)));
+            }
+            Err(e) => {
+                self.note(format!("second factor -> ceremony refused ({e})"));
+                None
+            }
+        };
+        self.execute(Command::from(
+            tessera_core::webauthn::AnswerMfaWithCredential {
+                presented,
+                assertion,
+                client: Some(client),
+                supersedes: None,
+            },
+        ))
     }
 
     /// Turns TOTP on for the account, as its holder would: the TOTP secret and the backup

@@ -294,11 +294,13 @@ pub enum ViewTree {
     /// External identities and spent sign-in states, by a tagged key
     /// ([`identity_key_bytes`]).
     Identities,
+    /// WebAuthn credentials, by credential id (its raw bytes).
+    WebauthnCredentials,
 }
 
 impl ViewTree {
     /// Every view tree, in a fixed order: a store opens one tree per entry.
-    pub const ALL: [ViewTree; 17] = [
+    pub const ALL: [ViewTree; 18] = [
         Self::Accounts,
         Self::Usernames,
         Self::Sessions,
@@ -316,6 +318,7 @@ impl ViewTree {
         Self::ApiKeys,
         Self::Legacy,
         Self::Identities,
+        Self::WebauthnCredentials,
     ];
 
     /// The sled tree's name, `view.<name>`. Part of the on-disk format: never rename one.
@@ -338,6 +341,7 @@ impl ViewTree {
             Self::ApiKeys => "view.api_keys",
             Self::Legacy => "view.legacy",
             Self::Identities => "view.identities",
+            Self::WebauthnCredentials => "view.webauthn_credentials",
         }
     }
 
@@ -371,6 +375,7 @@ pub fn view_key(key: &ViewKey) -> (ViewTree, Vec<u8>) {
         ViewKey::ApiKey(id) => (ViewTree::ApiKeys, id.as_bytes().to_vec()),
         ViewKey::Legacy(id) => (ViewTree::Legacy, id.as_bytes().to_vec()),
         ViewKey::Identity(k) => (ViewTree::Identities, identity_key_bytes(k)),
+        ViewKey::WebauthnCredential(id) => (ViewTree::WebauthnCredentials, id.0.clone()),
     }
 }
 
@@ -529,6 +534,9 @@ pub fn decode_view_key(tree: ViewTree, bytes: &[u8]) -> Result<ViewKey, CodecErr
         ViewTree::ApiKeys => ViewKey::ApiKey(tessera_core::ApiKeyId::from_bytes(fixed(bytes)?)),
         ViewTree::Legacy => ViewKey::Legacy(AccountId::from_bytes(fixed(bytes)?)),
         ViewTree::Identities => ViewKey::Identity(decode_identity_key(bytes)?),
+        ViewTree::WebauthnCredentials => {
+            ViewKey::WebauthnCredential(tessera_core::webauthn::CredentialId(bytes.to_vec()))
+        }
     })
 }
 
@@ -550,6 +558,7 @@ pub fn encode_view_record(record: &ViewRecord) -> Result<Vec<u8>, CodecError> {
         ViewRecord::ApiKey(k) => encode(k),
         ViewRecord::Legacy(l) => encode(l),
         ViewRecord::Identity(r) => encode(r),
+        ViewRecord::WebauthnCredential(c) => encode(c),
     }
 }
 
@@ -594,6 +603,12 @@ pub fn decode_view_record(tree: ViewTree, bytes: &[u8]) -> Result<ViewRecord, Co
         )?),
         ViewTree::Identities => {
             ViewRecord::Identity(decode::<IdentityRecord>(bytes, "identity view")?)
+        }
+        ViewTree::WebauthnCredentials => {
+            ViewRecord::WebauthnCredential(decode::<tessera_core::webauthn::CredentialView>(
+                bytes,
+                "WebAuthn credential view",
+            )?)
         }
     })
 }

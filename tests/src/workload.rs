@@ -487,6 +487,91 @@ impl Driver {
         (0..steps).map(|_| self.step()).collect()
     }
 
+    /// A fixed round of WebAuthn commands for the first enabled user, on the facts the
+    /// ceremony crate would hand over (the ceremony itself, with its OS-random challenges,
+    /// is exercised over HTTP by the `webauthn` tests): a passkey registered, a passwordless
+    /// login, a cloned authenticator's counter refused, a security key registered and the
+    /// passkey removed. Every WebAuthn event kind reaches the log. Run after the seeded
+    /// steps, so that the seeded stream before it is unchanged.
+    pub fn webauthn_round(&mut self) -> Vec<Step> {
+        use tessera_core::webauthn::{
+            CredentialId, CredentialKind, LoginWithPasskey, NewCredential, RegisterCredential,
+            RemoveCredential, VerifiedAssertion,
+        };
+        let account = {
+            let views = self.engine.views();
+            self.users
+                .iter()
+                .map(|u| u.account)
+                .find(|a| views.account(a).is_some_and(|v| !v.disabled))
+        };
+        let Some(account) = account else {
+            return Vec::new();
+        };
+        let new = |id: CredentialId, kind| NewCredential {
+            id,
+            kind,
+            public_key: r#"{"type":"ES256"}"#.into(),
+            counter: 0,
+            transports: vec!["internal".into()],
+            discoverable: kind == CredentialKind::Passkey,
+            user_verified: true,
+            backup_eligible: false,
+        };
+        let passkey = CredentialId(self.rng.random::<[u8; 16]>().to_vec());
+        let key = CredentialId(self.rng.random::<[u8; 16]>().to_vec());
+        let assertion = VerifiedAssertion {
+            account,
+            credential: passkey.clone(),
+            counter: 1,
+            user_verified: true,
+            backup_state: false,
+        };
+        let login = LoginWithPasskey {
+            assertion,
+            mode: LoginMode::Token,
+            client: None,
+            supersedes: None,
+        };
+        let commands: Vec<Command> = vec![
+            RegisterCredential {
+                account,
+                name: "Phone".into(),
+                credential: new(passkey.clone(), CredentialKind::Passkey),
+                step_up: self.auth_time().into(),
+            }
+            .into(),
+            login.clone().into(),
+            // The same counter again: a clone.
+            login.into(),
+            RegisterCredential {
+                account,
+                name: "Key".into(),
+                credential: new(key, CredentialKind::SecurityKey),
+                step_up: self.auth_time().into(),
+            }
+            .into(),
+            RemoveCredential {
+                account,
+                credential: passkey,
+            }
+            .into(),
+        ];
+        commands
+            .into_iter()
+            .map(|command| {
+                self.clock.advance_ms(1_000);
+                let now = self.clock.now();
+                let result = self.engine.execute_blocking(command.clone());
+                Step {
+                    command,
+                    now,
+                    result,
+                }
+            })
+            .collect()
+    }
+
     fn advance_clock(&mut self) {
         let session = self.policy.session;
         let ms = match self.rng.random_range(0..100) {

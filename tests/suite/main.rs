@@ -36,3 +36,4 @@ mod store_contract;
 mod throttle_bound;
 mod token_e2e;
 mod upstream;
+mod webauthn;

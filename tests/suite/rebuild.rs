@@ -42,6 +42,11 @@ fn driven_for(seed: u64, steps: usize) -> (SharedStore<MemoryStore>, Views) {
             );
         }
     }
+    for step in driver.webauthn_round() {
+        if let Err(e) = &step.result {
+            panic!("seed {seed:#x}, WebAuthn round: the engine failed: {e}");
+        }
+    }
     let live = driver.engine.views().clone();
     driver.engine.shutdown();
     (store, live)

@@ -45,6 +45,7 @@ fn message(error: Option<&str>) -> Option<&'static str> {
         "expired" => "The sign-in took too long, or too many codes were wrong. Start again.",
         "code" => "That code is not right. Enter the newest code from your app.",
         "malformed" => "Enter the 6 digits from your authenticator app, or a backup code.",
+        "passkey" => "That passkey did not sign you in. Try again, or use your password.",
         _ => return None,
     })
 }
@@ -56,7 +57,7 @@ pub fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
     pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-fn alert(body: Html, error: Option<&str>) -> Html {
+pub(super) fn alert(body: Html, error: Option<&str>) -> Html {
     match message(error) {
         Some(text) => body
             .raw("<p class=\"alert\" role=\"alert\">")
@@ -67,7 +68,12 @@ fn alert(body: Html, error: Option<&str>) -> Html {
 }
 
 /// The hidden fields every form here carries.
-fn hidden(body: Html, secret: &BrowserSecret, purpose: &str, return_to: &ReturnTo) -> Html {
+pub(super) fn hidden(
+    body: Html,
+    secret: &BrowserSecret,
+    purpose: &str,
+    return_to: &ReturnTo,
+) -> Html {
     body.raw("<input type=\"hidden\" name=\"csrf_token\" value=\"")
         .text(&secret.token(purpose))
         .raw("\"><input type=\"hidden\" name=\"return_to\" value=\"")
@@ -95,8 +101,13 @@ pub fn login_page(ctx: Ctx<'_>, req: &Request<Incoming>) -> Reply {
         .raw("<label for=\"password\">Password</label>")
         .raw("<input id=\"password\" name=\"password\" type=\"password\" ")
         .raw("autocomplete=\"current-password\" required>")
-        .raw("<button type=\"submit\">Sign in</button></form>")
-        .fragment(crate::signin::buttons(ctx.app, &return_to));
+        .raw("<button type=\"submit\">Sign in</button></form>");
+    let body = if ctx.app.webauthn.is_some() {
+        super::passkeys::login_form(body, &secret, &return_to)
+    } else {
+        body
+    };
+    let body = body.fragment(crate::signin::buttons(ctx.app, &return_to));
     page(StatusCode::OK, "Sign in", body, Some(&secret))
 }
 
@@ -158,7 +169,7 @@ pub fn mfa_required(
 }
 
 /// The return target for a query: empty (left out) for the start page.
-fn kept(return_to: &ReturnTo) -> &str {
+pub(super) fn kept(return_to: &ReturnTo) -> &str {
     if return_to.is_home() {
         ""
     } else {
@@ -168,7 +179,11 @@ fn kept(return_to: &ReturnTo) -> &str {
 
 /// A completed login: the session cookie (as POST /v1/login sets it), the challenge cookie
 /// cleared, and on to `return_to`.
-fn signed_in(done: LoginCompleted, now: Timestamp, return_to: &ReturnTo) -> Result<Reply, Problem> {
+pub(super) fn signed_in(
+    done: LoginCompleted,
+    now: Timestamp,
+    return_to: &ReturnTo,
+) -> Result<Reply, Problem> {
     let LoginCompleted::Session(issued) = done else {
         // The pages only ever ask for session mode.
         return Err(Problem::internal());
@@ -199,15 +214,51 @@ fn restart(return_to: &ReturnTo) -> Reply {
     resp
 }
 
-/// GET /login/mfa: the code form, while a challenge is open.
-pub fn mfa_page(req: &Request<Incoming>) -> Reply {
+/// GET /login/mfa: the code form, while a challenge is open, and the passkey form when the
+/// account has a WebAuthn credential.
+pub fn mfa_page(ctx: Ctx<'_>, req: &Request<Incoming>) -> Reply {
     let return_to = ReturnTo::or_home(query_param(req.uri(), "return_to").as_deref());
-    if cookie_value(req.headers(), MFA_COOKIE).is_none_or(|v| v.is_empty()) {
+    let Some(token) = cookie_value(req.headers(), MFA_COOKIE).filter(|v| !v.is_empty()) else {
         return restart(&return_to);
-    }
+    };
     let secret = BrowserSecret::for_page(req.headers());
     let error = query_param(req.uri(), "error");
-    let body = alert(Html::new(), error.as_deref())
+    let now = ctx.app.engine.now();
+    let challenge = tessera_core::mfa::presented_challenge_digest(&token).and_then(|digest| {
+        ctx.app
+            .engine
+            .views()
+            .challenge_by_digest(&digest)
+            .filter(|c| c.is_live(now) && !c.exhausted())
+            .cloned()
+    });
+    let Some(challenge) = challenge else {
+        return restart(&return_to);
+    };
+    let mut body = alert(Html::new(), error.as_deref());
+    let totp = ctx
+        .app
+        .engine
+        .views()
+        .mfa(&challenge.account)
+        .is_some_and(tessera_core::mfa::MfaView::enabled);
+    if let Some(form) =
+        super::passkeys::second_factor_form(ctx, &challenge, &secret, MFA_FORM, &return_to)
+    {
+        body = body
+            .raw("<p>Use your passkey or security key.</p>")
+            .fragment(form);
+        if !totp {
+            // No authenticator app to fall back on: the code forms could only fail.
+            let body = body.raw(
+                "<noscript><p class=\"note\">Your second step is a passkey or security key, \
+                 which needs JavaScript in this browser.</p></noscript>",
+            );
+            return page(StatusCode::OK, "Two-step verification", body, Some(&secret));
+        }
+        body = body.raw("<p class=\"note\">Or, with an authenticator app:</p>");
+    }
+    let body = body
         .raw("<p>Enter the 6-digit code from your authenticator app.</p>")
         .raw("<form method=\"post\" action=\"/login/mfa\">");
     let body = hidden(body, &secret, MFA_FORM, &return_to)
@@ -242,6 +293,9 @@ pub async fn answer(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
     let Some(token) = cookie_value(&parts.headers, MFA_COOKIE).filter(|v| !v.is_empty()) else {
         return Ok(restart(&return_to));
     };
+    if form.get("credential").is_some() {
+        return answer_with_credential(ctx, &parts.headers, &form, &token, &return_to).await;
+    }
     let parsed = match (form.take("code"), form.take("backup_code")) {
         (Some(code), None) => MfaAnswer::totp(code.trim()),
         (None, Some(code)) => MfaAnswer::backup(&code),
@@ -278,6 +332,43 @@ pub async fn answer(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Probl
     }
 }
 
+/// The passkey answer of the second step: the same use case as POST /v1/login/mfa with
+/// `webauthn`. A failed assertion is a wrong answer (the core counts it).
+async fn answer_with_credential(
+    ctx: Ctx<'_>,
+    headers: &HeaderMap,
+    form: &Form,
+    token: &str,
+    return_to: &ReturnTo,
+) -> Result<Reply, Problem> {
+    let Ok(credential) = serde_json::from_str(form.get("credential").unwrap_or("")) else {
+        return Ok(retry_code(return_to, "passkey"));
+    };
+    let answer = crate::routes::webauthn::WebauthnAnswer {
+        ceremony: form.get("ceremony").unwrap_or("").to_owned(),
+        credential,
+    };
+    let client = Some(auth::client_address(ctx.peer, headers, &ctx.app.config));
+    let supersedes = auth::presented_session(ctx.app, headers);
+    let outcome =
+        crate::routes::webauthn::answer_challenge(ctx, token, &answer, client, supersedes).await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(p) if p.status.is_server_error() => return Err(p),
+        Err(_) => return Ok(retry_code(return_to, "passkey")),
+    };
+    match outcome.reply {
+        Ok(done) => signed_in(done, outcome.recorded_at, return_to),
+        Err(Rejection::MfaChallengeInvalid | Rejection::MfaChallengeExhausted) => {
+            Ok(restart(return_to))
+        }
+        Err(Rejection::Throttled { retry_after_secs }) => {
+            Err(Rejection::Throttled { retry_after_secs }.into())
+        }
+        Err(_) => Ok(retry_code(return_to, "passkey")),
+    }
+}
+
 fn retry_code(return_to: &ReturnTo, error: &str) -> Reply {
     see_other(&with_query(
         "/login/mfa",
@@ -295,6 +386,7 @@ pub fn home(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Reply, Problem> {
             .text(&name)
             .raw("</strong>.</p>")
             .fragment(identities(ctx, account))
+            .raw("<p><a href=\"/account/passkeys\">Passkeys and security keys</a></p>")
             .raw("<form method=\"post\" action=\"/logout\">")
             .raw("<input type=\"hidden\" name=\"csrf_token\" value=\"")
             .text(&secret.token(LOGOUT_FORM))

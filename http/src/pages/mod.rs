@@ -22,6 +22,7 @@ pub mod csrf;
 mod device;
 pub mod html;
 mod login;
+mod passkeys;
 pub mod return_to;
 
 pub use login::{mfa_required, query_param as login_query_param};
@@ -42,12 +43,14 @@ use crate::routes::{Ctx, Reply};
 /// redirects to the client's site, which `form-action` would block in browsers that apply
 /// it to redirects; the forms are fixed markup, and no injected form can exist when no text
 /// reaches a page unescaped.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     base-uri 'none'; frame-ancestors 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
 
 /// The stylesheet of every page, served at [`STYLESHEET_PATH`].
 const STYLESHEET: &str = include_str!("page.css");
 pub const STYLESHEET_PATH: &str = "/assets/page.css";
+pub use passkeys::SCRIPT_PATH;
 
 /// Which page a path is, or `None` for the JSON API.
 pub fn classify(path: &str) -> Option<Route> {
@@ -59,6 +62,9 @@ pub fn classify(path: &str) -> Option<Route> {
         "/oauth/authorize" => Route::PageAuthorize,
         "/device" => Route::PageDevice,
         STYLESHEET_PATH => Route::PageAsset,
+        passkeys::SCRIPT_PATH => Route::PageScript,
+        "/login/passkey" => Route::PageLoginPasskey,
+        "/account/passkeys" => Route::PagePasskeys,
         p => match crate::signin::login_path(p) {
             Some((_, false)) => Route::PageExternalLogin,
             Some((_, true)) => Route::PageExternalCallback,
@@ -72,12 +78,15 @@ pub fn allowed(route: Route) -> Option<&'static str> {
     Some(match route {
         Route::PageHome
         | Route::PageAsset
+        | Route::PageScript
         | Route::PageExternalLogin
         | Route::PageExternalCallback => "GET, HEAD",
-        Route::PageLogin | Route::PageLoginMfa | Route::PageAuthorize | Route::PageDevice => {
-            "GET, HEAD, POST"
-        }
-        Route::PageLogout => "POST",
+        Route::PageLogin
+        | Route::PageLoginMfa
+        | Route::PageAuthorize
+        | Route::PageDevice
+        | Route::PagePasskeys => "GET, HEAD, POST",
+        Route::PageLogout | Route::PageLoginPasskey => "POST",
         _ => return None,
     })
 }
@@ -93,10 +102,14 @@ pub async fn dispatch(
         (Route::PageHome, Method::GET) => login::home(ctx, req),
         (Route::PageLogin, Method::GET) => Ok(login::login_page(ctx, &req)),
         (Route::PageLogin, Method::POST) => login::login(ctx, req).await,
-        (Route::PageLoginMfa, Method::GET) => Ok(login::mfa_page(&req)),
+        (Route::PageLoginMfa, Method::GET) => Ok(login::mfa_page(ctx, &req)),
         (Route::PageLoginMfa, Method::POST) => login::answer(ctx, req).await,
         (Route::PageLogout, Method::POST) => login::logout(ctx, req).await,
         (Route::PageAsset, Method::GET) => Ok(stylesheet()),
+        (Route::PageScript, Method::GET) => Ok(passkeys::script()),
+        (Route::PageLoginPasskey, Method::POST) => passkeys::login(ctx, req).await,
+        (Route::PagePasskeys, Method::GET) => passkeys::passkeys_page(ctx, req).await,
+        (Route::PagePasskeys, Method::POST) => passkeys::passkeys_submit(ctx, req).await,
         (Route::PageAuthorize, Method::GET) => authorize::authorize(ctx, req).await,
         (Route::PageAuthorize, Method::POST) => authorize::decide(ctx, req).await,
         (Route::PageDevice, Method::GET) => device::device(ctx, req).await,
@@ -364,7 +377,10 @@ mod tests {
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'"));
         assert!(csp.contains("default-src 'none'"));
-        assert!(!csp.contains("script-src"), "no script, inline or not");
+        assert!(
+            csp.contains("script-src 'self';") && !csp.contains("unsafe-inline"),
+            "scripts from this origin only, never inline"
+        );
         assert_eq!(h[header::CACHE_CONTROL], "no-store");
         assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
         assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");

@@ -55,6 +55,9 @@ struct ChallengeAnswer {
     code: Option<Zeroizing<String>>,
     #[serde(default)]
     backup_code: Option<Zeroizing<String>>,
+    /// A WebAuthn assertion, from a ceremony started with this `mfa_token`.
+    #[serde(default)]
+    webauthn: Option<super::webauthn::WebauthnAnswer>,
 }
 
 #[derive(Serialize)]
@@ -84,7 +87,7 @@ pub fn login_reply(
 }
 
 /// Renders a completed login: the cookie in session mode, the tokens in token mode.
-fn completed_reply(
+pub fn completed_reply(
     ctx: Ctx<'_>,
     done: LoginCompleted,
     recorded_at: tessera_core::Timestamp,
@@ -115,6 +118,24 @@ pub async fn answer_challenge(ctx: Ctx<'_>, req: Request<Incoming>) -> Result<Re
     check_same_site(&parts.method, &parts.headers, &ctx.app.config)?;
     let input: ChallengeAnswer =
         read_json(body, &parts.headers, ctx.app.config.body_bytes_max).await?;
+    if let Some(answer) = &input.webauthn {
+        if input.code.is_some() || input.backup_code.is_some() {
+            return Err(Problem::bad_request(
+                "send one of code, backup_code and webauthn",
+            ));
+        }
+        let client = Some(auth::client_address(
+            ctx.peer,
+            &parts.headers,
+            &ctx.app.config,
+        ));
+        let supersedes = auth::presented_session(ctx.app, &parts.headers);
+        let outcome =
+            super::webauthn::answer_challenge(ctx, &input.mfa_token, answer, client, supersedes)
+                .await?;
+        let done = outcome.reply.map_err(super::webauthn::login_problem)?;
+        return completed_reply(ctx, done, outcome.recorded_at);
+    }
     let answer = Proof {
         code: input.code,
         backup_code: input.backup_code,

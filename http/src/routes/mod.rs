@@ -9,6 +9,7 @@ mod mfa;
 pub mod oauth;
 mod ops;
 mod sessions;
+pub mod webauthn;
 
 use std::net::SocketAddr;
 
@@ -67,6 +68,12 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (_, p) if p.starts_with("/v1/grants/") => Route::GrantDelete,
         (_, "/v1/identities") => Route::Identities,
         (_, p) if p.starts_with("/v1/identities/") => Route::IdentityItem,
+        (_, "/v1/webauthn/register/start") => Route::WebauthnRegisterStart,
+        (_, "/v1/webauthn/register/finish") => Route::WebauthnRegisterFinish,
+        (_, "/v1/webauthn/credentials") => Route::WebauthnCredentials,
+        (_, p) if p.starts_with("/v1/webauthn/credentials/") => Route::WebauthnCredentialItem,
+        (_, "/v1/login/webauthn/start") => Route::LoginWebauthnStart,
+        (_, "/v1/login/webauthn/finish") => Route::LoginWebauthnFinish,
         _ => Route::Other,
     }
 }
@@ -115,6 +122,15 @@ pub fn template(route: Route) -> Option<&'static str> {
         Route::PageExternalCallback => "/v1/login/{provider}/callback",
         Route::Identities => "/v1/identities",
         Route::IdentityItem => "/v1/identities/{provider}",
+        Route::WebauthnRegisterStart => "/v1/webauthn/register/start",
+        Route::WebauthnRegisterFinish => "/v1/webauthn/register/finish",
+        Route::WebauthnCredentials => "/v1/webauthn/credentials",
+        Route::WebauthnCredentialItem => "/v1/webauthn/credentials/{id}",
+        Route::LoginWebauthnStart => "/v1/login/webauthn/start",
+        Route::LoginWebauthnFinish => "/v1/login/webauthn/finish",
+        Route::PageScript => crate::pages::SCRIPT_PATH,
+        Route::PageLoginPasskey => "/login/passkey",
+        Route::PagePasskeys => "/account/passkeys",
         Route::Other => return None,
     })
 }
@@ -152,7 +168,11 @@ fn allowed(route: Route) -> &'static str {
         | Route::DeviceAuthorization
         | Route::ApiKeyLeaked
         | Route::ApiKeyRotate
-        | Route::TokenVerify => "POST",
+        | Route::TokenVerify
+        | Route::WebauthnRegisterStart
+        | Route::WebauthnRegisterFinish
+        | Route::LoginWebauthnStart
+        | Route::LoginWebauthnFinish => "POST",
         Route::Me
         | Route::Sessions
         | Route::Healthz
@@ -161,9 +181,13 @@ fn allowed(route: Route) -> &'static str {
         | Route::Metadata
         | Route::Grants
         | Route::ApiKeyWhoami
-        | Route::Identities => "GET, HEAD",
+        | Route::Identities
+        | Route::WebauthnCredentials => "GET, HEAD",
         Route::IdentityItem => "POST, DELETE",
-        Route::SessionDelete | Route::GrantDelete | Route::ApiKeyItem => "DELETE",
+        Route::SessionDelete
+        | Route::GrantDelete
+        | Route::ApiKeyItem
+        | Route::WebauthnCredentialItem => "DELETE",
         Route::ApiKeys => "GET, HEAD, POST",
         Route::MfaTotp => "POST, DELETE",
         page => crate::pages::allowed(page).unwrap_or(""),
@@ -235,6 +259,17 @@ pub async fn dispatch(
         }
         (Route::IdentityItem, Method::POST) => identities::link(ctx, req).await,
         (Route::IdentityItem, Method::DELETE) => identities::unlink(ctx, req).await,
+        (Route::WebauthnRegisterStart, Method::POST) => webauthn::register_start(ctx, req).await,
+        (Route::WebauthnRegisterFinish, Method::POST) => webauthn::register_finish(ctx, req).await,
+        (Route::WebauthnCredentials, Method::GET) => webauthn::list(ctx, req).await,
+        (Route::WebauthnCredentialItem, _)
+            if webauthn::credential_of_path(req.uri().path()).is_none() =>
+        {
+            Err(Problem::not_found())
+        }
+        (Route::WebauthnCredentialItem, Method::DELETE) => webauthn::delete(ctx, req).await,
+        (Route::LoginWebauthnStart, Method::POST) => webauthn::login_start(ctx, req).await,
+        (Route::LoginWebauthnFinish, Method::POST) => webauthn::login_finish(ctx, req).await,
         (Route::Other, _) => Err(Problem::not_found()),
         (Route::SessionDelete, _) if parse_session_path(req.uri().path()).is_none() => {
             Err(Problem::not_found())

@@ -26,6 +26,7 @@ pub use session_fixation::SessionFixation;
 pub use state_forgery::StateForgery;
 pub use stolen_session::StolenSession;
 pub use stuffing::Stuffing;
+pub use webauthn_attacks::WebauthnAttack;
 
 /// What one scenario's attacker did, and what the server did about it.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -129,6 +130,7 @@ mod session_fixation;
 mod state_forgery;
 mod stolen_session;
 mod stuffing;
+mod webauthn_attacks;
 
 pub trait Scenario {
     fn name(&self) -> &'static str;
@@ -175,6 +177,9 @@ pub const NAMES: &[&str] = &[
     "external-state-forgery",
     "id-token-substitution",
     "email-takeover",
+    "passkey-phishing",
+    "cloned-authenticator",
+    "assertion-replay",
 ];
 
 pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
@@ -214,6 +219,11 @@ pub fn by_name(name: &str, seed: u64) -> Option<Box<dyn Scenario>> {
             external(external_sign_in::Attack::IdTokenSubstitution, rng(name))
         }
         "email-takeover" => external(external_sign_in::Attack::EmailTakeover, rng(name)),
+        "passkey-phishing" => webauthn(webauthn_attacks::Attack::Phishing, rng(name)),
+        "cloned-authenticator" => {
+            webauthn(webauthn_attacks::Attack::ClonedAuthenticator, rng(name))
+        }
+        "assertion-replay" => webauthn(webauthn_attacks::Attack::ReplayedAssertion, rng(name)),
         _ => return None,
     })
 }
@@ -224,6 +234,10 @@ fn external(attack: external_sign_in::Attack, rng: ChaCha20Rng) -> Box<dyn Scena
 
 fn oauth(attack: oauth_attacks::Attack, rng: ChaCha20Rng) -> Box<dyn Scenario> {
     Box::new(OAuthAttack::new(attack, rng))
+}
+
+fn webauthn(attack: webauthn_attacks::Attack, rng: ChaCha20Rng) -> Box<dyn Scenario> {
+    Box::new(WebauthnAttack::new(attack, rng))
 }
 
 /// A strong password the attacker cannot guess, from the actor's stream.

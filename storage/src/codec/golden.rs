@@ -355,6 +355,38 @@ fn api_key_examples(account: AccountId) -> Vec<Event> {
             state_expires_at: Timestamp::from_millis(1_700_000_600_000),
             client: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
         },
+        Event::WebauthnCredentialRegistered {
+            account,
+            credential: tessera_core::webauthn::CredentialId(vec![0x5a; 16]),
+            name: "YubiKey 5".into(),
+            kind: tessera_core::webauthn::CredentialKind::Passkey,
+            public_key: r#"{"cred_id":"WlpaWlpaWlpaWlpaWlpaWg","counter":0}"#.into(),
+            counter: 0,
+            transports: vec!["usb".into(), "nfc".into()],
+            discoverable: true,
+            user_verified: true,
+            backup_eligible: false,
+        },
+        Event::WebauthnCredentialUsed {
+            account,
+            credential: tessera_core::webauthn::CredentialId(vec![0x5a; 16]),
+            counter: 7,
+            user_verified: true,
+            backup_state: false,
+        },
+        Event::WebauthnCounterRegressed {
+            account,
+            credential: tessera_core::webauthn::CredentialId(vec![0x5a; 16]),
+            stored: 7,
+            presented: 3,
+            accepted: false,
+            client: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
+        },
+        Event::WebauthnCredentialRemoved {
+            account,
+            credential: tessera_core::webauthn::CredentialId(vec![0x5a; 16]),
+            by: Actor::Holder,
+        },
     ]
 }
 

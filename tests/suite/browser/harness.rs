@@ -451,3 +451,145 @@ pub async fn sign_in(
     b.fill("code", &s.code(secret)).await;
     b.press("Verify").await;
 }
+
+/// How a virtual authenticator behaves (WebAuthn Level 2 §11.2, "Add Virtual
+/// Authenticator"): Chromium then answers `navigator.credentials` itself, no dialog shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtualAuthenticatorOptions {
+    /// `"internal"` (a platform authenticator) or `"usb"` (a security key).
+    pub transport: &'static str,
+    /// Whether it can hold discoverable credentials (passkeys).
+    pub has_resident_key: bool,
+    /// Whether it can verify the user (PIN, biometric).
+    pub has_user_verification: bool,
+    /// Whether the next verification succeeds.
+    pub is_user_verified: bool,
+}
+
+impl VirtualAuthenticatorOptions {
+    /// A platform passkey provider: discoverable credentials, the user verified.
+    pub fn passkey() -> Self {
+        Self {
+            transport: "internal",
+            has_resident_key: true,
+            has_user_verification: true,
+            is_user_verified: true,
+        }
+    }
+
+    /// A USB security key with a PIN, holding server-side (non-discoverable) credentials.
+    pub fn security_key() -> Self {
+        Self {
+            transport: "usb",
+            has_resident_key: false,
+            has_user_verification: true,
+            is_user_verified: true,
+        }
+    }
+}
+
+/// A virtual authenticator attached to a browser session, by its WebDriver id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualAuthenticator {
+    pub id: String,
+}
+
+/// A credential as a virtual authenticator reports it (its private key left out).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualCredential {
+    /// base64url, without padding.
+    pub credential_id: String,
+    pub is_resident_credential: bool,
+    pub rp_id: Option<String>,
+    /// base64url, present for discoverable credentials.
+    pub user_handle: Option<String>,
+    pub sign_count: u32,
+}
+
+/// One command of the WebDriver WebAuthn extension, under `/session/{id}/webauthn/`;
+/// fantoccini has no method for them, so they go through its custom-command interface.
+#[derive(Debug)]
+struct WebAuthnCommand {
+    method: http::Method,
+    /// The path after `webauthn/`.
+    path: String,
+    body: Option<serde_json::Value>,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthnCommand {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        let session = session.unwrap_or_default();
+        base.join(&format!("session/{session}/webauthn/{}", self.path))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            self.method.clone(),
+            self.body.as_ref().map(|b| b.to_string()),
+        )
+    }
+}
+
+impl Browser {
+    async fn webauthn(
+        &self,
+        method: http::Method,
+        path: String,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let what = format!("{method} webauthn/{path}");
+        self.client
+            .issue_cmd(WebAuthnCommand { method, path, body })
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    /// Attaches a virtual authenticator: from now on this session's WebAuthn calls are
+    /// answered by it.
+    pub async fn add_virtual_authenticator(
+        &self,
+        options: VirtualAuthenticatorOptions,
+    ) -> VirtualAuthenticator {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": options.transport,
+            "hasResidentKey": options.has_resident_key,
+            "hasUserVerification": options.has_user_verification,
+            "isUserConsenting": true,
+            "isUserVerified": options.is_user_verified,
+        });
+        let id = self
+            .webauthn(http::Method::POST, "authenticator".into(), Some(body))
+            .await;
+        let id = id.as_str().expect("an authenticator id").to_owned();
+        VirtualAuthenticator { id }
+    }
+
+    /// The credentials `authenticator` holds.
+    pub async fn virtual_credentials(
+        &self,
+        authenticator: &VirtualAuthenticator,
+    ) -> Vec<VirtualCredential> {
+        let path = format!("authenticator/{}/credentials", authenticator.id);
+        let list = self.webauthn(http::Method::GET, path, None).await;
+        serde_json::from_value(list).expect("a credential list")
+    }
+
+    /// Whether `authenticator`'s next user verification succeeds.
+    pub async fn set_user_verified(&self, authenticator: &VirtualAuthenticator, verified: bool) {
+        let path = format!("authenticator/{}/uv", authenticator.id);
+        let body = json!({ "isUserVerified": verified });
+        self.webauthn(http::Method::POST, path, Some(body)).await;
+    }
+
+    /// Detaches `authenticator`; its credentials go with it.
+    pub async fn remove_virtual_authenticator(&self, authenticator: VirtualAuthenticator) {
+        let path = format!("authenticator/{}", authenticator.id);
+        self.webauthn(http::Method::DELETE, path, None).await;
+    }
+}

@@ -10,3 +10,4 @@ pub mod harness;
 mod login;
 mod oauth;
 mod signin;
+mod webauthn;

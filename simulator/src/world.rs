@@ -644,22 +644,25 @@ impl World {
         client: std::net::IpAddr,
     ) -> Result<Option<Result<Reply, Rejection>>, Failure> {
         let now = self.now();
-        let verified = self
-            .webauthn
-            .finish_login(&self.engine.views(), ceremony, credential, now);
-        let assertion = match verified {
-            Ok(assertion) => assertion,
-            Err(e) => {
-                self.note(format!("passkey login -> ceremony refused ({e})"));
-                return Ok(Some(Err(e.rejection())));
-            }
-        };
-        self.execute(Command::from(tessera_core::webauthn::LoginWithPasskey {
-            assertion,
-            mode: LoginMode::Token,
+        let context = tessera_webauthn::LoginContext {
             client: Some(client),
             supersedes: None,
-        }))
+        };
+        let command = self.webauthn.passkey_login_command(
+            &self.engine.views(),
+            ceremony,
+            credential,
+            now,
+            LoginMode::Token,
+            context,
+        );
+        match command {
+            Ok(command) => self.execute(Command::from(command)),
+            Err(e) => {
+                self.note(format!("passkey login -> ceremony refused ({e})"));
+                Ok(Some(Err(e.rejection())))
+            }
+        }
     }
 
     /// POST /v1/login/mfa with a credential: the second-factor ceremony bound to the
@@ -689,31 +692,25 @@ impl World {
         let Some(response) = answer(&started.options) else {
             return Ok(Some(Err(Rejection::WebauthnCeremonyInvalid)));
         };
-        let verified = self.webauthn.finish_second_factor(
+        let context = tessera_webauthn::LoginContext {
+            client: Some(client),
+            supersedes: None,
+        };
+        let answer = match self.webauthn.second_factor_command(
             &self.engine.views(),
+            presented,
             &started.ceremony,
-            challenge.id,
             &response,
             now,
-        );
-        let assertion = match verified {
-            Ok(assertion) => Some(assertion),
-            Err(tessera_webauthn::CeremonyError::CeremonyInvalid) => {
-                return Ok(Some(Err(Rejection::WebauthnCeremonyInvalid)));
-            }
-            Err(e) => {
-                self.note(format!("second factor -> ceremony refused ({e})"));
-                None
-            }
+            context,
+        ) {
+            Ok(answer) => answer,
+            Err(rejection) => return Ok(Some(Err(rejection))),
         };
-        self.execute(Command::from(
-            tessera_core::webauthn::AnswerMfaWithCredential {
-                presented,
-                assertion,
-                client: Some(client),
-                supersedes: None,
-            },
-        ))
+        if let Some(e) = &answer.refused {
+            self.note(format!("second factor -> ceremony refused ({e})"));
+        }
+        self.execute(Command::from(answer.command))
     }
 
     /// Turns TOTP on for the account, as its holder would: the TOTP secret and the backup

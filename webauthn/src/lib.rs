@@ -548,6 +548,80 @@ impl Ceremonies {
     }
 }
 
+/// What a login sent to the writer carries besides the assertion: where it came from
+/// (throttling), and the session its cookie names (it ends when the login does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginContext {
+    pub client: Option<std::net::IpAddr>,
+    pub supersedes: Option<tessera_core::SessionId>,
+}
+
+/// The second-factor command a credential answer becomes, with the ceremony's reason when
+/// it refused the assertion (the command then counts as a wrong answer).
+#[derive(Debug)]
+pub struct SecondFactorAnswer {
+    pub command: tessera_core::webauthn::AnswerMfaWithCredential,
+    pub refused: Option<CeremonyError>,
+}
+
+impl Ceremonies {
+    /// The passwordless login use case up to the writer, ending as `mode` says: the
+    /// ceremony checks the assertion and the command for core is built. The HTTP route, the login page and the simulator
+    /// all come through here.
+    pub fn passkey_login_command(
+        &self,
+        views: &Views,
+        ceremony: &CeremonyId,
+        response: &Value,
+        now: Timestamp,
+        mode: tessera_core::LoginMode,
+        context: LoginContext,
+    ) -> Result<tessera_core::webauthn::LoginWithPasskey, CeremonyError> {
+        let assertion = self.finish_login(views, ceremony, response, now)?;
+        Ok(tessera_core::webauthn::LoginWithPasskey {
+            assertion,
+            mode,
+            client: context.client,
+            supersedes: context.supersedes,
+        })
+    }
+
+    /// The second-factor use case up to the writer, for the challenge whose `mfa_token`
+    /// digest is `presented`: the ceremony bound to that challenge checks the assertion.
+    /// Not an answer at all (no such challenge, or another login's ceremony, spent or
+    /// expired) is an `Err`; a refused assertion is a command that counts as a wrong code.
+    pub fn second_factor_command(
+        &self,
+        views: &Views,
+        presented: tessera_core::secret::SecretDigest,
+        ceremony: &CeremonyId,
+        response: &Value,
+        now: Timestamp,
+        context: LoginContext,
+    ) -> Result<SecondFactorAnswer, Rejection> {
+        let challenge = views
+            .challenge_by_digest(&presented)
+            .ok_or(Rejection::MfaChallengeInvalid)?;
+        let (assertion, refused) =
+            match self.finish_second_factor(views, ceremony, challenge.id, response, now) {
+                Ok(a) => (Some(a), None),
+                Err(CeremonyError::CeremonyInvalid) => {
+                    return Err(Rejection::WebauthnCeremonyInvalid);
+                }
+                Err(e) => (None, Some(e)),
+            };
+        Ok(SecondFactorAnswer {
+            command: tessera_core::webauthn::AnswerMfaWithCredential {
+                presented,
+                assertion,
+                client: context.client,
+                supersedes: context.supersedes,
+            },
+            refused,
+        })
+    }
+}
+
 /// The WebAuthn user handle of an account: its id's 16 bytes (no personal data).
 fn user_handle(account: &AccountId) -> Uuid {
     Uuid::from_bytes(*account.as_bytes())

@@ -21,13 +21,10 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_core::session::LoginCompleted;
-use tessera_core::webauthn::{
-    AnswerMfaWithCredential, CredentialId, CredentialKind, LoginWithPasskey, RegisterCredential,
-    RemoveCredential,
-};
+use tessera_core::webauthn::{CredentialId, CredentialKind, RegisterCredential, RemoveCredential};
 use tessera_core::{LoginMode, Rejection};
 use tessera_storage::Outcome;
-use tessera_webauthn::{Ceremonies, CeremonyId, Started};
+use tessera_webauthn::{Ceremonies, CeremonyId, LoginContext, Started};
 use zeroize::Zeroizing;
 
 use super::{Ctx, Reply};
@@ -379,20 +376,22 @@ pub async fn passkey_login(
     supersedes: Option<tessera_core::SessionId>,
 ) -> Result<Outcome<LoginCompleted>, Problem> {
     let ceremony = ceremony_id(ceremony)?;
-    let assertion = {
+    let context = LoginContext { client, supersedes };
+    let command = {
         let views = ctx.app.engine.views();
-        ceremonies.finish_login(&views, &ceremony, credential, ctx.app.engine.now())
+        ceremonies.passkey_login_command(
+            &views,
+            &ceremony,
+            credential,
+            ctx.app.engine.now(),
+            mode,
+            context,
+        )
     }
     .map_err(|e| {
         tracing::info!(error = %e, "passkey login refused by the ceremony");
         login_problem(e.rejection())
     })?;
-    let command = LoginWithPasskey {
-        assertion,
-        mode,
-        client,
-        supersedes,
-    };
     Ok(ctx.app.engine.execute(command).await?)
 }
 
@@ -424,30 +423,21 @@ pub async fn answer_challenge(
     let presented = tessera_core::mfa::presented_challenge_digest(mfa_token)
         .ok_or(tessera_core::Rejection::MfaChallengeInvalid)?;
     let ceremony = ceremony_id(&answer.ceremony)?;
-    let now = ctx.app.engine.now();
-    let assertion = {
+    let context = LoginContext { client, supersedes };
+    let answer = {
         let views = ctx.app.engine.views();
-        let challenge = views
-            .challenge_by_digest(&presented)
-            .ok_or(tessera_core::Rejection::MfaChallengeInvalid)?;
-        ceremonies.finish_second_factor(&views, &ceremony, challenge.id, &answer.credential, now)
+        ceremonies.second_factor_command(
+            &views,
+            presented,
+            &ceremony,
+            &answer.credential,
+            ctx.app.engine.now(),
+            context,
+        )?
     };
-    let assertion = match assertion {
-        Ok(a) => Some(a),
-        // Another login's ceremony, or one already spent or expired: not an answer at all.
-        Err(tessera_webauthn::CeremonyError::CeremonyInvalid) => {
-            return Err(tessera_core::Rejection::WebauthnCeremonyInvalid.into());
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "second-factor assertion refused by the ceremony");
-            None
-        }
-    };
-    let command = AnswerMfaWithCredential {
-        presented,
-        assertion,
-        client,
-        supersedes,
-    };
+    if let Some(e) = &answer.refused {
+        tracing::info!(error = %e, "second-factor assertion refused by the ceremony");
+    }
+    let command = answer.command;
     Ok(ctx.app.engine.execute(command).await?)
 }

@@ -461,7 +461,9 @@ async fn establish(
                 provider: name.clone(),
                 subject: user.subject,
                 username: user.username,
-                email: user.email,
+                // An address the provider has not verified is anyone's to type: it is
+                // neither stored on an account nor compared with one.
+                email: user.email.filter(|_| user.email_verified),
                 mfa_asserted: mfa_asserted(&facts),
             })
         }

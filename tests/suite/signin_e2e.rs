@@ -421,6 +421,12 @@ async fn a_first_sign_in_creates_an_account_and_a_replayed_callback_is_refused()
     let sealed = attacker
         .cookie(&start, "__Host-tessera_signin")
         .expect("cookie");
+    // A HEAD (a link checker, a prefetch) neither runs nor spends the callback.
+    let head = attacker
+        .send(Method::HEAD, &fresh, &[], String::new())
+        .await;
+    assert_eq!(head.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(head.header("allow"), Some("GET"));
     let first = attacker.get(&fresh).await;
     assert_eq!(first.status, StatusCode::SEE_OTHER);
     replay

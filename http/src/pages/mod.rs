@@ -76,11 +76,12 @@ pub fn classify(path: &str) -> Option<Route> {
 /// The methods a page accepts, for `Allow`.
 pub fn allowed(route: Route) -> Option<&'static str> {
     Some(match route {
-        Route::PageHome
-        | Route::PageAsset
-        | Route::PageScript
-        | Route::PageExternalLogin
-        | Route::PageExternalCallback => "GET, HEAD",
+        Route::PageHome | Route::PageAsset | Route::PageScript | Route::PageExternalLogin => {
+            "GET, HEAD"
+        }
+        // The callback spends its state and the provider's code: a HEAD (a link checker, a
+        // prefetch) must not run it.
+        Route::PageExternalCallback => "GET",
         Route::PageLogin
         | Route::PageLoginMfa
         | Route::PageAuthorize

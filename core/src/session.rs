@@ -335,8 +335,16 @@ pub fn check_step_up(
             }
             crate::account::admit(views, check, *client, env.now, &env.policy.throttle)
                 .map_err(|failed| (vec![failed], Rejection::InvalidCredentials))?;
-            if second_factor_given || !views.mfa_status(&account, env.now).enabled {
+            let totp = views.mfa_status(&account, env.now).enabled;
+            // A registered WebAuthn credential is a second factor too. No credential answer
+            // travels with a re-entered password, so such an account without TOTP steps up
+            // by signing in again (its passkey or key then gives a recent authentication).
+            let credential = views.credentials_of(&account).next().is_some();
+            if second_factor_given || (!totp && !credential) {
                 return Ok(vec![]);
+            }
+            if !totp {
+                return Err((vec![], Rejection::ReauthenticationRequired));
             }
             match second_factor {
                 Some(f) => {

@@ -37,44 +37,114 @@ fn follower(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<i64>> {
     std::thread::spawn(move || {
-        let mut c = client(&url);
-        let mut last = 0i64;
-        let mut seen = Vec::new();
+        let mut reader = Reader::new(&url, sql);
         loop {
             let done = stop.load(Ordering::Acquire);
-            for row in c.query(sql, &[&last]).expect("follower reads") {
-                let seq: i64 = row.get(0);
-                seen.push(seq);
-                last = seq;
-            }
+            reader.poll();
             if done {
-                return seen;
+                return reader.seen;
             }
         }
     })
 }
 
-/// Starts a slow transaction (it waits 600 ms before committing), then, once it holds its
-/// row, a fast one; `body` runs each, with its delay.
-fn slow_then_fast(url: &str, body: fn(&mut Client, f64)) -> Vec<&'static str> {
+/// A follower that reads only when told, so a test can place its reads exactly.
+struct Reader {
+    client: Client,
+    sql: &'static str,
+    last: i64,
+    seen: Vec<i64>,
+}
+
+impl Reader {
+    fn new(url: &str, sql: &'static str) -> Self {
+        Self {
+            client: client(url),
+            sql,
+            last: 0,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads what is past the last sequence seen, as a follower does.
+    fn poll(&mut self) {
+        for row in self.client.query(self.sql, &[&self.last]).expect("reads") {
+            let seq: i64 = row.get(0);
+            self.seen.push(seq);
+            self.last = seq;
+        }
+    }
+}
+
+/// How the fast transaction meets the slow one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fast {
+    /// It commits on its own while the slow one still holds its row.
+    CommitsFirst,
+    /// It waits on a lock the slow one holds.
+    Waits,
+}
+
+/// Starts a slow transaction and, once it holds its row, a fast one; `body` writes in each.
+/// No clock decides the interleaving: the slow one commits only when told, after the fast
+/// one has committed (`Fast::CommitsFirst`) or is seen waiting on a lock (`Fast::Waits`),
+/// and `between` runs at that moment. Returns the commit order.
+fn slow_then_fast(
+    url: &str,
+    fast: Fast,
+    body: fn(&mut postgres::Transaction<'_>),
+    between: impl FnOnce(),
+) -> Vec<&'static str> {
     let order = Arc::new(Mutex::new(Vec::new()));
+    let (held, holding) = std::sync::mpsc::channel();
+    let (go, going) = std::sync::mpsc::channel::<()>();
     let slow = {
         let (url, order) = (url.to_owned(), order.clone());
         std::thread::spawn(move || {
-            body(&mut client(&url), 0.6);
+            let mut c = client(&url);
+            let mut tx = c.transaction().unwrap();
+            body(&mut tx);
+            held.send(()).unwrap();
+            going.recv().unwrap();
+            tx.commit().unwrap();
             order.lock().unwrap().push("slow");
         })
     };
-    std::thread::sleep(Duration::from_millis(150));
-    let fast = {
+    holding.recv().unwrap();
+    let (committed, fast_done) = std::sync::mpsc::channel();
+    let fast_thread = {
         let (url, order) = (url.to_owned(), order.clone());
         std::thread::spawn(move || {
-            body(&mut client(&url), 0.0);
+            let mut c = client(&url);
+            let mut tx = c.transaction().unwrap();
+            body(&mut tx);
+            tx.commit().unwrap();
             order.lock().unwrap().push("fast");
+            let _ = committed.send(());
         })
     };
+    match fast {
+        Fast::CommitsFirst => fast_done.recv().unwrap(),
+        Fast::Waits => {
+            let mut watch = client(url);
+            while watch
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                    &[],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    between();
+    go.send(()).unwrap();
     slow.join().unwrap();
-    fast.join().unwrap();
+    fast_thread.join().unwrap();
     Arc::try_unwrap(order).unwrap().into_inner().unwrap()
 }
 
@@ -83,72 +153,80 @@ fn slow_and_fast_transactions_never_let_a_follower_skip_or_reorder() {
     let Some(url) = tessera_tests::pg::database() else {
         return;
     };
-    // The bug, shown: rows numbered by a database sequence before they commit.
+    // The bug, shown: rows numbered by a database sequence before they commit. A follower
+    // that reads between the fast commit and the slow one moves past the slow row's number.
     let mut c = client(&url);
     c.batch_execute("CREATE TABLE naive (sequence bigserial PRIMARY KEY, body text)")
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let naive = follower(
-        url.clone(),
+    let naive = Mutex::new(Reader::new(
+        &url,
         "SELECT sequence FROM naive WHERE sequence > $1 ORDER BY sequence",
-        stop.clone(),
+    ));
+    let order = slow_then_fast(
+        &url,
+        Fast::CommitsFirst,
+        |tx| {
+            tx.execute("INSERT INTO naive (body) VALUES ('x')", &[])
+                .unwrap();
+        },
+        || naive.lock().unwrap().poll(),
     );
-    let order = slow_then_fast(&url, |c, delay| {
-        let mut tx = c.transaction().unwrap();
-        tx.execute("INSERT INTO naive (body) VALUES ('x')", &[])
-            .unwrap();
-        tx.execute("SELECT pg_sleep($1)", &[&delay]).unwrap();
-        tx.commit().unwrap();
-    });
-    std::thread::sleep(Duration::from_millis(100));
-    stop.store(true, Ordering::Release);
-    let seen = naive.join().unwrap();
+    let mut naive = naive.into_inner().unwrap();
+    naive.poll();
     assert_eq!(order, ["fast", "slow"], "the fast one commits first");
     assert_eq!(
-        seen,
+        naive.seen,
         [2],
         "the naive follower skips the row that committed late"
     );
 
-    // The store's statements: the append lock and the counter row.
+    // The store's statements: the append lock and the counter row. The fast batch waits
+    // for the slow one's commit, so a read between sees neither, and every follower sees
+    // both in order.
     let store = PgStore::open(PgOptions::new(url.clone())).expect("opens");
     drop(store);
+    let sql = "SELECT sequence FROM tessera_log WHERE sequence > $1 ORDER BY sequence";
     let stop = Arc::new(AtomicBool::new(false));
-    let ordered = follower(
-        url.clone(),
-        "SELECT sequence FROM tessera_log WHERE sequence > $1 ORDER BY sequence",
-        stop.clone(),
+    let free_running = follower(url.clone(), sql, stop.clone());
+    let placed = Mutex::new(Reader::new(&url, sql));
+    let order = slow_then_fast(
+        &url,
+        Fast::Waits,
+        |tx| {
+            let row = tx
+                .query_one(schema::LOCK_HEAD, &[&schema::APPEND_LOCK])
+                .unwrap();
+            let next: i64 = row.get::<_, i64>(1) + 1;
+            tx.execute(
+                schema::INSERT_LOG,
+                &[
+                    &vec![next],
+                    &vec![format!("s{next}")],
+                    &vec![1i64],
+                    &vec![vec![0u8]],
+                ],
+            )
+            .unwrap();
+            tx.execute(schema::MOVE_HEAD, &[&next, &[0u8; 32].as_slice()])
+                .unwrap();
+        },
+        || placed.lock().unwrap().poll(),
     );
-    let order = slow_then_fast(&url, |c, delay| {
-        let mut tx = c.transaction().unwrap();
-        let row = tx
-            .query_one(schema::LOCK_HEAD, &[&schema::APPEND_LOCK])
-            .unwrap();
-        let next: i64 = row.get::<_, i64>(1) + 1;
-        tx.execute(
-            schema::INSERT_LOG,
-            &[
-                &vec![next],
-                &vec![format!("s{next}")],
-                &vec![1i64],
-                &vec![vec![0u8]],
-            ],
-        )
-        .unwrap();
-        tx.execute(schema::MOVE_HEAD, &[&next, &[0u8; 32].as_slice()])
-            .unwrap();
-        tx.execute("SELECT pg_sleep($1)", &[&delay]).unwrap();
-        tx.commit().unwrap();
-    });
-    std::thread::sleep(Duration::from_millis(100));
+    let mut placed = placed.into_inner().unwrap();
+    placed.poll();
     stop.store(true, Ordering::Release);
-    let seen = ordered.join().unwrap();
+    let seen = free_running.join().unwrap();
     assert_eq!(
         order,
         ["slow", "fast"],
         "the fast one waits for the slow one's commit"
     );
-    assert_eq!(seen, [1, 2], "the follower sees both, in order");
+    assert_eq!(placed.seen, [1, 2], "the placed reads see both, in order");
+    assert_eq!(
+        seen,
+        [1, 2],
+        "the free-running follower sees both, in order"
+    );
 }
 
 fn registered(n: u8) -> NewEvent {

@@ -778,3 +778,51 @@ async fn the_pages_sign_in_with_a_passkey_and_take_one_at_the_second_step() {
     assert_eq!(done.header("location"), Some("/"));
     assert!(set_cookie(&done, "__Host-tessera_session").is_some());
 }
+
+#[tokio::test]
+async fn a_password_alone_does_not_step_up_an_account_whose_second_factor_is_a_credential() {
+    let mut f = Fixture::new().await;
+    let bearer = f.user("grace").await;
+    let mut key = Authenticator::platform();
+    f.enrol(&bearer, "passkey", &mut key).await;
+    f.server
+        .advance(f.server.engine.policy().session.reauth_window_secs * 1000 + 1_000);
+
+    // Past the window, the password re-entered is only one factor of two: refused, and
+    // nothing ends.
+    let a = f
+        .post(
+            "/v1/logout/everywhere",
+            &bearer,
+            json!({"password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(slug(&a, StatusCode::FORBIDDEN), "reauthentication-required");
+    let me = f
+        .server
+        .bearer_json(Method::GET, "/v1/me", &bearer, Value::Null)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", body_of(&me));
+    // Nor does it add a second credential.
+    let gesture = f.honest();
+    let mut other = Authenticator::platform();
+    let mut finish = f
+        .make_credential(&bearer, "passkey", &mut other, &gesture)
+        .await;
+    finish["password"] = json!(PASSWORD);
+    let a = f
+        .post("/v1/webauthn/register/finish", &bearer, finish)
+        .await;
+    assert_eq!(slug(&a, StatusCode::FORBIDDEN), "reauthentication-required");
+    assert_eq!(f.list(&bearer).await.len(), 1);
+
+    // Signing in again with the passkey is a fresh, full authentication.
+    let login = f.passkey_login(&mut key, &gesture).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", body_of(&login));
+    let fresh = login.json()["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    let a = f.post("/v1/logout/everywhere", &fresh, json!({})).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", body_of(&a));
+}

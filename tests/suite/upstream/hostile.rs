@@ -121,11 +121,15 @@ async fn a_silent_upstream_fails_within_the_total_timeout() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
-    let started = tokio::time::Instant::now();
-    let error = client_with(limits(700))
-        .get(&url(addr, "/user"), Credentials::None)
-        .await
-        .unwrap_err();
+    // The error's kind shows the client's own timeout ended it (the server would hold on
+    // for 30 s, then close); the outer bound only keeps a hang from stalling the suite.
+    let error = tokio::time::timeout(
+        Duration::from_secs(25),
+        client_with(limits(700)).get(&url(addr, "/user"), Credentials::None),
+    )
+    .await
+    .expect("it never hangs")
+    .unwrap_err();
     assert!(
         matches!(
             error,
@@ -136,7 +140,6 @@ async fn a_silent_upstream_fails_within_the_total_timeout() {
         ),
         "{error}"
     );
-    assert!(started.elapsed() < Duration::from_secs(3), "it never hangs");
     assert!(error.to_string().contains("did not answer within 700 ms"));
 }
 
@@ -154,13 +157,15 @@ async fn a_trickling_body_counts_against_the_total_timeout() {
         }
     })
     .await;
-    let started = tokio::time::Instant::now();
-    let error = client_with(limits(800))
-        .get(&url(addr, "/jwks"), Credentials::None)
-        .await
-        .unwrap_err();
+    // Without the total timeout the body would end short after 10 s: another error.
+    let error = tokio::time::timeout(
+        Duration::from_secs(25),
+        client_with(limits(800)).get(&url(addr, "/jwks"), Credentials::None),
+    )
+    .await
+    .expect("it never hangs")
+    .unwrap_err();
     assert!(matches!(error, FetchError::TimedOut { .. }), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

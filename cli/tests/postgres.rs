@@ -16,7 +16,7 @@ mod common;
 
 use common::raw_request as request;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,22 +83,9 @@ impl Drop for Server {
 
 fn serve(data: &Path, url: &str, port: u16) -> Server {
     let listen = format!("127.0.0.1:{port}");
-    let mut child = tessera(data, Some(url))
-        .args(["serve", "--listen", &listen])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tessera starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("tessera prints its address");
-    assert!(line.contains(&listen), "unexpected first line {line:?}");
-    Server {
-        child,
-        addr: listen,
-    }
+    let (child, addr) = common::start_serve(tessera(data, Some(url)), &listen, Stdio::null());
+    assert_eq!(addr, listen, "it listens where it was told");
+    Server { child, addr }
 }
 
 fn free_port() -> u16 {

@@ -42,22 +42,7 @@ struct Server {
 }
 
 fn serve(data: &Path) -> Server {
-    let mut child = tessera(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tessera starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("tessera prints its address");
-    let addr = line
-        .trim()
-        .strip_prefix("tessera listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (child, addr) = common::start_serve(tessera(data), "127.0.0.1:0", Stdio::piped());
     Server { child, addr }
 }
 

@@ -15,7 +15,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -46,23 +45,8 @@ impl Drop for Serve {
     }
 }
 
-fn serve(mut command: Command, listen: &str) -> Serve {
-    let mut child = command
-        .args(["serve", "--listen", listen])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("tessera starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("tessera prints its address");
-    let addr = line
-        .trim()
-        .strip_prefix("tessera listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+fn serve(command: Command, listen: &str) -> Serve {
+    let (child, addr) = common::start_serve(command, listen, Stdio::inherit());
     Serve { child, addr }
 }
 

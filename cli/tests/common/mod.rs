@@ -1,9 +1,32 @@
-//! What the process tests share: one HTTP/1.1 request over a fresh connection to a
-//! `tessera serve` child, read to the end.
+//! What the process tests share: starting a `tessera serve` child and learning its address,
+//! and one HTTP/1.1 request over a fresh connection to it, read to the end.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+/// Runs `command serve --listen listen` with stdout piped and waits for the line that names
+/// the address it bound: the child and that address (`host:port`).
+pub fn start_serve(mut command: Command, listen: &str, stderr: Stdio) -> (Child, String) {
+    let mut child = command
+        .args(["serve", "--listen", listen])
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("tessera starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("tessera prints its address");
+    let addr = line
+        .trim()
+        .strip_prefix("tessera listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, addr)
+}
 
 /// One request on a fresh connection: status, head, body; `None` if nothing answered.
 /// `extra_headers` are complete lines, each ending in CRLF.

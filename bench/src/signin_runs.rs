@@ -29,8 +29,7 @@ use tessera_core::AccountId;
 use tessera_core::oauth::IssueAuthorizationCode;
 use tessera_http::HttpConfig;
 use tessera_http::admin::clients::{self, AddClient};
-use tessera_http::config::{ClientSecret, UpstreamConfig, UpstreamKind};
-use tessera_http::upstream::UserInfoMapping;
+use tessera_http::config::{ClientSecret, UpstreamConfig};
 use tessera_tests::server::Server;
 
 use super::stats::{Latency, cpu_seconds};
@@ -70,30 +69,15 @@ async fn pair() -> Result<Pair, Failure> {
     .await
     .map_err(|e| Failure::new(format!("{e:?}")))?;
     let base = format!("http://{}", up.addr);
-    let tess = UpstreamConfig {
-        name: "tess".into(),
-        display_name: "Tessera".into(),
-        kind: UpstreamKind::Oauth2,
-        client_id: "down-app".into(),
-        client_secret: added
+    let tess = UpstreamConfig::tessera(
+        "tess",
+        "Tessera",
+        &base,
+        "down-app",
+        added
             .client_secret
             .map(|s| ClientSecret(s.as_str().to_owned())),
-        token_auth_method: Default::default(),
-        scopes: vec!["profile".into()],
-        first_sign_in: Default::default(),
-        trusted_for_mfa: false,
-        issuer: None,
-        authorize_url: Some(format!("{base}/oauth/authorize")),
-        token_url: Some(format!("{base}/oauth/token")),
-        user_info_url: Some(format!("{base}/v1/me")),
-        fields: Some(UserInfoMapping {
-            subject: "id".into(),
-            username: Some("username".into()),
-            email: Some("email".into()),
-            email_verified: None,
-            name: None,
-        }),
-    };
+    );
     let down = Server::start_on(
         listener,
         HttpConfig {

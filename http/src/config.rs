@@ -114,6 +114,61 @@ pub struct UpstreamConfig {
 pub const RESERVED_PROVIDER_NAMES: [&str; 2] = ["mfa", "webauthn"];
 
 impl UpstreamConfig {
+    /// An OpenID Connect provider found by discovery from `issuer`, asked for e-mail and
+    /// profile, with the defaults for everything else.
+    pub fn oidc(
+        name: &str,
+        display_name: &str,
+        issuer: &str,
+        client_id: &str,
+        client_secret: Option<ClientSecret>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            display_name: display_name.into(),
+            kind: UpstreamKind::Oidc,
+            client_id: client_id.into(),
+            client_secret,
+            token_auth_method: Default::default(),
+            scopes: vec!["email".into(), "profile".into()],
+            first_sign_in: Default::default(),
+            trusted_for_mfa: false,
+            issuer: Some(issuer.into()),
+            authorize_url: None,
+            token_url: None,
+            user_info_url: None,
+            fields: None,
+        }
+    }
+
+    /// Another Tessera at `base_url` as a plain OAuth 2 provider: its authorize and token
+    /// endpoints, and `GET /v1/me` as the user-info endpoint.
+    pub fn tessera(
+        name: &str,
+        display_name: &str,
+        base_url: &str,
+        client_id: &str,
+        client_secret: Option<ClientSecret>,
+    ) -> Self {
+        let base = base_url.trim_end_matches('/');
+        Self {
+            name: name.into(),
+            display_name: display_name.into(),
+            kind: UpstreamKind::Oauth2,
+            client_id: client_id.into(),
+            client_secret,
+            token_auth_method: Default::default(),
+            scopes: vec!["profile".into()],
+            first_sign_in: Default::default(),
+            trusted_for_mfa: false,
+            issuer: None,
+            authorize_url: Some(format!("{base}/oauth/authorize")),
+            token_url: Some(format!("{base}/oauth/token")),
+            user_info_url: Some(format!("{base}/v1/me")),
+            fields: Some(crate::upstream::UserInfoMapping::tessera()),
+        }
+    }
+
     /// The environment variable that may hold this provider's client secret.
     pub fn secret_variable(&self) -> String {
         format!(

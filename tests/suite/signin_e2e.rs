@@ -18,8 +18,8 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use tessera_http::HttpConfig;
 use tessera_http::admin::clients::{self, AddClient};
-use tessera_http::config::{ClientSecret, UpstreamConfig, UpstreamKind};
-use tessera_http::upstream::{ClientLimits, UserInfoMapping};
+use tessera_http::config::{ClientSecret, UpstreamConfig};
+use tessera_http::upstream::ClientLimits;
 use tessera_tests::PASSWORD;
 use tessera_tests::server::{Answer, Server};
 
@@ -178,29 +178,13 @@ struct Pair {
 }
 
 fn provider(name: &str, up: &Server, client_id: &str) -> UpstreamConfig {
-    let base = format!("http://{}", up.addr);
-    UpstreamConfig {
-        name: name.into(),
-        display_name: format!("Tessera {name}"),
-        kind: UpstreamKind::Oauth2,
-        client_id: client_id.into(),
-        client_secret: None,
-        token_auth_method: Default::default(),
-        scopes: vec!["profile".into()],
-        first_sign_in: Default::default(),
-        trusted_for_mfa: false,
-        issuer: None,
-        authorize_url: Some(format!("{base}/oauth/authorize")),
-        token_url: Some(format!("{base}/oauth/token")),
-        user_info_url: Some(format!("{base}/v1/me")),
-        fields: Some(UserInfoMapping {
-            subject: "id".into(),
-            username: Some("username".into()),
-            email: Some("email".into()),
-            email_verified: None,
-            name: None,
-        }),
-    }
+    UpstreamConfig::tessera(
+        name,
+        &format!("Tessera {name}"),
+        &format!("http://{}", up.addr),
+        client_id,
+        None,
+    )
 }
 
 /// A listener that accepts and never answers: an upstream that hangs.
@@ -689,20 +673,14 @@ async fn a_sign_in_through_an_openid_connect_provider_survives_its_key_rotation(
         return;
     };
     let corp = UpstreamConfig {
-        name: "corp".into(),
-        display_name: "Corp SSO".into(),
-        kind: UpstreamKind::Oidc,
-        client_id: CLIENT_ID.into(),
-        client_secret: Some(ClientSecret(CLIENT_SECRET.into())),
-        token_auth_method: Default::default(),
-        scopes: vec!["email".into(), "profile".into()],
-        first_sign_in: Default::default(),
         trusted_for_mfa: true,
-        issuer: Some(op.issuer.clone()),
-        authorize_url: None,
-        token_url: None,
-        user_info_url: None,
-        fields: None,
+        ..UpstreamConfig::oidc(
+            "corp",
+            "Corp SSO",
+            &op.issuer,
+            CLIENT_ID,
+            Some(ClientSecret(CLIENT_SECRET.into())),
+        )
     };
     let config = HttpConfig {
         upstreams: vec![corp],

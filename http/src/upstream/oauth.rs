@@ -331,6 +331,17 @@ impl UserInfoMapping {
         }
     }
 
+    /// Another Tessera's `GET /v1/me`: `id`, `username`, `email`.
+    pub fn tessera() -> Self {
+        Self {
+            subject: "id".into(),
+            username: Some("username".into()),
+            email: Some("email".into()),
+            email_verified: None,
+            name: None,
+        }
+    }
+
     /// OpenID Connect's standard claims (OIDC Core §5.1).
     pub fn oidc() -> Self {
         Self {

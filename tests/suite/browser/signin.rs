@@ -9,8 +9,7 @@
 use fantoccini::Locator;
 use tessera_http::HttpConfig;
 use tessera_http::admin::clients::{self, AddClient};
-use tessera_http::config::{ClientSecret, UpstreamConfig, UpstreamKind};
-use tessera_http::upstream::UserInfoMapping;
+use tessera_http::config::{ClientSecret, UpstreamConfig};
 use tessera_tests::server::Server;
 
 use super::harness::Browser;
@@ -66,30 +65,14 @@ async fn servers(users: &[&str], extra: Vec<UpstreamConfig>) -> (Server, Server)
     )
     .await
     .expect("registers");
-    let tess = UpstreamConfig {
-        name: "tess".into(),
-        display_name: "Tessera Cloud".into(),
-        kind: UpstreamKind::Oauth2,
-        client_id: "down-app".into(),
-        client_secret: done
-            .client_secret
+    let tess = UpstreamConfig::tessera(
+        "tess",
+        "Tessera Cloud",
+        &up_base,
+        "down-app",
+        done.client_secret
             .map(|s| ClientSecret(s.as_str().to_owned())),
-        token_auth_method: Default::default(),
-        scopes: vec!["profile".into()],
-        first_sign_in: Default::default(),
-        trusted_for_mfa: false,
-        issuer: None,
-        authorize_url: Some(format!("{up_base}/oauth/authorize")),
-        token_url: Some(format!("{up_base}/oauth/token")),
-        user_info_url: Some(format!("{up_base}/v1/me")),
-        fields: Some(UserInfoMapping {
-            subject: "id".into(),
-            username: Some("username".into()),
-            email: Some("email".into()),
-            email_verified: None,
-            name: None,
-        }),
-    };
+    );
     let mut upstreams = vec![tess];
     upstreams.extend(extra);
     let down = Server::start_on(
@@ -178,22 +161,13 @@ async fn sign_in_through_an_openid_connect_provider_in_the_browser() {
     let Some(mut b) = Browser::start("signin_oidc").await else {
         return;
     };
-    let corp = UpstreamConfig {
-        name: "corp".into(),
-        display_name: "Corp SSO".into(),
-        kind: UpstreamKind::Oidc,
-        client_id: CLIENT_ID.into(),
-        client_secret: Some(ClientSecret(CLIENT_SECRET.into())),
-        token_auth_method: Default::default(),
-        scopes: vec!["email".into(), "profile".into()],
-        first_sign_in: Default::default(),
-        trusted_for_mfa: false,
-        issuer: Some(op.issuer.clone()),
-        authorize_url: None,
-        token_url: None,
-        user_info_url: None,
-        fields: None,
-    };
+    let corp = UpstreamConfig::oidc(
+        "corp",
+        "Corp SSO",
+        &op.issuer,
+        CLIENT_ID,
+        Some(ClientSecret(CLIENT_SECRET.into())),
+    );
     let listener = std::net::TcpListener::bind(down_addr).expect("binds again");
     let down = Server::start_on(
         listener,
